@@ -1,0 +1,149 @@
+// Package golden gives tests access to the reference test vectors in
+// ../shared/golden (or $PERFUSION_GOLDEN_DIR) and their tolerances.
+//
+// Where the folder is absent a test skips with a clear message, except
+// under CI (CI=true), where its absence is a failure: golden tests can never
+// pass by skipping there.
+package golden
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"testing"
+
+	"github.com/perfusion-studio/perfusion/inference/safetensors"
+)
+
+// EnvDir names the environment variable that overrides the folder.
+const EnvDir = "PERFUSION_GOLDEN_DIR"
+
+// Dir returns the golden folder, or skips (fails under CI) if absent.
+func Dir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv(EnvDir)
+	if dir == "" {
+		dir = defaultDir()
+	}
+	if st, err := os.Stat(filepath.Join(dir, "tolerances.json")); err != nil || st.IsDir() {
+		msg := fmt.Sprintf("golden vectors not found at %q (set %s, or place the shared/ folder beside the checkout)", dir, EnvDir)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return dir
+}
+
+// defaultDir is ../shared/golden relative to the module root.
+func defaultDir() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return filepath.Join("..", "shared", "golden")
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(filepath.Dir(d), "shared", "golden")
+		}
+		if filepath.Dir(d) == d {
+			return filepath.Join("..", "shared", "golden")
+		}
+	}
+}
+
+// Path returns the path of a golden file, skipping as Dir does.
+func Path(t testing.TB, name string) string {
+	t.Helper()
+	return filepath.Join(Dir(t), name)
+}
+
+// Open opens a golden safetensors file; it is closed when the test ends.
+func Open(t testing.TB, name string) *safetensors.File {
+	t.Helper()
+	f, err := safetensors.Open(Path(t, name))
+	if err != nil {
+		t.Fatalf("open golden %s: %v", name, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// JSON decodes a golden JSON file into v.
+func JSON(t testing.TB, name string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(Path(t, name))
+	if err != nil {
+		t.Fatalf("read golden %s: %v", name, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("decode golden %s: %v", name, err)
+	}
+}
+
+// Float32 reads one tensor of a golden file as float32.
+func Float32(t testing.TB, f *safetensors.File, name string) ([]float32, []int) {
+	t.Helper()
+	v, shape, err := f.Float32(name)
+	if err != nil {
+		t.Fatalf("golden tensor %s: %v", name, err)
+	}
+	return v, shape
+}
+
+// Tol is an elementwise tolerance: |got-want| <= Atol + Rtol*|want|.
+type Tol struct{ Atol, Rtol float64 }
+
+// Tolerance returns the first tolerances.json entry matching file and
+// tensor; it fails the test if none matches.
+func Tolerance(t testing.TB, file, tensor string) Tol {
+	t.Helper()
+	var doc struct {
+		Entries []struct {
+			File    string  `json:"file"`
+			Tensors string  `json:"tensors"`
+			Atol    float64 `json:"atol"`
+			Rtol    float64 `json:"rtol"`
+		} `json:"entries"`
+	}
+	JSON(t, "tolerances.json", &doc)
+	for _, e := range doc.Entries {
+		if e.File != file {
+			continue
+		}
+		if ok, _ := path.Match(e.Tensors, tensor); ok {
+			return Tol{e.Atol, e.Rtol}
+		}
+	}
+	t.Fatalf("tolerances.json has no entry for %s / %s", file, tensor)
+	return Tol{}
+}
+
+// Check compares got with want elementwise under tol and reports the worst
+// element. It returns whether all elements are within tolerance.
+func Check(t testing.TB, what string, got, want []float32, tol Tol) bool {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: got %d values, want %d", what, len(got), len(want))
+		return false
+	}
+	worst, worstAt, bad := 0.0, -1, 0
+	for i := range want {
+		d := math.Abs(float64(got[i]) - float64(want[i]))
+		lim := tol.Atol + tol.Rtol*math.Abs(float64(want[i]))
+		if !(d <= lim) { // also catches NaN
+			bad++
+			if worstAt < 0 || d > worst || math.IsNaN(d) {
+				worst, worstAt = d, i
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%s: %d of %d values out of tolerance (atol %g, rtol %g); worst at %d: got %g want %g (diff %g)",
+			what, bad, len(want), tol.Atol, tol.Rtol, worstAt, got[worstAt], want[worstAt], worst)
+		return false
+	}
+	return true
+}
