@@ -3,11 +3,20 @@
 // header length N, N bytes of JSON describing each tensor's dtype, shape and
 // byte range, then the raw little-endian data.
 //
-// The reader never trusts the header: offsets, sizes and shapes are checked
-// against the file before any tensor is read.
+// The reader never trusts the header: the header must be a JSON object, every
+// dtype known, every shape consistent with its byte range, and the byte
+// ranges must tile the data section exactly (no overlap, no hole, nothing past
+// the end), as the reference implementation requires. Only the header is read
+// by Open; tensor data is read on demand through an io.ReaderAt, so opening a
+// multi-gigabyte file costs one small read. Every allocation is bounded by the
+// file size.
+//
+// Errors start with "safetensors:"; malformed input wraps ErrFormat, valid
+// input this package cannot handle wraps ErrUnsupported.
 package safetensors
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -23,6 +32,10 @@ const MaxHeaderSize = 100 << 20
 
 // ErrFormat is wrapped by every error about malformed input.
 var ErrFormat = errors.New("not a valid safetensors file")
+
+// ErrUnsupported is wrapped by errors about valid input this package cannot
+// handle (a dtype it cannot convert).
+var ErrUnsupported = errors.New("unsupported safetensors content")
 
 // Info describes one tensor.
 type Info struct {
@@ -42,7 +55,8 @@ func (i Info) Numel() int {
 	return n
 }
 
-// File is an open safetensors file. Close it when done.
+// File is an open safetensors file. Close it when done. Its methods are safe
+// for concurrent use.
 type File struct {
 	r        io.ReaderAt
 	closer   io.Closer
@@ -62,6 +76,10 @@ func Open(path string) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("safetensors: %w", err)
 	}
+	if st.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("safetensors: %s is a folder, not a file: %w", path, ErrFormat)
+	}
 	sf, err := NewReader(f, st.Size())
 	if err != nil {
 		f.Close()
@@ -72,68 +90,164 @@ func Open(path string) (*File, error) {
 }
 
 // NewReader reads and validates the header from r, whose total size is size.
+// Tensor data is read from r later, on demand.
 func NewReader(r io.ReaderAt, size int64) (*File, error) {
 	var lenBuf [8]byte
 	if size < 8 {
-		return nil, fmt.Errorf("safetensors: file of %d bytes is too short: %w", size, ErrFormat)
+		return nil, fmt.Errorf("safetensors: file of %d bytes is too short (truncated, or not safetensors): %w", size, ErrFormat)
 	}
 	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
 		return nil, fmt.Errorf("safetensors: read header length: %w", err)
 	}
 	n := binary.LittleEndian.Uint64(lenBuf[:])
-	if n < 2 || n > MaxHeaderSize || int64(n) > size-8 {
-		return nil, fmt.Errorf("safetensors: header length %d does not fit a file of %d bytes (truncated or not safetensors): %w", n, size, ErrFormat)
+	if n < 2 || n > MaxHeaderSize || n > uint64(size-8) {
+		if what := Sniff(lenBuf[:]); what != "" {
+			return nil, fmt.Errorf("safetensors: this is %s, not a safetensors file: %w", what, ErrFormat)
+		}
+		return nil, fmt.Errorf("safetensors: header length %d does not fit a file of %d bytes (truncated, or not a safetensors file): %w", n, size, ErrFormat)
 	}
 	hdr := make([]byte, n)
 	if _, err := r.ReadAt(hdr, 8); err != nil {
 		return nil, fmt.Errorf("safetensors: read header: %w", err)
 	}
+	if hdr[0] != '{' {
+		return nil, fmt.Errorf("safetensors: header does not start with '{' (not a safetensors file): %w", ErrFormat)
+	}
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(hdr, &raw); err != nil {
-		return nil, fmt.Errorf("safetensors: header is not JSON: %v: %w", err, ErrFormat)
+	dec := json.NewDecoder(bytes.NewReader(bytes.TrimRight(hdr, " ")))
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("safetensors: header is not a JSON object: %v: %w", err, ErrFormat)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("safetensors: trailing data after the JSON header: %w", ErrFormat)
 	}
 	dataStart := int64(8 + n)
-	dataLen := size - dataStart
 	sf := &File{r: r, tensors: make(map[string]Info, len(raw))}
 	for name, msg := range raw {
 		if name == "__metadata__" {
 			if err := json.Unmarshal(msg, &sf.Metadata); err != nil {
-				return nil, fmt.Errorf("safetensors: bad __metadata__: %v: %w", err, ErrFormat)
+				return nil, fmt.Errorf("safetensors: __metadata__ must map strings to strings: %v: %w", err, ErrFormat)
 			}
 			continue
 		}
-		var e struct {
-			DType   string  `json:"dtype"`
-			Shape   []int   `json:"shape"`
-			Offsets []int64 `json:"data_offsets"`
+		info, err := parseEntry(name, msg)
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(msg, &e); err != nil {
-			return nil, fmt.Errorf("safetensors: tensor %q: %v: %w", name, err, ErrFormat)
-		}
-		width := DTypeSize(e.DType)
-		if width == 0 {
-			return nil, fmt.Errorf("safetensors: tensor %q: unknown dtype %q: %w", name, e.DType, ErrFormat)
-		}
-		if len(e.Offsets) != 2 || e.Offsets[0] < 0 || e.Offsets[1] < e.Offsets[0] || e.Offsets[1] > dataLen {
-			return nil, fmt.Errorf("safetensors: tensor %q: byte range %v lies outside the %d data bytes (file truncated or header corrupt): %w", name, e.Offsets, dataLen, ErrFormat)
-		}
-		numel := int64(1)
-		for _, d := range e.Shape {
-			if d < 0 || (d > 0 && numel > math.MaxInt64/int64(d)/8) {
-				return nil, fmt.Errorf("safetensors: tensor %q: bad shape %v: %w", name, e.Shape, ErrFormat)
-			}
-			numel *= int64(d)
-		}
-		if numel*int64(width) != e.Offsets[1]-e.Offsets[0] {
-			return nil, fmt.Errorf("safetensors: tensor %q: shape %v of %s needs %d bytes, header says %d: %w",
-				name, e.Shape, e.DType, numel*int64(width), e.Offsets[1]-e.Offsets[0], ErrFormat)
-		}
-		sf.tensors[name] = Info{Name: name, DType: e.DType, Shape: e.Shape,
-			Offset: dataStart + e.Offsets[0], Length: e.Offsets[1] - e.Offsets[0]}
+		info.Offset += dataStart
+		sf.tensors[name] = info
 		sf.names = append(sf.names, name)
+	}
+	if err := checkLayout(sf.tensors, dataStart, size); err != nil {
+		return nil, err
 	}
 	sort.Strings(sf.names)
 	return sf, nil
+}
+
+// parseEntry decodes one header entry; Offset is relative to the data start.
+func parseEntry(name string, msg json.RawMessage) (Info, error) {
+	var e struct {
+		DType   *string  `json:"dtype"`
+		Shape   *[]int64 `json:"shape"`
+		Offsets []int64  `json:"data_offsets"`
+	}
+	if err := json.Unmarshal(msg, &e); err != nil {
+		return Info{}, fmt.Errorf("safetensors: tensor %q: %v: %w", name, err, ErrFormat)
+	}
+	if e.DType == nil || e.Shape == nil || e.Offsets == nil {
+		return Info{}, fmt.Errorf("safetensors: tensor %q: entry needs dtype, shape and data_offsets: %w", name, ErrFormat)
+	}
+	width := DTypeSize(*e.DType)
+	if width == 0 {
+		return Info{}, fmt.Errorf("safetensors: tensor %q: unknown dtype %q: %w", name, *e.DType, ErrUnsupported)
+	}
+	if len(e.Offsets) != 2 || e.Offsets[0] < 0 || e.Offsets[1] < e.Offsets[0] {
+		return Info{}, fmt.Errorf("safetensors: tensor %q: bad data_offsets %v: %w", name, e.Offsets, ErrFormat)
+	}
+	length := e.Offsets[1] - e.Offsets[0]
+	shape := make([]int, len(*e.Shape))
+	prod, zero := int64(1), false // product of the non-zero dims
+	for i, d := range *e.Shape {
+		if d < 0 || (d > 0 && prod > math.MaxInt64/8/d) {
+			return Info{}, fmt.Errorf("safetensors: tensor %q: bad shape %v: %w", name, *e.Shape, ErrFormat)
+		}
+		shape[i] = int(d)
+		if d == 0 {
+			zero = true
+		} else {
+			prod *= d
+		}
+	}
+	numel := prod
+	if zero {
+		numel = 0
+	}
+	if numel*int64(width) != length {
+		return Info{}, fmt.Errorf("safetensors: tensor %q: shape %v of %s needs %d bytes, its data_offsets give %d (header corrupt): %w",
+			name, *e.Shape, *e.DType, numel*int64(width), length, ErrFormat)
+	}
+	return Info{Name: name, DType: *e.DType, Shape: shape, Offset: e.Offsets[0], Length: length}, nil
+}
+
+// checkLayout requires the tensors' byte ranges to tile [dataStart, size)
+// exactly, in some order.
+func checkLayout(tensors map[string]Info, dataStart, size int64) error {
+	infos := make([]Info, 0, len(tensors))
+	for _, i := range tensors {
+		infos = append(infos, i)
+	}
+	sort.Slice(infos, func(a, b int) bool {
+		if infos[a].Offset != infos[b].Offset {
+			return infos[a].Offset < infos[b].Offset
+		}
+		return infos[a].Name < infos[b].Name
+	})
+	end := dataStart
+	for _, i := range infos {
+		switch {
+		case i.Offset < end:
+			return fmt.Errorf("safetensors: tensor %q: bytes [%d, %d) overlap another tensor (header corrupt): %w",
+				i.Name, i.Offset-dataStart, i.Offset-dataStart+i.Length, ErrFormat)
+		case i.Offset > end:
+			return fmt.Errorf("safetensors: %d unused bytes before tensor %q (header corrupt): %w", i.Offset-end, i.Name, ErrFormat)
+		}
+		end = i.Offset + i.Length
+		if end > size {
+			return fmt.Errorf("safetensors: tensor %q ends at byte %d but the file has %d (file truncated: download it again): %w",
+				i.Name, end, size, ErrFormat)
+		}
+	}
+	if end != size {
+		return fmt.Errorf("safetensors: %d bytes after the last tensor (header corrupt or file damaged): %w", size-end, ErrFormat)
+	}
+	return nil
+}
+
+// Sniff names a few well-known file types from their first bytes ("a PNG
+// image", "a zip archive (PyTorch .ckpt)", ...), or returns "".
+func Sniff(head []byte) string {
+	magic := []struct {
+		prefix, what string
+	}{
+		{"\x89PNG", "a PNG image"},
+		{"\xff\xd8\xff", "a JPEG image"},
+		{"GIF8", "a GIF image"},
+		{"RIFF", "a RIFF (WebP/WAV) file"},
+		{"PK\x03\x04", "a zip archive (a PyTorch .ckpt/.pt/.bin?)"},
+		{"\x80\x02\x8a\x0a", "a legacy PyTorch pickle (.ckpt/.pt/.bin)"},
+		{"\x80", "a Python pickle"},
+		{"GGUF", "a GGUF model file"},
+		{"\x1f\x8b", "a gzip archive"},
+		{"%PDF", "a PDF document"},
+		{"<", "an HTML/XML text file (a download error page?)"},
+	}
+	for _, m := range magic {
+		if bytes.HasPrefix(head, []byte(m.prefix)) {
+			return m.what
+		}
+	}
+	return ""
 }
 
 // Close releases the file.
@@ -150,24 +264,38 @@ func (f *File) Names() []string { return append([]string(nil), f.names...) }
 // Info describes the named tensor.
 func (f *File) Info(name string) (Info, bool) {
 	i, ok := f.tensors[name]
+	i.Shape = append([]int(nil), i.Shape...)
 	return i, ok
+}
+
+// Section returns a reader over the raw bytes of the named tensor, for
+// streaming without holding the whole tensor in memory.
+func (f *File) Section(name string) (*io.SectionReader, Info, error) {
+	info, ok := f.Info(name)
+	if !ok {
+		return nil, Info{}, fmt.Errorf("safetensors: no tensor %q", name)
+	}
+	return io.NewSectionReader(f.r, info.Offset, info.Length), info, nil
 }
 
 // Bytes reads the raw bytes of the named tensor.
 func (f *File) Bytes(name string) ([]byte, Info, error) {
-	info, ok := f.tensors[name]
+	info, ok := f.Info(name)
 	if !ok {
 		return nil, Info{}, fmt.Errorf("safetensors: no tensor %q", name)
 	}
 	buf := make([]byte, info.Length)
 	if _, err := f.r.ReadAt(buf, info.Offset); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("file is shorter than its header says (truncated): %w", ErrFormat)
+		}
 		return nil, info, fmt.Errorf("safetensors: read %q: %w", name, err)
 	}
 	return buf, info, nil
 }
 
-// Float32 reads the named tensor converted to float32 (from F32, F16, BF16,
-// F64, I64, I32, U8 or BOOL), with its shape.
+// Float32 reads the named tensor converted to float32 (from any float,
+// integer or bool dtype), with its shape.
 func (f *File) Float32(name string) ([]float32, []int, error) {
 	b, info, err := f.Bytes(name)
 	if err != nil {
@@ -180,148 +308,46 @@ func (f *File) Float32(name string) ([]float32, []int, error) {
 	return out, info.Shape, nil
 }
 
+// Half reads an F16 tensor as raw IEEE 754 binary16 values (no conversion),
+// for memory-compact weights. Other dtypes are an error wrapping
+// ErrUnsupported: use Float32 for them.
+func (f *File) Half(name string) ([]uint16, []int, error) {
+	info, ok := f.Info(name)
+	if !ok {
+		return nil, nil, fmt.Errorf("safetensors: no tensor %q", name)
+	}
+	if info.DType != "F16" {
+		return nil, nil, fmt.Errorf("safetensors: %q is %s, not F16: %w", name, info.DType, ErrUnsupported)
+	}
+	b, _, err := f.Bytes(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ToUint16(b), info.Shape, nil
+}
+
 // Float64 reads the named tensor converted to float64.
 func (f *File) Float64(name string) ([]float64, []int, error) {
 	b, info, err := f.Bytes(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	if info.DType == "F64" {
-		out := make([]float64, len(b)/8)
-		for i := range out {
-			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
-		}
-		return out, info.Shape, nil
-	}
-	if info.DType == "I64" {
-		out := make([]float64, len(b)/8)
-		for i := range out {
-			out[i] = float64(int64(binary.LittleEndian.Uint64(b[8*i:])))
-		}
-		return out, info.Shape, nil
-	}
-	f32, err := ToFloat32(b, info.DType)
+	out, err := ToFloat64(b, info.DType)
 	if err != nil {
 		return nil, nil, fmt.Errorf("safetensors: %q: %w", name, err)
-	}
-	out := make([]float64, len(f32))
-	for i, v := range f32 {
-		out[i] = float64(v)
 	}
 	return out, info.Shape, nil
 }
 
-// Int64 reads an integer tensor (I64, I32, U8) as int64.
+// Int64 reads an integer or bool tensor as int64.
 func (f *File) Int64(name string) ([]int64, []int, error) {
 	b, info, err := f.Bytes(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []int64
-	switch info.DType {
-	case "I64":
-		out = make([]int64, len(b)/8)
-		for i := range out {
-			out[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
-		}
-	case "I32":
-		out = make([]int64, len(b)/4)
-		for i := range out {
-			out[i] = int64(int32(binary.LittleEndian.Uint32(b[4*i:])))
-		}
-	case "U8":
-		out = make([]int64, len(b))
-		for i := range out {
-			out[i] = int64(b[i])
-		}
-	default:
-		return nil, nil, fmt.Errorf("safetensors: %q has dtype %s, not an integer type", name, info.DType)
+	out, err := ToInt64(b, info.DType)
+	if err != nil {
+		return nil, nil, fmt.Errorf("safetensors: %q: %w", name, err)
 	}
 	return out, info.Shape, nil
-}
-
-// DTypeSize is the width in bytes of a dtype, or 0 if unknown.
-func DTypeSize(dtype string) int {
-	switch dtype {
-	case "F64", "I64", "U64":
-		return 8
-	case "F32", "I32", "U32":
-		return 4
-	case "F16", "BF16", "I16", "U16":
-		return 2
-	case "U8", "I8", "BOOL", "F8_E4M3", "F8_E5M2":
-		return 1
-	}
-	return 0
-}
-
-// ToFloat32 converts little-endian raw values of dtype to float32.
-func ToFloat32(b []byte, dtype string) ([]float32, error) {
-	switch dtype {
-	case "F32":
-		out := make([]float32, len(b)/4)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-		return out, nil
-	case "F16":
-		out := make([]float32, len(b)/2)
-		for i := range out {
-			out[i] = HalfToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
-		}
-		return out, nil
-	case "BF16":
-		out := make([]float32, len(b)/2)
-		for i := range out {
-			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
-		}
-		return out, nil
-	case "F64":
-		out := make([]float32, len(b)/8)
-		for i := range out {
-			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
-		}
-		return out, nil
-	case "I64":
-		out := make([]float32, len(b)/8)
-		for i := range out {
-			out[i] = float32(int64(binary.LittleEndian.Uint64(b[8*i:])))
-		}
-		return out, nil
-	case "I32":
-		out := make([]float32, len(b)/4)
-		for i := range out {
-			out[i] = float32(int32(binary.LittleEndian.Uint32(b[4*i:])))
-		}
-		return out, nil
-	case "U8", "BOOL":
-		out := make([]float32, len(b))
-		for i := range out {
-			out[i] = float32(b[i])
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("cannot convert dtype %s to float32", dtype)
-}
-
-// HalfToFloat32 converts an IEEE 754 binary16 value to float32.
-func HalfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h) & 0x3ff
-	switch {
-	case exp == 0 && man == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal: normalise
-		e := uint32(127 - 15 + 1)
-		for man&0x400 == 0 {
-			man <<= 1
-			e--
-		}
-		man &= 0x3ff
-		return math.Float32frombits(sign | e<<23 | man<<13)
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | man<<13)
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | man<<13)
 }
