@@ -1,0 +1,123 @@
+# Perfusion Studio: build, run, test.
+#
+#   make run    install missing system packages, build bin/perfusion, open the app
+#   make test   install missing system and test packages, then gofmt, go vet
+#               and every test
+#
+# System packages are installed only when missing (Debian/Ubuntu via apt-get,
+# with sudo when not root); on macOS only the Xcode command line tools are
+# needed. Go itself is checked, never downloaded.
+
+GO      ?= go
+GO_MIN  := 1.26
+BIN     := bin/perfusion
+GOFMT    = "$$($(GO) env GOROOT)/bin/gofmt"
+
+# Debian/Ubuntu packages: cgo, OpenGL/X11 for Fyne, GTK for native dialogs,
+# OpenBLAS for the CPU backend.
+RUN_DEBS  := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
+             libxinerama-dev libxi-dev libxxf86vm-dev libgtk-3-dev libopenblas-dev
+# ...plus what the real-window smoke test needs (Xvfb, xwininfo, import).
+TEST_DEBS := $(RUN_DEBS) xvfb xauth x11-utils imagemagick
+
+# The steps of `make test`, run in this order after the set-up. To add a
+# check, write a target for it below and name it in TEST_STEPS (or, for
+# another `go test` line, in TEST_GO).
+TEST_STEPS := test-fmt test-vet test-go
+TEST_GO    := test-go-all test-go-race
+
+# fyne CLI used by `make package` (fetched through the Go module proxy).
+FYNE_CLI := fyne.io/tools/cmd/fyne@v1.7.4
+PKG_OS   ?= $(shell $(GO) env GOOS 2>/dev/null)
+
+.PHONY: run build test deps deps-test check-go $(TEST_STEPS) $(TEST_GO) icon package clean
+# Steps run one after another, in the order listed, even under make -j.
+.NOTPARALLEL:
+
+run: build
+	./$(BIN)
+
+build: deps check-go
+	$(GO) build -o $(BIN) ./cmd/perfusion
+
+test: deps-test check-go $(TEST_STEPS)
+	@echo "make test: all checks passed"
+
+deps:
+	@$(call install-packages,$(RUN_DEBS))
+
+deps-test:
+	@$(call install-packages,$(TEST_DEBS))
+
+test-fmt: check-go
+	@files="$$($(GOFMT) -l .)"; \
+	if [ -n "$$files" ]; then echo "gofmt -l lists files that need formatting (run gofmt -w):"; echo "$$files"; exit 1; fi; \
+	echo "gofmt: clean"
+
+test-vet: check-go
+	$(GO) vet ./...
+
+test-go: $(TEST_GO)
+
+test-go-all: check-go
+	$(GO) test ./...
+
+test-go-race: check-go
+	$(GO) test -race ./ui/... ./app/...
+
+# Redraw assets/icon.png (a test checks the committed file matches).
+icon: check-go
+	$(GO) run ./assets/internal/mkicon -o assets/icon.png
+
+# Package the app for PKG_OS from FyneApp.toml (linux: a .tar.xz with a
+# desktop entry). Note: `fyne package` bumps Details.Build in FyneApp.toml.
+package: build
+	$(GO) run $(FYNE_CLI) package -os $(PKG_OS) --executable $(BIN)
+
+clean:
+	rm -rf bin
+
+# Go $(GO_MIN) or newer must be installed. GOTOOLCHAIN=local and running outside
+# the module keep an older go from fetching a newer toolchain by itself.
+GO_HELP := Install Go $(GO_MIN) or newer from https://go.dev/dl/ (Linux: unpack the \
+tarball into /usr/local and add /usr/local/go/bin to PATH; macOS: run the .pkg \
+installer or brew install go), then run make again.
+
+check-go:
+	@if ! command -v $(GO) >/dev/null 2>&1; then \
+		echo "Go is not installed. $(GO_HELP)"; exit 1; \
+	fi; \
+	v="$$(cd / && GOTOOLCHAIN=local $(GO) version | awk '{print $$3}')"; \
+	if ! echo "$$v" | awk -v min="$(GO_MIN)" '{ sub(/^go/, ""); split($$0, v, /[^0-9]+/); split(min, m, "."); \
+		exit !(v[1] > m[1] || (v[1] == m[1] && v[2] >= m[2])) }'; then \
+		echo "Found $$v, but Perfusion Studio needs Go $(GO_MIN) or newer. $(GO_HELP)"; exit 1; \
+	fi
+
+# install-packages: on Debian/Ubuntu, install those of the given packages
+# that dpkg does not list as installed (apt-get update only then); on macOS,
+# check for the Xcode command line tools.
+define install-packages
+set -e; \
+case "$$(uname -s)" in \
+Darwin) \
+	if ! xcode-select -p >/dev/null 2>&1; then \
+		echo "Install the Xcode command line tools first: xcode-select --install"; exit 1; \
+	fi ;; \
+Linux) \
+	if ! command -v dpkg-query >/dev/null 2>&1; then \
+		echo "Not Debian/Ubuntu: make sure the equivalents of these are installed: $(1)"; exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(1); do \
+		dpkg-query -W -f='$${db:Status-Abbrev}' "$$p" 2>/dev/null | grep -q '^ii' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo="sudo"; fi; \
+		echo "Installing missing system packages:$$missing"; \
+		$$sudo apt-get update; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi ;; \
+*) \
+	echo "Unsupported system $$(uname -s): install a C compiler and the OpenGL/X11 development files yourself" ;; \
+esac
+endef

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/perfusion-studio/perfusion"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitInterrupted = 130 // 128 + SIGINT, as shells report it
+)
+
+// errUsage marks a bad command line; a subcommand wraps its flag errors in it
+// (fmt.Errorf("%w: %v", errUsage, err)) so that perfusion exits with 2.
+var errUsage = errors.New("usage")
+
+// cli dispatches a command line to the GUI or a headless subcommand.
+type cli struct {
+	commands []command
+	gui      func() error // opens the desktop app and returns when it closes
+	signals  []os.Signal  // cancel a headless command's context
+	stdout   io.Writer    // --version output
+	stderr   io.Writer    // usage and errors
+}
+
+func newCLI(stdout, stderr io.Writer) *cli {
+	return &cli{
+		commands: commands(),
+		gui:      runGUI,
+		signals:  []os.Signal{os.Interrupt, syscall.SIGTERM},
+		stdout:   stdout,
+		stderr:   stderr,
+	}
+}
+
+// run handles args (without the program name) and returns the exit code.
+func (c *cli) run(args []string) int {
+	fs := flag.NewFlagSet("perfusion", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = c.usage
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	switch {
+	case *version:
+		return c.printVersion()
+	case fs.NArg() == 0:
+		if err := c.gui(); err != nil {
+			fmt.Fprintln(c.stderr, "perfusion:", err)
+			return exitError
+		}
+		return exitOK
+	}
+	name := fs.Arg(0)
+	for _, cmd := range c.commands {
+		if cmd.name == name {
+			return c.runCommand(cmd, fs.Args()[1:])
+		}
+	}
+	fmt.Fprintf(c.stderr, "perfusion: unknown command %q\n\n", name)
+	c.usage()
+	return exitUsage
+}
+
+// runCommand runs a headless command with a context that the signals cancel.
+// After the first signal the default handling returns, so a second Ctrl-C
+// kills the process at once.
+func (c *cli) runCommand(cmd command, args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), c.signals...)
+	defer stop()
+	context.AfterFunc(ctx, stop)
+
+	err := cmd.run(ctx, args)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(c.stderr, "perfusion %s: %v\n", cmd.name, err)
+		return exitUsage
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		fmt.Fprintf(c.stderr, "perfusion %s: interrupted\n", cmd.name)
+		return exitInterrupted
+	default:
+		fmt.Fprintf(c.stderr, "perfusion %s: %v\n", cmd.name, err)
+		return exitError
+	}
+}
+
+func (c *cli) printVersion() int {
+	info, err := perfusion.AppInfo()
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return exitError
+	}
+	fmt.Fprintln(c.stdout, info)
+	return exitOK
+}
+
+func (c *cli) usage() {
+	w := c.stderr
+	fmt.Fprint(w, `Usage:
+  perfusion                     open the Perfusion Studio desktop app
+  perfusion --version           print the version and exit
+  perfusion COMMAND [args...]   run a headless command; Ctrl-C cancels it
+
+`)
+	if len(c.commands) == 0 {
+		fmt.Fprintln(w, "There are no headless commands yet.")
+		return
+	}
+	fmt.Fprintln(w, "Commands:")
+	for _, cmd := range c.commands {
+		fmt.Fprintf(w, "  %-12s %s\n", cmd.name, cmd.summary)
+	}
+	fmt.Fprintln(w, "\nRun `perfusion COMMAND -h` for a command's flags.")
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/perfusion-studio/perfusion"
+)
+
+// testCLI returns a cli over fake commands and a fake GUI, with its output.
+func testCLI(cmds ...command) (c *cli, stdout, stderr *bytes.Buffer, guiRuns *int) {
+	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
+	c = newCLI(stdout, stderr)
+	c.commands = cmds
+	guiRuns = new(int)
+	c.gui = func() error { *guiRuns++; return nil }
+	return c, stdout, stderr, guiRuns
+}
+
+func TestVersionPrintsFyneAppTOMLVersion(t *testing.T) {
+	info, err := perfusion.AppInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, stdout, _, guiRuns := testCLI()
+	if code := c.run([]string{"--version"}); code != exitOK {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	got := strings.TrimSpace(stdout.String())
+	if got != info.String() || !strings.Contains(got, " "+info.Version+" ") {
+		t.Errorf("--version printed %q, want %q", got, info.String())
+	}
+	if *guiRuns != 0 {
+		t.Error("--version opened the GUI")
+	}
+}
+
+func TestNoArgsOpensGUI(t *testing.T) {
+	c, _, stderr, guiRuns := testCLI()
+	if code := c.run(nil); code != exitOK || *guiRuns != 1 {
+		t.Errorf("exit %d after %d GUI runs, want 0 after 1", code, *guiRuns)
+	}
+	c.gui = func() error { return errors.New("no display") }
+	if code := c.run(nil); code != exitError || !strings.Contains(stderr.String(), "perfusion: no display") {
+		t.Errorf("exit %d, stderr %q; want 1 and the error", code, stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"--no-such-flag"}, exitUsage, "flag provided but not defined"},
+		{[]string{"-h"}, exitOK, "There are no headless commands yet."},
+	} {
+		c, _, stderr, guiRuns := testCLI()
+		if code := c.run(tc.args); code != tc.code {
+			t.Errorf("%q: exit %d, want %d", tc.args, code, tc.code)
+		}
+		if s := stderr.String(); !strings.Contains(s, tc.inStderr) || !strings.Contains(s, "Usage:") {
+			t.Errorf("%q: stderr %q, want usage and %q", tc.args, s, tc.inStderr)
+		}
+		if *guiRuns != 0 {
+			t.Errorf("%q opened the GUI", tc.args)
+		}
+	}
+}
+
+func TestSubcommandDispatch(t *testing.T) {
+	var gotArgs []string
+	fail := func(err error) func(context.Context, []string) error {
+		return func(context.Context, []string) error { return err }
+	}
+	c, _, stderr, guiRuns := testCLI(
+		command{name: "echo", summary: "records its args", run: func(ctx context.Context, args []string) error {
+			if ctx == nil || ctx.Err() != nil {
+				return errors.New("no live context")
+			}
+			gotArgs = args
+			return nil
+		}},
+		command{name: "boom", summary: "fails", run: fail(errors.New("exploded"))},
+		command{name: "badflag", summary: "bad flags", run: fail(fmt.Errorf("%w: flag -x needs a value", errUsage))},
+	)
+	if code := c.run([]string{"echo", "-n", "3", "x"}); code != exitOK {
+		t.Errorf("echo: exit %d, stderr %q", code, stderr)
+	}
+	if want := []string{"-n", "3", "x"}; !slices.Equal(gotArgs, want) {
+		t.Errorf("echo got args %q, want %q", gotArgs, want)
+	}
+	if code := c.run([]string{"boom"}); code != exitError || !strings.Contains(stderr.String(), "perfusion boom: exploded") {
+		t.Errorf("boom: exit %d, stderr %q", code, stderr)
+	}
+	if code := c.run([]string{"badflag"}); code != exitUsage {
+		t.Errorf("badflag: exit %d, want %d", code, exitUsage)
+	}
+	stderr.Reset()
+	c.run([]string{"-h"})
+	for _, name := range []string{"echo", "records its args", "boom", "badflag"} {
+		if !strings.Contains(stderr.String(), name) {
+			t.Errorf("usage does not list %q:\n%s", name, stderr)
+		}
+	}
+	if *guiRuns != 0 {
+		t.Error("a subcommand opened the GUI")
+	}
+}
+
+func TestRegisteredCommandsAreComplete(t *testing.T) {
+	seen := map[string]bool{}
+	for _, cmd := range commands() {
+		if cmd.name == "" || cmd.summary == "" || cmd.run == nil {
+			t.Errorf("command %+v lacks a name, summary or run", cmd)
+		}
+		if seen[cmd.name] {
+			t.Errorf("command %q registered twice", cmd.name)
+		}
+		seen[cmd.name] = true
+	}
+}
