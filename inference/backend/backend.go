@@ -12,6 +12,9 @@ type Backend interface {
 	// Gemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices,
 	// where op(A) is [m, k], op(B) is [k, n] and C is [m, n]. op(X) is X or
 	// its transpose. lda, ldb, ldc are the row strides of A, B, C as stored.
+	// When beta is 0, C is only written (NaN garbage in it is ignored).
+	// Gemm itself uses up to Threads() threads, so calling it from inside
+	// Parallel oversubscribes the cores unless the work is split instead.
 	Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		b []float32, ldb int, beta float32, c []float32, ldc int)
 

@@ -1,4 +1,9 @@
 // Package cpu is the default backend: GEMM and a parallel loop on the CPU.
+//
+// Gemm runs the platform BLAS through cgo when the build has it (OpenBLAS
+// on Linux, Accelerate on macOS; see internal/blas), and otherwise the
+// pure-Go GEMM of package gemm, selected with CGO_ENABLED=0 or -tags purego.
+// Both give the same results within float32 rounding.
 package cpu
 
 import (
@@ -7,29 +12,51 @@ import (
 	"sync/atomic"
 
 	"github.com/perfusion-studio/perfusion/inference/backend"
+	"github.com/perfusion-studio/perfusion/inference/backend/cpu/gemm"
+	"github.com/perfusion-studio/perfusion/inference/backend/internal/blas"
 )
 
-// CPU implements backend.Backend. Create it with New.
+// CPU implements backend.Backend. Create it with New. It owns no
+// goroutines between calls, so it needs no Close.
 type CPU struct {
 	threads atomic.Int32
+	useBLAS bool        // Gemm calls the platform BLAS
+	pure    gemm.Engine // Gemm's engine when useBLAS is false
 }
 
 var _ backend.Backend = (*CPU)(nil)
 
-// New returns a CPU backend using runtime.NumCPU() threads.
+// New returns a CPU backend using runtime.NumCPU() threads, with the
+// platform BLAS when the build links one.
 func New() *CPU {
+	c := &CPU{useBLAS: blas.Available}
+	c.SetThreads(runtime.NumCPU())
+	return c
+}
+
+// NewGo returns a CPU backend using runtime.NumCPU() threads that always
+// runs the pure-Go GEMM, even in builds that link a platform BLAS.
+func NewGo() *CPU {
 	c := &CPU{}
 	c.SetThreads(runtime.NumCPU())
 	return c
 }
 
-// Name says which implementation runs.
-func (c *CPU) Name() string { return "cpu/naive" }
+// Name says which implementation runs: "cpu/openblas", "cpu/accelerate", or
+// "cpu/go-" followed by the pure-Go micro-kernel, e.g. "cpu/go-avx2-6x16".
+func (c *CPU) Name() string {
+	if c.useBLAS {
+		return "cpu/" + blas.Name()
+	}
+	return "cpu/go-" + c.pure.Kernel()
+}
 
 // Threads is the number of worker threads.
 func (c *CPU) Threads() int { return int(c.threads.Load()) }
 
-// SetThreads sets the number of worker threads (at least 1).
+// SetThreads sets the number of worker threads (at least 1). With OpenBLAS
+// the library's thread count is process-wide; each Gemm call sets it to the
+// calling backend's count.
 func (c *CPU) SetThreads(n int) {
 	if n < 1 {
 		n = 1
@@ -37,59 +64,39 @@ func (c *CPU) SetThreads(n int) {
 	c.threads.Store(int32(n))
 }
 
-// Parallel splits [0, n) into at most Threads() chunks.
+// Parallel splits [0, n) into at most Threads() contiguous chunks and runs
+// fn on each, one goroutine per chunk (the last on the caller's goroutine).
 func (c *CPU) Parallel(n int, fn func(lo, hi int)) {
-	t := c.Threads()
-	if t > n {
-		t = n
+	if n <= 0 {
+		return
 	}
+	t := min(c.Threads(), n)
 	if t <= 1 {
-		if n > 0 {
-			fn(0, n)
-		}
+		fn(0, n)
 		return
 	}
 	var wg sync.WaitGroup
 	chunk := (n + t - 1) / t
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
+	last := (n - 1) / chunk * chunk // start of the final chunk
+	for lo := 0; lo < last; lo += chunk {
+		wg.Go(func() { fn(lo, lo+chunk) })
 	}
+	fn(last, n)
 	wg.Wait()
 }
 
-// Gemm is a placeholder triple loop, parallel over rows of C.
+// Gemm computes C = alpha*op(A)*op(B) + beta*C (row-major) on Threads()
+// threads; see backend.Backend. When beta is 0, C is only written. It panics
+// if a stride or slice is too short for the shapes.
 func (c *CPU) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	b []float32, ldb int, beta float32, cm []float32, ldc int) {
-	c.Parallel(m, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			row := cm[i*ldc : i*ldc+n]
-			for j := range row {
-				var s float32
-				for p := 0; p < k; p++ {
-					var av, bv float32
-					if transA {
-						av = a[p*lda+i]
-					} else {
-						av = a[i*lda+p]
-					}
-					if transB {
-						bv = b[j*ldb+p]
-					} else {
-						bv = b[p*ldb+j]
-					}
-					s += av * bv
-				}
-				if beta == 0 {
-					row[j] = alpha * s
-				} else {
-					row[j] = alpha*s + beta*row[j]
-				}
-			}
-		}
-	})
+	if !c.useBLAS {
+		c.pure.Sgemm(c.Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
+		return
+	}
+	// C code cannot bounds-check: check here, panicking like the Go path.
+	if err := gemm.CheckArgs(transA, transB, m, n, k, a, lda, b, ldb, cm, ldc); err != nil {
+		panic(err)
+	}
+	blas.Sgemm(c.Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
 }
