@@ -17,16 +17,21 @@ import (
 
 	"github.com/perfusion-studio/perfusion/inference/backend"
 	"github.com/perfusion-studio/perfusion/inference/backend/cpu"
+	"github.com/perfusion-studio/perfusion/inference/ops/internal/bufpool"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
 // Engine runs operators on one backend. It is safe for concurrent use.
+// Create it with NewEngine; an Engine literal works too but allocates its
+// scratch buffers on every call.
 type Engine struct {
 	B backend.Backend
+
+	pool *bufpool.Pool // scratch buffers reused across calls
 }
 
 // NewEngine returns an Engine on b.
-func NewEngine(b backend.Backend) *Engine { return &Engine{B: b} }
+func NewEngine(b backend.Backend) *Engine { return &Engine{B: b, pool: new(bufpool.Pool)} }
 
 // CPU returns an Engine on a fresh default CPU backend.
 func CPU() *Engine { return NewEngine(cpu.New()) }
@@ -73,4 +78,74 @@ func operands(ts ...tensor.Tensor) []mat.Tensor {
 // shapeErr formats a shape mismatch naming both shapes.
 func shapeErr(op string, a, b tensor.Tensor, why string) error {
 	return fmt.Errorf("ops: %s: shapes %v and %v: %s", op, a.Shape(), b.Shape(), why)
+}
+
+// dimsErr formats a mismatch between a tensor and expected dimensions.
+func dimsErr(op string, a tensor.Tensor, want string, why string) error {
+	return fmt.Errorf("ops: %s: shape %v and %s: %s", op, a.Shape(), want, why)
+}
+
+// scratch returns a pooled buffer of n floats with unspecified contents.
+// Hand it back with release once nothing refers to it.
+func (e *Engine) scratch(n int) []float32 { return e.pool.Get(n) }
+
+// scratchZero returns a pooled, zeroed buffer of n floats.
+func (e *Engine) scratchZero(n int) []float32 { return e.pool.GetZero(n) }
+
+// release returns scratch buffers to the pool.
+func (e *Engine) release(bufs ...[]float32) {
+	for _, b := range bufs {
+		e.pool.Put(b)
+	}
+}
+
+// grain is the smallest amount of elementwise work worth a goroutine.
+const grain = 1 << 14
+
+// par runs fn over [0, n) in at most Threads() contiguous chunks of at
+// least minPer items each; small ranges run inline, skipping goroutines.
+func (e *Engine) par(n, minPer int, fn func(lo, hi int)) {
+	chunks := min(e.B.Threads(), n/max(minPer, 1))
+	if chunks <= 1 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	e.B.Parallel(chunks, func(c0, c1 int) {
+		fn(c0*n/chunks, c1*n/chunks)
+	})
+}
+
+// accGrad delivers g as a gradient of t's node and recycles g: spago copies
+// (or adds) a gradient on delivery, so g is free afterwards.
+func (e *Engine) accGrad(t tensor.Tensor, g []float32) {
+	tensor.AccGrad(t.Node(), g)
+	e.release(g)
+}
+
+// missing returns an error if any of ts is the zero Tensor.
+func missing(op string, ts ...tensor.Tensor) error {
+	for _, t := range ts {
+		if !t.Valid() {
+			return fmt.Errorf("ops: %s: missing operand (zero Tensor)", op)
+		}
+	}
+	return nil
+}
+
+// block is the number of elements elementwise kernels process at a time,
+// with their intermediate values in a stack buffer that stays in L1.
+const block = 256
+
+// blocks runs fn over [0, n) in parallel, in pieces of at most block
+// elements, each with its own scratch slice s (len hi-lo).
+func (e *Engine) blocks(n int, fn func(lo, hi int, s []float32)) {
+	e.par(n, grain, func(lo, hi int) {
+		var buf [block]float32
+		for b := lo; b < hi; b += block {
+			end := min(b+block, hi)
+			fn(b, end, buf[:end-b])
+		}
+	})
 }

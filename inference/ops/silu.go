@@ -1,15 +1,17 @@
 package ops
 
 import (
-	"math"
-
 	"github.com/nlpodyssey/spago/mat"
 
+	"github.com/perfusion-studio/perfusion/inference/ops/internal/vmath"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
 // SiLU is x*sigmoid(x) elementwise (also called swish).
 func (e *Engine) SiLU(x tensor.Tensor) (tensor.Tensor, error) {
+	if err := missing("silu", x); err != nil {
+		return tensor.Tensor{}, err
+	}
 	return run(&silu{e: e, x: x}, x.Shape(), anyGrad(x))
 }
 
@@ -23,10 +25,10 @@ func (f *silu) Operands() []mat.Tensor { return operands(f.x) }
 func (f *silu) Forward() (mat.Tensor, error) {
 	x := f.x.Data()
 	y := make([]float32, len(x))
-	f.e.B.Parallel(len(x), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			v := x[i]
-			y[i] = v / (1 + float32(math.Exp(float64(-v))))
+	f.e.blocks(len(x), func(lo, hi int, s []float32) {
+		vmath.Sigmoids(s, x[lo:hi], 1)
+		for i, v := range x[lo:hi] {
+			y[lo+i] = v * s[i]
 		}
 	})
 	return tensor.Leaf(y), nil
@@ -37,13 +39,13 @@ func (f *silu) Backward(gy mat.Tensor) error {
 		return nil
 	}
 	x, g := f.x.Data(), tensor.Float32s(gy)
-	gx := make([]float32, len(x))
-	f.e.B.Parallel(len(x), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			s := 1 / (1 + float32(math.Exp(float64(-x[i]))))
-			gx[i] = g[i] * s * (1 + x[i]*(1-s))
+	gx := f.e.scratch(len(x))
+	f.e.blocks(len(x), func(lo, hi int, s []float32) {
+		vmath.Sigmoids(s, x[lo:hi], 1)
+		for i, v := range x[lo:hi] {
+			gx[lo+i] = g[lo+i] * s[i] * (1 + v*(1-s[i]))
 		}
 	})
-	tensor.AccGrad(f.x.Node(), gx)
+	f.e.accGrad(f.x, gx)
 	return nil
 }

@@ -1,0 +1,85 @@
+package attention
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/perfusion-studio/perfusion/inference/backend/bench"
+	"github.com/perfusion-studio/perfusion/inference/backend/cpu"
+)
+
+// sdSelf is SD1.5's largest attention: self-attention over the 64×64
+// latent tokens of a 512×512 image, 8 heads of 40.
+var sdSelf = Problem{B: 1, Tq: 4096, Tk: 4096, Heads: 8, Dh: 40, Dv: 40, Scale: float32(1 / math.Sqrt(40))}
+
+func benchInputs(p Problem) (q, k, v, out, lse, dout []float32) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	nq, nk, nv, no := p.lens()
+	return randn(rng, nq, 1), randn(rng, nk, 1), randn(rng, nv, 1),
+		make([]float32, no), make([]float32, p.LSELen()), randn(rng, no, 1)
+}
+
+// timeLoop runs step in b.Loop and reports the mean GFLOP/s, the best
+// iteration's ("best-GFLOP/s") and the best's ratio to peak ("xpeak"):
+// bench.PeakGFLOPs is a best-of-runs figure too, so on a shared machine the
+// two best-case figures compare like with like.
+func timeLoop(b *testing.B, flops, peak float64, step func()) {
+	best := time.Duration(math.MaxInt64)
+	for b.Loop() {
+		t0 := time.Now()
+		step()
+		best = min(best, time.Since(t0))
+	}
+	bench.ReportGFLOPs(b, flops)
+	g := flops / best.Seconds() / 1e9
+	b.ReportMetric(g, "best-GFLOP/s")
+	b.ReportMetric(g/peak, "xpeak")
+}
+
+// BenchmarkForward times Forward (with the log-sum-exp saved) on sdSelf;
+// flops are 4·Tq·Tk·Dh·H.
+func BenchmarkForward(b *testing.B) {
+	be := cpu.New()
+	peak := bench.PeakGFLOPs(be)
+	b.Logf("backend %s, %d threads, GEMM peak %.1f GFLOP/s", be.Name(), be.Threads(), peak)
+	p := sdSelf
+	q, k, v, out, lse, _ := benchInputs(p)
+	b.ReportAllocs()
+	timeLoop(b, p.Flops(), peak, func() {
+		if err := Forward(be, p, q, k, v, out, lse); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// BenchmarkForwardBackward times Forward then Backward (all three
+// gradients) on sdSelf, counting 3.5 times the forward flops (a backward is
+// 2.5 forwards). "MiB" is what one such step allocates, read from
+// runtime.MemStats.TotalAlloc: the kernel's whole working memory (packed
+// operands and per-worker tiles; inputs, outputs, lse and gradients are the
+// caller's). TotalAlloc counts every allocation even if freed, so it bounds
+// the peak from above.
+func BenchmarkForwardBackward(b *testing.B) {
+	be := cpu.New()
+	peak := bench.PeakGFLOPs(be)
+	p := sdSelf
+	q, k, v, out, lse, dout := benchInputs(p)
+	dq, dk, dv := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
+	step := func() {
+		if err := Forward(be, p, q, k, v, out, lse); err != nil {
+			b.Fatal(err)
+		}
+		if err := Backward(be, p, q, k, v, out, lse, dout, dq, dk, dv); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	step()
+	runtime.ReadMemStats(&m1)
+	timeLoop(b, 3.5*p.Flops(), peak, step)
+	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/(1<<20), "MiB") // after b.Loop, which resets metrics
+}

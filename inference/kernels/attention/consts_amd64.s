@@ -1,0 +1,141 @@
+//go:build amd64 && !purego
+
+// Vector constants of kernels_amd64.s: 32 bytes of one float32 (or int32)
+// repeated; vcIota is 0, 1, ..., 7. Each vc* value is the float32 bit
+// pattern of the constant of exp (vcLo = expLo, vcC2 = expC2, ...) and each
+// vc2* one of the base-2 exp (vc2C1 = exp2C1, ...) in exp.go; keep them in
+// step.
+
+#include "textflag.h"
+
+DATA ·vcLo+0(SB)/8, $0xc2d00000c2d00000
+DATA ·vcLo+8(SB)/8, $0xc2d00000c2d00000
+DATA ·vcLo+16(SB)/8, $0xc2d00000c2d00000
+DATA ·vcLo+24(SB)/8, $0xc2d00000c2d00000
+GLOBL ·vcLo(SB), RODATA|NOPTR, $32
+
+DATA ·vcHi+0(SB)/8, $0x42b1999a42b1999a
+DATA ·vcHi+8(SB)/8, $0x42b1999a42b1999a
+DATA ·vcHi+16(SB)/8, $0x42b1999a42b1999a
+DATA ·vcHi+24(SB)/8, $0x42b1999a42b1999a
+GLOBL ·vcHi(SB), RODATA|NOPTR, $32
+
+DATA ·vcLog2e+0(SB)/8, $0x3fb8aa3b3fb8aa3b
+DATA ·vcLog2e+8(SB)/8, $0x3fb8aa3b3fb8aa3b
+DATA ·vcLog2e+16(SB)/8, $0x3fb8aa3b3fb8aa3b
+DATA ·vcLog2e+24(SB)/8, $0x3fb8aa3b3fb8aa3b
+GLOBL ·vcLog2e(SB), RODATA|NOPTR, $32
+
+DATA ·vcLn2Hi+0(SB)/8, $0x3f3180003f318000
+DATA ·vcLn2Hi+8(SB)/8, $0x3f3180003f318000
+DATA ·vcLn2Hi+16(SB)/8, $0x3f3180003f318000
+DATA ·vcLn2Hi+24(SB)/8, $0x3f3180003f318000
+GLOBL ·vcLn2Hi(SB), RODATA|NOPTR, $32
+
+DATA ·vcLn2Lo+0(SB)/8, $0xb95e8083b95e8083
+DATA ·vcLn2Lo+8(SB)/8, $0xb95e8083b95e8083
+DATA ·vcLn2Lo+16(SB)/8, $0xb95e8083b95e8083
+DATA ·vcLn2Lo+24(SB)/8, $0xb95e8083b95e8083
+GLOBL ·vcLn2Lo(SB), RODATA|NOPTR, $32
+
+DATA ·vcC2+0(SB)/8, $0x3efffffc3efffffc
+DATA ·vcC2+8(SB)/8, $0x3efffffc3efffffc
+DATA ·vcC2+16(SB)/8, $0x3efffffc3efffffc
+DATA ·vcC2+24(SB)/8, $0x3efffffc3efffffc
+GLOBL ·vcC2(SB), RODATA|NOPTR, $32
+
+DATA ·vcC3+0(SB)/8, $0x3e2aaa473e2aaa47
+DATA ·vcC3+8(SB)/8, $0x3e2aaa473e2aaa47
+DATA ·vcC3+16(SB)/8, $0x3e2aaa473e2aaa47
+DATA ·vcC3+24(SB)/8, $0x3e2aaa473e2aaa47
+GLOBL ·vcC3(SB), RODATA|NOPTR, $32
+
+DATA ·vcC4+0(SB)/8, $0x3d2aadac3d2aadac
+DATA ·vcC4+8(SB)/8, $0x3d2aadac3d2aadac
+DATA ·vcC4+16(SB)/8, $0x3d2aadac3d2aadac
+DATA ·vcC4+24(SB)/8, $0x3d2aadac3d2aadac
+GLOBL ·vcC4(SB), RODATA|NOPTR, $32
+
+DATA ·vcC5+0(SB)/8, $0x3c091dcd3c091dcd
+DATA ·vcC5+8(SB)/8, $0x3c091dcd3c091dcd
+DATA ·vcC5+16(SB)/8, $0x3c091dcd3c091dcd
+DATA ·vcC5+24(SB)/8, $0x3c091dcd3c091dcd
+GLOBL ·vcC5(SB), RODATA|NOPTR, $32
+
+DATA ·vcC6+0(SB)/8, $0x3ab43e013ab43e01
+DATA ·vcC6+8(SB)/8, $0x3ab43e013ab43e01
+DATA ·vcC6+16(SB)/8, $0x3ab43e013ab43e01
+DATA ·vcC6+24(SB)/8, $0x3ab43e013ab43e01
+GLOBL ·vcC6(SB), RODATA|NOPTR, $32
+
+DATA ·vcOne+0(SB)/8, $0x3f8000003f800000
+DATA ·vcOne+8(SB)/8, $0x3f8000003f800000
+DATA ·vcOne+16(SB)/8, $0x3f8000003f800000
+DATA ·vcOne+24(SB)/8, $0x3f8000003f800000
+GLOBL ·vcOne(SB), RODATA|NOPTR, $32
+
+DATA ·vc2Lo+0(SB)/8, $0xc2fc0000c2fc0000
+DATA ·vc2Lo+8(SB)/8, $0xc2fc0000c2fc0000
+DATA ·vc2Lo+16(SB)/8, $0xc2fc0000c2fc0000
+DATA ·vc2Lo+24(SB)/8, $0xc2fc0000c2fc0000
+GLOBL ·vc2Lo(SB), RODATA|NOPTR, $32
+
+DATA ·vc2C1+0(SB)/8, $0x3f3172183f317218
+DATA ·vc2C1+8(SB)/8, $0x3f3172183f317218
+DATA ·vc2C1+16(SB)/8, $0x3f3172183f317218
+DATA ·vc2C1+24(SB)/8, $0x3f3172183f317218
+GLOBL ·vc2C1(SB), RODATA|NOPTR, $32
+
+DATA ·vc2C2+0(SB)/8, $0x3e75fdee3e75fdee
+DATA ·vc2C2+8(SB)/8, $0x3e75fdee3e75fdee
+DATA ·vc2C2+16(SB)/8, $0x3e75fdee3e75fdee
+DATA ·vc2C2+24(SB)/8, $0x3e75fdee3e75fdee
+GLOBL ·vc2C2(SB), RODATA|NOPTR, $32
+
+DATA ·vc2C3+0(SB)/8, $0x3d63576b3d63576b
+DATA ·vc2C3+8(SB)/8, $0x3d63576b3d63576b
+DATA ·vc2C3+16(SB)/8, $0x3d63576b3d63576b
+DATA ·vc2C3+24(SB)/8, $0x3d63576b3d63576b
+GLOBL ·vc2C3(SB), RODATA|NOPTR, $32
+
+DATA ·vc2C4+0(SB)/8, $0x3c1d96623c1d9662
+DATA ·vc2C4+8(SB)/8, $0x3c1d96623c1d9662
+DATA ·vc2C4+16(SB)/8, $0x3c1d96623c1d9662
+DATA ·vc2C4+24(SB)/8, $0x3c1d96623c1d9662
+GLOBL ·vc2C4(SB), RODATA|NOPTR, $32
+
+DATA ·vc2C5+0(SB)/8, $0x3aafa26e3aafa26e
+DATA ·vc2C5+8(SB)/8, $0x3aafa26e3aafa26e
+DATA ·vc2C5+16(SB)/8, $0x3aafa26e3aafa26e
+DATA ·vc2C5+24(SB)/8, $0x3aafa26e3aafa26e
+GLOBL ·vc2C5(SB), RODATA|NOPTR, $32
+
+DATA ·vc2C6+0(SB)/8, $0x39212c6b39212c6b
+DATA ·vc2C6+8(SB)/8, $0x39212c6b39212c6b
+DATA ·vc2C6+16(SB)/8, $0x39212c6b39212c6b
+DATA ·vc2C6+24(SB)/8, $0x39212c6b39212c6b
+GLOBL ·vc2C6(SB), RODATA|NOPTR, $32
+
+DATA ·vcNegInf+0(SB)/8, $0xff800000ff800000
+DATA ·vcNegInf+8(SB)/8, $0xff800000ff800000
+DATA ·vcNegInf+16(SB)/8, $0xff800000ff800000
+DATA ·vcNegInf+24(SB)/8, $0xff800000ff800000
+GLOBL ·vcNegInf(SB), RODATA|NOPTR, $32
+
+DATA ·vcBias+0(SB)/8, $0x0000007f0000007f
+DATA ·vcBias+8(SB)/8, $0x0000007f0000007f
+DATA ·vcBias+16(SB)/8, $0x0000007f0000007f
+DATA ·vcBias+24(SB)/8, $0x0000007f0000007f
+GLOBL ·vcBias(SB), RODATA|NOPTR, $32
+
+DATA ·vcEight+0(SB)/8, $0x0000000800000008
+DATA ·vcEight+8(SB)/8, $0x0000000800000008
+DATA ·vcEight+16(SB)/8, $0x0000000800000008
+DATA ·vcEight+24(SB)/8, $0x0000000800000008
+GLOBL ·vcEight(SB), RODATA|NOPTR, $32
+
+DATA ·vcIota+0(SB)/8, $0x0000000100000000
+DATA ·vcIota+8(SB)/8, $0x0000000300000002
+DATA ·vcIota+16(SB)/8, $0x0000000500000004
+DATA ·vcIota+24(SB)/8, $0x0000000700000006
+GLOBL ·vcIota(SB), RODATA|NOPTR, $32

@@ -1,0 +1,129 @@
+package attention
+
+import "math"
+
+// fwdScratch is one worker's tiles.
+type fwdScratch struct {
+	q  []float32    // [fwdQ, Dh] the task's queries
+	s  []float32    // [fwdQ, fwdK] scores, then probabilities
+	o  []float32    // [fwdQ, Dvp] unnormalised output
+	ml [][2]float32 // [fwdQ] running max and sum per row
+}
+
+func forward(kn kernels, r Runner, p Problem, q, k, v, out, lse []float32) error {
+	if err := p.checkSlices(q, k, v, out); err != nil {
+		return err
+	}
+	if lse != nil {
+		if err := checkLen("lse", lse, p.LSELen()); err != nil {
+			return err
+		}
+	}
+	H, Dh, Dv := p.Heads, p.Dh, p.Dv
+	tkp := roundUp(p.Tk, fwdK)
+	dvp := roundUp(Dv, 8)
+	nqb := ceilDiv(p.Tq, fwdQ)
+	bh := p.B * H
+	threads := max(1, r.Threads())
+	g := waveHeads(bh, nqb, threads, Dh*tkp+tkp*dvp)
+
+	// Packed per head of the wave; pad keys stay zero. Blocking the keys
+	// keeps a tile's rows close together in the cache.
+	kt := make([]float32, g*Dh*tkp)  // [g, tkp/fwdK, Dh, fwdK] keys transposed per key block
+	vp := make([]float32, g*tkp*dvp) // [g, tkp, Dvp] values
+	scratch := make([]fwdScratch, min(threads, g*nqb))
+	for i := range scratch {
+		scratch[i] = fwdScratch{
+			q:  make([]float32, fwdQ*Dh),
+			s:  make([]float32, fwdQ*fwdK),
+			o:  make([]float32, fwdQ*dvp),
+			ml: make([][2]float32, fwdQ),
+		}
+	}
+
+	for h0 := 0; h0 < bh; h0 += g {
+		n := min(g, bh-h0)
+		r.Parallel(n*p.Tk, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				gi, t := i/p.Tk, i%p.Tk
+				b, h := (h0+gi)/H, (h0+gi)%H
+				kr := k[headRow(b, t, h, p.Tk, H, Dh):][:Dh]
+				ktg := kt[gi*Dh*tkp:]
+				for d, x := range kr {
+					ktg[(t/fwdK*Dh+d)*fwdK+t%fwdK] = x
+				}
+				copy(vp[(gi*tkp+t)*dvp:][:Dv], v[headRow(b, t, h, p.Tk, H, Dv):][:Dv])
+			}
+		})
+		runTasks(r, len(scratch), n*nqb, func(w, t int) {
+			gi, qb := t/nqb, t%nqb
+			fwdTask(kn, p, &scratch[w], h0+gi, qb*fwdQ, kt[gi*Dh*tkp:][:Dh*tkp], vp[gi*tkp*dvp:][:tkp*dvp], q, out, lse)
+		})
+	}
+	return nil
+}
+
+// fwdTask computes the output rows [q0, q0+fwdQ) of one head.
+func fwdTask(kn kernels, p Problem, sc *fwdScratch, head, q0 int, kt, vp, q, out, lse []float32) {
+	H, Dh, Dv := p.Heads, p.Dh, p.Dv
+	b, h := head/H, head%H
+	dvp := len(sc.o) / fwdQ
+	rows := min(fwdQ, p.Tq-q0)
+	prows := roundUp(rows, mr)
+
+	// Queries scaled by scale·log2(e), so scores are base-2 logits.
+	c := p.Scale * log2e
+	for r := range prows {
+		dst := sc.q[r*Dh : (r+1)*Dh]
+		if r < rows {
+			for i, x := range q[headRow(b, q0+r, h, p.Tq, H, Dh):][:Dh] {
+				dst[i] = c * x
+			}
+		} else {
+			clear(dst)
+		}
+	}
+	clear(sc.o)
+	for r := range sc.ml {
+		sc.ml[r] = [2]float32{negInf, 0}
+	}
+
+	kEnd := p.Tk
+	if p.Causal {
+		kEnd = min(kEnd, q0+rows)
+	}
+	for k0 := 0; k0 < kEnd; k0 += fwdK {
+		width := roundUp(min(fwdK, kEnd-k0), 8) // columns computed; pad keys are masked
+		for r0 := 0; r0 < prows; r0 += mr {
+			kn.panel(Dh, sc.q[r0*Dh:], Dh, 1, kt[k0*Dh:], fwdK, sc.s[r0*fwdK:], fwdK, width, false)
+		}
+		valid := min(fwdK, p.Tk-k0)
+		for r := range prows {
+			row := sc.s[r*fwdK:][:width]
+			if r >= rows {
+				clear(row)
+				continue
+			}
+			nv := valid
+			if p.Causal {
+				nv = max(0, min(nv, q0+r-k0+1))
+			}
+			kn.softmaxRow(row, nv, &sc.ml[r], sc.o[r*dvp:][:dvp])
+		}
+		for r0 := 0; r0 < prows; r0 += mr {
+			kn.panel(width, sc.s[r0*fwdK:], fwdK, 1, vp[k0*dvp:], dvp, sc.o[r0*dvp:], dvp, dvp, true)
+		}
+	}
+
+	for r := range rows {
+		m, l := sc.ml[r][0], sc.ml[r][1]
+		inv := 1 / l
+		dst := out[headRow(b, q0+r, h, p.Tq, H, Dv):][:Dv]
+		for c := range dst {
+			dst[c] = sc.o[r*dvp+c] * inv
+		}
+		if lse != nil {
+			lse[head*p.Tq+q0+r] = (m + float32(math.Log2(float64(l)))) * math.Ln2
+		}
+	}
+}

@@ -1,0 +1,127 @@
+//go:build amd64 && !purego
+
+package attention
+
+// Assembly in kernels_amd64.s.
+
+//go:noescape
+func panelAVX(k int, a *float32, rs, ps int, b *float32, ldb int, c *float32, ldc, n, acc int)
+
+//go:noescape
+func softmaxRowAVX(s *float32, n, npad int, ml *[2]float32, o *float32, no int)
+
+//go:noescape
+func expRowAVX(s *float32, n, npad int, sub float32)
+
+//go:noescape
+func dsRowAVX(p, dp *float32, n int, d float32)
+
+//go:noescape
+func expAVX(dst, src *float32, n int)
+
+//go:noescape
+func exp2AVX(dst, src *float32, n int)
+
+func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
+
+func xgetbv() (eax, edx uint32)
+
+// hasAVX2FMA reports whether the CPU and OS support AVX2 and FMA.
+func hasAVX2FMA() bool {
+	maxID, _, _, _ := cpuid(0, 0)
+	if maxID < 7 {
+		return false
+	}
+	_, _, ecx1, _ := cpuid(1, 0)
+	const fma, osxsave, avx = 1 << 12, 1 << 27, 1 << 28
+	if ecx1&(fma|osxsave|avx) != fma|osxsave|avx {
+		return false
+	}
+	if xcr0, _ := xgetbv(); xcr0&6 != 6 { // OS saves XMM and YMM state
+		return false
+	}
+	_, ebx7, _, _ := cpuid(7, 0)
+	return ebx7&(1<<5) != 0
+}
+
+// avxKernels is the assembly set; the wrappers check bounds so that a
+// caller's mistake panics instead of corrupting memory.
+var avxKernels = kernels{
+	name:       "avx2",
+	panel:      avxPanel,
+	softmaxRow: avxSoftmaxRow,
+	expRow:     avxExpRow,
+	dsRow:      avxDSRow,
+	exp:        avxExp,
+	exp2:       avxExp2,
+}
+
+// haveAVX is fixed at start-up.
+var haveAVX = hasAVX2FMA()
+
+// pick returns the kernels for this machine.
+func pick() kernels {
+	if haveAVX {
+		return avxKernels
+	}
+	return goKernels
+}
+
+func avxPanel(k int, a []float32, rs, ps int, b []float32, ldb int, c []float32, ldc, n int, acc bool) {
+	if k < 1 || n < 1 || n%8 != 0 || rs < 0 || ps < 0 || ldb < 0 || ldc < 0 {
+		goPanel(k, a, rs, ps, b, ldb, c, ldc, n, acc)
+		return
+	}
+	if 5*rs+(k-1)*ps >= len(a) || (k-1)*ldb+n > len(b) || 5*ldc+n > len(c) {
+		panic("attention: panel operands out of range")
+	}
+	ac := 0
+	if acc {
+		ac = 1
+	}
+	panelAVX(k, &a[0], rs, ps, &b[0], ldb, &c[0], ldc, n, ac)
+}
+
+func avxSoftmaxRow(s []float32, n int, ml *[2]float32, o []float32) {
+	if len(s)%8 != 0 || len(o)%8 != 0 || n < 0 || n > len(s) || len(s) == 0 {
+		goSoftmaxRow(s, n, ml, o)
+		return
+	}
+	op := (*float32)(nil)
+	if len(o) > 0 {
+		op = &o[0]
+	}
+	softmaxRowAVX(&s[0], n, len(s), ml, op, len(o))
+}
+
+func avxExpRow(s []float32, n int, sub float32) {
+	if len(s)%8 != 0 || n < 0 || n > len(s) || len(s) == 0 {
+		goExpRow(s, n, sub)
+		return
+	}
+	expRowAVX(&s[0], n, len(s), sub)
+}
+
+func avxDSRow(p, dp []float32, d float32) {
+	if len(p)%8 != 0 || len(dp) < len(p) || len(p) == 0 {
+		goDSRow(p, dp, d)
+		return
+	}
+	dsRowAVX(&p[0], &dp[0], len(p), d)
+}
+
+func avxExp(dst, src []float32) {
+	if len(src) == 0 {
+		return
+	}
+	dst = dst[:len(src)]
+	expAVX(&dst[0], &src[0], len(src))
+}
+
+func avxExp2(dst, src []float32) {
+	if len(src) == 0 {
+		return
+	}
+	dst = dst[:len(src)]
+	exp2AVX(&dst[0], &src[0], len(src))
+}

@@ -1,0 +1,212 @@
+package ops
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/perfusion-studio/perfusion/inference/ops/internal/convkern"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
+)
+
+// refConv2D is a plain-loop float64 convolution: x [B, C, H, W],
+// w [O, C, KH, KW], b [O] or nil -> [B, O, Ho, Wo].
+func refConv2D(x []float32, xs []int, w []float32, ws []int, b []float32, p Conv2DParams) ([]float64, []int) {
+	B, C, H, W := xs[0], xs[1], xs[2], xs[3]
+	O, KH, KW := ws[0], ws[2], ws[3]
+	s := max(p.Stride, 1)
+	pt, pb, pl, pr := p.Pad[0], p.Pad[1], p.Pad[2], p.Pad[3]
+	Ho, Wo := (H+pt+pb-KH)/s+1, (W+pl+pr-KW)/s+1
+	y := make([]float64, B*O*Ho*Wo)
+	for n := 0; n < B; n++ {
+		for o := 0; o < O; o++ {
+			for i := 0; i < Ho; i++ {
+				for j := 0; j < Wo; j++ {
+					var acc float64
+					if b != nil {
+						acc = float64(b[o])
+					}
+					for c := 0; c < C; c++ {
+						for kh := 0; kh < KH; kh++ {
+							for kw := 0; kw < KW; kw++ {
+								ih, iw := i*s-pt+kh, j*s-pl+kw
+								if ih < 0 || ih >= H || iw < 0 || iw >= W {
+									continue
+								}
+								acc += float64(x[((n*C+c)*H+ih)*W+iw]) * float64(w[((o*C+c)*KH+kh)*KW+kw])
+							}
+						}
+					}
+					y[((n*O+o)*Ho+i)*Wo+j] = acc
+				}
+			}
+		}
+	}
+	return y, []int{B, O, Ho, Wo}
+}
+
+type convCase struct {
+	x, w []int // [B, C, H, W], [O, C, KH, KW]
+	p    Conv2DParams
+	bias bool
+}
+
+func (c convCase) String() string {
+	return fmt.Sprintf("x%v_w%v_s%d_p%v_b%v", c.x, c.w, c.p.Stride, c.p.Pad, c.bias)
+}
+
+var convCases = []convCase{
+	{x: []int{2, 3, 7, 6}, w: []int{5, 3, 3, 3}, p: Conv2DParams{Pad: Pad(1)}, bias: true},
+	{x: []int{1, 33, 5, 7}, w: []int{4, 33, 3, 3}, p: Conv2DParams{Pad: [4]int{1, 0, 2, 1}}, bias: true},
+	{x: []int{2, 34, 6, 5}, w: []int{3, 34, 3, 3}, p: Conv2DParams{Stride: 1}}, // no padding: slack read
+	{x: []int{2, 5, 9, 7}, w: []int{3, 5, 3, 3}, p: Conv2DParams{Stride: 2, Pad: Pad(1)}, bias: true},
+	{x: []int{1, 4, 8, 8}, w: []int{6, 4, 3, 3}, p: Conv2DParams{Stride: 2, Pad: [4]int{0, 1, 0, 1}}}, // VAE downsample
+	{x: []int{2, 7, 5, 3}, w: []int{6, 7, 1, 1}, bias: true},                                          // 1x1
+	{x: []int{1, 6, 5, 4}, w: []int{2, 6, 1, 1}, p: Conv2DParams{Stride: 2}, bias: true},
+	{x: []int{1, 3, 4, 5}, w: []int{2, 3, 1, 1}, p: Conv2DParams{Pad: [4]int{1, 0, 0, 2}}},
+	{x: []int{2, 3, 6, 5}, w: []int{4, 3, 1, 3}, p: Conv2DParams{Pad: [4]int{0, 0, 1, 1}}, bias: true},
+	{x: []int{1, 2, 3, 3}, w: []int{3, 2, 3, 3}, p: Conv2DParams{Stride: 3, Pad: Pad(2)}},
+}
+
+// pathIm2colRows is the im2col path one output row per chunk, and
+// pathRowsChunked the row path with one-row chunks.
+const (
+	pathIm2colRows  convPath = -1
+	pathRowsChunked convPath = -2
+)
+
+// convPaths lists the paths valid for a case; Conv2D's own pick is among them.
+func convPaths(g convkern.Geom) []convPath {
+	paths := []convPath{pathIm2col, pathIm2colRows}
+	if g.S == 1 {
+		paths = append(paths, pathRows, pathRowsChunked)
+	}
+	if pathOf(g) == pathDirect {
+		paths = append(paths, pathDirect)
+	}
+	return paths
+}
+
+// conv2dPath is Conv2D forced onto one path.
+func conv2dPath(e *Engine, x, w, b tensor.Tensor, p Conv2DParams, path convPath) (tensor.Tensor, error) {
+	g, err := conv2dGeom(x, w, b, p)
+	if err != nil {
+		return tensor.Tensor{}, err
+	}
+	f := &conv2d{e: e, x: x, w: w, b: b, g: g, path: path}
+	switch path {
+	case pathIm2colRows:
+		f.path, f.budget = pathIm2col, 1
+	case pathRowsChunked:
+		f.path, f.budget = pathRows, 1
+	}
+	return run(f, []int{g.B, g.O, g.Ho, g.Wo}, anyGrad(x, w, b))
+}
+
+func TestConv2DForward(t *testing.T) {
+	e := testEngine()
+	r := newRand(1)
+	for _, c := range convCases {
+		x, w := frozen(r, c.x...), frozen(r, c.w...)
+		var b tensor.Tensor
+		var bias []float32
+		if c.bias {
+			b = frozen(r, c.w[0])
+			bias = b.Data()
+		}
+		want, wantShape := refConv2D(x.Data(), c.x, w.Data(), c.w, bias, c.p)
+		g, err := conv2dGeom(x, w, b, c.p)
+		if err != nil {
+			t.Fatalf("%v: %v", c, err)
+		}
+		for _, path := range convPaths(g) {
+			y := must(t)(conv2dPath(e, x, w, b, c.p, path))
+			if !tensor.SameShape(y.Shape(), wantShape) {
+				t.Fatalf("%v path %d: shape %v, want %v", c, path, y.Shape(), wantShape)
+			}
+			k := float64(c.w[1] * c.w[2] * c.w[3])
+			checkClose(t, fmt.Sprintf("%v path %d", c, path), y.Data(), want, 1e-6*k, 1e-5)
+		}
+		y := must(t)(e.Conv2D(x, w, b, c.p)) // the default path
+		checkClose(t, c.String(), y.Data(), want, 1e-6*float64(c.w[1]*c.w[2]*c.w[3]), 1e-5)
+	}
+}
+
+func TestConv2DGrad(t *testing.T) {
+	e := testEngine()
+	r := newRand(2)
+	for _, c := range convCases {
+		x, w := param(t, r, c.x...), param(t, r, c.w...)
+		ins := []named{{"x", x}, {"w", w}}
+		var b tensor.Tensor
+		if c.bias {
+			b = param(t, r, c.w[0])
+			ins = append(ins, named{"b", b})
+		}
+		g, _ := conv2dGeom(x, w, b, c.p)
+		for _, path := range convPaths(g) {
+			t.Run(fmt.Sprintf("%v/path%d", c, path), func(t *testing.T) {
+				gradCheck(t, func() (tensor.Tensor, error) { return conv2dPath(e, x, w, b, c.p, path) }, ins...)
+				// frozen weight (and bias): only x gets a gradient
+				wf := tensor.MustNew(w.Data(), c.w...)
+				gradCheck(t, func() (tensor.Tensor, error) { return conv2dPath(e, x, wf, tensor.Tensor{}, c.p, path) },
+					named{"x", x}, named{"frozen w", wf})
+				// frozen input: only the weight gets a gradient
+				xf := tensor.MustNew(x.Data(), c.x...)
+				gradCheck(t, func() (tensor.Tensor, error) { return conv2dPath(e, xf, w, tensor.Tensor{}, c.p, path) },
+					named{"frozen x", xf}, named{"w", w})
+			})
+		}
+	}
+}
+
+func TestConv2DShapeErrors(t *testing.T) {
+	e := testEngine()
+	r := newRand(3)
+	cases := []struct {
+		x, w, b []int
+		p       Conv2DParams
+	}{
+		{x: []int{1, 3, 8}, w: []int{4, 3, 3, 3}},
+		{x: []int{1, 3, 8, 8}, w: []int{4, 3, 3}},
+		{x: []int{1, 3, 8, 8}, w: []int{4, 2, 3, 3}},
+		{x: []int{1, 3, 8, 8}, w: []int{4, 3, 3, 3}, b: []int{5}},
+		{x: []int{1, 3, 8, 8}, w: []int{4, 3, 3, 3}, b: []int{4, 1}},
+		{x: []int{1, 3, 2, 8}, w: []int{4, 3, 3, 3}},
+		{x: []int{1, 3, 8, 8}, w: []int{4, 3, 3, 3}, p: Conv2DParams{Stride: -1}},
+		{x: []int{1, 3, 8, 8}, w: []int{4, 3, 3, 3}, p: Conv2DParams{Pad: [4]int{0, -1, 0, 0}}},
+	}
+	for _, c := range cases {
+		x, w := frozen(r, c.x...), frozen(r, c.w...)
+		var b tensor.Tensor
+		if c.b != nil {
+			b = frozen(r, c.b...)
+		}
+		_, err := e.Conv2D(x, w, b, c.p)
+		if err == nil {
+			t.Errorf("x%v w%v b%v %+v: no error", c.x, c.w, c.b, c.p)
+			continue
+		}
+		msg := err.Error()
+		a, bb := fmt.Sprint(c.w), fmt.Sprint(c.x)
+		if c.b != nil && !strings.Contains(msg, fmt.Sprint(c.x)) {
+			bb = fmt.Sprint(c.b)
+		}
+		if !strings.Contains(msg, a) || !strings.Contains(msg, bb) || !strings.HasPrefix(msg, "ops: conv2d") {
+			t.Errorf("x%v w%v b%v: error %q does not name both shapes", c.x, c.w, c.b, msg)
+		}
+	}
+}
+
+// TestEngineLiteral checks that an Engine built as a literal (no scratch
+// pool) works.
+func TestEngineLiteral(t *testing.T) {
+	e := &Engine{B: testEngine().B}
+	r := newRand(4)
+	c := convCases[1]
+	x, w := param(t, r, c.x...), param(t, r, c.w...)
+	want, _ := refConv2D(x.Data(), c.x, w.Data(), c.w, nil, c.p)
+	y := must(t)(e.Conv2D(x, w, tensor.Tensor{}, c.p))
+	checkClose(t, "conv2d on an Engine literal", y.Data(), want, 1e-4, 1e-5)
+	gradCheck(t, func() (tensor.Tensor, error) { return e.Conv2D(x, w, tensor.Tensor{}, c.p) }, named{"x", x}, named{"w", w})
+}

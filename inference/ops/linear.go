@@ -1,0 +1,98 @@
+package ops
+
+import (
+	"sync"
+
+	"github.com/nlpodyssey/spago/mat"
+
+	"github.com/perfusion-studio/perfusion/inference/tensor"
+)
+
+// Linear is y = x W^T + b over the last dimension: x [..., In], w [Out, In]
+// (PyTorch layout), b [Out] or the zero Tensor; y is [..., Out].
+func (e *Engine) Linear(x, w, b tensor.Tensor) (tensor.Tensor, error) {
+	switch {
+	case w.Rank() != 2:
+		return tensor.Tensor{}, shapeErr("linear", x, w, "weight must be [Out, In]")
+	case x.Rank() < 1 || x.Dim(-1) != w.Dim(1):
+		return tensor.Tensor{}, shapeErr("linear", x, w, "last dimension of x must equal In of the weight")
+	case b.Valid() && (b.Rank() != 1 || b.Dim(0) != w.Dim(0)):
+		return tensor.Tensor{}, shapeErr("linear", w, b, "bias must be [Out]")
+	}
+	shape := x.Shape()
+	shape[len(shape)-1] = w.Dim(0)
+	f := &linear{e: e, x: x, w: w, b: b, m: x.Size() / max(w.Dim(1), 1), in: w.Dim(1), out: w.Dim(0)}
+	return run(f, shape, anyGrad(x, w, b))
+}
+
+type linear struct {
+	e          *Engine
+	x, w, b    tensor.Tensor // [M, In], [Out, In], [Out] or absent
+	m, in, out int
+}
+
+func (f *linear) Operands() []mat.Tensor { return operands(f.x, f.w, f.b) }
+
+func (f *linear) Forward() (mat.Tensor, error) {
+	y := make([]float32, f.m*f.out) // [M, Out]
+	if f.m == 0 || f.out == 0 {
+		return tensor.Leaf(y), nil
+	}
+	var beta float32
+	if f.b.Valid() {
+		bias := f.b.Data()
+		f.e.par(f.m, grain/max(f.out, 1), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				copy(y[i*f.out:(i+1)*f.out], bias)
+			}
+		})
+		beta = 1
+	}
+	f.e.B.Gemm(false, true, f.m, f.out, f.in, 1, f.x.Data(), f.in, f.w.Data(), f.in, beta, y, f.out)
+	return tensor.Leaf(y), nil
+}
+
+func (f *linear) Backward(gy mat.Tensor) error {
+	g := tensor.Float32s(gy) // [M, Out]
+	if f.x.RequiresGrad() {
+		gx := f.e.scratch(f.m * f.in) // [M, In] = gy W
+		f.e.B.Gemm(false, false, f.m, f.in, f.out, 1, g, f.out, f.w.Data(), f.in, 0, gx, f.in)
+		f.e.accGrad(f.x, gx)
+	}
+	if f.w.RequiresGrad() {
+		gw := f.e.scratch(f.out * f.in) // [Out, In] = gy^T x
+		f.e.B.Gemm(true, false, f.out, f.in, f.m, 1, g, f.out, f.x.Data(), f.in, 0, gw, f.in)
+		f.e.accGrad(f.w, gw)
+	}
+	if f.b.Valid() && f.b.RequiresGrad() {
+		gb := f.e.scratch(f.out)
+		f.e.colSums(gb, g, f.m, f.out)
+		f.e.accGrad(f.b, gb)
+	}
+	return nil
+}
+
+// colSums writes the column sums of the row-major [rows, cols] matrix a
+// into dst [cols], accumulating in float64. Threads sum row blocks into
+// private accumulators and merge them under a lock.
+func (e *Engine) colSums(dst, a []float32, rows, cols int) {
+	acc := make([]float64, cols)
+	var mu sync.Mutex
+	e.par(rows, grain/max(cols, 1), func(lo, hi int) {
+		part := make([]float64, cols)
+		for i := lo; i < hi; i++ {
+			row := a[i*cols : (i+1)*cols]
+			for j, v := range row {
+				part[j] += float64(v)
+			}
+		}
+		mu.Lock()
+		for j, v := range part {
+			acc[j] += v
+		}
+		mu.Unlock()
+	})
+	for j, v := range acc {
+		dst[j] = float32(v)
+	}
+}
