@@ -1,0 +1,158 @@
+// Package blocks holds the pieces shared by the SD1.x model packages
+// (inference/clip, inference/unet, inference/vae): the strict weight
+// loader, the config-JSON field reader, and the weight-holding layers
+// (Linear, Conv2D, GroupNorm, LayerNorm) that call the ops.Engine.
+//
+// Layers are named after checkpoint keys: a layer is loaded from a Loader
+// scoped to its key prefix (l.Sub("to_q")), so every weight name sits next
+// to the layer that uses it.
+package blocks
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/perfusion-studio/perfusion/inference/tensor"
+	"github.com/perfusion-studio/perfusion/inference/weights"
+)
+
+// LoadError lists every problem found while loading one model: missing
+// tensors, tensors of the wrong shape, and unexpected tensors under the
+// model's prefix. Each problem names the full tensor key.
+type LoadError struct {
+	Model    string   // "unet", "vae", "clip"
+	Problems []string // sorted, one per tensor
+}
+
+func (e *LoadError) Error() string {
+	const show = 20
+	var b strings.Builder
+	fmt.Fprintf(&b, "load %s: %d problem(s) with the checkpoint tensors:", e.Model, len(e.Problems))
+	for i, p := range e.Problems {
+		if i == show {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Problems)-show)
+			break
+		}
+		b.WriteString("\n  ")
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// Loader reads tensors strictly from a weights.Source. Loaders made with
+// Sub share one record of what was read and what went wrong, so Finish can
+// report every problem of the model at once.
+type Loader struct {
+	st     *loadState
+	prefix string // full key prefix, ending in "." unless empty
+}
+
+type loadState struct {
+	model  string
+	src    weights.Source
+	root   string
+	used   map[string]bool
+	ignore map[string]bool
+	probs  []string
+}
+
+// NewLoader starts loading the model named model (for messages) whose
+// tensors all start with root (e.g. "model.diffusion_model.").
+func NewLoader(src weights.Source, model, root string) Loader {
+	return Loader{
+		st:     &loadState{model: model, src: src, root: root, used: map[string]bool{}, ignore: map[string]bool{}},
+		prefix: root,
+	}
+}
+
+// Sub returns a loader for the child module name ("input_blocks.1.0").
+func (l Loader) Sub(name string) Loader {
+	return Loader{st: l.st, prefix: l.prefix + name + "."}
+}
+
+// Key returns the full checkpoint key of name.
+func (l Loader) Key(name string) string { return l.prefix + name }
+
+// Path returns the loader's module path relative to the model root,
+// without the trailing dot ("input_blocks.1.1.transformer_blocks.0.attn2").
+func (l Loader) Path() string {
+	return strings.TrimSuffix(strings.TrimPrefix(l.prefix, l.st.root), ".")
+}
+
+// Has reports whether the tensor exists (it does not mark it as read).
+func (l Loader) Has(name string) bool {
+	_, ok := l.st.src.Shape(l.Key(name))
+	return ok
+}
+
+// Shape returns a tensor's shape, or nil if absent (nothing is recorded).
+func (l Loader) Shape(name string) []int {
+	sh, _ := l.st.src.Shape(l.Key(name))
+	return sh
+}
+
+// Ignore marks a tensor as known but unused (a buffer like position_ids),
+// so that Finish does not report it. It need not exist.
+func (l Loader) Ignore(name string) { l.st.ignore[l.Key(name)] = true }
+
+// Tensor reads name, which must have exactly the given shape. On a problem
+// it records it and returns the zero Tensor; Finish reports it.
+func (l Loader) Tensor(name string, shape ...int) tensor.Tensor {
+	return l.TensorAlt(name, shape)
+}
+
+// TensorAlt reads name, which may have any of the given shapes (used where
+// converters store a 1x1 conv as a linear weight); the tensor is returned
+// with the first shape.
+func (l Loader) TensorAlt(name string, shapes ...[]int) tensor.Tensor {
+	key := l.Key(name)
+	l.st.used[key] = true
+	got, ok := l.st.src.Shape(key)
+	if !ok {
+		l.st.probs = append(l.st.probs, fmt.Sprintf("missing tensor %q (want shape %v)", key, shapes[0]))
+		return tensor.Tensor{}
+	}
+	match := false
+	for _, s := range shapes {
+		if tensor.SameShape(got, s) {
+			match = true
+			break
+		}
+	}
+	if !match {
+		want := fmt.Sprint(shapes[0])
+		for _, s := range shapes[1:] {
+			want += fmt.Sprintf(" or %v", s)
+		}
+		l.st.probs = append(l.st.probs, fmt.Sprintf("tensor %q has shape %v, want %s", key, got, want))
+		return tensor.Tensor{}
+	}
+	data, _, err := l.st.src.Float32(key)
+	if err != nil {
+		l.st.probs = append(l.st.probs, fmt.Sprintf("tensor %q: %v", key, err))
+		return tensor.Tensor{}
+	}
+	t, err := tensor.New(data, shapes[0]...)
+	if err != nil {
+		l.st.probs = append(l.st.probs, fmt.Sprintf("tensor %q: %v", key, err))
+		return tensor.Tensor{}
+	}
+	return t
+}
+
+// Finish reports, as one *LoadError, every missing or misshapen tensor and
+// every tensor under the model's root that no layer read; nil if none.
+func (l Loader) Finish() error {
+	probs := append([]string(nil), l.st.probs...)
+	for _, n := range l.st.src.Names() {
+		if strings.HasPrefix(n, l.st.root) && !l.st.used[n] && !l.st.ignore[n] {
+			probs = append(probs, fmt.Sprintf("unexpected tensor %q", n))
+		}
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	sort.Strings(probs)
+	return &LoadError{Model: l.st.model, Problems: probs}
+}

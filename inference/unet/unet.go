@@ -1,0 +1,299 @@
+// Package unet is the Stable Diffusion 1.x noise-prediction UNet, after
+// CompVis/stable-diffusion ldm/modules/diffusionmodules/openaimodel.py
+// UNetModel (legacy=False, use_spatial_transformer=True) and
+// ldm/modules/attention.py SpatialTransformer (Rombach et al., "High-
+// Resolution Image Synthesis with Latent Diffusion Models", CVPR 2022).
+//
+// Modules are named by their checkpoint keys under Prefix
+// ("input_blocks.4.0" is a ResBlock, "input_blocks.4.1" its
+// SpatialTransformer). Legend: B batch, C channels, H, W latent size,
+// N = H*W pixel tokens, T context tokens, Dc context width, E time
+// embedding width (4*model_channels).
+package unet
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/perfusion-studio/perfusion/inference/blocks"
+	"github.com/perfusion-studio/perfusion/inference/ops"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
+	"github.com/perfusion-studio/perfusion/inference/weights"
+)
+
+// KV names the cross-attention projection a KVEditor is asked for.
+type KV int
+
+const (
+	Key   KV = iota // attn2.to_k
+	Value           // attn2.to_v
+)
+
+// String is the projection's checkpoint name.
+func (k KV) String() string {
+	if k == Key {
+		return "to_k"
+	}
+	return "to_v"
+}
+
+// KVEditor computes the cross-attention key/value projections in place of
+// the plain Linear layers (Perfusion's gated rank-one edit is one; see
+// concepts/). Only attn2 (cross-attention) goes through it; attn1 never.
+type KVEditor interface {
+	// Project returns the kv projection of context [B, T, Dc] for the
+	// cross-attention layer named layer (its checkpoint path under Prefix,
+	// e.g. "input_blocks.1.1.transformer_blocks.0.attn2"); weight is that
+	// layer's to_k or to_v weight [inner, Dc]. The plain projection is
+	// Engine.Linear(context, weight, zero). The result must be [B, T, inner].
+	Project(layer string, kv KV, context, weight tensor.Tensor) (tensor.Tensor, error)
+}
+
+// CrossAttention describes one cross-attention layer, for editors.
+type CrossAttention struct {
+	Name string        // checkpoint path: "input_blocks.1.1.transformer_blocks.0.attn2"
+	ToK  tensor.Tensor // [inner, Dc]
+	ToV  tensor.Tensor // [inner, Dc]
+}
+
+// Model is a loaded UNet. Forward reads the model only, so one Model may
+// serve concurrent calls as long as Editor and Trace are not changed
+// meanwhile.
+type Model struct {
+	Config Config
+	// Editor, when set, computes every attn2 to_k/to_v projection (nil: the
+	// plain Linear).
+	Editor KVEditor
+	// Trace, when set, receives each module's output under its checkpoint
+	// path, plus "t_emb" (sinusoidal embedding) and "time_embed".
+	Trace blocks.Tracer
+
+	e          *ops.Engine
+	timeEmbed0 blocks.Linear    // time_embed.0 (time_embed.1 is SiLU)
+	timeEmbed2 blocks.Linear    // time_embed.2
+	input      []*sequence      // input_blocks.i
+	middle     *sequence        // middle_block: ResBlock, SpatialTransformer, ResBlock
+	output     []*sequence      // output_blocks.i
+	outNorm    blocks.GroupNorm // out.0 (out.1 is SiLU)
+	outConv    blocks.Conv2D    // out.2
+	cross      []*attention     // every attn2, in forward order
+}
+
+// Load builds the UNet of cfg from src, strictly: every tensor under Prefix
+// must be used and have the expected shape; all problems are reported in
+// one *blocks.LoadError.
+func Load(e *ops.Engine, src weights.Source, cfg Config) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	l := blocks.NewLoader(src, "unet", Prefix)
+	mc, ed := cfg.ModelChannels, cfg.TimeEmbedDim()
+	m := &Model{
+		Config:     cfg,
+		e:          e,
+		timeEmbed0: blocks.LoadLinear(l, "time_embed.0", mc, ed, true),
+		timeEmbed2: blocks.LoadLinear(l, "time_embed.2", ed, ed, true),
+	}
+	// Mirrors UNetModel.__init__: chans records the width of every input
+	// block output, consumed in reverse by the output blocks' skips.
+	in0, sl := newSequence(l, "input_blocks.0")
+	in0.add(&convIn{conv: blocks.Conv3x3(sl, "0", cfg.InChannels, mc)})
+	m.input = append(m.input, in0)
+	chans := []int{mc}
+	ch, ds := mc, 1
+	for level, mult := range cfg.ChannelMult {
+		for range cfg.NumResBlocks {
+			s, sl := newSequence(l, fmt.Sprintf("input_blocks.%d", len(m.input)))
+			s.add(loadResBlock(s.next(sl), cfg, ch, mult*mc))
+			ch = mult * mc
+			if cfg.hasAttention(ds) {
+				s.add(m.loadTransformer(s.next(sl), ch))
+			}
+			m.input = append(m.input, s)
+			chans = append(chans, ch)
+		}
+		if level != len(cfg.ChannelMult)-1 {
+			s, sl := newSequence(l, fmt.Sprintf("input_blocks.%d", len(m.input)))
+			s.add(loadDownsample(s.next(sl), ch))
+			m.input = append(m.input, s)
+			chans = append(chans, ch)
+			ds *= 2
+		}
+	}
+	mid, ml := newSequence(l, "middle_block")
+	mid.add(loadResBlock(mid.next(ml), cfg, ch, ch))
+	mid.add(m.loadTransformer(mid.next(ml), ch))
+	mid.add(loadResBlock(mid.next(ml), cfg, ch, ch))
+	m.middle = mid
+	for level := len(cfg.ChannelMult) - 1; level >= 0; level-- {
+		out := cfg.ChannelMult[level] * mc
+		for i := range cfg.NumResBlocks + 1 {
+			skip := chans[len(chans)-1]
+			chans = chans[:len(chans)-1]
+			s, sl := newSequence(l, fmt.Sprintf("output_blocks.%d", len(m.output)))
+			s.add(loadResBlock(s.next(sl), cfg, ch+skip, out))
+			ch = out
+			if cfg.hasAttention(ds) {
+				s.add(m.loadTransformer(s.next(sl), ch))
+			}
+			if level > 0 && i == cfg.NumResBlocks {
+				s.add(loadUpsample(s.next(sl), ch))
+				ds /= 2
+			}
+			m.output = append(m.output, s)
+		}
+	}
+	m.outNorm = blocks.LoadGroupNorm(l, "out.0", mc, cfg.NormGroups, cfg.NormEps)
+	m.outConv = blocks.Conv3x3(l, "out.2", mc, cfg.OutChannels)
+	if err := l.Finish(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// CrossAttentions lists the cross-attention layers in forward order, with
+// their to_k/to_v weights.
+func (m *Model) CrossAttentions() []CrossAttention {
+	out := make([]CrossAttention, len(m.cross))
+	for i, a := range m.cross {
+		out[i] = CrossAttention{Name: a.name, ToK: a.toK.Weight, ToV: a.toV.Weight}
+	}
+	return out
+}
+
+// run carries what every block of one forward pass needs.
+type run struct {
+	f       *blocks.Flow
+	emb     tensor.Tensor // SiLU(time embedding) [B, E]: emb_layers.0 of every ResBlock
+	context tensor.Tensor // [B, T, Dc]
+	editor  KVEditor
+	trace   blocks.Tracer
+}
+
+// Forward predicts the noise eps [B, OutChannels, H, W] of latents x
+// [B, InChannels, H, W] at timesteps t (one per batch element) under the
+// text conditioning cond [B, T, Dc]. H and W must be divisible by
+// 2^(levels-1). ctx is checked between blocks.
+func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond tensor.Tensor) (tensor.Tensor, error) {
+	if err := m.checkInputs(x, t, cond); err != nil {
+		return tensor.Tensor{}, err
+	}
+	f := blocks.NewFlow(m.e)
+	r := &run{f: f, context: cond, editor: m.Editor, trace: m.Trace}
+	b, mc := x.Dim(0), m.Config.ModelChannels
+
+	tEmb := f.Do(tensor.New(ops.TimestepEmbedding(t, mc), b, mc)) // [B, C]
+	r.trace.Trace("t_emb", tEmb)
+	emb := f.Linear(m.timeEmbed0, tEmb) // [B, E]
+	emb = f.SiLU(emb)                   // time_embed.1
+	emb = f.Linear(m.timeEmbed2, emb)   // [B, E]
+	r.trace.Trace("time_embed", emb)
+	r.emb = f.SiLU(emb) // [B, E]
+	if err := f.Err(); err != nil {
+		return tensor.Tensor{}, fmt.Errorf("unet: time_embed: %w", err)
+	}
+
+	h := x // [B, Cin, H, W]
+	skips := make([]tensor.Tensor, 0, len(m.input))
+	for _, s := range m.input {
+		if err := ctx.Err(); err != nil {
+			return tensor.Tensor{}, err
+		}
+		var err error
+		if h, err = s.forward(r, h); err != nil { // [B, C_i, H_i, W_i]
+			return tensor.Tensor{}, err
+		}
+		skips = append(skips, h)
+	}
+	if err := ctx.Err(); err != nil {
+		return tensor.Tensor{}, err
+	}
+	h, err := m.middle.forward(r, h) // [B, C, H/8, W/8] (SD1.5)
+	if err != nil {
+		return tensor.Tensor{}, err
+	}
+	for _, s := range m.output {
+		if err := ctx.Err(); err != nil {
+			return tensor.Tensor{}, err
+		}
+		skip := skips[len(skips)-1]
+		skips = skips[:len(skips)-1]
+		h = f.Concat(h, skip) // [B, C + C_skip, H_i, W_i]: h first
+		if err := f.Err(); err != nil {
+			return tensor.Tensor{}, fmt.Errorf("unet: %s: skip concat: %w", s.name, err)
+		}
+		if h, err = s.forward(r, h); err != nil {
+			return tensor.Tensor{}, err
+		}
+	}
+	h = f.GroupNorm(m.outNorm, h) // [B, C, H, W]
+	r.trace.Trace("out.0", h)
+	h = f.SiLU(h)            // out.1
+	h = f.Conv(m.outConv, h) // [B, Cout, H, W]
+	if err := f.Err(); err != nil {
+		return tensor.Tensor{}, fmt.Errorf("unet: out: %w", err)
+	}
+	return h, nil
+}
+
+func (m *Model) checkInputs(x tensor.Tensor, t []float32, cond tensor.Tensor) error {
+	c := m.Config
+	if !x.Valid() || x.Rank() != 4 || x.Dim(1) != c.InChannels {
+		return fmt.Errorf("unet: x %v, want [B, %d, H, W]", x, c.InChannels)
+	}
+	if f := 1 << (len(c.ChannelMult) - 1); x.Dim(2)%f != 0 || x.Dim(3)%f != 0 {
+		return fmt.Errorf("unet: x %v: H and W must be multiples of %d", x, f)
+	}
+	if len(t) != x.Dim(0) {
+		return fmt.Errorf("unet: %d timesteps for batch %d", len(t), x.Dim(0))
+	}
+	if !cond.Valid() || cond.Rank() != 3 || cond.Dim(0) != x.Dim(0) || cond.Dim(2) != c.ContextDim {
+		return fmt.Errorf("unet: context %v, want [%d, T, %d]", cond, x.Dim(0), c.ContextDim)
+	}
+	return nil
+}
+
+// module is one sub-module of a sequence (TimestepEmbedSequential).
+type module interface {
+	forward(r *run, x tensor.Tensor) (tensor.Tensor, error)
+}
+
+// sequence is one input/middle/output block: modules applied in order,
+// each given the time embedding and context as it needs.
+type sequence struct {
+	name    string // "input_blocks.4"
+	modules []module
+}
+
+// newSequence starts the block name and returns its loader.
+func newSequence(l blocks.Loader, name string) (*sequence, blocks.Loader) {
+	return &sequence{name: name}, l.Sub(name)
+}
+
+// next is the loader of the module added next ("input_blocks.4.1"), given
+// the sequence's loader.
+func (s *sequence) next(l blocks.Loader) blocks.Loader { return l.Sub(fmt.Sprint(len(s.modules))) }
+
+func (s *sequence) add(m module) { s.modules = append(s.modules, m) }
+
+func (s *sequence) forward(r *run, x tensor.Tensor) (tensor.Tensor, error) {
+	for i, m := range s.modules {
+		var err error
+		if x, err = m.forward(r, x); err != nil {
+			return tensor.Tensor{}, fmt.Errorf("unet: %s.%d: %w", s.name, i, err)
+		}
+		if r.trace != nil {
+			r.trace(fmt.Sprintf("%s.%d", s.name, i), x)
+		}
+	}
+	r.trace.Trace(s.name, x)
+	return x, nil
+}
+
+// convIn is input_blocks.0.0, the first 3x3 convolution.
+type convIn struct{ conv blocks.Conv2D }
+
+func (c *convIn) forward(r *run, x tensor.Tensor) (tensor.Tensor, error) {
+	y := r.f.Conv(c.conv, x) // [B, C, H, W]
+	return y, r.f.Err()
+}

@@ -1,0 +1,178 @@
+package vae
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/perfusion-studio/perfusion/inference/blocks"
+	"github.com/perfusion-studio/perfusion/inference/ops"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
+)
+
+// resnetBlock is model.ResnetBlock without time embedding (temb_channels
+// 0): GroupNorm-swish-conv twice, plus a skip that is the identity or a
+// 1x1 conv (nin_shortcut) when the width changes.
+type resnetBlock struct {
+	norm1 blocks.GroupNorm // norm1
+	conv1 blocks.Conv2D    // conv1
+	norm2 blocks.GroupNorm // norm2 (then swish, dropout)
+	conv2 blocks.Conv2D    // conv2
+	nin   *blocks.Conv2D   // nin_shortcut; nil is identity
+}
+
+func loadResnet(l blocks.Loader, cfg Config, in, out int) *resnetBlock {
+	g := cfg.NormGroups
+	b := &resnetBlock{
+		norm1: blocks.LoadGroupNorm(l, "norm1", in, g, normEps),
+		conv1: blocks.Conv3x3(l, "conv1", in, out),
+		norm2: blocks.LoadGroupNorm(l, "norm2", out, g, normEps),
+		conv2: blocks.Conv3x3(l, "conv2", out, out),
+	}
+	if in != out {
+		nin := blocks.Conv1x1(l, "nin_shortcut", in, out)
+		b.nin = &nin
+	}
+	return b
+}
+
+func (b *resnetBlock) forward(f *blocks.Flow, x tensor.Tensor) tensor.Tensor {
+	h := f.GroupNorm(b.norm1, x) // [B, Cin, H, W]
+	h = f.SiLU(h)
+	h = f.Conv(b.conv1, h) // [B, Cout, H, W]
+	h = f.GroupNorm(b.norm2, h)
+	h = f.SiLU(h)
+	h = f.Conv(b.conv2, h) // [B, Cout, H, W]
+	if b.nin != nil {
+		x = f.Conv(*b.nin, x) // [B, Cout, H, W]
+	}
+	return f.Add(x, h)
+}
+
+// attnBlock is model.AttnBlock: single-head self-attention over the pixels
+// with 1x1-conv q, k, v and proj_out (applied here as Linear layers on
+// tokens, which is the same map), scale C^-0.5, and a residual.
+type attnBlock struct {
+	norm    blocks.GroupNorm // norm
+	q, k, v blocks.Linear    // q, k, v: [C, C, 1, 1] viewed as [C, C]
+	proj    blocks.Linear    // proj_out
+	scale   float32
+}
+
+func loadAttn(l blocks.Loader, cfg Config, ch int) *attnBlock {
+	return &attnBlock{
+		norm:  blocks.LoadGroupNorm(l, "norm", ch, cfg.NormGroups, normEps),
+		q:     loadPointwise(l, "q", ch),
+		k:     loadPointwise(l, "k", ch),
+		v:     loadPointwise(l, "v", ch),
+		proj:  loadPointwise(l, "proj_out", ch),
+		scale: float32(1 / math.Sqrt(float64(ch))),
+	}
+}
+
+// loadPointwise reads a 1x1 conv [C, C, 1, 1] (or the [C, C] some
+// converters write) as a Linear [C, C].
+func loadPointwise(l blocks.Loader, name string, ch int) blocks.Linear {
+	s := l.Sub(name)
+	w := s.TensorAlt("weight", []int{ch, ch, 1, 1}, []int{ch, ch})
+	if w.Valid() {
+		w, _ = w.Reshape(ch, ch) // same numel by construction
+	}
+	return blocks.Linear{Weight: w, Bias: s.Tensor("bias", ch)}
+}
+
+func (a *attnBlock) forward(f *blocks.Flow, x tensor.Tensor) tensor.Tensor {
+	h, w := x.Dim(2), x.Dim(3)
+	t := f.GroupNorm(a.norm, x)                  // [B, C, H, W]
+	t = f.ToTokens(t)                            // [B, N, C]
+	q := f.Linear(a.q, t)                        // [B, N, C]
+	k := f.Linear(a.k, t)                        // [B, N, C]
+	v := f.Linear(a.v, t)                        // [B, N, C]
+	o := f.Attention(q, k, v, 1, a.scale, false) // [B, N, C]
+	o = f.Linear(a.proj, o)                      // [B, N, C]
+	o = f.FromTokens(o, h, w)                    // [B, C, H, W]
+	return f.Add(x, o)
+}
+
+// level is one resolution level of the encoder (down.i) or decoder (up.i):
+// ResnetBlocks, optional AttnBlocks after each, and the resampling conv
+// (downsample.conv / upsample.conv) if any.
+type level struct {
+	name     string // "encoder.down.0", "decoder.up.1"
+	blocks   []*resnetBlock
+	attns    []*attnBlock // nil, or one per block
+	resample *blocks.Conv2D
+	up       bool // nearest 2x before the conv (decoder)
+}
+
+func loadLevel(l blocks.Loader, cfg Config, in, out, nBlocks int, attn bool) *level {
+	lv := &level{name: l.Path()}
+	for j := range nBlocks {
+		lv.blocks = append(lv.blocks, loadResnet(l.Sub(fmt.Sprintf("block.%d", j)), cfg, in, out))
+		in = out
+		if attn {
+			lv.attns = append(lv.attns, loadAttn(l.Sub(fmt.Sprintf("attn.%d", j)), cfg, out))
+		}
+	}
+	return lv
+}
+
+func (lv *level) forward(f *blocks.Flow, trace blocks.Tracer, prefix string, x tensor.Tensor) tensor.Tensor {
+	for j, b := range lv.blocks {
+		x = b.forward(f, x) // [B, C, H, W]
+		trace.Trace(fmt.Sprintf("%s%s.block.%d", prefix, lv.name, j), x)
+		if lv.attns != nil {
+			x = lv.attns[j].forward(f, x)
+			trace.Trace(fmt.Sprintf("%s%s.attn.%d", prefix, lv.name, j), x)
+		}
+	}
+	if lv.resample == nil {
+		return x
+	}
+	name := prefix + lv.name + ".downsample"
+	if lv.up {
+		name = prefix + lv.name + ".upsample"
+		x = f.Upsample2x(x) // [B, C, 2H, 2W]
+	}
+	x = f.Conv(*lv.resample, x) // [B, C, H/2, W/2] down; [B, C, 2H, 2W] up
+	trace.Trace(name, x)
+	return x
+}
+
+// loadDownsample is model.Downsample (with_conv): pad right and bottom by
+// one, then a 3x3 conv with stride 2 and no padding.
+func loadDownsample(l blocks.Loader, ch int) *blocks.Conv2D {
+	c := blocks.LoadConv2D(l, "conv", ch, ch, 3, ops.Conv2DParams{Stride: 2, Pad: [4]int{0, 1, 0, 1}}) // top, bottom, left, right
+	return &c
+}
+
+// loadUpsample is model.Upsample (with_conv): nearest 2x, then a 3x3 conv
+// with padding 1.
+func loadUpsample(l blocks.Loader, ch int) *blocks.Conv2D {
+	c := blocks.Conv3x3(l, "conv", ch, ch)
+	return &c
+}
+
+// mid is the middle of the encoder or decoder: block_1, attn_1, block_2.
+type mid struct {
+	block1 *resnetBlock
+	attn   *attnBlock
+	block2 *resnetBlock
+}
+
+func loadMid(l blocks.Loader, cfg Config, ch int) mid {
+	return mid{
+		block1: loadResnet(l.Sub("block_1"), cfg, ch, ch),
+		attn:   loadAttn(l.Sub("attn_1"), cfg, ch),
+		block2: loadResnet(l.Sub("block_2"), cfg, ch, ch),
+	}
+}
+
+func (m mid) forward(f *blocks.Flow, trace blocks.Tracer, prefix string, x tensor.Tensor) tensor.Tensor {
+	x = m.block1.forward(f, x) // [B, C, H, W]
+	trace.Trace(prefix+"mid.block_1", x)
+	x = m.attn.forward(f, x)
+	trace.Trace(prefix+"mid.attn_1", x)
+	x = m.block2.forward(f, x)
+	trace.Trace(prefix+"mid.block_2", x)
+	return x
+}
