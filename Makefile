@@ -24,7 +24,7 @@ TEST_DEBS := $(RUN_DEBS) xvfb xauth x11-utils imagemagick
 # check, write a target for it below and name it in TEST_STEPS (or, for
 # another `go test` line, in TEST_GO).
 TEST_STEPS := test-fmt test-vet test-go
-TEST_GO    := test-go-all test-go-race
+TEST_GO    := test-go-all test-go-race test-go-purego
 
 # fyne CLI used by `make package` (fetched through the Go module proxy).
 FYNE_CLI := fyne.io/tools/cmd/fyne@v1.7.4
@@ -62,8 +62,16 @@ test-go: $(TEST_GO)
 test-go-all: check-go
 	$(GO) test ./...
 
+# The UI and services, and the runtime's concurrent kernels, under the race
+# detector.
 test-go-race: check-go
 	$(GO) test -race ./ui/... ./app/...
+	$(GO) test -race -short ./inference/backend/... ./inference/kernels/... ./inference/ops/...
+
+# The pure-Go kernels (what a build without cgo or BLAS runs) give the same
+# results.
+test-go-purego: check-go
+	CGO_ENABLED=0 $(GO) test -short ./inference/backend/... ./inference/kernels/... ./inference/ops/...
 
 # Redraw assets/icon.png (a test checks the committed file matches).
 icon: check-go
