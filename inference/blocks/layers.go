@@ -17,16 +17,20 @@ func (t Tracer) Trace(name string, out tensor.Tensor) {
 	}
 }
 
-// Linear is y = x W^T + b (PyTorch nn.Linear).
+// Linear is y = x W^T + b (PyTorch nn.Linear). Its weight is either the
+// float32 Weight or the float16 Half (exactly one is set).
 type Linear struct {
-	Weight tensor.Tensor // [Out, In]
+	Weight tensor.Tensor // [Out, In], or zero when Half is set
+	Half   *HalfTensor   // [Out, In] held as float16, or nil
 	Bias   tensor.Tensor // [Out], or zero for none
 }
 
-// LoadLinear reads name.weight (and name.bias when bias is set).
+// LoadLinear reads name.weight (and name.bias when bias is set); the
+// weight is held per the loader's HalfMode.
 func LoadLinear(l Loader, name string, in, out int, bias bool) Linear {
 	s := l.Sub(name)
-	m := Linear{Weight: s.Tensor("weight", out, in)}
+	var m Linear
+	m.Weight, m.Half = s.Matrix("weight", []int{out, in})
 	if bias {
 		m.Bias = s.Tensor("bias", out)
 	}
@@ -35,20 +39,28 @@ func LoadLinear(l Loader, name string, in, out int, bias bool) Linear {
 
 // Forward maps x [..., In] to [..., Out].
 func (m Linear) Forward(e *ops.Engine, x tensor.Tensor) (tensor.Tensor, error) {
-	return e.Linear(x, m.Weight, m.Bias)
+	w, release := weight(e, m.Weight, m.Half, x, m.Bias)
+	defer release()
+	return e.Linear(x, w, m.Bias)
 }
 
-// Conv2D is a 2-D convolution with bias (PyTorch nn.Conv2d).
+// Conv2D is a 2-D convolution with bias (PyTorch nn.Conv2d). Its weight is
+// either the float32 Weight or the float16 Half (exactly one is set).
 type Conv2D struct {
-	Weight tensor.Tensor // [Out, In, K, K]
+	Weight tensor.Tensor // [Out, In, K, K], or zero when Half is set
+	Half   *HalfTensor   // [Out, In, K, K] held as float16, or nil
 	Bias   tensor.Tensor // [Out]
 	Params ops.Conv2DParams
 }
 
-// LoadConv2D reads name.weight and name.bias of a k x k convolution.
+// LoadConv2D reads name.weight and name.bias of a k x k convolution; the
+// weight is held per the loader's HalfMode.
 func LoadConv2D(l Loader, name string, in, out, k int, p ops.Conv2DParams) Conv2D {
 	s := l.Sub(name)
-	return Conv2D{Weight: s.Tensor("weight", out, in, k, k), Bias: s.Tensor("bias", out), Params: p}
+	m := Conv2D{Params: p}
+	m.Weight, m.Half = s.Matrix("weight", []int{out, in, k, k})
+	m.Bias = s.Tensor("bias", out)
+	return m
 }
 
 // Conv3x3 is a 3x3 convolution, stride 1, padding 1.
@@ -63,7 +75,20 @@ func Conv1x1(l Loader, name string, in, out int) Conv2D {
 
 // Forward maps x [B, In, H, W] to [B, Out, H', W'].
 func (m Conv2D) Forward(e *ops.Engine, x tensor.Tensor) (tensor.Tensor, error) {
-	return e.Conv2D(x, m.Weight, m.Bias, m.Params)
+	w, release := weight(e, m.Weight, m.Half, x, m.Bias)
+	defer release()
+	return e.Conv2D(x, w, m.Bias, m.Params)
+}
+
+// weight returns the float32 weight for one call of a layer on x: w
+// itself, or half converted (see HalfTensor.Float32), kept out of the pool
+// when the call records a gradient graph (x or the bias requires grad).
+func weight(e *ops.Engine, w tensor.Tensor, half *HalfTensor, x, b tensor.Tensor) (tensor.Tensor, func()) {
+	if half == nil {
+		return w, func() {}
+	}
+	keep := x.Valid() && x.RequiresGrad() || b.Valid() && b.RequiresGrad()
+	return half.Float32(e, keep)
 }
 
 // GroupNorm normalises each of Groups channel groups over its channels and

@@ -6,6 +6,9 @@
 // Layers are named after checkpoint keys: a layer is loaded from a Loader
 // scoped to its key prefix (l.Sub("to_q")), so every weight name sits next
 // to the layer that uses it.
+//
+// Linear and Conv2D weights may be held as float16 (LoadOptions.Half): a
+// HalfTensor converted into a pooled float32 buffer for each operator call.
 package blocks
 
 import (
@@ -45,7 +48,8 @@ func (e *LoadError) Error() string {
 // report every problem of the model at once.
 type Loader struct {
 	st     *loadState
-	prefix string // full key prefix, ending in "." unless empty
+	prefix string   // full key prefix, ending in "." unless empty
+	half   HalfMode // for the layer weights read through Matrix
 }
 
 type loadState struct {
@@ -55,21 +59,48 @@ type loadState struct {
 	used   map[string]bool
 	ignore map[string]bool
 	probs  []string
+	bytes  int64 // memory of the weights read, as held
+	pool   *WeightPool
 }
 
 // NewLoader starts loading the model named model (for messages) whose
-// tensors all start with root (e.g. "model.diffusion_model.").
-func NewLoader(src weights.Source, model, root string) Loader {
+// tensors all start with root (e.g. "model.diffusion_model."). opts (at
+// most one; the last wins) say how layer weights are held; the zero value
+// keeps the checkpoint's dtype.
+func NewLoader(src weights.Source, model, root string, opts ...LoadOptions) Loader {
+	var opt LoadOptions
+	if len(opts) > 0 {
+		opt = opts[len(opts)-1]
+	}
 	return Loader{
-		st:     &loadState{model: model, src: src, root: root, used: map[string]bool{}, ignore: map[string]bool{}},
+		st: &loadState{model: model, src: src, root: root, used: map[string]bool{}, ignore: map[string]bool{},
+			pool: new(WeightPool)},
 		prefix: root,
+		half:   opt.Half,
 	}
 }
 
 // Sub returns a loader for the child module name ("input_blocks.1.0").
 func (l Loader) Sub(name string) Loader {
-	return Loader{st: l.st, prefix: l.prefix + name + "."}
+	return Loader{st: l.st, prefix: l.prefix + name + ".", half: l.half}
 }
+
+// WithHalf returns the loader with another HalfMode for the layer weights
+// read through it and its Subs (HalfNever for weights that must stay
+// float32 tensors, like the UNet's cross-attention K/V projections that
+// editors are given).
+func (l Loader) WithHalf(m HalfMode) Loader {
+	l.half = m
+	return l
+}
+
+// WeightBytes is the memory the weights read so far take as held: 4 bytes
+// a float32 value, 2 a float16 one.
+func (l Loader) WeightBytes() int64 { return l.st.bytes }
+
+// Pool is the WeightPool the model's half weights borrow their float32
+// buffers from.
+func (l Loader) Pool() *WeightPool { return l.st.pool }
 
 // Key returns the full checkpoint key of name.
 func (l Loader) Key(name string) string { return l.prefix + name }
@@ -107,38 +138,100 @@ func (l Loader) Tensor(name string, shape ...int) tensor.Tensor {
 // with the first shape.
 func (l Loader) TensorAlt(name string, shapes ...[]int) tensor.Tensor {
 	key := l.Key(name)
+	if !l.check(key, shapes) {
+		return tensor.Tensor{}
+	}
+	return l.float32(key, shapes[0])
+}
+
+// Matrix reads a layer weight (of a Linear or Conv2D), which may have any
+// of the given shapes and is returned with the first. Per the loader's
+// HalfMode it is held either as a float32 tensor or as a *HalfTensor (then
+// the tensor is the zero Tensor); on a problem both are zero.
+func (l Loader) Matrix(name string, shapes ...[]int) (tensor.Tensor, *HalfTensor) {
+	key := l.Key(name)
+	if !l.check(key, shapes) {
+		return tensor.Tensor{}, nil
+	}
+	dtype := weights.DType(l.st.src, key)
+	switch {
+	case l.half == HalfNever:
+	case dtype == "F16":
+		data, _, err := l.st.src.(weights.HalfSource).Half(key) // DType is "F16" only for a HalfSource
+		if err != nil {
+			l.problem("tensor %q: %v", key, err)
+			return tensor.Tensor{}, nil
+		}
+		return tensor.Tensor{}, l.half16(key, data, shapes[0])
+	case l.half == HalfAlways:
+		data, _, err := l.st.src.Float32(key)
+		if err != nil {
+			l.problem("tensor %q: %v", key, err)
+			return tensor.Tensor{}, nil
+		}
+		h := make([]uint16, len(data))
+		if weights.Float32sToHalf(h, data) > 0 { // beyond float16's range: keep float32
+			return l.wrap(key, data, shapes[0]), nil
+		}
+		return tensor.Tensor{}, l.half16(key, h, shapes[0])
+	}
+	return l.float32(key, shapes[0]), nil
+}
+
+// check records key as read and reports whether it exists with one of the
+// shapes, recording the problem if not.
+func (l Loader) check(key string, shapes [][]int) bool {
 	l.st.used[key] = true
 	got, ok := l.st.src.Shape(key)
 	if !ok {
-		l.st.probs = append(l.st.probs, fmt.Sprintf("missing tensor %q (want shape %v)", key, shapes[0]))
-		return tensor.Tensor{}
+		l.problem("missing tensor %q (want shape %v)", key, shapes[0])
+		return false
 	}
-	match := false
 	for _, s := range shapes {
 		if tensor.SameShape(got, s) {
-			match = true
-			break
+			return true
 		}
 	}
-	if !match {
-		want := fmt.Sprint(shapes[0])
-		for _, s := range shapes[1:] {
-			want += fmt.Sprintf(" or %v", s)
-		}
-		l.st.probs = append(l.st.probs, fmt.Sprintf("tensor %q has shape %v, want %s", key, got, want))
-		return tensor.Tensor{}
+	want := fmt.Sprint(shapes[0])
+	for _, s := range shapes[1:] {
+		want += fmt.Sprintf(" or %v", s)
 	}
+	l.problem("tensor %q has shape %v, want %s", key, got, want)
+	return false
+}
+
+// float32 reads key as a float32 tensor of the given shape.
+func (l Loader) float32(key string, shape []int) tensor.Tensor {
 	data, _, err := l.st.src.Float32(key)
 	if err != nil {
-		l.st.probs = append(l.st.probs, fmt.Sprintf("tensor %q: %v", key, err))
+		l.problem("tensor %q: %v", key, err)
 		return tensor.Tensor{}
 	}
-	t, err := tensor.New(data, shapes[0]...)
+	return l.wrap(key, data, shape)
+}
+
+func (l Loader) wrap(key string, data []float32, shape []int) tensor.Tensor {
+	t, err := tensor.New(data, shape...)
 	if err != nil {
-		l.st.probs = append(l.st.probs, fmt.Sprintf("tensor %q: %v", key, err))
+		l.problem("tensor %q: %v", key, err)
 		return tensor.Tensor{}
 	}
+	l.st.bytes += 4 * int64(len(data))
 	return t
+}
+
+func (l Loader) half16(key string, data []uint16, shape []int) *HalfTensor {
+	h, err := NewHalfTensor(data, l.st.pool, shape...)
+	if err != nil {
+		l.problem("tensor %q: %v", key, err)
+		return nil
+	}
+	l.st.bytes += h.Bytes()
+	return h
+}
+
+func (l Loader) problem(format string, args ...any) {
+	l.st.probs = append(l.st.probs, fmt.Sprintf(format, args...))
 }
 
 // Finish reports, as one *LoadError, every missing or misshapen tensor and

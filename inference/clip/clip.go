@@ -34,6 +34,8 @@ type Model struct {
 	posEmb   tensor.Tensor    // embeddings.position_embedding.weight [T, D]
 	layers   []*layer         // encoder.layers.i
 	final    blocks.LayerNorm // final_layer_norm
+	bytes    int64            // weight memory as held
+	pool     *blocks.WeightPool
 }
 
 // layer is one CLIPEncoderLayer (OpenAI ResidualAttentionBlock).
@@ -51,12 +53,14 @@ type layer struct {
 // Load builds the text encoder of cfg from src, strictly: every tensor
 // under Prefix must be used (embeddings.position_ids, the 0..T-1 buffer of
 // SD checkpoints, is allowed and ignored) and have the expected shape; all
-// problems are reported in one *blocks.LoadError.
-func Load(e *ops.Engine, src weights.Source, cfg Config) (*Model, error) {
+// problems are reported in one *blocks.LoadError. opts (at most one) say
+// which layer weights are held as float16; the default keeps the
+// checkpoint's dtype. The embeddings always stay float32.
+func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOptions) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := blocks.NewLoader(src, "clip", Prefix)
+	l := blocks.NewLoader(src, "clip", Prefix, opts...)
 	d, in, eps := cfg.HiddenSize, cfg.IntermediateSize, cfg.LayerNormEps
 	l.Ignore("embeddings.position_ids")
 	m := &Model{
@@ -82,8 +86,14 @@ func Load(e *ops.Engine, src weights.Source, cfg Config) (*Model, error) {
 	if err := l.Finish(); err != nil {
 		return nil, err
 	}
+	m.bytes, m.pool = l.WeightBytes(), l.Pool()
 	return m, nil
 }
+
+// WeightBytes is the memory the model's weights take as held (4 bytes a
+// float32 value, 2 a float16 one), not counting the pooled conversion
+// buffers of half weights.
+func (m *Model) WeightBytes() int64 { return m.bytes }
 
 // TokenEmbedding returns the token table [VocabSize, D] (read-only).
 func (m *Model) TokenEmbedding() tensor.Tensor { return m.tokenEmb }

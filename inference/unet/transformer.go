@@ -45,14 +45,13 @@ func (m *Model) loadTransformer(l blocks.Loader, ch int) *spatialTransformer {
 		b := &basicBlock{
 			name:  bl.Path(),
 			norm1: blocks.LoadLayerNorm(bl, "norm1", inner, layerNormEps),
-			attn1: loadAttention(bl.Sub("attn1"), inner, inner, heads, dimHead),
+			attn1: loadAttention(bl.Sub("attn1"), inner, inner, heads, dimHead, false),
 			norm2: blocks.LoadLayerNorm(bl, "norm2", inner, layerNormEps),
-			attn2: loadAttention(bl.Sub("attn2"), inner, cfg.ContextDim, heads, dimHead),
+			attn2: loadAttention(bl.Sub("attn2"), inner, cfg.ContextDim, heads, dimHead, true),
 			norm3: blocks.LoadLayerNorm(bl, "norm3", inner, layerNormEps),
 			ffIn:  blocks.LoadLinear(bl, "ff.net.0.proj", inner, 2*ffMult*inner, true),
 			ffOut: blocks.LoadLinear(bl, "ff.net.2", ffMult*inner, inner, true),
 		}
-		b.attn2.cross = true
 		m.cross = append(m.cross, b.attn2)
 		st.blocks = append(st.blocks, b)
 	}
@@ -133,15 +132,23 @@ type attention struct {
 	cross bool // attn2: K/V through the editor
 }
 
-func loadAttention(l blocks.Loader, inner, kvDim, heads, dimHead int) *attention {
+// loadAttention reads one attention layer; for cross-attention (attn2)
+// to_k/to_v stay float32 whatever the HalfMode, since editors are given
+// them as tensors (19 M values in SD1.5, 77 MB).
+func loadAttention(l blocks.Loader, inner, kvDim, heads, dimHead int, cross bool) *attention {
+	kv := l
+	if cross {
+		kv = l.WithHalf(blocks.HalfNever)
+	}
 	return &attention{
 		name:  l.Path(),
 		toQ:   blocks.LoadLinear(l, "to_q", inner, inner, false),
-		toK:   blocks.LoadLinear(l, "to_k", kvDim, inner, false),
-		toV:   blocks.LoadLinear(l, "to_v", kvDim, inner, false),
+		toK:   blocks.LoadLinear(kv, "to_k", kvDim, inner, false),
+		toV:   blocks.LoadLinear(kv, "to_v", kvDim, inner, false),
 		toOut: blocks.LoadLinear(l, "to_out.0", inner, inner, true),
 		heads: heads,
 		scale: float32(1 / math.Sqrt(float64(dimHead))),
+		cross: cross,
 	}
 }
 

@@ -49,7 +49,8 @@ type KVEditor interface {
 	Project(layer string, kv KV, context, weight tensor.Tensor) (tensor.Tensor, error)
 }
 
-// CrossAttention describes one cross-attention layer, for editors.
+// CrossAttention describes one cross-attention layer, for editors. ToK
+// and ToV are float32 tensors whatever the load options.
 type CrossAttention struct {
 	Name string        // checkpoint path: "input_blocks.1.1.transformer_blocks.0.attn2"
 	ToK  tensor.Tensor // [inner, Dc]
@@ -77,16 +78,21 @@ type Model struct {
 	outNorm    blocks.GroupNorm // out.0 (out.1 is SiLU)
 	outConv    blocks.Conv2D    // out.2
 	cross      []*attention     // every attn2, in forward order
+	bytes      int64            // weight memory as held
+	pool       *blocks.WeightPool
 }
 
 // Load builds the UNet of cfg from src, strictly: every tensor under Prefix
 // must be used and have the expected shape; all problems are reported in
-// one *blocks.LoadError.
-func Load(e *ops.Engine, src weights.Source, cfg Config) (*Model, error) {
+// one *blocks.LoadError. opts (at most one) say which layer weights are
+// held as float16; the default keeps the checkpoint's dtype. The
+// cross-attention to_k/to_v weights that editors are given (see
+// CrossAttentions) always stay float32.
+func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOptions) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := blocks.NewLoader(src, "unet", Prefix)
+	l := blocks.NewLoader(src, "unet", Prefix, opts...)
 	mc, ed := cfg.ModelChannels, cfg.TimeEmbedDim()
 	m := &Model{
 		Config:     cfg,
@@ -148,8 +154,14 @@ func Load(e *ops.Engine, src weights.Source, cfg Config) (*Model, error) {
 	if err := l.Finish(); err != nil {
 		return nil, err
 	}
+	m.bytes, m.pool = l.WeightBytes(), l.Pool()
 	return m, nil
 }
+
+// WeightBytes is the memory the model's weights take as held (4 bytes a
+// float32 value, 2 a float16 one), not counting the pooled conversion
+// buffers of half weights (one layer's worth per running forward pass).
+func (m *Model) WeightBytes() int64 { return m.bytes }
 
 // CrossAttentions lists the cross-attention layers in forward order, with
 // their to_k/to_v weights.

@@ -315,7 +315,13 @@ func TestEditorGradient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("backward through the tiny UNet")
 	}
-	m := tiny(t)
+	editorGradient(t, tiny(t))
+}
+
+// editorGradient checks the gradient of sum(eps * r) with respect to a
+// bias an editor adds to one layer's V projection of m.
+func editorGradient(t *testing.T, m *Model) {
+	t.Helper()
 	f := golden.Open(t, ioFile)
 	x, ts, cond := inputs(t, f)
 	layer := m.CrossAttentions()[1]

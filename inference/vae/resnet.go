@@ -73,11 +73,14 @@ func loadAttn(l blocks.Loader, cfg Config, ch int) *attnBlock {
 // converters write) as a Linear [C, C].
 func loadPointwise(l blocks.Loader, name string, ch int) blocks.Linear {
 	s := l.Sub(name)
-	w := s.TensorAlt("weight", []int{ch, ch, 1, 1}, []int{ch, ch})
+	w, h := s.Matrix("weight", []int{ch, ch, 1, 1}, []int{ch, ch})
 	if w.Valid() {
 		w, _ = w.Reshape(ch, ch) // same numel by construction
 	}
-	return blocks.Linear{Weight: w, Bias: s.Tensor("bias", ch)}
+	if h != nil {
+		h, _ = h.Reshape(ch, ch)
+	}
+	return blocks.Linear{Weight: w, Half: h, Bias: s.Tensor("bias", ch)}
 }
 
 func (a *attnBlock) forward(f *blocks.Flow, x tensor.Tensor) tensor.Tensor {

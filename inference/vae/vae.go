@@ -35,6 +35,8 @@ type Model struct {
 	dec           *decoder
 	quantConv     blocks.Conv2D // quant_conv [2E, 2z, 1, 1]
 	postQuantConv blocks.Conv2D // post_quant_conv [z, E, 1, 1]
+	bytes         int64         // weight memory as held
+	pool          *blocks.WeightPool
 }
 
 type encoder struct {
@@ -55,12 +57,13 @@ type decoder struct {
 
 // Load builds the autoencoder of cfg from src, strictly: every tensor
 // under Prefix must be used and have the expected shape; all problems are
-// reported in one *blocks.LoadError.
-func Load(e *ops.Engine, src weights.Source, cfg Config) (*Model, error) {
+// reported in one *blocks.LoadError. opts (at most one) say which layer
+// weights are held as float16; the default keeps the checkpoint's dtype.
+func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOptions) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := blocks.NewLoader(src, "vae", Prefix)
+	l := blocks.NewLoader(src, "vae", Prefix, opts...)
 	ch, n := cfg.Ch, len(cfg.ChMult)
 	zOut := cfg.ZChannels
 	if cfg.DoubleZ {
@@ -111,8 +114,14 @@ func Load(e *ops.Engine, src weights.Source, cfg Config) (*Model, error) {
 	if err := l.Finish(); err != nil {
 		return nil, err
 	}
+	m.bytes, m.pool = l.WeightBytes(), l.Pool()
 	return m, nil
 }
+
+// WeightBytes is the memory the model's weights take as held (4 bytes a
+// float32 value, 2 a float16 one), not counting the pooled conversion
+// buffers of half weights.
+func (m *Model) WeightBytes() int64 { return m.bytes }
 
 // Decode maps latents z [B, E, h, w] (the autoencoder's own scale: divide
 // the diffusion latents by ScaleFactor first, or use DecodeLatents) to an

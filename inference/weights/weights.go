@@ -1,6 +1,8 @@
 // Package weights is the small interface model packages load tensors
 // through, so they do not care whether names come from a safetensors file,
-// a .ckpt pickle, a diffusers folder or a test.
+// a .ckpt pickle, a diffusers folder or a test. Sources that can hand out
+// float16 tensors unconverted implement HalfSource; half.go also holds the
+// float16 <-> float32 conversions.
 package weights
 
 import (
@@ -21,7 +23,7 @@ type Source interface {
 	Float32(name string) ([]float32, []int, error)
 }
 
-// Safetensors adapts a safetensors file to Source.
+// Safetensors adapts a safetensors file to Source (a HalfSource).
 func Safetensors(f *safetensors.File) Source { return stFile{f} }
 
 type stFile struct{ f *safetensors.File }
@@ -32,6 +34,14 @@ func (s stFile) Shape(name string) ([]int, bool) {
 	return i.Shape, ok
 }
 func (s stFile) Float32(name string) ([]float32, []int, error) { return s.f.Float32(name) }
+func (s stFile) Half(name string) ([]uint16, []int, error)     { return s.f.Half(name) }
+func (s stFile) DType(name string) string {
+	i, ok := s.f.Info(name)
+	if !ok {
+		return ""
+	}
+	return i.DType
+}
 
 // Merge presents several sources as one; an earlier source wins on a
 // duplicate name.
@@ -72,6 +82,27 @@ func (m merged) Float32(name string) ([]float32, []int, error) {
 	return nil, nil, fmt.Errorf("weights: no tensor %q", name)
 }
 
+func (m merged) DType(name string) string {
+	for _, s := range m {
+		if _, ok := s.Shape(name); ok {
+			return DType(s, name)
+		}
+	}
+	return ""
+}
+
+func (m merged) Half(name string) ([]uint16, []int, error) {
+	for _, s := range m {
+		if _, ok := s.Shape(name); ok {
+			if h, ok := s.(HalfSource); ok {
+				return h.Half(name)
+			}
+			return nil, nil, fmt.Errorf("weights: tensor %q is not stored as F16", name)
+		}
+	}
+	return nil, nil, fmt.Errorf("weights: no tensor %q", name)
+}
+
 // Shapes returns name -> shape for every tensor whose name starts with
 // prefix, with the prefix removed, for Config detection.
 func Shapes(src Source, prefix string) map[string][]int {
@@ -86,12 +117,15 @@ func Shapes(src Source, prefix string) map[string][]int {
 	return out
 }
 
-// Map is an in-memory Source, for tests and generated models.
+// Map is an in-memory Source (and HalfSource), for tests and generated
+// models.
 type Map map[string]Tensor
 
-// Tensor is one in-memory tensor.
+// Tensor is one in-memory tensor: float32 Data, or float16 Half (raw IEEE
+// binary16) when Half is set.
 type Tensor struct {
 	Data  []float32
+	Half  []uint16
 	Shape []int
 }
 
@@ -111,11 +145,46 @@ func (m Map) Shape(name string) ([]int, bool) {
 	return t.Shape, ok
 }
 
-// Float32 returns a tensor (not copied).
+// Float32 returns a tensor: float32 data not copied, half data converted.
 func (m Map) Float32(name string) ([]float32, []int, error) {
 	t, ok := m[name]
 	if !ok {
 		return nil, nil, fmt.Errorf("weights: no tensor %q", name)
 	}
+	if t.Half != nil {
+		d := make([]float32, len(t.Half))
+		HalfToFloat32s(d, t.Half)
+		return d, t.Shape, nil
+	}
 	return t.Data, t.Shape, nil
 }
+
+// DType is "F16" for a tensor holding Half data, "F32" for the others.
+func (m Map) DType(name string) string {
+	t, ok := m[name]
+	switch {
+	case !ok:
+		return ""
+	case t.Half != nil:
+		return "F16"
+	}
+	return "F32"
+}
+
+// Half returns a float16 tensor (not copied); a float32 one is an error.
+func (m Map) Half(name string) ([]uint16, []int, error) {
+	t, ok := m[name]
+	switch {
+	case !ok:
+		return nil, nil, fmt.Errorf("weights: no tensor %q", name)
+	case t.Half == nil:
+		return nil, nil, fmt.Errorf("weights: tensor %q is not stored as F16", name)
+	}
+	return t.Half, t.Shape, nil
+}
+
+var (
+	_ HalfSource = Map{}
+	_ HalfSource = stFile{}
+	_ HalfSource = merged{}
+)

@@ -1,0 +1,325 @@
+package blocks
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/nlpodyssey/spago/ag"
+
+	"github.com/perfusion-studio/perfusion/inference/checkpoint"
+	"github.com/perfusion-studio/perfusion/inference/ops"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
+	"github.com/perfusion-studio/perfusion/inference/weights"
+)
+
+// Checkpoints hand their F16 tensors to the loader unconverted.
+var (
+	_ weights.HalfSource = (*checkpoint.Checkpoint)(nil)
+	_ weights.HalfSource = checkpoint.View{}
+)
+
+func randHalf(r *rand.Rand, n int, scale float32) []uint16 {
+	h := make([]uint16, n)
+	for i := range h {
+		h[i] = weights.ToHalf(scale * (2*r.Float32() - 1))
+	}
+	return h
+}
+
+func randFloat(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 2*r.Float32() - 1
+	}
+	return v
+}
+
+func TestConvertHalf(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	e := ops.CPU()
+	e.B.SetThreads(3)
+	for _, n := range []int{0, 1, convertChunk - 1, convertChunk + 1, 3*convertChunk + 5} {
+		src := make([]uint16, n)
+		for i := range src {
+			src[i] = uint16(r.Uint32()) // every bit pattern: subnormals, Inf, NaN
+		}
+		want := make([]float32, n)
+		for i, h := range src {
+			want[i] = weights.FromHalf(h)
+		}
+		for _, eng := range []*ops.Engine{e, nil} {
+			got := make([]float32, n+1)
+			got[n] = 7
+			ConvertHalf(eng, got, src)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("n=%d: [%d] = %#x, want %#x", n, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+				}
+			}
+			if got[n] != 7 {
+				t.Fatalf("n=%d: wrote past the end", n)
+			}
+		}
+	}
+}
+
+func TestLoaderHalfModes(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	f32 := randFloat(r, 6)
+	f16 := randHalf(r, 6, 1)
+	big := []float32{1, 2, 7e4, 3} // 7e4 is beyond float16
+	src := weights.Map{
+		"m.a.weight": {Half: f16, Shape: []int{2, 3}},
+		"m.a.bias":   {Half: []uint16{0x3c00, 0x4000}, Shape: []int{2}},
+		"m.b.weight": {Data: f32, Shape: []int{3, 2}},
+		"m.c.weight": {Data: big, Shape: []int{2, 2}},
+	}
+	type want struct{ aHalf, bHalf bool }
+	for _, tc := range []struct {
+		mode HalfMode
+		want want
+	}{
+		{HalfAsStored, want{true, false}},
+		{HalfNever, want{false, false}},
+		{HalfAlways, want{true, true}},
+	} {
+		l := NewLoader(src, "toy", "m.", LoadOptions{Half: tc.mode})
+		a := LoadLinear(l, "a", 3, 2, true)
+		b := LoadLinear(l, "b", 2, 3, false)
+		c := LoadLinear(l, "c", 2, 2, false)
+		if err := l.Finish(); err != nil {
+			t.Fatalf("%v: %v", tc.mode, err)
+		}
+		if (a.Half != nil) != tc.want.aHalf || (b.Half != nil) != tc.want.bHalf || a.Weight.Valid() == tc.want.aHalf || b.Weight.Valid() == tc.want.bHalf {
+			t.Errorf("%v: a half %v, b half %v; want %+v", tc.mode, a.Half != nil, b.Half != nil, tc.want)
+		}
+		if c.Half != nil || !slices.Equal(c.Weight.Data(), big) {
+			t.Errorf("%v: a weight beyond float16's range was not kept float32", tc.mode)
+		}
+		if got := a.Bias.Data(); !slices.Equal(got, []float32{1, 2}) {
+			t.Errorf("%v: F16 bias = %v, want float32 [1 2]", tc.mode, got)
+		}
+		bytes := int64(4*2 + 4*4) // bias, c
+		for _, w := range []Linear{a, b} {
+			if w.Half != nil {
+				bytes += 2 * 6
+			} else {
+				bytes += 4 * 6
+			}
+		}
+		if got := l.WeightBytes(); got != bytes {
+			t.Errorf("%v: WeightBytes %d, want %d", tc.mode, got, bytes)
+		}
+		if a.Half != nil && !slices.Equal(a.Half.Data(), f16) {
+			t.Errorf("%v: F16 weight not kept as stored", tc.mode)
+		}
+		if b.Half != nil {
+			for i, h := range b.Half.Data() {
+				if h != weights.ToHalf(f32[i]) {
+					t.Fatalf("%v: b[%d] = %#04x, want %#04x (rounded to nearest)", tc.mode, i, h, weights.ToHalf(f32[i]))
+				}
+			}
+			if !slices.Equal(b.Half.Shape(), []int{3, 2}) {
+				t.Errorf("shape %v", b.Half.Shape())
+			}
+		}
+		if a.Weight.Valid() && !slices.Equal(a.Weight.Data(), halfData(f16)) {
+			t.Errorf("%v: HalfNever did not convert the F16 weight exactly", tc.mode)
+		}
+	}
+
+	// Problems are still reported in half modes.
+	l := NewLoader(src, "toy", "m.", LoadOptions{Half: HalfAlways})
+	LoadLinear(l, "a", 2, 3, true) // wrong shape
+	LoadLinear(l, "z", 2, 3, false)
+	if err := l.Finish(); err == nil {
+		t.Error("misshapen and missing half weights not reported")
+	}
+}
+
+func halfData(h []uint16) []float32 {
+	out := make([]float32, len(h))
+	weights.HalfToFloat32s(out, h)
+	return out
+}
+
+// halfPair returns the same layer weight held as float16 and as the
+// float32 tensor of its exact values.
+func halfPair(t *testing.T, r *rand.Rand, pool *WeightPool, shape ...int) (*HalfTensor, tensor.Tensor) {
+	t.Helper()
+	h := randHalf(r, tensor.Numel(shape), 0.5)
+	ht, err := NewHalfTensor(h, pool, shape...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ht, tensor.MustNew(halfData(h), shape...)
+}
+
+func TestHalfLayers(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	e := ops.CPU()
+	pool := new(WeightPool)
+	lh, lw := halfPair(t, r, pool, 6, 5)
+	ch, cw := halfPair(t, r, pool, 4, 3, 3, 3)
+	bias := tensor.MustNew(randFloat(r, 4), 4)
+	lin, linRef := Linear{Half: lh}, Linear{Weight: lw}
+	conv := Conv2D{Half: ch, Bias: bias, Params: ops.Conv2DParams{Stride: 1, Pad: ops.Pad(1)}}
+	convRef := Conv2D{Weight: cw, Bias: bias, Params: conv.Params}
+	x := tensor.MustNew(randFloat(r, 2*7*5), 2, 7, 5)        // [B, T, In]
+	img := tensor.MustNew(randFloat(r, 2*3*5*4), 2, 3, 5, 4) // [B, C, H, W]
+	for range 3 {
+		for _, c := range []struct {
+			name      string
+			got, want func() (tensor.Tensor, error)
+		}{
+			{"linear", func() (tensor.Tensor, error) { return lin.Forward(e, x) }, func() (tensor.Tensor, error) { return linRef.Forward(e, x) }},
+			{"conv", func() (tensor.Tensor, error) { return conv.Forward(e, img) }, func() (tensor.Tensor, error) { return convRef.Forward(e, img) }},
+		} {
+			got, err := c.got()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := c.want()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.Data(), want.Data()) || !tensor.SameShape(got.Shape(), want.Shape()) {
+				t.Errorf("%s: half weight gives other values than its exact float32", c.name)
+			}
+		}
+	}
+	s := pool.Stats()
+	if s.InUse != 0 || s.Idle != 1 || s.Allocated != 1 || s.Size != 4*3*3*3 || s.Unpooled != 0 {
+		t.Errorf("pool after 6 sequential calls: %+v, want one buffer of 108 floats, idle", s)
+	}
+	// A shape error still returns the buffer.
+	if _, err := lin.Forward(e, img); err == nil {
+		t.Error("bad input accepted")
+	}
+	if s := pool.Stats(); s.InUse != 0 {
+		t.Errorf("buffer not returned after an error: %+v", s)
+	}
+}
+
+// With an input that requires grad, the converted weight must outlive the
+// call (backward reads it), so it may not come from the pool: other layers
+// borrowing pool buffers before backward must not change the gradient.
+func TestHalfLayerGradient(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	e := ops.CPU()
+	pool := new(WeightPool)
+	h1, w1 := halfPair(t, r, pool, 6, 5)
+	h2, _ := halfPair(t, r, pool, 6, 5)
+	xv := randFloat(r, 3*5)
+	gy := randFloat(r, 3*6)
+	grad := func(lin Linear, other *Linear) []float32 {
+		x, err := tensor.NewParam(slices.Clone(xv), 3, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := lin.Forward(e, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other != nil { // overwrite any pooled buffer
+			for range 3 {
+				if _, err := other.Forward(e, tensor.MustNew(randFloat(r, 5), 1, 5)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		tensor.AccGrad(y.Node(), slices.Clone(gy))
+		if err := ag.Backward(y.Node()); err != nil {
+			t.Fatal(err)
+		}
+		return slices.Clone(x.Grad())
+	}
+	want := grad(Linear{Weight: w1}, nil)
+	got := grad(Linear{Half: h1}, &Linear{Half: h2})
+	if !slices.Equal(got, want) {
+		t.Errorf("gradient through a half weight\n%v\nwant\n%v", got, want)
+	}
+	if s := pool.Stats(); s.Unpooled != 1 || s.InUse != 0 {
+		t.Errorf("pool: %+v, want one unpooled conversion and nothing in use", s)
+	}
+}
+
+// Concurrent forwards share the pool (run with -race).
+func TestHalfPoolConcurrent(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	e := ops.CPU()
+	pool := new(WeightPool)
+	var layers, refs []Linear
+	for i := range 4 {
+		h, w := halfPair(t, r, pool, 8+i, 8)
+		layers, refs = append(layers, Linear{Half: h}), append(refs, Linear{Weight: w})
+	}
+	x := tensor.MustNew(randFloat(r, 4*8), 4, 8)
+	want := make([][]float32, len(layers))
+	for i, l := range refs {
+		y, err := l.Forward(e, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = y.Data()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for range 4 {
+		wg.Go(func() {
+			for it := range 50 {
+				i := it % len(layers)
+				y, err := layers[i].Forward(e, x)
+				if err != nil || !slices.Equal(y.Data(), want[i]) {
+					errs <- "concurrent forward gave other values"
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for msg := range errs {
+		t.Fatal(msg)
+	}
+	if s := pool.Stats(); s.InUse != 0 || s.Idle > poolIdle || s.Allocated > 4 {
+		t.Errorf("pool after concurrent use: %+v", s)
+	}
+}
+
+func TestHalfTensorErrors(t *testing.T) {
+	if _, err := NewHalfTensor(make([]uint16, 5), nil, 2, 3); err == nil {
+		t.Error("wrong length accepted")
+	}
+	h, err := NewHalfTensor(make([]uint16, 6), nil, 2, 3, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := h.Reshape(2, 3); err != nil || !slices.Equal(v.Shape(), []int{2, 3}) || h.Bytes() != 12 {
+		t.Errorf("Reshape: %v %v", v, err)
+	}
+	if _, err := h.Reshape(4, 2); err == nil {
+		t.Error("bad reshape accepted")
+	}
+	w, release := h.Float32(nil, false) // no pool: a plain allocation
+	release()
+	if !slices.Equal(w.Shape(), []int{2, 3, 1, 1}) || w.Size() != 6 {
+		t.Errorf("Float32 without pool: %v", w)
+	}
+}
+
+func BenchmarkConvertHalf(b *testing.B) {
+	const n = 1280 * 1280 * 9 // the UNet's 1280-wide 3x3 convolution weight
+	r := rand.New(rand.NewPCG(1, 1))
+	src := randHalf(r, n, 0.05)
+	dst := make([]float32, n)
+	e := ops.CPU()
+	b.SetBytes(n * 2) // float16 bytes read
+	for b.Loop() {
+		ConvertHalf(e, dst, src)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/value")
+}
