@@ -12,7 +12,7 @@ type command struct {
 }
 
 // commands is the table of headless subcommands. Only commands that work are
-// listed; generate, train, tokenize and bench will join as they are built.
+// listed; train will join when it is built.
 func commands() []command {
-	return []command{}
+	return []command{generateCommand(), tokenizeCommand(), benchCommand()}
 }

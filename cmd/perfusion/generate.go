@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/perfusion-studio/perfusion/app/export"
+	"github.com/perfusion-studio/perfusion/inference/pipeline"
+)
+
+func generateCommand() command {
+	return command{
+		name:    "generate",
+		summary: "make an image from a prompt with an SD 1.x model (writes a PNG)",
+		run: func(ctx context.Context, args []string) error {
+			return oneLine(runGenerate(ctx, args, os.Stdout, os.Stderr))
+		},
+	}
+}
+
+// generateFlags are the settings of `perfusion generate`.
+type generateFlags struct {
+	model, prompt, negative, sampler, tokenizer, out string
+	seed                                             int64
+	steps, width, height, clipSkip                   int
+	cfg                                              float64
+	emphasis, longPrompts                            bool
+}
+
+func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) {
+	var g generateFlags
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&g.model, "model", "", "SD 1.x checkpoint: .safetensors or .ckpt file, or diffusers folder (required)")
+	fs.StringVar(&g.prompt, "prompt", "", "what to draw (required)")
+	fs.StringVar(&g.negative, "negative", "", "negative prompt")
+	fs.Int64Var(&g.seed, "seed", -1, "random seed, 0 to 4294967295; -1 picks one (and prints it)")
+	fs.IntVar(&g.steps, "steps", 20, "sampling steps")
+	fs.Float64Var(&g.cfg, "cfg", 7.5, "classifier-free guidance scale")
+	fs.StringVar(&g.sampler, "sampler", "dpmpp_2m_karras", "sampler: ddim, euler, euler_a, euler_karras, dpmpp_2m, dpmpp_2m_karras, lcm (or its display name, e.g. \"Euler a\")")
+	fs.IntVar(&g.width, "width", 512, "image width in pixels (a multiple of 64 for SD 1.x)")
+	fs.IntVar(&g.height, "height", 512, "image height in pixels (a multiple of 64 for SD 1.x)")
+	fs.StringVar(&g.tokenizer, "tokenizer", "", "CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, vocab.json + merges.txt, or a folder); default: searched beside the model")
+	fs.IntVar(&g.clipSkip, "clip-skip", 0, "text encoder layers to skip from the end (2 = penultimate layer)")
+	fs.BoolVar(&g.emphasis, "emphasis", true, "parse the web UI's emphasis syntax: (word:1.2), [word], BREAK")
+	fs.BoolVar(&g.longPrompts, "long-prompts", true, "encode prompts over 75 tokens in 75-token chunks instead of truncating")
+	fs.StringVar(&g.out, "out", "", "output PNG file (required)")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return g, err
+		}
+		return g, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"--model", g.model}, {"--prompt", g.prompt}, {"--out", g.out}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		return g, fmt.Errorf("%w: missing %s", errUsage, strings.Join(missing, ", "))
+	case fs.NArg() > 0:
+		return g, fmt.Errorf("%w: unexpected argument %q (quote the prompt: --prompt \"a cat\")", errUsage, fs.Arg(0))
+	case !strings.EqualFold(filepath.Ext(g.out), ".png"):
+		return g, fmt.Errorf("%w: --out %s: the output is a PNG, name it *.png", errUsage, g.out)
+	case g.seed < -1 || g.seed > 1<<32-1:
+		return g, fmt.Errorf("%w: --seed %d: want 0 to 4294967295, or -1 for a random seed", errUsage, g.seed)
+	case g.steps < 1:
+		return g, fmt.Errorf("%w: --steps %d: want at least 1", errUsage, g.steps)
+	}
+	// The exact size rule depends on the model (checked once it is loaded);
+	// these fail before minutes of loading.
+	for _, s := range []struct {
+		name string
+		v    int
+	}{{"--width", g.width}, {"--height", g.height}} {
+		if s.v <= 0 || s.v%8 != 0 || s.v > pipeline.MaxSide {
+			return g, fmt.Errorf("%w: %s %d: want a multiple of 8 (of 64 for SD 1.x) up to %d", errUsage, s.name, s.v, pipeline.MaxSide)
+		}
+	}
+	name, err := pipeline.ParseSampler(g.sampler)
+	if err != nil {
+		return g, fmt.Errorf("%w: --sampler: %v", errUsage, err)
+	}
+	g.sampler = name
+	return g, nil
+}
+
+// runGenerate is `perfusion generate`: load the model, generate one image
+// and write it with its settings. Progress goes to stderr, the result line
+// to stdout. Nothing is written unless the image is complete.
+func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	g, err := parseGenerateFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(filepath.Dir(g.out)); err != nil || !st.IsDir() {
+		return fmt.Errorf("output folder %s does not exist", filepath.Dir(g.out))
+	}
+	seed := uint64(g.seed)
+	if g.seed < 0 {
+		seed = uint64(rand.Uint32())
+		fmt.Fprintf(stderr, "seed %d\n", seed)
+	}
+	pr := newProgressPrinter(stderr)
+
+	pr.line(fmt.Sprintf("loading %s", g.model))
+	start := time.Now()
+	p, err := pipeline.Load(ctx, g.model, pipeline.LoadOptions{
+		Tokenizer: g.tokenizer,
+		Progress:  func(f float64) { pr.percent("loading "+filepath.Base(g.model), f) },
+	})
+	pr.done()
+	if err != nil {
+		return err
+	}
+	pr.line(fmt.Sprintf("loaded in %.1f s", time.Since(start).Seconds()))
+
+	req := pipeline.Request{
+		Prompt: g.prompt, Negative: g.negative, Seed: seed, Steps: g.steps, CFG: float32(g.cfg), Sampler: g.sampler,
+		Width: g.width, Height: g.height, ClipSkip: g.clipSkip, Emphasis: g.emphasis, LongPrompts: g.longPrompts,
+	}
+	res, err := p.Generate(ctx, req, func(s pipeline.Progress) {
+		pr.update(fmt.Sprintf("step %d/%d  elapsed %s  ETA %s", s.Step, s.Total, clock(s.Elapsed), clock(s.ETA)))
+	})
+	pr.done()
+	if err != nil {
+		return err
+	}
+	settings := export.Settings{
+		Prompt: g.prompt, NegativePrompt: g.negative, Steps: g.steps, Sampler: pipeline.SamplerLabel(g.sampler),
+		CFGScale: g.cfg, Seed: seed, Width: g.width, Height: g.height,
+		ModelName: strings.TrimSuffix(filepath.Base(g.model), filepath.Ext(g.model)),
+	}
+	if g.clipSkip > 1 {
+		settings.Extra = append(settings.Extra, [2]string{"Clip skip", strconv.Itoa(g.clipSkip)})
+	}
+	if err := export.SavePNG(g.out, res.Images[0], settings); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %dx%d, seed %d, %d steps %s, CFG %g, %.1f s\n", g.out, g.width, g.height, seed, g.steps,
+		settings.Sampler, g.cfg, res.Elapsed.Seconds())
+	return nil
+}
+
+// progressPrinter shows progress on stderr: one line rewritten in place
+// (carriage return) on a terminal, one line per update otherwise.
+type progressPrinter struct {
+	w        io.Writer
+	terminal bool
+	width    int  // length of the line on screen
+	open     bool // a rewritten line is on screen without its newline
+	shown    int  // last percentage shown by percent, -1 for none
+}
+
+func newProgressPrinter(w io.Writer) *progressPrinter {
+	p := &progressPrinter{w: w, shown: -1}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.terminal = true
+		}
+	}
+	return p
+}
+
+// update shows s as the current state.
+func (p *progressPrinter) update(s string) {
+	if !p.terminal {
+		fmt.Fprintln(p.w, s)
+		return
+	}
+	pad := max(p.width-len(s), 0)
+	fmt.Fprintf(p.w, "\r%s%s", s, strings.Repeat(" ", pad))
+	p.width, p.open = len(s), true
+}
+
+// percent shows a fraction done: every whole percent on a terminal, every
+// 10% otherwise.
+func (p *progressPrinter) percent(label string, f float64) {
+	pct := int(100 * f)
+	step := 10
+	if p.terminal {
+		step = 1
+	}
+	if pct/step == p.shown/step && p.shown >= 0 {
+		return
+	}
+	p.shown = pct
+	p.update(fmt.Sprintf("%s: %3d%%", label, pct))
+}
+
+// line prints s on a line of its own.
+func (p *progressPrinter) line(s string) {
+	p.done()
+	fmt.Fprintln(p.w, s)
+}
+
+// done ends an in-place line.
+func (p *progressPrinter) done() {
+	if p.open {
+		fmt.Fprintln(p.w)
+		p.open, p.width = false, 0
+	}
+}
+
+// clock formats a duration as m:ss (or h:mm:ss).
+func clock(d time.Duration) string {
+	s := int(d.Round(time.Second).Seconds())
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}

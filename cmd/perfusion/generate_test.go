@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/perfusion-studio/perfusion/app/export"
+	"github.com/perfusion-studio/perfusion/inference/tokenizer"
+	"github.com/perfusion-studio/perfusion/internal/golden"
+)
+
+// goldenRun is the golden tiny txt2img run (pipeline_config.json).
+type goldenRun struct {
+	Prompts      []string `json:"prompts"`
+	Negative     string   `json:"negative_prompt"`
+	Steps        int      `json:"ddim_steps_requested"`
+	CFG          float64  `json:"cfg_scale"`
+	InitialNoise string   `json:"initial_noise"`
+	ImageShape   []int    `json:"image_shape_nhwc"` // [B, H, W, 3]
+}
+
+func readGoldenRun(t *testing.T) (goldenRun, string) {
+	t.Helper()
+	var g goldenRun
+	golden.JSON(t, "pipeline_config.json", &g)
+	m := regexp.MustCompile(`manual_seed\((\d+)\)`).FindStringSubmatch(g.InitialNoise)
+	if m == nil || len(g.Prompts) == 0 || len(g.ImageShape) != 4 {
+		t.Fatalf("pipeline_config.json: unexpected %+v", g)
+	}
+	return g, m[1]
+}
+
+// generate on the tiny golden model (diffusers folder) writes the golden
+// image, with its settings in the PNG's parameters chunk.
+func TestGenerateGoldenPNG(t *testing.T) {
+	g, seed := readGoldenRun(t)
+	out := filepath.Join(t.TempDir(), "tiny.png")
+	var stdout, stderr bytes.Buffer
+	args := []string{"--model", golden.Path(t, "tiny_diffusers"), "--prompt", g.Prompts[0], "--negative", g.Negative,
+		"--seed", seed, "--steps", fmt.Sprint(g.Steps), "--cfg", fmt.Sprint(g.CFG), "--sampler", "DDIM",
+		"--width", fmt.Sprint(g.ImageShape[2]), "--height", fmt.Sprint(g.ImageShape[1]), "--out", out}
+	if err := runGenerate(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\nstderr:\n%s", err, stderr.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := golden.Open(t, "pipeline_io.safetensors")
+	want, _, err := f.Bytes("image_uint8_nhwc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, w := g.ImageShape[1], g.ImageShape[2]
+	if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
+		t.Fatalf("PNG is %v, want %dx%d", b, w, h)
+	}
+	exact, worst := 0, 0
+	for y := range h {
+		for x := range w {
+			r, gg, b, a := img.At(x, y).RGBA()
+			if a != 0xffff {
+				t.Fatalf("pixel %d,%d not opaque", x, y)
+			}
+			for c, v := range []uint32{r >> 8, gg >> 8, b >> 8} {
+				d := int(v) - int(want[(y*w+x)*3+c])
+				if d == 0 {
+					exact++
+				}
+				worst = max(worst, d, -d)
+			}
+		}
+	}
+	if frac := float64(exact) / float64(h*w*3); worst > 1 || frac < 0.99 {
+		t.Errorf("PNG vs golden: %.2f%% exact, worst %d levels off", 100*frac, worst)
+	}
+
+	chunks, err := export.TextChunks(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := chunks[export.ParametersKey]
+	for _, want := range []string{g.Prompts[0], fmt.Sprintf("Steps: %d", g.Steps), "Sampler: DDIM", fmt.Sprintf("CFG scale: %g", g.CFG),
+		"Seed: " + seed, fmt.Sprintf("Size: %dx%d", w, h), "Model: tiny_diffusers"} {
+		if !strings.Contains(params, want) {
+			t.Errorf("parameters %q lack %q", params, want)
+		}
+	}
+	if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n") + 1; lines < g.Steps {
+		t.Errorf("stderr has %d lines, want a progress line per step:\n%s", lines, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), fmt.Sprintf("step %d/%d", g.Steps, g.Steps)) || !strings.Contains(stderr.String(), "ETA") {
+		t.Errorf("stderr lacks step progress with ETA:\n%s", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), out) {
+		t.Errorf("stdout %q does not name the output", stdout.String())
+	}
+}
+
+func TestGenerateRandomSeedPrinted(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "x.png")
+	var stdout, stderr bytes.Buffer
+	args := []string{"--model", golden.Path(t, "tiny_diffusers"), "--prompt", "a cat", "--steps", "1", "--width", "32", "--height", "32", "--out", out}
+	if err := runGenerate(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^seed (\d+)$`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no seed printed:\n%s", stderr.String())
+	}
+	data, _ := os.ReadFile(out)
+	chunks, _ := export.TextChunks(data)
+	if p := chunks[export.ParametersKey]; !strings.Contains(p, "Seed: "+m[1]+",") || !strings.Contains(p, "Sampler: DPM++ 2M Karras") {
+		t.Errorf("parameters %q, printed seed %s", p, m[1])
+	}
+}
+
+func TestGenerateErrors(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "x.png")
+	model := golden.Path(t, "tiny_diffusers")
+	base := []string{"--model", model, "--prompt", "a cat", "--steps", "2", "--out", out}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		usage bool
+		inErr string
+	}{
+		{"no prompt", []string{"--model", model, "--out", out}, true, "--prompt"},
+		{"no model", []string{"--prompt", "a", "--out", out}, true, "--model"},
+		{"no out", []string{"--model", model, "--prompt", "a"}, true, "--out"},
+		{"bad flag", append([]string{"--frobnicate"}, base...), true, "frobnicate"},
+		{"stray argument", append(base, "cat"), true, "unexpected argument"},
+		{"not png", []string{"--model", model, "--prompt", "a", "--out", filepath.Join(dir, "x.jpg")}, true, ".png"},
+		{"bad sampler", append(base, "--sampler", "warp9"), true, "unknown sampler"},
+		{"bad seed", append(base, "--seed", "-5"), true, "--seed"},
+		{"bad size", append(base, "--width", "40", "--height", "32"), false, "width 40 is not a multiple"},
+		{"huge size", append(base, "--width", "100032", "--height", "32"), true, "--width 100032"},
+		{"odd size", []string{"--model", filepath.Join(dir, "none"), "--prompt", "a", "--height", "50", "--out", out}, true, "--height 50"},
+		{"zero steps", append(base, "--steps", "0"), true, "--steps"},
+		{"no such model", []string{"--model", filepath.Join(dir, "none.safetensors"), "--prompt", "a", "--out", out}, false, "none.safetensors"},
+		{"no such folder", append(base[:len(base)-1], filepath.Join(dir, "sub", "x.png")), false, "does not exist"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := runGenerate(context.Background(), tc.args, &stdout, &stderr)
+		if err == nil || errors.Is(err, errUsage) != tc.usage || !strings.Contains(err.Error(), tc.inErr) {
+			t.Errorf("%s: error %v (usage %v), want one about %q (usage %v)", tc.name, err, errors.Is(err, errUsage), tc.inErr, tc.usage)
+		}
+		if strings.Count(strings.TrimSpace(err.Error()), "\n") > 0 {
+			t.Errorf("%s: error is not one line: %q", tc.name, err)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a failed run wrote %s", out)
+	}
+}
+
+// Ctrl-C (a cancelled context) stops the run and writes nothing.
+func TestGenerateInterrupted(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "x.png")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &cancelAfter{n: 2, cancel: cancel} // cancel while sampling
+	args := []string{"--model", golden.Path(t, "tiny_diffusers"), "--prompt", "a cat", "--steps", "20", "--sampler", "euler",
+		"--width", "32", "--height", "32", "--out", out}
+	err := runGenerate(ctx, args, new(bytes.Buffer), w)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if strings.Contains(w.buf.String(), "step 20/20") {
+		t.Errorf("ran to the end after the interrupt:\n%s", w.buf.String())
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 0 {
+		t.Errorf("files left after the interrupt: %v", entries)
+	}
+}
+
+// cancelAfter cancels once n step lines have been written to it.
+type cancelAfter struct {
+	buf    bytes.Buffer
+	n      int
+	cancel func()
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	c.buf.Write(p)
+	if strings.Count(c.buf.String(), "step ") >= c.n {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+func TestProgressPrinterTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	p := &progressPrinter{w: &buf, terminal: true, shown: -1}
+	p.update("step 1/10")
+	p.update("step 2/10 longer")
+	p.update("step 3/10")
+	p.done()
+	if got, want := buf.String(), "\rstep 1/10\rstep 2/10 longer\rstep 3/10       \n"; got != want {
+		t.Errorf("terminal output %q, want %q", got, want)
+	}
+	buf.Reset()
+	p = &progressPrinter{w: &buf, shown: -1}
+	for _, f := range []float64{0, 0.01, 0.05, 0.1, 0.15, 0.5, 1} {
+		p.percent("loading", f)
+	}
+	if got := strings.Count(buf.String(), "\n"); got != 4 {
+		t.Errorf("non-terminal loading progress printed %d lines, want 4 (0, 10, 50, 100%%):\n%s", got, buf.String())
+	}
+}
+
+// An error that lists what it checked (no vocabulary anywhere) reaches the
+// user as one line through the command table, with its chain intact.
+func TestGenerateNoVocabularyOneLine(t *testing.T) {
+	src := golden.Path(t, "tiny_diffusers")
+	model := filepath.Join(t.TempDir(), "tiny_no_tokenizer")
+	if err := os.Mkdir(model, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"model_index.json", "unet", "vae", "text_encoder", "scheduler"} {
+		if err := os.Symlink(filepath.Join(src, name), filepath.Join(model, name)); err != nil {
+			t.Skip("no symlinks:", err)
+		}
+	}
+	for _, env := range []string{"HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HOME"} {
+		t.Setenv(env, t.TempDir())
+	}
+	t.Setenv("HUGGINGFACE_HUB_CACHE", "")
+	var run func(context.Context, []string) error
+	for _, c := range commands() {
+		if c.name == "generate" {
+			run = c.run
+		}
+	}
+	err := run(context.Background(), []string{"--model", model, "--prompt", "a cat", "--out", filepath.Join(t.TempDir(), "x.png")})
+	var nf *tokenizer.NotFoundError
+	if !errors.As(err, &nf) {
+		t.Fatalf("error %v, want a *tokenizer.NotFoundError", err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "Looked in:") {
+		t.Errorf("error %q: want the whole explanation on one line", msg)
+	}
+}

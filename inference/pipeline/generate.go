@@ -1,0 +1,249 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"math"
+	"time"
+
+	"github.com/perfusion-studio/perfusion/inference/rng"
+	"github.com/perfusion-studio/perfusion/inference/sampler"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
+	"github.com/perfusion-studio/perfusion/inference/vae"
+)
+
+// DefaultSampler is the sampler of a Request that names none: CompVis
+// txt2img's DDIM (eta 0).
+const DefaultSampler = "ddim"
+
+// Request is one text-to-image generation.
+type Request struct {
+	Prompt   string
+	Negative string // the unconditional prompt of classifier-free guidance ("" as SD1.5)
+	// Seed seeds torch.manual_seed: the initial noise is torch.randn([B, C,
+	// h, w]) and the ancestral samplers draw from the same generator
+	// afterwards. Only its low 32 bits matter.
+	Seed uint64
+	// Steps is the number of sampling steps (1 to the schedule's 1000).
+	// DDIM runs one more when Steps does not divide 1000, as CompVis does.
+	Steps int
+	// CFG is the classifier-free guidance scale
+	// (e = e_uncond + CFG*(e_cond - e_uncond)); at exactly 1 the
+	// unconditional branch is skipped, since it cancels.
+	CFG float32
+	// Sampler is one of sampler.Names() ("ddim", "euler_a",
+	// "dpmpp_2m_karras", ...); "" is DefaultSampler.
+	Sampler string
+	// Width and Height of the image in pixels: positive multiples of
+	// SizeMultiple (64 for SD1.x), at most MaxSide.
+	Width, Height int
+	// BatchSize images share the prompt and one noise draw
+	// (torch.randn([BatchSize, ...])); 0 means 1.
+	BatchSize int
+	// ClipSkip, Emphasis and LongPrompts: see TextOptions.
+	ClipSkip    int
+	Emphasis    bool
+	LongPrompts bool
+	// Previews asks for Progress.Preview after each step.
+	Previews bool
+}
+
+// Progress reports one finished sampling step.
+type Progress struct {
+	Step, Total int           // 1-based step, and the step count
+	Elapsed     time.Duration // since Generate started
+	ETA         time.Duration // estimated time left for the remaining steps
+	// Preview is a fast approximation of the first image at latent
+	// resolution, from the current clean-latent estimate (vae.SD15Preview);
+	// nil unless Request.Previews, or for a model whose latents it does not
+	// fit.
+	Preview *image.RGBA
+}
+
+// Result is a finished generation.
+type Result struct {
+	Images    []*image.RGBA // BatchSize images, Width x Height
+	Latents   tensor.Tensor // [B, C, h, w] final latents (diffusion scale)
+	Decoded   tensor.Tensor // [B, 3, H, W] VAE output in about [-1, 1], before clamping
+	Timesteps []float64     // the model timestep of each step
+	Elapsed   time.Duration
+}
+
+// text returns the request's text options.
+func (r Request) text() TextOptions {
+	return TextOptions{ClipSkip: r.ClipSkip, Emphasis: r.Emphasis, LongPrompts: r.LongPrompts}
+}
+
+// check explains what is wrong with a request.
+func (p *Pipeline) check(r Request) error {
+	if err := p.checkSize(r.Width, r.Height); err != nil {
+		return err
+	}
+	if t := p.Schedule.T(); r.Steps < 1 || r.Steps > t {
+		return fmt.Errorf("pipeline: %d steps: want 1 to %d", r.Steps, t)
+	}
+	if r.BatchSize < 0 || r.BatchSize > MaxBatch {
+		return fmt.Errorf("pipeline: batch size %d: want 1 to %d", r.BatchSize, MaxBatch)
+	}
+	if f := float64(r.CFG); math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Errorf("pipeline: guidance scale %g is not a number", f)
+	}
+	return nil
+}
+
+// Generate runs one text-to-image generation: encode the prompt and the
+// negative prompt, draw the initial noise from the seed, sample with
+// classifier-free guidance, and decode with the VAE. progress (may be nil)
+// is called after every step, unthrottled. Generate returns ctx.Err() once
+// ctx is cancelled, checked between steps and inside the models.
+func (p *Pipeline) Generate(ctx context.Context, r Request, progress func(Progress)) (*Result, error) {
+	start := time.Now()
+	if err := p.check(r); err != nil {
+		return nil, err
+	}
+	name := r.Sampler
+	if name == "" {
+		name = DefaultSampler
+	}
+	b := max(r.BatchSize, 1)
+	c := p.UNet.Config.InChannels
+	lh, lw := r.Height/p.latentFactor(), r.Width/p.latentFactor()
+	n := c * lh * lw // values of one latent
+
+	guided := r.CFG != 1
+	cond, err := p.conditioning(ctx, r, b, guided) // [2B or B, T, D]
+	if err != nil {
+		return nil, err
+	}
+
+	g := rng.New(r.Seed)
+	xT := g.Randn(b * n) // [B, C, h, w]
+	p.trace.emit("x_T", 0, xT)
+	s, err := sampler.New(name, p.Schedule, r.Steps, g.Randn)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+
+	call := 0
+	eps := func(ctx context.Context, x []float32, t float64) ([]float32, error) {
+		defer func() { call++ }()
+		in, rows := x, b // [B, C, h, w]
+		if guided {
+			in = make([]float32, 2*len(x)) // [2B, C, h, w]: x; x
+			copy(in, x)
+			copy(in[len(x):], x)
+			rows = 2 * b
+		}
+		ts := make([]float32, rows)
+		for i := range ts {
+			ts[i] = float32(t)
+		}
+		out, err := p.UNet.Forward(ctx, tensor.MustNew(in, rows, c, lh, lw), ts, cond) // [rows, C, h, w]
+		if err != nil {
+			return nil, err
+		}
+		e := out.Data()
+		if !guided {
+			p.trace.emit("eps_cond", call, e)
+			return e, nil
+		}
+		eu, ec := e[:len(x)], e[len(x):] // uncond half first, as CompVis cat([uc, c])
+		p.trace.emit("eps_uncond", call, eu)
+		p.trace.emit("eps_cond", call, ec)
+		return sampler.CFG(eu, ec, r.CFG), nil
+	}
+
+	sampleStart := time.Now()
+	onStep := func(step, total int, x, denoised []float32) {
+		p.trace.emit("x", step-1, x)
+		p.trace.emit("pred_x0", step-1, denoised)
+		if progress == nil {
+			return
+		}
+		now := time.Now()
+		per := now.Sub(sampleStart) / time.Duration(step)
+		pr := Progress{Step: step, Total: total, Elapsed: now.Sub(start), ETA: per * time.Duration(total-step)}
+		if r.Previews {
+			pr.Preview = p.preview(denoised[:n], lh, lw)
+		}
+		progress(pr)
+	}
+	final, err := sampler.Sample(ctx, s, eps, xT, onStep)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+
+	latents, err := tensor.New(final, b, c, lh, lw) // [B, C, h, w]
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	decoded, err := p.VAE.DecodeLatents(ctx, latents) // [B, 3, H, W]
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("pipeline: decode: %w", err)
+	}
+	p.trace.emit("decoded", 0, decoded.Data())
+	images, err := vae.ToImages(decoded)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	return &Result{Images: images, Latents: latents, Decoded: decoded, Timesteps: s.Timesteps(), Elapsed: time.Since(start)}, nil
+}
+
+// conditioning encodes the request's prompts into the UNet context: with
+// guidance [2B, T, D] = cat(uncond x B, cond x B) (CompVis's order), else
+// [B, T, D] of the prompt.
+func (p *Pipeline) conditioning(ctx context.Context, r Request, b int, guided bool) (tensor.Tensor, error) {
+	encs, err := p.EncodePrompts(ctx, []string{r.Negative, r.Prompt}, r.text())
+	if err != nil {
+		return tensor.Tensor{}, err
+	}
+	uc, cc := encs[0].Hidden.Data(), encs[1].Hidden.Data() // [1, T, D] each
+	p.trace.emit("uncond_embedding", 0, uc)
+	p.trace.emit("cond_embedding", 0, cc)
+	parts := [][]float32{cc}
+	if guided {
+		parts = [][]float32{uc, cc}
+	}
+	data := make([]float32, 0, len(parts)*b*len(cc))
+	for _, part := range parts {
+		for range b {
+			data = append(data, part...)
+		}
+	}
+	t, d := encs[1].Hidden.Dim(1), encs[1].Hidden.Dim(2)
+	return tensor.New(data, len(parts)*b, t, d) // [2B or B, T, D]
+}
+
+// preview maps one clean-latent estimate [C, h, w] to an approximate RGB
+// image, or nil when the SD1.x factors do not fit the latent channels.
+func (p *Pipeline) preview(latent []float32, h, w int) *image.RGBA {
+	pv := vae.SD15Preview()
+	if len(pv.Factors) != p.UNet.Config.InChannels {
+		return nil
+	}
+	rgb, err := pv.RGB(tensor.MustNew(latent, 1, len(pv.Factors), h, w)) // [1, 3, h, w]
+	if err != nil {
+		return nil
+	}
+	img, err := vae.ToRGBA(rgb, 0)
+	if err != nil {
+		return nil
+	}
+	return img
+}
+
+// tracer receives intermediate values in tests; nil does nothing.
+type tracer func(name string, step int, v []float32)
+
+func (t tracer) emit(name string, step int, v []float32) {
+	if t != nil {
+		t(name, step, v)
+	}
+}

@@ -1,0 +1,148 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/perfusion-studio/perfusion/inference/clip"
+	"github.com/perfusion-studio/perfusion/inference/pipeline/internal/stwriter"
+	"github.com/perfusion-studio/perfusion/inference/safetensors"
+	"github.com/perfusion-studio/perfusion/inference/unet"
+	"github.com/perfusion-studio/perfusion/inference/vae"
+	"github.com/perfusion-studio/perfusion/internal/golden"
+)
+
+const ioFile = "pipeline_io.safetensors"
+
+// pipelineConfig is pipeline_config.json.
+type pipelineConfig struct {
+	Prompts        []string `json:"prompts"`
+	Negative       string   `json:"negative_prompt"`
+	StepsRequested int      `json:"ddim_steps_requested"`
+	StepsActual    int      `json:"ddim_steps_actual"`
+	Discretize     string   `json:"ddim_discretize"`
+	Eta            float64  `json:"eta"`
+	CFG            float64  `json:"cfg_scale"`
+	LatentShape    []int    `json:"latent_shape"` // [B, C, h, w]
+	ScaleFactor    float64  `json:"scale_factor"`
+	InitialNoise   string   `json:"initial_noise"` // "torch.manual_seed(42); torch.randn(...)"
+	Weights        []string `json:"weights"`
+	ImageShape     []int    `json:"image_shape_nhwc"` // [B, H, W, 3]
+}
+
+var seedRe = regexp.MustCompile(`manual_seed\((\d+)\)`)
+
+// readConfig reads pipeline_config.json and checks what the test relies on.
+func readConfig(t *testing.T) (pipelineConfig, uint64) {
+	t.Helper()
+	var cfg pipelineConfig
+	golden.JSON(t, "pipeline_config.json", &cfg)
+	m := seedRe.FindStringSubmatch(cfg.InitialNoise)
+	if m == nil {
+		t.Fatalf("pipeline_config.json initial_noise %q names no torch.manual_seed", cfg.InitialNoise)
+	}
+	seed, err := strconv.ParseUint(m[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Prompts) == 0 || len(cfg.LatentShape) != 4 || len(cfg.ImageShape) != 4 || cfg.Eta != 0 || cfg.Discretize != "uniform" {
+		t.Fatalf("pipeline_config.json: unexpected settings %+v", cfg)
+	}
+	for _, p := range cfg.Prompts {
+		if p != cfg.Prompts[0] {
+			t.Fatalf("pipeline_config.json: a batch of different prompts %q is not supported by Request", cfg.Prompts)
+		}
+	}
+	return cfg, seed
+}
+
+// request is the golden run as a Request.
+func (cfg pipelineConfig) request(seed uint64) Request {
+	return Request{
+		Prompt:    cfg.Prompts[0],
+		Negative:  cfg.Negative,
+		Seed:      seed,
+		Steps:     cfg.StepsRequested,
+		CFG:       float32(cfg.CFG),
+		Sampler:   "ddim",
+		Width:     cfg.ImageShape[2],
+		Height:    cfg.ImageShape[1],
+		BatchSize: len(cfg.Prompts),
+	}
+}
+
+// mergeGolden writes the given golden weight files as one single-file
+// checkpoint (CompVis names) in a temporary folder and returns its path.
+func mergeGolden(t testing.TB, files []string) string {
+	t.Helper()
+	var entries []stwriter.Entry
+	src := map[string]*safetensors.File{}
+	for _, name := range files {
+		f := golden.Open(t, name)
+		for _, n := range f.Names() {
+			info, _ := f.Info(n)
+			if _, dup := src[n]; dup {
+				t.Fatalf("tensor %s in two golden files", n)
+			}
+			src[n] = f
+			entries = append(entries, stwriter.Entry{Name: n, DType: info.DType, Shape: info.Shape})
+		}
+	}
+	path := filepath.Join(t.TempDir(), "tiny_merged.safetensors")
+	err := stwriter.WriteFile(path, entries, map[string]string{"format": "pt"}, func(e stwriter.Entry, dst []byte) error {
+		b, _, err := src[e.Name].Bytes(e.Name)
+		if err != nil {
+			return err
+		}
+		if len(b) != len(dst) {
+			return fmt.Errorf("%d bytes, want %d", len(b), len(dst))
+		}
+		copy(dst, b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// goldenConfigs reads the tiny models' configs (which shapes cannot fully
+// tell: the head counts) as Load overrides.
+func goldenConfigs(t testing.TB) LoadOptions {
+	t.Helper()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(golden.Path(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cc, err := clip.ConfigFromJSON(read("tiny_clip_text_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc, err := unet.ConfigFromJSON(read("tiny_unet_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, err := vae.ConfigFromJSON(read("tiny_vae_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return LoadOptions{CLIP: &cc, UNet: &uc, VAE: &vc, Tokenizer: golden.Path(t, "bpe_simple_vocab_16e6.txt.gz")}
+}
+
+// tinyPipeline loads the tiny golden model from its diffusers folder.
+func tinyPipeline(t testing.TB) *Pipeline {
+	t.Helper()
+	p, err := Load(context.Background(), golden.Path(t, "tiny_diffusers"), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -1,0 +1,131 @@
+package perf
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"text/tabwriter"
+	"time"
+
+	"github.com/perfusion-studio/perfusion/inference/backend/bench"
+)
+
+// Report is the outcome of Run.
+type Report struct {
+	Backend    string // e.g. "cpu/openblas"
+	Threads    int
+	DType      string
+	FileBytes  int64
+	Write      time.Duration
+	Load       time.Duration
+	LiveHeap   int64         // Go heap in use after loading
+	LoadRSS    int64         // peak resident memory after loading (0: unknown)
+	PeakGFLOPs float64       // GEMM peak of the backend, same run
+	Text       time.Duration // text encoder, prompt + negative
+	Reps       int           // each time is the best of Reps runs
+	Rows       []Row
+}
+
+// Row holds the measurements at one image size.
+type Row struct {
+	Size    int           // image side in pixels
+	UNet1   time.Duration // UNet forward, batch 1
+	UNet2   time.Duration // UNet forward, batch 2: one CFG sampling step
+	Decode  time.Duration // VAE decode of one image
+	FLOPs1  float64       // UNet operations, batch 1
+	FLOPs2  float64       // UNet operations, batch 2
+	PeakRSS int64         // process peak resident memory after this size (0: unknown)
+}
+
+// GFLOPs is the UNet's achieved speed on the CFG step.
+func (r Row) GFLOPs() float64 { return r.FLOPs2 / r.UNet2.Seconds() / 1e9 }
+
+// Image estimates one 20-step image: text encoding, 20 CFG steps, decoding.
+func (rep *Report) Image(r Row) time.Duration { return rep.Text + 20*r.UNet2 + r.Decode }
+
+// Run prepares the random model (Prepare), measures the GEMM peak, the text
+// encoder, and at each size the UNet at batch 1 and 2 and the VAE decoder,
+// each the best of opt.Reps runs.
+func Run(ctx context.Context, opt Options) (*Report, error) {
+	opt = opt.withDefaults()
+	for _, s := range opt.Sizes {
+		if s <= 0 || s%64 != 0 || s > 2048 {
+			return nil, fmt.Errorf("perf: size %d: want a multiple of 64 from 64 to 2048", s)
+		}
+	}
+	b, err := Prepare(ctx, opt)
+	if err != nil {
+		return nil, err
+	}
+	be := b.P.Engine.B
+	rep := &Report{Backend: be.Name(), Threads: be.Threads(), DType: b.DType, FileBytes: b.FileBytes,
+		Write: b.Write, Load: b.Load, LiveHeap: b.LiveHeap, LoadRSS: b.LoadRSS, Reps: opt.Reps}
+	opt.log("measuring the GEMM peak")
+	rep.PeakGFLOPs = b.PeakGFLOPs()
+	opt.log("text encoder")
+	if rep.Text, err = best(ctx, opt.Reps, b.EncodeText); err != nil {
+		return nil, err
+	}
+	for _, s := range opt.Sizes {
+		r := Row{Size: s, FLOPs1: b.UNetFLOPs(s, 1).Total(), FLOPs2: b.UNetFLOPs(s, 2).Total()}
+		opt.log("%dx%d: UNet batch 1", s, s)
+		if r.UNet1, err = best(ctx, opt.Reps, func(ctx context.Context) error { return b.UNet(ctx, s, 1) }); err != nil {
+			return nil, err
+		}
+		opt.log("%dx%d: UNet batch 2 (CFG step)", s, s)
+		if r.UNet2, err = best(ctx, opt.Reps, func(ctx context.Context) error { return b.UNet(ctx, s, 2) }); err != nil {
+			return nil, err
+		}
+		opt.log("%dx%d: VAE decode", s, s)
+		if r.Decode, err = best(ctx, opt.Reps, func(ctx context.Context) error { return b.Decode(ctx, s) }); err != nil {
+			return nil, err
+		}
+		r.PeakRSS, _ = PeakRSS()
+		rep.Rows = append(rep.Rows, r)
+	}
+	runtime.KeepAlive(b)
+	return rep, nil
+}
+
+// best runs fn n times and returns the shortest duration.
+func best(ctx context.Context, n int, fn func(context.Context) error) (time.Duration, error) {
+	var fastest time.Duration
+	for i := range n {
+		start := time.Now()
+		if err := fn(ctx); err != nil {
+			return 0, err
+		}
+		if d := time.Since(start); i == 0 || d < fastest {
+			fastest = d
+		}
+	}
+	return fastest, nil
+}
+
+// WriteTable prints the report: a few header lines, then one aligned row
+// per size.
+func (rep *Report) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "random SD1.5 weights: %.2f GB of %s on disk (written in %s, loaded in %s)\n",
+		float64(rep.FileBytes)/1e9, rep.DType, secs(rep.Write), secs(rep.Load))
+	fmt.Fprintf(w, "memory after loading: %s of live Go heap (the weights as held), peak RSS so far %s\n", gb(rep.LiveHeap), gb(rep.LoadRSS))
+	fmt.Fprintf(w, "backend %s, %d threads; GEMM peak %.1f GFLOP/s (%d³ float32)\n", rep.Backend, rep.Threads, rep.PeakGFLOPs, bench.PeakSize)
+	fmt.Fprintf(w, "text encoder (prompt + negative, 2 x 77 tokens): %s; times are the best of %d\n\n", secs(rep.Text), rep.Reps)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "size\tUNet b1\tUNet CFG b2\tVAE decode\tGFLOP/step\tUNet GFLOP/s\tof peak\t20-step image\tpeak RSS\t")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(tw, "%dx%d\t%s\t%s\t%s\t%.0f\t%.1f\t%.0f%%\t%s\t%s\t\n", r.Size, r.Size, secs(r.UNet1), secs(r.UNet2), secs(r.Decode),
+			r.FLOPs2/1e9, r.GFLOPs(), 100*r.GFLOPs()/rep.PeakGFLOPs, secs(rep.Image(r)), gb(r.PeakRSS))
+	}
+	return tw.Flush()
+}
+
+// gb formats a byte count; 0 is unknown.
+func gb(n int64) string {
+	if n <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
