@@ -55,6 +55,9 @@ const headWidth = 64
 // Validate checks that the sizes fit together.
 func (c Config) Validate() error {
 	switch {
+	case c.NumLayers > maxLayers || c.HiddenSize > maxWidth || c.IntermediateSize > 4*maxWidth ||
+		c.MaxPositions > maxPositions || c.VocabSize > maxVocab:
+		return fmt.Errorf("clip: config: sizes beyond any CLIP text encoder (%v): the file is not an SD text encoder or is corrupt", c)
 	case c.VocabSize <= 0 || c.HiddenSize <= 0 || c.NumLayers <= 0 || c.IntermediateSize <= 0 || c.MaxPositions <= 0:
 		return fmt.Errorf("clip: config: sizes must be positive: %v", c)
 	case c.NumHeads <= 0 || c.HiddenSize%c.NumHeads != 0:
@@ -70,6 +73,15 @@ func (c Config) String() string {
 	return fmt.Sprintf("clip{vocab %d width %d layers %d heads %d mlp %d ctx %d eps %g %s}",
 		c.VocabSize, c.HiddenSize, c.NumLayers, c.NumHeads, c.IntermediateSize, c.MaxPositions, c.LayerNormEps, c.HiddenAct)
 }
+
+// Bounds far beyond any CLIP text encoder, so that a corrupt or hostile file
+// cannot make the loaders loop or allocate without end.
+const (
+	maxLayers    = 128
+	maxWidth     = 1 << 14
+	maxPositions = 1 << 12
+	maxVocab     = 1 << 20
+)
 
 var layerKey = regexp.MustCompile(`^encoder\.layers\.(\d+)\.`)
 

@@ -80,6 +80,10 @@ func (c Config) heads(ch int) (int, int) {
 // Validate checks that the sizes fit together.
 func (c Config) Validate() error {
 	switch {
+	case len(c.ChannelMult) > maxLevels || c.NumResBlocks > maxResBlocks || c.TransformerDepth > maxDepth ||
+		c.ModelChannels > maxWidth || c.InChannels > maxWidth || c.OutChannels > maxWidth || c.ContextDim > maxWidth:
+		return fmt.Errorf("unet: config: sizes beyond any SD model (%d levels, %d res blocks, depth %d, widths %d/%d/%d, context %d): the file is not an SD 1.x UNet or is corrupt",
+			len(c.ChannelMult), c.NumResBlocks, c.TransformerDepth, c.InChannels, c.ModelChannels, c.OutChannels, c.ContextDim)
 	case c.InChannels <= 0 || c.OutChannels <= 0 || c.ModelChannels <= 0:
 		return fmt.Errorf("unet: config: channels must be positive (in %d, out %d, model %d)", c.InChannels, c.OutChannels, c.ModelChannels)
 	case len(c.ChannelMult) == 0:
@@ -93,7 +97,7 @@ func (c Config) Validate() error {
 	}
 	for _, m := range c.ChannelMult {
 		ch := m * c.ModelChannels
-		if m <= 0 || ch%c.NormGroups != 0 {
+		if m <= 0 || m > maxWidth || ch%c.NormGroups != 0 {
 			return fmt.Errorf("unet: config: level width %d must be a positive multiple of %d groups", ch, c.NormGroups)
 		}
 		if h, d := c.heads(ch); h <= 0 || h*d != ch {
@@ -109,6 +113,15 @@ func (c Config) String() string {
 		c.InChannels, c.OutChannels, c.ModelChannels, c.ChannelMult, c.NumResBlocks, c.AttentionResolutions,
 		c.NumHeads, c.NumHeadChannels, c.TransformerDepth, c.ContextDim, c.UseLinearProjection)
 }
+
+// Bounds far beyond any SD1.x/SD2 UNet, so that a corrupt or hostile file
+// cannot make the loaders loop or allocate without end.
+const (
+	maxLevels    = 8
+	maxResBlocks = 16
+	maxDepth     = 64
+	maxWidth     = 1 << 15
+)
 
 var blockKey = regexp.MustCompile(`^input_blocks\.(\d+)\.(\d+)\.`)
 
@@ -134,6 +147,9 @@ func DetectConfig(shapes map[string][]int) (Config, error) {
 		return Config{}, err
 	}
 	c.ModelChannels, c.InChannels = in[0], in[1]
+	if c.ModelChannels <= 0 || c.InChannels <= 0 {
+		return Config{}, fmt.Errorf("unet: detect config: tensor %q has empty shape %v", Prefix+"input_blocks.0.0.weight", in)
+	}
 	out, err := get("out.2.weight", 4) // [out, model_channels, 3, 3]
 	if err != nil {
 		return Config{}, err
@@ -148,6 +164,9 @@ func DetectConfig(shapes map[string][]int) (Config, error) {
 			i, _ := strconv.Atoi(m[1])
 			n = max(n, i+1)
 		}
+	}
+	if n > 1+maxLevels*(maxResBlocks+1) {
+		return Config{}, fmt.Errorf("unet: detect config: %d input blocks is beyond any SD model: the file is corrupt", n)
 	}
 	if n < 2 {
 		return Config{}, fmt.Errorf("unet: detect config: no input_blocks after input_blocks.0")
@@ -304,6 +323,8 @@ func fromDiffusers(f *blocks.Fields) (Config, error) {
 		switch {
 		case len(heads) == 1 || allEqual(heads):
 			c.NumHeads, c.NumHeadChannels = heads[0], -1
+		case slices.ContainsFunc(heads, func(h int) bool { return h <= 0 }):
+			return Config{}, fmt.Errorf("attention_head_dim %v: head counts must be positive", heads)
 		case len(heads) == len(boc):
 			// Per-level head counts with a common head width (SD2: 5, 10, 20, 20).
 			c.NumHeadChannels = boc[0] / heads[0]

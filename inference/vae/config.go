@@ -68,6 +68,9 @@ func (c Config) hasAttention(level int) bool { return slices.Contains(c.AttnLeve
 // Validate checks that the sizes fit together.
 func (c Config) Validate() error {
 	switch {
+	case len(c.ChMult) > maxLevels || c.NumResBlocks > maxResBlocks || c.Ch > maxWidth ||
+		c.InChannels > maxWidth || c.OutChannels > maxWidth || c.ZChannels > maxWidth || c.EmbedDim > maxWidth:
+		return fmt.Errorf("vae: config: sizes beyond any SD autoencoder (%v): the file is not an SD VAE or is corrupt", c)
 	case c.InChannels <= 0 || c.OutChannels <= 0 || c.Ch <= 0 || c.NumResBlocks <= 0:
 		return fmt.Errorf("vae: config: sizes must be positive: %v", c)
 	case len(c.ChMult) == 0:
@@ -82,7 +85,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("vae: config: width %d must be a multiple of %d groups", c.Ch, c.NormGroups)
 	}
 	for _, m := range c.ChMult {
-		if m <= 0 || (m*c.Ch)%c.NormGroups != 0 {
+		if m <= 0 || m > maxWidth || (m*c.Ch)%c.NormGroups != 0 {
 			return fmt.Errorf("vae: config: level width %d must be a positive multiple of %d groups", m*c.Ch, c.NormGroups)
 		}
 	}
@@ -97,6 +100,14 @@ func (c Config) String() string {
 }
 
 var downKey = regexp.MustCompile(`^encoder\.down\.(\d+)\.block\.(\d+)\.`)
+
+// Bounds far beyond any SD autoencoder, so that a corrupt or hostile file
+// cannot make the loaders loop or allocate without end.
+const (
+	maxLevels    = 8
+	maxResBlocks = 16
+	maxWidth     = 1 << 15
+)
 
 // DetectConfig infers the config from tensor shapes keyed by names relative
 // to Prefix (weights.Shapes(src, vae.Prefix)): channels, multipliers,
@@ -142,8 +153,13 @@ func DetectConfig(shapes map[string][]int) (Config, error) {
 			levels, blocksPerLevel = max(levels, i+1), max(blocksPerLevel, j+1)
 		}
 	}
-	if levels == 0 {
+	switch {
+	case levels == 0:
 		return Config{}, fmt.Errorf("vae: detect config: no encoder.down.* tensors")
+	case levels > maxLevels || blocksPerLevel > maxResBlocks:
+		return Config{}, fmt.Errorf("vae: detect config: %d levels of %d blocks is beyond any SD autoencoder: the file is corrupt", levels, blocksPerLevel)
+	case c.Ch <= 0:
+		return Config{}, fmt.Errorf("vae: detect config: tensor %q has empty shape %v", Prefix+"encoder.conv_in.weight", in)
 	}
 	c.NumResBlocks = blocksPerLevel
 	c.ChMult = make([]int, levels)
