@@ -1,7 +1,7 @@
-// Package safetensors reads the safetensors format
+// Package safetensors reads and writes the safetensors format
 // (https://github.com/huggingface/safetensors): an 8-byte little-endian
 // header length N, N bytes of JSON describing each tensor's dtype, shape and
-// byte range, then the raw little-endian data.
+// byte range (padded with spaces), then the raw little-endian data.
 //
 // The reader never trusts the header: the header must be a JSON object, every
 // dtype known, every shape consistent with its byte range, and the byte
@@ -10,6 +10,10 @@
 // by Open; tensor data is read on demand through an io.ReaderAt, so opening a
 // multi-gigabyte file costs one small read. Every allocation is bounded by the
 // file size.
+//
+// Writer streams a file tensor by tensor, with every byte range fixed in
+// the header up front; Create and WriteFile write files atomically (a
+// temporary file renamed into place), so a failure leaves no partial file.
 //
 // Errors start with "safetensors:"; malformed input wraps ErrFormat, valid
 // input this package cannot handle wraps ErrUnsupported.
@@ -191,7 +195,8 @@ func parseEntry(name string, msg json.RawMessage) (Info, error) {
 }
 
 // checkLayout requires the tensors' byte ranges to tile [dataStart, size)
-// exactly, in some order.
+// exactly, in some order. Like the reference, it orders ranges by (start,
+// end), so empty tensors may sit at any offset of the tiling.
 func checkLayout(tensors map[string]Info, dataStart, size int64) error {
 	infos := make([]Info, 0, len(tensors))
 	for _, i := range tensors {
@@ -200,6 +205,9 @@ func checkLayout(tensors map[string]Info, dataStart, size int64) error {
 	sort.Slice(infos, func(a, b int) bool {
 		if infos[a].Offset != infos[b].Offset {
 			return infos[a].Offset < infos[b].Offset
+		}
+		if infos[a].Length != infos[b].Length { // an empty tensor before the one starting at its offset
+			return infos[a].Length < infos[b].Length
 		}
 		return infos[a].Name < infos[b].Name
 	})
@@ -285,6 +293,9 @@ func (f *File) Bytes(name string) ([]byte, Info, error) {
 		return nil, Info{}, fmt.Errorf("safetensors: no tensor %q", name)
 	}
 	buf := make([]byte, info.Length)
+	if info.Length == 0 { // some ReaderAts report io.EOF for empty reads at the end
+		return buf, info, nil
+	}
 	if _, err := f.r.ReadAt(buf, info.Offset); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("file is shorter than its header says (truncated): %w", ErrFormat)

@@ -11,6 +11,10 @@ import (
 type DDIMSchedule struct {
 	// Timesteps = range(0, T, T/N) + 1. When N does not divide T this has
 	// more than N entries (the reference runs them all: N=7 gives 8 steps).
+	// When T/N divides T-1 the last entry is T, past the schedule's end
+	// (T=1000: N = 3, 9, 27, 36, 37, 101-111, 251-333, 501-1000), where the
+	// reference fails with an index error; that entry is dropped, which
+	// leaves (T-1)/(T/N) steps (N=3: 1, 334, 667; N=1000: 1..999).
 	Timesteps          []int     // [K]
 	Alphas             []float32 // [K] a_t = acp[Timesteps[k]]
 	AlphasPrev         []float32 // [K] acp[Timesteps[k-1]]; acp[0] (not 1) for k = 0
@@ -25,10 +29,9 @@ func NewDDIMSchedule(s *Schedule, steps int) (DDIMSchedule, error) {
 	}
 	var p DDIMSchedule
 	for t := 0; t < T; t += T / steps {
-		p.Timesteps = append(p.Timesteps, t+1)
-	}
-	if last := p.Timesteps[len(p.Timesteps)-1]; last >= T {
-		return DDIMSchedule{}, fmt.Errorf("sampler: ddim: %d steps give timestep %d, outside the %d-step schedule", steps, last, T)
+		if t+1 < T { // the reference's t+1 = T indexes past the table
+			p.Timesteps = append(p.Timesteps, t+1)
+		}
 	}
 	acp := s.AlphasCumprod
 	for k, t := range p.Timesteps {
