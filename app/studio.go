@@ -6,6 +6,7 @@
 package app
 
 import (
+	"maps"
 	"slices"
 	"sync"
 )
@@ -17,9 +18,18 @@ const StatusNoModel = "No model loaded"
 // message stream that the status bar shows; model loading, generation and
 // concepts will hang off it later. Its methods are safe for concurrent use.
 type Studio struct {
+	// SetMemoryLimit, when set, is how the program applies a memory budget
+	// (pipeline.MemoryBudget of the loaded model and the request size): the
+	// generation service calls it after loading a model and before a
+	// generation. Process-wide GC settings belong to the program, so main
+	// sets this hook (to runtime/debug.SetMemoryLimit, in effect) before
+	// the first model loads; nil leaves the runtime's defaults.
+	SetMemoryLimit func(bytes int64)
+
 	mu       sync.Mutex
 	status   string
-	onStatus []func(string)
+	nextHook int
+	onStatus map[int]func(string) // by registration order
 }
 
 // NewStudio returns a Studio whose status is StatusNoModel.
@@ -37,10 +47,22 @@ func (s *Studio) Status() string {
 // OnStatus registers fn to receive every later status message. fn runs on the
 // goroutine that set the status (often a background one), so a screen must
 // hand widget changes to its UI thread; fn must not call SetStatus itself.
-func (s *Studio) OnStatus(fn func(msg string)) {
+// The returned function removes the hook (a screen that is disposed calls
+// it so the studio no longer reaches it).
+func (s *Studio) OnStatus(fn func(msg string)) (remove func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.onStatus = append(s.onStatus, fn)
+	if s.onStatus == nil {
+		s.onStatus = map[int]func(string){}
+	}
+	id := s.nextHook
+	s.nextHook++
+	s.onStatus[id] = fn
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.onStatus, id)
+	}
 }
 
 // SetStatus records msg as the latest status and passes it to each OnStatus
@@ -48,7 +70,11 @@ func (s *Studio) OnStatus(fn func(msg string)) {
 func (s *Studio) SetStatus(msg string) {
 	s.mu.Lock()
 	s.status = msg
-	hooks := slices.Clone(s.onStatus)
+	ids := slices.Sorted(maps.Keys(s.onStatus))
+	hooks := make([]func(string), len(ids))
+	for i, id := range ids {
+		hooks[i] = s.onStatus[id]
+	}
 	s.mu.Unlock()
 	for _, fn := range hooks {
 		fn(msg)

@@ -52,3 +52,20 @@ func TestSetStatusConcurrently(t *testing.T) {
 		t.Errorf("final Status() %q was never delivered", s.Status())
 	}
 }
+
+func TestOnStatusRemove(t *testing.T) {
+	s := NewStudio()
+	var a, b []string
+	removeA := s.OnStatus(func(m string) { a = append(a, m) })
+	s.OnStatus(func(m string) { b = append(b, m) })
+	s.SetStatus("one")
+	removeA()
+	removeA() // removing twice is harmless
+	s.SetStatus("two")
+	if len(a) != 1 || a[0] != "one" {
+		t.Fatalf("removed hook got %v, want only the message before removal", a)
+	}
+	if len(b) != 2 || b[1] != "two" {
+		t.Fatalf("remaining hook got %v", b)
+	}
+}

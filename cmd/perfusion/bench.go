@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/perfusion-studio/perfusion/inference/pipeline"
 	"github.com/perfusion-studio/perfusion/inference/pipeline/perf"
 )
 
@@ -30,6 +32,7 @@ func benchOptions(args []string, stderr io.Writer) (perf.Options, error) {
 	reps := fs.Int("steps", 2, "timed runs of each stage; the fastest is reported")
 	dtype := fs.String("dtype", "f16", "weights written to disk: f16 (as SD1.5 is distributed) or f32")
 	dir := fs.String("dir", "", "folder for the temporary checkpoint (2.1 GB in f16, 4.3 GB in f32); default: the system temp folder")
+	keep := fs.Bool("keep", false, "keep the random checkpoint (and a vocabulary beside it) for `perfusion generate --model` runs; its path is printed")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return perf.Options{}, err
@@ -39,7 +42,7 @@ func benchOptions(args []string, stderr io.Writer) (perf.Options, error) {
 	if fs.NArg() > 0 {
 		return perf.Options{}, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	opt := perf.Options{Reps: *reps, Dir: *dir}
+	opt := perf.Options{Reps: *reps, Dir: *dir, Keep: *keep}
 	switch strings.ToLower(*dtype) {
 	case "f16", "fp16", "float16":
 		opt.DType = "F16"
@@ -68,9 +71,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	opt.Log = func(msg string) { fmt.Fprintln(stderr, "bench:", msg) }
+	restore := func() {}
+	opt.Loaded = func(p *pipeline.Pipeline) {
+		// The policy of `perfusion generate`, for the largest size.
+		var msg string
+		msg, restore = setMemoryLimit(p, slices.Max(opt.Sizes), slices.Max(opt.Sizes), 1)
+		opt.Log(msg)
+	}
 	rep, err := perf.Run(ctx, opt)
+	restore()
 	if err != nil {
 		return err
+	}
+	if opt.Keep {
+		fmt.Fprintf(stderr, "bench: kept %s (vocabulary beside it); delete it when done\n", rep.Path)
 	}
 	return rep.WriteTable(stdout)
 }

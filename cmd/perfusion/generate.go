@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,7 +30,7 @@ func generateCommand() command {
 // generateFlags are the settings of `perfusion generate`.
 type generateFlags struct {
 	model, prompt, negative, sampler, tokenizer, out string
-	seed                                             int64
+	seed                                             seedValue
 	steps, width, height, clipSkip                   int
 	cfg                                              float64
 	emphasis, longPrompts                            bool
@@ -42,7 +43,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 	fs.StringVar(&g.model, "model", "", "SD 1.x checkpoint: .safetensors or .ckpt file, or diffusers folder (required)")
 	fs.StringVar(&g.prompt, "prompt", "", "what to draw (required)")
 	fs.StringVar(&g.negative, "negative", "", "negative prompt")
-	fs.Int64Var(&g.seed, "seed", -1, "random seed, 0 to 4294967295; -1 picks one (and prints it)")
+	seed := fs.String("seed", "-1", "random seed, 0 to 2^64-1 (the noise uses its low 32 bits, as torch does); -1 picks one below 2^32 and prints it")
 	fs.IntVar(&g.steps, "steps", 20, "sampling steps")
 	fs.Float64Var(&g.cfg, "cfg", 7.5, "classifier-free guidance scale")
 	fs.StringVar(&g.sampler, "sampler", "dpmpp_2m_karras", "sampler: ddim, euler, euler_a, euler_karras, dpmpp_2m, dpmpp_2m_karras, lcm (or its display name, e.g. \"Euler a\")")
@@ -65,6 +66,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 			missing = append(missing, f.name)
 		}
 	}
+	seedErr := g.seed.parse(*seed)
 	switch {
 	case len(missing) > 0:
 		return g, fmt.Errorf("%w: missing %s", errUsage, strings.Join(missing, ", "))
@@ -72,8 +74,8 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 		return g, fmt.Errorf("%w: unexpected argument %q (quote the prompt: --prompt \"a cat\")", errUsage, fs.Arg(0))
 	case !strings.EqualFold(filepath.Ext(g.out), ".png"):
 		return g, fmt.Errorf("%w: --out %s: the output is a PNG, name it *.png", errUsage, g.out)
-	case g.seed < -1 || g.seed > 1<<32-1:
-		return g, fmt.Errorf("%w: --seed %d: want 0 to 4294967295, or -1 for a random seed", errUsage, g.seed)
+	case seedErr != nil:
+		return g, fmt.Errorf("%w: --seed %s: %v", errUsage, *seed, seedErr)
 	case g.steps < 1:
 		return g, fmt.Errorf("%w: --steps %d: want at least 1", errUsage, g.steps)
 	}
@@ -106,12 +108,28 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if st, err := os.Stat(filepath.Dir(g.out)); err != nil || !st.IsDir() {
 		return fmt.Errorf("output folder %s does not exist", filepath.Dir(g.out))
 	}
-	seed := uint64(g.seed)
-	if g.seed < 0 {
+	seed := g.seed.v
+	if g.seed.random {
+		// Below 2^32, as the web UI picks, so that tools which take only
+		// 32-bit seeds reproduce the image too.
 		seed = uint64(rand.Uint32())
 		fmt.Fprintf(stderr, "seed %d\n", seed)
 	}
 	pr := newProgressPrinter(stderr)
+
+	// The web UI's "Model hash", read beside the loading (the file is read
+	// once from disk, then from the page cache).
+	hashCtx, stopHash := context.WithCancel(ctx)
+	defer stopHash()
+	type hashed struct {
+		hash string
+		err  error
+	}
+	hash := make(chan hashed, 1)
+	go func() {
+		h, err := pipeline.ModelHash(hashCtx, g.model)
+		hash <- hashed{h, err}
+	}()
 
 	pr.line(fmt.Sprintf("loading %s", g.model))
 	start := time.Now()
@@ -124,6 +142,9 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	pr.line(fmt.Sprintf("loaded in %.1f s", time.Since(start).Seconds()))
+	msg, restore := setMemoryLimit(p, g.width, g.height, 1)
+	defer restore()
+	pr.line(msg)
 
 	req := pipeline.Request{
 		Prompt: g.prompt, Negative: g.negative, Seed: seed, Steps: g.steps, CFG: float32(g.cfg), Sampler: g.sampler,
@@ -140,6 +161,15 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Prompt: g.prompt, NegativePrompt: g.negative, Steps: g.steps, Sampler: pipeline.SamplerLabel(g.sampler),
 		CFGScale: g.cfg, Seed: seed, Width: g.width, Height: g.height,
 		ModelName: strings.TrimSuffix(filepath.Base(g.model), filepath.Ext(g.model)),
+	}
+	select {
+	case h := <-hash:
+		if h.err != nil {
+			pr.line(fmt.Sprintf("no model hash in the PNG: %v", h.err))
+		}
+		settings.ModelHash = h.hash
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	if g.clipSkip > 1 {
 		settings.Extra = append(settings.Extra, [2]string{"Clip skip", strconv.Itoa(g.clipSkip)})
@@ -219,4 +249,27 @@ func clock(d time.Duration) string {
 		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
 	}
 	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}
+
+// seedValue is the --seed flag: 0 to 2^64-1, or -1 for a random seed.
+// torch.manual_seed takes 64-bit seeds but seeds its Mersenne Twister with
+// the low 32 bits, so seeds that differ only above bit 31 give the same
+// noise; the full value is what the PNG records.
+type seedValue struct {
+	v      uint64
+	random bool
+}
+
+// parse reads the flag's text.
+func (s *seedValue) parse(v string) error {
+	if v == "-1" {
+		*s = seedValue{random: true}
+		return nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return errors.New("want 0 to 18446744073709551615, or -1 for a random seed")
+	}
+	*s = seedValue{v: n}
+	return nil
 }

@@ -254,3 +254,61 @@ func TestGenerateNoVocabularyOneLine(t *testing.T) {
 		t.Errorf("error %q: want the whole explanation on one line", msg)
 	}
 }
+
+// Seeds take 64 bits as torch.manual_seed does: the PNG records the full
+// seed, and the noise, like torch's, depends on its low 32 bits only.
+func TestGenerateSeedAbove32Bits(t *testing.T) {
+	dir := t.TempDir()
+	run := func(seed string) (pixels []byte, params string) {
+		t.Helper()
+		out := filepath.Join(dir, seed+".png")
+		args := []string{"--model", golden.Path(t, "tiny_diffusers"), "--prompt", "a cat", "--steps", "2", "--sampler", "ddim",
+			"--width", "32", "--height", "32", "--seed", seed, "--out", out}
+		var stderr bytes.Buffer
+		if err := runGenerate(context.Background(), args, new(bytes.Buffer), &stderr); err != nil {
+			t.Fatalf("seed %s: %v\n%s", seed, err, stderr.String())
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				pixels = append(pixels, byte(r>>8), byte(g>>8), byte(bl>>8))
+			}
+		}
+		chunks, err := export.TextChunks(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pixels, chunks[export.ParametersKey]
+	}
+	low, lowParams := run("42")
+	high, highParams := run("18446744069414584362") // 2^64 - 2^32 + 42: low 32 bits 42
+	other, _ := run("43")
+	if !bytes.Equal(low, high) {
+		t.Error("seeds with the same low 32 bits gave different images")
+	}
+	if bytes.Equal(low, other) {
+		t.Error("seeds 42 and 43 gave the same image")
+	}
+	if !strings.Contains(highParams, "Seed: 18446744069414584362,") || !strings.Contains(lowParams, "Seed: 42,") {
+		t.Errorf("parameters do not record the full seeds:\n%s\n%s", lowParams, highParams)
+	}
+	// A diffusers folder has no single file to hash.
+	if strings.Contains(lowParams, "Model hash") {
+		t.Errorf("parameters of a folder model have a hash: %s", lowParams)
+	}
+	var stderr bytes.Buffer
+	err := runGenerate(context.Background(), []string{"--model", golden.Path(t, "tiny_diffusers"), "--prompt", "a", "--seed", "18446744073709551616",
+		"--out", filepath.Join(dir, "x.png")}, new(bytes.Buffer), &stderr)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--seed 18446744073709551616") {
+		t.Errorf("seed 2^64: %v, want a usage error", err)
+	}
+}

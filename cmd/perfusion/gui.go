@@ -31,7 +31,9 @@ func runGUI() error {
 	a.SetIcon(icon)
 
 	w := a.NewWindow(info.Name)
-	ui.NewMainWindow(w, app.NewStudio(), ui.Options{Version: info.Version})
+	studio := app.NewStudio()
+	studio.SetMemoryLimit = func(bytes int64) { applyMemoryLimit(bytes) }
+	ui.NewMainWindow(w, studio, ui.Options{Version: info.Version})
 	w.SetMaster()
 	w.ShowAndRun()
 	return nil

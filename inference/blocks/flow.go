@@ -43,6 +43,22 @@ func (f *Flow) Linear(m Linear, x tensor.Tensor) tensor.Tensor {
 	return f.Do(m.Forward(f.E, x))
 }
 
+// LinearAdd applies m to x [..., In] and adds r [..., Out].
+func (f *Flow) LinearAdd(m Linear, x, r tensor.Tensor) tensor.Tensor {
+	if f.err != nil {
+		return tensor.Tensor{}
+	}
+	return f.Do(m.ForwardAdd(f.E, x, r))
+}
+
+// ConvAdd applies m to x [B, C, H, W] and adds r of the output's shape.
+func (f *Flow) ConvAdd(m Conv2D, x, r tensor.Tensor) tensor.Tensor {
+	if f.err != nil {
+		return tensor.Tensor{}
+	}
+	return f.Do(m.ForwardAdd(f.E, x, r))
+}
+
 // Conv applies m to x [B, C, H, W].
 func (f *Flow) Conv(m Conv2D, x tensor.Tensor) tensor.Tensor {
 	if f.err != nil {
@@ -57,6 +73,32 @@ func (f *Flow) GroupNorm(m GroupNorm, x tensor.Tensor) tensor.Tensor {
 		return tensor.Tensor{}
 	}
 	return f.Do(m.Forward(f.E, x))
+}
+
+// GroupNormSiLU applies m to x [B, C, ...], then SiLU, as one operator.
+func (f *Flow) GroupNormSiLU(m GroupNorm, x tensor.Tensor) tensor.Tensor {
+	if f.err != nil {
+		return tensor.Tensor{}
+	}
+	return f.Do(m.ForwardSiLU(f.E, x))
+}
+
+// LinearToTokens applies m to the channels of x [B, In, H, W], giving
+// tokens [B, H*W, Out].
+func (f *Flow) LinearToTokens(m Linear, x tensor.Tensor) tensor.Tensor {
+	if f.err != nil {
+		return tensor.Tensor{}
+	}
+	return f.Do(m.ForwardToTokens(f.E, x))
+}
+
+// LinearFromTokens applies m to tokens t [B, h*w, In], giving an image
+// [B, Out, h, w], and adds r of that shape (zero Tensor: nothing).
+func (f *Flow) LinearFromTokens(m Linear, t, r tensor.Tensor, h, w int) tensor.Tensor {
+	if f.err != nil {
+		return tensor.Tensor{}
+	}
+	return f.Do(m.ForwardFromTokens(f.E, t, r, h, w))
 }
 
 // LayerNorm applies m to x [..., C].
@@ -113,6 +155,14 @@ func (f *Flow) Upsample2x(x tensor.Tensor) tensor.Tensor {
 		return tensor.Tensor{}
 	}
 	return f.Do(f.E.Upsample2x(x))
+}
+
+// UpsampleNearest is Engine.UpsampleNearest: [B, C, H, W] -> [B, C, h, w].
+func (f *Flow) UpsampleNearest(x tensor.Tensor, h, w int) tensor.Tensor {
+	if f.err != nil {
+		return tensor.Tensor{}
+	}
+	return f.Do(f.E.UpsampleNearest(x, h, w))
 }
 
 // Add is Engine.Add.

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/perfusion-studio/perfusion/inference/blocks/internal/f16"
 	"github.com/perfusion-studio/perfusion/inference/ops"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
-	"github.com/perfusion-studio/perfusion/inference/weights"
 )
 
 // HalfMode says which layer weights (Linear and Conv2D weight matrices) a
@@ -97,19 +97,32 @@ func (h *HalfTensor) String() string { return fmt.Sprintf("HalfTensor%v", h.shap
 // is borrowed from the pool, and release gives it back; the tensor must
 // not be used after release.
 func (h *HalfTensor) Float32(e *ops.Engine, keep bool) (w tensor.Tensor, release func()) {
-	var buf []float32
+	buf, release := h.buffer(keep)
+	ConvertHalf(e, buf, h.data)
+	return tensor.MustNew(buf, h.shape...), release // len(buf) = numel by construction
+}
+
+// Float32OHIW is Float32 for a convolution weight [O, C, KH, KW]: the
+// result is reordered as it is converted into ops.OHIW's [O, KH, C, KW],
+// the layout ops.Conv2D computes in, which saves it a pass over the
+// weight. The HalfTensor must have rank 4.
+func (h *HalfTensor) Float32OHIW(e *ops.Engine, keep bool) (w tensor.Tensor, release func()) {
+	s := h.shape
+	buf, release := h.buffer(keep)
+	ConvertHalfOHIW(e, buf, h.data, s[0], s[1], s[2], s[3])
+	return tensor.MustNew(buf, s[0], s[2], s[1], s[3]), release
+}
+
+// buffer returns a float32 buffer for the converted weight (see Float32).
+func (h *HalfTensor) buffer(keep bool) ([]float32, func()) {
 	if keep || h.pool == nil {
-		buf = make([]float32, len(h.data))
 		if h.pool != nil {
 			h.pool.countUnpooled()
 		}
-		release = func() {}
-	} else {
-		buf = h.pool.get(len(h.data))
-		release = func() { h.pool.put(buf) }
+		return make([]float32, len(h.data)), func() {}
 	}
-	ConvertHalf(e, buf, h.data)
-	return tensor.MustNew(buf, h.shape...), release // len(buf) = numel by construction
+	buf := h.pool.get(len(h.data))
+	return buf, func() { h.pool.put(buf) }
 }
 
 // convertChunk is the number of values one goroutine converts at a time
@@ -117,19 +130,77 @@ func (h *HalfTensor) Float32(e *ops.Engine, keep bool) (w tensor.Tensor, release
 const convertChunk = 1 << 15
 
 // ConvertHalf converts src (binary16) into dst[:len(src)] exactly (see
-// weights.HalfToFloat32s), in parallel chunks on e's backend (serially
-// when e is nil).
+// weights.HalfToFloat32s; with F16C, signalling NaNs come out quiet), in
+// parallel chunks on e's backend (serially when e is nil).
 func ConvertHalf(e *ops.Engine, dst []float32, src []uint16) {
 	dst = dst[:len(src)]
 	chunks := (len(src) + convertChunk - 1) / convertChunk
 	if e == nil || e.B == nil || chunks <= 1 || e.B.Threads() <= 1 {
-		weights.HalfToFloat32s(dst, src)
+		f16.ToFloat32s(dst, src)
 		return
 	}
 	e.B.Parallel(chunks, func(lo, hi int) {
 		a, b := lo*convertChunk, min(hi*convertChunk, len(src))
-		weights.HalfToFloat32s(dst[a:b], src[a:b])
+		f16.ToFloat32s(dst[a:b], src[a:b])
 	})
+}
+
+// permBlock is the number of values ConvertHalfOHIW converts into a stack
+// buffer before scattering them: small enough to stay in L1.
+const permBlock = 1024
+
+// scatter3x3 writes the 3x3 kernels blk [n, 3, 3] of n input channels as
+// their three kernel rows r0, r1, r2, each [n, 3].
+func scatter3x3(r0, r1, r2, blk []float32) {
+	n := len(blk) / 9
+	r0, r1, r2 = r0[:3*n], r1[:3*n], r2[:3*n]
+	for i := 0; i < n; i++ {
+		b := blk[9*i : 9*i+9 : 9*i+9]
+		a, m, z := r0[3*i:3*i+3:3*i+3], r1[3*i:3*i+3:3*i+3], r2[3*i:3*i+3:3*i+3]
+		a[0], a[1], a[2] = b[0], b[1], b[2]
+		m[0], m[1], m[2] = b[3], b[4], b[5]
+		z[0], z[1], z[2] = b[6], b[7], b[8]
+	}
+}
+
+// ConvertHalfOHIW converts a convolution weight src [O, C, KH, KW]
+// (binary16) into dst [O, KH, C, KW] (float32), as ConvertHalf does, in
+// parallel over output channels on e's backend (serially when e is nil).
+func ConvertHalfOHIW(e *ops.Engine, dst []float32, src []uint16, o, c, kh, kw int) {
+	n := c * kh * kw // values per output channel
+	dst, src = dst[:o*n], src[:o*n]
+	if kh == 1 {
+		ConvertHalf(e, dst, src)
+		return
+	}
+	work := func(lo, hi int) {
+		var buf [permBlock]float32
+		cb := max(1, permBlock/(kh*kw)) // channels per block
+		for oc := lo; oc < hi; oc++ {
+			s, d := src[oc*n:(oc+1)*n], dst[oc*n:(oc+1)*n]
+			for c0 := 0; c0 < c; c0 += cb {
+				c1 := min(c0+cb, c)
+				blk := buf[:(c1-c0)*kh*kw] // [c1-c0, KH, KW]
+				f16.ToFloat32s(blk, s[c0*kh*kw:c1*kh*kw])
+				if kh == 3 && kw == 3 {
+					scatter3x3(d[c0*3:c1*3], d[(c+c0)*3:(c+c1)*3], d[(2*c+c0)*3:(2*c+c1)*3], blk)
+					continue
+				}
+				for r := 0; r < kh; r++ {
+					row := d[(r*c+c0)*kw : (r*c+c1)*kw] // [c1-c0, KW] of kernel row r
+					for i := 0; i < c1-c0; i++ {
+						copy(row[i*kw:(i+1)*kw], blk[(i*kh+r)*kw:])
+					}
+				}
+			}
+		}
+	}
+	chunks := min(o, (len(src)+convertChunk-1)/convertChunk)
+	if e == nil || e.B == nil || chunks <= 1 || e.B.Threads() <= 1 {
+		work(0, o)
+		return
+	}
+	e.B.Parallel(chunks, func(lo, hi int) { work(lo*o/chunks, hi*o/chunks) })
 }
 
 // poolIdle is how many buffers a WeightPool keeps between calls: one per

@@ -39,9 +39,50 @@ func LoadLinear(l Loader, name string, in, out int, bias bool) Linear {
 
 // Forward maps x [..., In] to [..., Out].
 func (m Linear) Forward(e *ops.Engine, x tensor.Tensor) (tensor.Tensor, error) {
+	return m.ForwardAdd(e, x, tensor.Tensor{})
+}
+
+// ForwardAdd maps x [..., In] to [..., Out] and adds r [..., Out] (a
+// residual; the zero Tensor adds nothing) in the same operator.
+func (m Linear) ForwardAdd(e *ops.Engine, x, r tensor.Tensor) (tensor.Tensor, error) {
+	w, release := weight(e, m.Weight, m.Half, x, m.Bias, r)
+	defer release()
+	return e.LinearAdd(x, w, m.Bias, r)
+}
+
+// ForwardToTokens maps the channels of an image x [B, In, H, W] and lays
+// the result out as tokens [B, H*W, Out] (Linear of ToTokens(x), without
+// the transpose).
+func (m Linear) ForwardToTokens(e *ops.Engine, x tensor.Tensor) (tensor.Tensor, error) {
 	w, release := weight(e, m.Weight, m.Half, x, m.Bias)
 	defer release()
-	return e.Linear(x, w, m.Bias)
+	return e.LinearToTokens(x, w, m.Bias)
+}
+
+// ForwardFromTokens maps tokens t [B, h*w, In] to an image [B, Out, h, w]
+// and adds r of that shape (a residual; the zero Tensor adds nothing):
+// FromTokens of Linear(t) plus r, without the transpose.
+func (m Linear) ForwardFromTokens(e *ops.Engine, t, r tensor.Tensor, h, w int) (tensor.Tensor, error) {
+	wt, release := weight(e, m.Weight, m.Half, t, m.Bias, r)
+	defer release()
+	return e.LinearFromTokens(t, wt, m.Bias, r, h, w)
+}
+
+// LoadPointwise reads a 1x1 convolution name.weight [out, in, 1, 1] and
+// name.bias as the Linear [out, in] it equals on the channels of each
+// pixel (Linear.ForwardToTokens and ForwardFromTokens apply it to images).
+// alt lists other accepted weight shapes (as Loader.Matrix), such as the
+// [out, in] that some converters write.
+func LoadPointwise(l Loader, name string, in, out int, alt ...[]int) Linear {
+	s := l.Sub(name)
+	w, h := s.Matrix("weight", append([][]int{{out, in, 1, 1}}, alt...)...)
+	if w.Valid() {
+		w, _ = w.Reshape(out, in) // same numel by construction
+	}
+	if h != nil {
+		h, _ = h.Reshape(out, in)
+	}
+	return Linear{Weight: w, Half: h, Bias: s.Tensor("bias", out)}
 }
 
 // Conv2D is a 2-D convolution with bias (PyTorch nn.Conv2d). Its weight is
@@ -75,20 +116,44 @@ func Conv1x1(l Loader, name string, in, out int) Conv2D {
 
 // Forward maps x [B, In, H, W] to [B, Out, H', W'].
 func (m Conv2D) Forward(e *ops.Engine, x tensor.Tensor) (tensor.Tensor, error) {
-	w, release := weight(e, m.Weight, m.Half, x, m.Bias)
-	defer release()
-	return e.Conv2D(x, w, m.Bias, m.Params)
+	return m.ForwardAdd(e, x, tensor.Tensor{})
 }
 
-// weight returns the float32 weight for one call of a layer on x: w
-// itself, or half converted (see HalfTensor.Float32), kept out of the pool
-// when the call records a gradient graph (x or the bias requires grad).
-func weight(e *ops.Engine, w tensor.Tensor, half *HalfTensor, x, b tensor.Tensor) (tensor.Tensor, func()) {
+// ForwardAdd maps x [B, In, H, W] to [B, Out, H', W'] and adds r of the
+// output's shape (a residual; the zero Tensor adds nothing) in the same
+// operator. A float16 weight is converted straight into the layout the
+// convolution computes in (ops.OHIW).
+func (m Conv2D) ForwardAdd(e *ops.Engine, x, r tensor.Tensor) (tensor.Tensor, error) {
+	if m.Half == nil || len(m.Half.shape) != 4 || m.Half.shape[2]*m.Half.shape[3] == 1 {
+		w, release := weight(e, m.Weight, m.Half, x, m.Bias, r)
+		defer release()
+		return e.Conv2DAdd(x, w, m.Bias, r, m.Params)
+	}
+	w, release := m.Half.Float32OHIW(e, needsGrad(x, m.Bias, r))
+	defer release()
+	p := m.Params
+	p.Layout = ops.OHIW
+	return e.Conv2DAdd(x, w, m.Bias, r, p)
+}
+
+// weight returns the float32 weight for one call of a layer: w itself, or
+// half converted (see HalfTensor.Float32), kept out of the pool when the
+// call records a gradient graph (an operand requires grad).
+func weight(e *ops.Engine, w tensor.Tensor, half *HalfTensor, operands ...tensor.Tensor) (tensor.Tensor, func()) {
 	if half == nil {
 		return w, func() {}
 	}
-	keep := x.Valid() && x.RequiresGrad() || b.Valid() && b.RequiresGrad()
-	return half.Float32(e, keep)
+	return half.Float32(e, needsGrad(operands...))
+}
+
+// needsGrad reports whether any valid tensor requires gradients.
+func needsGrad(ts ...tensor.Tensor) bool {
+	for _, t := range ts {
+		if t.Valid() && t.RequiresGrad() {
+			return true
+		}
+	}
+	return false
 }
 
 // GroupNorm normalises each of Groups channel groups over its channels and
@@ -108,6 +173,11 @@ func LoadGroupNorm(l Loader, name string, ch, groups int, eps float32) GroupNorm
 // Forward normalises x [B, C, ...].
 func (m GroupNorm) Forward(e *ops.Engine, x tensor.Tensor) (tensor.Tensor, error) {
 	return e.GroupNorm(x, m.Groups, m.Weight, m.Bias, m.Eps)
+}
+
+// ForwardSiLU normalises x [B, C, ...] and applies SiLU, in one operator.
+func (m GroupNorm) ForwardSiLU(e *ops.Engine, x tensor.Tensor) (tensor.Tensor, error) {
+	return e.GroupNormSiLU(x, m.Groups, m.Weight, m.Bias, m.Eps)
 }
 
 // LayerNorm normalises the last dimension.

@@ -12,6 +12,7 @@
 package blocks
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -26,6 +27,17 @@ import (
 type LoadError struct {
 	Model    string   // "unet", "vae", "clip"
 	Problems []string // sorted, one per tensor
+	// Missing lists the absent tensors (each also in Problems), sorted by
+	// name, with the shape the model wants: loading from an empty source
+	// lists the model's whole tensor set (see Expected).
+	Missing []Want
+}
+
+// Want is a tensor a model reads: its full checkpoint key and the shape it
+// must have (the first accepted one where several are).
+type Want struct {
+	Name  string
+	Shape []int
 }
 
 func (e *LoadError) Error() string {
@@ -59,6 +71,7 @@ type loadState struct {
 	used   map[string]bool
 	ignore map[string]bool
 	probs  []string
+	miss   []Want
 	bytes  int64 // memory of the weights read, as held
 	pool   *WeightPool
 }
@@ -185,6 +198,7 @@ func (l Loader) check(key string, shapes [][]int) bool {
 	got, ok := l.st.src.Shape(key)
 	if !ok {
 		l.problem("missing tensor %q (want shape %v)", key, shapes[0])
+		l.st.miss = append(l.st.miss, Want{Name: key, Shape: append([]int(nil), shapes[0]...)})
 		return false
 	}
 	for _, s := range shapes {
@@ -247,5 +261,27 @@ func (l Loader) Finish() error {
 		return nil
 	}
 	sort.Strings(probs)
-	return &LoadError{Model: l.st.model, Problems: probs}
+	miss := append([]Want(nil), l.st.miss...)
+	sort.Slice(miss, func(i, j int) bool { return miss[i].Name < miss[j].Name })
+	return &LoadError{Model: l.st.model, Problems: probs, Missing: miss}
+}
+
+// Expected lists the tensors a model loader reads (full key -> shape): it
+// calls load on an empty source, where every tensor is missing, and
+// collects the *LoadError's Missing list. Any other outcome (another
+// error, or problems besides missing tensors) is an error.
+func Expected(load func(src weights.Source) error) (map[string][]int, error) {
+	err := load(weights.Map{})
+	var le *LoadError
+	if !errors.As(err, &le) {
+		return nil, fmt.Errorf("blocks: loading from nothing gave %v, want a list of missing tensors", err)
+	}
+	if len(le.Missing) != len(le.Problems) {
+		return nil, fmt.Errorf("blocks: loading %s from nothing: %w", le.Model, err)
+	}
+	out := make(map[string][]int, len(le.Missing))
+	for _, w := range le.Missing {
+		out[w.Name] = w.Shape
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/perfusion-studio/perfusion/inference/tensor"
 	"github.com/perfusion-studio/perfusion/inference/weights"
 )
 
@@ -53,12 +54,44 @@ func TestLoader(t *testing.T) {
 	if !strings.HasPrefix(err.Error(), "load toy: 3 problem(s)") {
 		t.Errorf("message: %v", err)
 	}
+	if wm := []Want{{Name: "m.missing", Shape: []int{3}}}; !reflect.DeepEqual(le.Missing, wm) {
+		t.Errorf("Missing = %v, want %v", le.Missing, wm)
+	}
 
 	ok := NewLoader(src, "toy", "m.a.")
 	ok.Tensor("weight", 2, 3)
 	ok.Tensor("bias", 2)
 	if err := ok.Finish(); err != nil {
 		t.Errorf("complete load: %v", err)
+	}
+}
+
+func TestExpected(t *testing.T) {
+	load := func(src weights.Source) error {
+		l := NewLoader(src, "toy", "m.")
+		l.Ignore("buffer")
+		LoadLinear(l, "lin", 3, 2, true)
+		l.Sub("conv").TensorAlt("weight", []int{4, 3, 1, 1}, []int{4, 3})
+		return l.Finish()
+	}
+	got, err := Expected(load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]int{"m.lin.weight": {2, 3}, "m.lin.bias": {2}, "m.conv.weight": {4, 3, 1, 1}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Expected = %v, want %v", got, want)
+	}
+	// The listed tensors load without problems.
+	src := weights.Map{}
+	for n, s := range got {
+		src[n] = weights.Tensor{Data: make([]float32, tensor.Numel(s)), Shape: s}
+	}
+	if err := load(src); err != nil {
+		t.Errorf("loading the expected tensors: %v", err)
+	}
+	if _, err := Expected(func(weights.Source) error { return errors.New("bad config") }); err == nil {
+		t.Error("a config error was not reported")
 	}
 }
 

@@ -167,3 +167,13 @@ func ConfigFromJSON(data []byte) (Config, error) {
 func Detect(src weights.Source) (Config, error) {
 	return DetectConfig(weights.Shapes(src, Prefix))
 }
+
+// Tensors lists every tensor Load reads for cfg, full checkpoint key ->
+// shape (the first accepted shape where a weight may take several), as
+// blocks.Expected finds them: a checkpoint holding exactly these loads.
+func Tensors(cfg Config) (map[string][]int, error) {
+	return blocks.Expected(func(src weights.Source) error {
+		_, err := Load(nil, src, cfg)
+		return err
+	})
+}

@@ -1,16 +1,30 @@
 package ops
 
 import (
+	"fmt"
+
 	"github.com/nlpodyssey/spago/mat"
 
 	"github.com/perfusion-studio/perfusion/inference/ops/internal/convkern"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
-// Conv2DParams are a convolution's stride and zero padding.
+// ConvLayout is the memory order of a convolution weight.
+type ConvLayout int
+
+const (
+	// OIHW is PyTorch's [O, C, KH, KW], as checkpoints store weights.
+	OIHW ConvLayout = iota
+	// OHIW is [O, KH, C, KW], the order Conv2D computes in: a weight held
+	// (or converted) in it skips a reordering pass per call.
+	OHIW
+)
+
+// Conv2DParams are a convolution's stride, zero padding and weight layout.
 type Conv2DParams struct {
-	Stride int    // 0 means 1
-	Pad    [4]int // top, bottom, left, right
+	Stride int        // 0 means 1
+	Pad    [4]int     // top, bottom, left, right
+	Layout ConvLayout // of the weight; the zero value is OIHW
 }
 
 // Pad returns n on all four sides, for Conv2DParams.Pad.
@@ -26,23 +40,41 @@ const colBudget = 1 << 22
 const rowsMinC = 32
 
 // Conv2D is a 2-D cross-correlation (PyTorch Conv2d): x [B, C, H, W],
-// w [O, C, KH, KW], b [O] or the zero Tensor -> [B, O, Ho, Wo] with
-// Ho = (H+top+bottom-KH)/stride + 1 (likewise Wo).
+// w [O, C, KH, KW] (or [O, KH, C, KW] when p.Layout is OHIW), b [O] or the
+// zero Tensor -> [B, O, Ho, Wo] with Ho = (H+top+bottom-KH)/stride + 1
+// (likewise Wo).
 func (e *Engine) Conv2D(x, w, b tensor.Tensor, p Conv2DParams) (tensor.Tensor, error) {
+	return e.Conv2DAdd(x, w, b, tensor.Tensor{}, p)
+}
+
+// Conv2DAdd is Conv2D(x, w, b, p) + r, with r [B, O, Ho, Wo] (a residual)
+// or the zero Tensor, computed as one operator: the sum is the GEMM's
+// starting value, which saves Add's pass over memory.
+func (e *Engine) Conv2DAdd(x, w, b, r tensor.Tensor, p Conv2DParams) (tensor.Tensor, error) {
 	g, err := conv2dGeom(x, w, b, p)
 	if err != nil {
 		return tensor.Tensor{}, err
 	}
-	f := &conv2d{e: e, x: x, w: w, b: b, g: g, path: pathOf(g)}
-	return run(f, []int{g.B, g.O, g.Ho, g.Wo}, anyGrad(x, w, b))
+	shape := []int{g.B, g.O, g.Ho, g.Wo}
+	if r.Valid() && !tensor.SameShape(r.Shape(), shape) {
+		return tensor.Tensor{}, dimsErr("conv2d", r, fmt.Sprintf("output %v", shape), "the residual must have the output's shape")
+	}
+	f := &conv2d{e: e, x: x, w: w, b: b, r: r, g: g, layout: p.Layout, path: pathOf(g)}
+	return run(f, shape, anyGrad(x, w, b, r))
 }
 
 func conv2dGeom(x, w, b tensor.Tensor, p Conv2DParams) (convkern.Geom, error) {
 	var g convkern.Geom
+	ci, kh := 1, 2 // dimensions of w holding C and KH
+	if p.Layout == OHIW {
+		ci, kh = 2, 1
+	}
 	switch {
+	case p.Layout != OIHW && p.Layout != OHIW:
+		return g, shapeErr("conv2d", x, w, fmt.Sprintf("unknown weight layout %d", p.Layout))
 	case x.Rank() != 4 || w.Rank() != 4:
 		return g, shapeErr("conv2d", x, w, "want x [B, C, H, W] and w [O, C, KH, KW]")
-	case x.Dim(1) != w.Dim(1):
+	case x.Dim(1) != w.Dim(ci):
 		return g, shapeErr("conv2d", x, w, "input channels differ")
 	case x.Size() == 0 || w.Size() == 0:
 		return g, shapeErr("conv2d", x, w, "empty tensor")
@@ -53,7 +85,7 @@ func conv2dGeom(x, w, b tensor.Tensor, p Conv2DParams) (convkern.Geom, error) {
 	}
 	g = convkern.Geom{
 		B: x.Dim(0), C: x.Dim(1), H: x.Dim(2), W: x.Dim(3),
-		O: w.Dim(0), KH: w.Dim(2), KW: w.Dim(3), S: max(p.Stride, 1),
+		O: w.Dim(0), KH: w.Dim(kh), KW: w.Dim(3), S: max(p.Stride, 1),
 		PT: p.Pad[0], PB: p.Pad[1], PL: p.Pad[2], PR: p.Pad[3],
 	}
 	if g.Hp() < g.KH || g.Wp() < g.KW {
@@ -84,35 +116,38 @@ func pathOf(g convkern.Geom) convPath {
 }
 
 type conv2d struct {
-	e       *Engine
-	x, w, b tensor.Tensor // [B, C, H, W], [O, C, KH, KW], [O] or absent
-	g       convkern.Geom
-	path    convPath
-	budget  int // im2col floats per chunk; 0 means colBudget
+	e          *Engine
+	x, w, b, r tensor.Tensor // [B, C, H, W], [O, C, KH, KW] (or OHIW), [O] or absent, [B, O, Ho, Wo] or absent
+	g          convkern.Geom
+	layout     ConvLayout // of w
+	path       convPath
+	budget     int // im2col floats per chunk; 0 means colBudget
 }
 
-func (f *conv2d) Operands() []mat.Tensor { return operands(f.x, f.w, f.b) }
+func (f *conv2d) Operands() []mat.Tensor { return operands(f.x, f.w, f.b, f.r) }
 
 func (f *conv2d) Forward() (mat.Tensor, error) {
 	g := f.g
 	y := make([]float32, g.B*g.O*g.Ho*g.Wo) // [B, O, Ho, Wo]
-	var bias []float32
-	if f.b.Valid() {
-		bias = f.b.Data()
-	}
+	beta := f.e.initOutput(y, f.b, f.r, g.B, g.O, g.Ho*g.Wo)
+	w, release := f.weightOHIW()
 	switch f.path {
 	case pathDirect:
-		f.forwardDirect(y, bias)
+		f.forwardDirect(y, w, beta)
 	case pathRows:
-		f.forwardRows(y, bias)
+		f.forwardRows(y, w, beta)
 	default:
-		f.forwardIm2col(y, bias)
+		f.forwardIm2col(y, w, beta)
 	}
+	release()
 	return tensor.Leaf(y), nil
 }
 
 func (f *conv2d) Backward(gy mat.Tensor) error {
 	g, dy := f.g, tensor.Float32s(gy) // [B, O, Ho, Wo]
+	if f.r.Valid() && f.r.RequiresGrad() {
+		tensor.AccGrad(f.r.Node(), dy) // spago copies a delivered gradient
+	}
 	if f.b.Valid() && f.b.RequiresGrad() {
 		db := f.e.scratch(g.O)
 		f.e.par(g.O, grain/(g.B*g.Ho*g.Wo)+1, func(lo, hi int) {
@@ -131,54 +166,97 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 	if !needX && !needW {
 		return nil
 	}
+	w, release := f.weightOHIW()
+	defer release()
+	var dw []float32 // [O, KH, C, KW]
+	if needW {
+		dw = f.e.scratchZero(f.w.Size())
+	}
 	switch f.path {
 	case pathDirect:
-		f.backwardDirect(dy, needX, needW)
+		f.backwardDirect(dy, w, dw, needX)
 	case pathRows:
-		f.backwardRows(dy, needX, needW)
+		f.backwardRows(dy, w, dw, needX)
 	default:
-		f.backwardIm2col(dy, needX, needW)
+		f.backwardIm2col(dy, w, dw, needX)
+	}
+	if needW {
+		if f.layout == OIHW && g.Taps() > 1 {
+			oihw := f.e.scratch(len(dw)) // [O, C, KH, KW]
+			convkern.FromOHIW(f.e.par, oihw, dw, g)
+			f.e.release(dw)
+			dw = oihw
+		}
+		f.e.accGrad(f.w, dw)
 	}
 	return nil
 }
 
-// fillRows sets each row r of y (rows of length n, stride ld) to bias[r].
-func (e *Engine) fillRows(y, bias []float32, rows, n, ld int) {
-	e.par(rows, grain/max(n, 1)+1, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			row := y[r*ld : r*ld+n]
-			for j := range row {
-				row[j] = bias[r]
+// weightOHIW returns the weight in the OHIW layout the kernels use: w
+// itself when it is held so (or is 1x1, where the layouts agree), else a
+// reordered scratch copy; release recycles it.
+func (f *conv2d) weightOHIW() (w []float32, release func()) {
+	if f.layout == OHIW || f.g.Taps() == 1 {
+		return f.w.Data(), func() {}
+	}
+	w = f.e.scratch(f.w.Size())
+	convkern.ToOHIW(f.e.par, w, f.w.Data(), f.g)
+	return w, func() { f.e.release(w) }
+}
+
+// initOutput sets y [B, O, S] to the bias [O] broadcast plus the residual
+// r [B, O, S], either of which may be absent, and returns the GEMM beta
+// that keeps it: 1, or 0 when there is nothing to keep (y is left as is).
+func (e *Engine) initOutput(y []float32, b, r tensor.Tensor, nb, o, s int) float32 {
+	if !b.Valid() && !r.Valid() {
+		return 0
+	}
+	var bias, res []float32
+	if b.Valid() {
+		bias = b.Data()
+	}
+	if r.Valid() {
+		res = r.Data()
+	}
+	e.par(nb*o, grain/max(s, 1)+1, func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			ys := y[row*s : (row+1)*s]
+			switch {
+			case res == nil:
+				v := bias[row%o]
+				for j := range ys {
+					ys[j] = v
+				}
+			case bias == nil:
+				copy(ys, res[row*s:])
+			default:
+				v, rs := bias[row%o], res[row*s:(row+1)*s]
+				for j, u := range rs {
+					ys[j] = u + v
+				}
 			}
 		}
 	})
+	return 1
 }
 
 // Direct path: per image, y_b [O, HW] = w [O, C] x_b [C, HW].
 
-func (f *conv2d) forwardDirect(y, bias []float32) {
-	g, x, w := f.g, f.x.Data(), f.w.Data()
+func (f *conv2d) forwardDirect(y, w []float32, beta float32) {
+	g, x := f.g, f.x.Data()
 	hw := g.H * g.W
 	for b := 0; b < g.B; b++ {
-		yb := y[b*g.O*hw : (b+1)*g.O*hw]
-		var beta float32
-		if bias != nil {
-			f.e.fillRows(yb, bias, g.O, hw, hw)
-			beta = 1
-		}
-		f.e.B.Gemm(false, false, g.O, hw, g.C, 1, w, g.C, x[b*g.C*hw:], hw, beta, yb, hw)
+		f.e.B.Gemm(false, false, g.O, hw, g.C, 1, w, g.C, x[b*g.C*hw:], hw, beta, y[b*g.O*hw:], hw)
 	}
 }
 
-func (f *conv2d) backwardDirect(dy []float32, needX, needW bool) {
-	g, x, w := f.g, f.x.Data(), f.w.Data()
+func (f *conv2d) backwardDirect(dy, w, dw []float32, needX bool) {
+	g, x := f.g, f.x.Data()
 	hw := g.H * g.W
-	if needW {
-		dw := f.e.scratch(g.O * g.C) // [O, C] = sum_b dy_b x_b^T
+	if dw != nil { // [O, C] = sum_b dy_b x_b^T
 		for b := 0; b < g.B; b++ {
-			f.e.B.Gemm(false, true, g.O, g.C, hw, 1, dy[b*g.O*hw:], hw, x[b*g.C*hw:], hw, float32(min(b, 1)), dw, g.C)
+			f.e.B.Gemm(false, true, g.O, g.C, hw, 1, dy[b*g.O*hw:], hw, x[b*g.C*hw:], hw, 1, dw, g.C)
 		}
-		f.e.accGrad(f.w, dw)
 	}
 	if needX {
 		dx := f.e.scratch(g.B * g.C * hw) // dx_b [C, HW] = w^T dy_b
@@ -190,7 +268,7 @@ func (f *conv2d) backwardDirect(dy []float32, needX, needW bool) {
 }
 
 // Im2col path: per image and chunk of output rows, y_b[:, rows] =
-// w [O, C*KH*KW] col [C*KH*KW, rows*Wo].
+// w [O, KH*C*KW] col [KH*C*KW, rows*Wo].
 
 // chunkRows is the number of output rows per im2col chunk.
 func (f *conv2d) chunkRows() int {
@@ -201,18 +279,13 @@ func (f *conv2d) chunkRows() int {
 	return max(1, min(f.g.Ho, budget/(f.g.C*f.g.Taps()*f.g.Wo)))
 }
 
-func (f *conv2d) forwardIm2col(y, bias []float32) {
-	g, x, w := f.g, f.x.Data(), f.w.Data()
+func (f *conv2d) forwardIm2col(y, w []float32, beta float32) {
+	g, x := f.g, f.x.Data()
 	ckk, hw, ohw := g.C*g.Taps(), g.H*g.W, g.Ho*g.Wo
 	rc := f.chunkRows()
-	col := f.e.scratch(ckk * rc * g.Wo) // [C*KH*KW, rows*Wo]
+	col := f.e.scratch(ckk * rc * g.Wo) // [KH*C*KW, rows*Wo]
 	for b := 0; b < g.B; b++ {
 		yb := y[b*g.O*ohw : (b+1)*g.O*ohw]
-		var beta float32
-		if bias != nil {
-			f.e.fillRows(yb, bias, g.O, ohw, ohw)
-			beta = 1
-		}
 		for r0 := 0; r0 < g.Ho; r0 += rc {
 			r1 := min(r0+rc, g.Ho)
 			nc := (r1 - r0) * g.Wo
@@ -223,15 +296,12 @@ func (f *conv2d) forwardIm2col(y, bias []float32) {
 	f.e.release(col)
 }
 
-func (f *conv2d) backwardIm2col(dy []float32, needX, needW bool) {
-	g, x, w := f.g, f.x.Data(), f.w.Data()
+func (f *conv2d) backwardIm2col(dy, w, dw []float32, needX bool) {
+	g, x := f.g, f.x.Data()
 	ckk, hw, ohw := g.C*g.Taps(), g.H*g.W, g.Ho*g.Wo
 	rc := f.chunkRows()
-	col := f.e.scratch(ckk * rc * g.Wo) // [C*KH*KW, rows*Wo]: inputs, then their gradients
-	var dw, dx []float32
-	if needW {
-		dw = f.e.scratchZero(g.O * ckk) // [O, C*KH*KW]
-	}
+	col := f.e.scratch(ckk * rc * g.Wo) // [KH*C*KW, rows*Wo]: inputs, then their gradients
+	var dx []float32
 	if needX {
 		dx = f.e.scratchZero(g.B * g.C * hw) // [B, C, H, W]
 	}
@@ -240,7 +310,7 @@ func (f *conv2d) backwardIm2col(dy []float32, needX, needW bool) {
 			r1 := min(r0+rc, g.Ho)
 			nc := (r1 - r0) * g.Wo
 			dyc := dy[b*g.O*ohw+r0*g.Wo:] // [O, nc], row stride Ho*Wo
-			if needW {
+			if dw != nil {
 				convkern.Im2col(f.e.par, col, x[b*g.C*hw:(b+1)*g.C*hw], g, r0, r1)
 				f.e.B.Gemm(false, true, g.O, ckk, nc, 1, dyc, ohw, col, nc, 1, dw, ckk)
 			}
@@ -251,9 +321,6 @@ func (f *conv2d) backwardIm2col(dy []float32, needX, needW bool) {
 		}
 	}
 	f.e.release(col)
-	if needW {
-		f.e.accGrad(f.w, dw)
-	}
 	if needX {
 		f.e.accGrad(f.x, dx)
 	}
@@ -261,7 +328,8 @@ func (f *conv2d) backwardIm2col(dy []float32, needX, needW bool) {
 
 // Row path (stride 1): per image and chunk of output rows [r0, r1), col =
 // im2col of the chunk's input rows over (c, kw) only [C*KW, (r1-r0+KH-1)*Wo],
-// and y_b[:, rows] = sum over kh of w3[kh] [O, C*KW] col viewed kh rows down.
+// and y_b[:, rows] = sum over kh of w[:, kh] [O, C*KW] (row stride
+// KH*C*KW) times col viewed kh rows down.
 
 // rowChunk is the number of output rows per row-path chunk.
 func (f *conv2d) rowChunk() int {
@@ -273,50 +341,38 @@ func (f *conv2d) rowChunk() int {
 	return max(1, min(g.Ho, budget/(g.C*g.KW*g.Wo)-(g.KH-1)))
 }
 
-func (f *conv2d) rowWeights() []float32 {
-	w3 := f.e.scratch(f.w.Size()) // [KH][O][C*KW]
-	convkern.PackRows(f.e.par, w3, f.w.Data(), f.g)
-	return w3
-}
-
-func (f *conv2d) forwardRows(y, bias []float32) {
+func (f *conv2d) forwardRows(y, w []float32, beta float32) {
 	g, x := f.g, f.x.Data()
 	ck, hw, ohw := g.C*g.KW, g.H*g.W, g.Ho*g.Wo
+	lda := g.KH * ck
 	rg, rc := g.RowGeom(), f.rowChunk()
-	w3 := f.rowWeights()
 	col := f.e.scratch(ck * (rc + g.KH - 1) * g.Wo) // [C*KW, rows*Wo]
 	for b := 0; b < g.B; b++ {
 		yb := y[b*g.O*ohw : (b+1)*g.O*ohw]
-		if bias != nil {
-			f.e.fillRows(yb, bias, g.O, ohw, ohw)
-		}
 		for r0 := 0; r0 < g.Ho; r0 += rc {
 			r1 := min(r0+rc, g.Ho)
 			ld := (r1 - r0 + g.KH - 1) * g.Wo
 			convkern.Im2col(f.e.par, col, x[b*g.C*hw:(b+1)*g.C*hw], rg, r0, r1+g.KH-1)
 			for kh := 0; kh < g.KH; kh++ {
-				beta := float32(1)
-				if kh == 0 && bias == nil {
-					beta = 0
+				bk := float32(1)
+				if kh == 0 {
+					bk = beta
 				}
-				f.e.B.Gemm(false, false, g.O, (r1-r0)*g.Wo, ck, 1, w3[kh*g.O*ck:], ck, col[kh*g.Wo:], ld,
-					beta, yb[r0*g.Wo:], ohw)
+				f.e.B.Gemm(false, false, g.O, (r1-r0)*g.Wo, ck, 1, w[kh*ck:], lda, col[kh*g.Wo:], ld,
+					bk, yb[r0*g.Wo:], ohw)
 			}
 		}
 	}
-	f.e.release(w3, col)
+	f.e.release(col)
 }
 
-func (f *conv2d) backwardRows(dy []float32, needX, needW bool) {
+func (f *conv2d) backwardRows(dy, w, dw []float32, needX bool) {
 	g, x := f.g, f.x.Data()
 	ck, hw, ohw := g.C*g.KW, g.H*g.W, g.Ho*g.Wo
+	lda := g.KH * ck
 	rg, rc := g.RowGeom(), f.rowChunk()
-	w3 := f.rowWeights()
 	col := f.e.scratch(ck * (rc + g.KH - 1) * g.Wo) // [C*KW, rows*Wo]: inputs, then their gradients
-	var dw3, dx []float32
-	if needW {
-		dw3 = f.e.scratchZero(f.w.Size()) // [KH][O][C*KW]
-	}
+	var dx []float32
 	if needX {
 		dx = f.e.scratchZero(g.B * g.C * hw) // [B, C, H, W]
 	}
@@ -325,28 +381,22 @@ func (f *conv2d) backwardRows(dy []float32, needX, needW bool) {
 			r1 := min(r0+rc, g.Ho)
 			n, ld := (r1-r0)*g.Wo, (r1-r0+g.KH-1)*g.Wo
 			dyc := dy[b*g.O*ohw+r0*g.Wo:] // [O, n], row stride Ho*Wo
-			if needW {
+			if dw != nil {
 				convkern.Im2col(f.e.par, col, x[b*g.C*hw:(b+1)*g.C*hw], rg, r0, r1+g.KH-1)
 				for kh := 0; kh < g.KH; kh++ {
-					f.e.B.Gemm(false, true, g.O, ck, n, 1, dyc, ohw, col[kh*g.Wo:], ld, 1, dw3[kh*g.O*ck:], ck)
+					f.e.B.Gemm(false, true, g.O, ck, n, 1, dyc, ohw, col[kh*g.Wo:], ld, 1, dw[kh*ck:], lda)
 				}
 			}
 			if needX {
 				clear(col[:ck*ld])
 				for kh := 0; kh < g.KH; kh++ {
-					f.e.B.Gemm(true, false, ck, n, g.O, 1, w3[kh*g.O*ck:], ck, dyc, ohw, 1, col[kh*g.Wo:], ld)
+					f.e.B.Gemm(true, false, ck, n, g.O, 1, w[kh*ck:], lda, dyc, ohw, 1, col[kh*g.Wo:], ld)
 				}
 				convkern.Col2im(f.e.par, dx[b*g.C*hw:(b+1)*g.C*hw], col, rg, r0, r1+g.KH-1)
 			}
 		}
 	}
-	f.e.release(w3, col)
-	if needW {
-		dw := f.e.scratch(f.w.Size()) // [O, C, KH, KW]
-		convkern.UnpackRows(f.e.par, dw, dw3, g)
-		f.e.release(dw3)
-		f.e.accGrad(f.w, dw)
-	}
+	f.e.release(col)
 	if needX {
 		f.e.accGrad(f.x, dx)
 	}

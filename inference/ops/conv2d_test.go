@@ -210,3 +210,116 @@ func TestEngineLiteral(t *testing.T) {
 	checkClose(t, "conv2d on an Engine literal", y.Data(), want, 1e-4, 1e-5)
 	gradCheck(t, func() (tensor.Tensor, error) { return e.Conv2D(x, w, tensor.Tensor{}, c.p) }, named{"x", x}, named{"w", w})
 }
+
+// permuteOHIW reorders w [O, C, KH, KW] into a new [O, KH, C, KW] tensor
+// (requiring grad when w does), with plain loops.
+func permuteOHIW(t *testing.T, w tensor.Tensor) tensor.Tensor {
+	t.Helper()
+	O, C, KH, KW := w.Dim(0), w.Dim(1), w.Dim(2), w.Dim(3)
+	src, dst := w.Data(), make([]float32, w.Size())
+	for o := 0; o < O; o++ {
+		for c := 0; c < C; c++ {
+			for kh := 0; kh < KH; kh++ {
+				for kw := 0; kw < KW; kw++ {
+					dst[((o*KH+kh)*C+c)*KW+kw] = src[((o*C+c)*KH+kh)*KW+kw]
+				}
+			}
+		}
+	}
+	if w.RequiresGrad() {
+		p, err := tensor.NewParam(dst, O, KH, C, KW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return tensor.MustNew(dst, O, KH, C, KW)
+}
+
+// conv2dAddPath is Conv2DAdd forced onto one path.
+func conv2dAddPath(e *Engine, x, w, b, r tensor.Tensor, p Conv2DParams, path convPath) (tensor.Tensor, error) {
+	g, err := conv2dGeom(x, w, b, p)
+	if err != nil {
+		return tensor.Tensor{}, err
+	}
+	f := &conv2d{e: e, x: x, w: w, b: b, r: r, g: g, layout: p.Layout, path: path}
+	switch path {
+	case pathIm2colRows:
+		f.path, f.budget = pathIm2col, 1
+	case pathRowsChunked:
+		f.path, f.budget = pathRows, 1
+	}
+	return run(f, []int{g.B, g.O, g.Ho, g.Wo}, anyGrad(x, w, b, r))
+}
+
+// TestConv2DLayoutResidual checks the OHIW weight layout and the fused
+// residual of Conv2DAdd on every path against the float64 reference.
+func TestConv2DLayoutResidual(t *testing.T) {
+	e := testEngine()
+	rng := newRand(5)
+	for _, c := range convCases {
+		x, w := frozen(rng, c.x...), frozen(rng, c.w...)
+		var b tensor.Tensor
+		var bias []float32
+		if c.bias {
+			b = frozen(rng, c.w[0])
+			bias = b.Data()
+		}
+		want, shape := refConv2D(x.Data(), c.x, w.Data(), c.w, bias, c.p)
+		res := frozen(rng, shape...)
+		wantAdd := make([]float64, len(want))
+		for i := range want {
+			wantAdd[i] = want[i] + float64(res.Data()[i])
+		}
+		po := c.p
+		po.Layout = OHIW
+		wo := permuteOHIW(t, w)
+		g, err := conv2dGeom(x, wo, b, po)
+		if err != nil {
+			t.Fatalf("%v OHIW: %v", c, err)
+		}
+		k := float64(c.w[1] * c.w[2] * c.w[3])
+		for _, path := range convPaths(g) {
+			y := must(t)(conv2dAddPath(e, x, wo, b, tensor.Tensor{}, po, path))
+			checkClose(t, fmt.Sprintf("%v OHIW path %d", c, path), y.Data(), want, 1e-6*k, 1e-5)
+			y = must(t)(conv2dAddPath(e, x, w, b, res, c.p, path))
+			checkClose(t, fmt.Sprintf("%v +r path %d", c, path), y.Data(), wantAdd, 1e-6*k, 1e-5)
+		}
+		y := must(t)(e.Conv2DAdd(x, wo, tensor.Tensor{}, res, po))
+		wantNB, _ := refConv2D(x.Data(), c.x, w.Data(), c.w, nil, c.p)
+		for i := range wantNB {
+			wantNB[i] += float64(res.Data()[i])
+		}
+		checkClose(t, fmt.Sprintf("%v OHIW +r, no bias", c), y.Data(), wantNB, 1e-6*k, 1e-5)
+	}
+}
+
+func TestConv2DLayoutResidualGrad(t *testing.T) {
+	e := testEngine()
+	rng := newRand(6)
+	for _, c := range convCases {
+		x, w := param(t, rng, c.x...), param(t, rng, c.w...)
+		po := c.p
+		po.Layout = OHIW
+		wo := permuteOHIW(t, w)
+		var b tensor.Tensor
+		if c.bias {
+			b = param(t, rng, c.w[0])
+		}
+		g, _ := conv2dGeom(x, w, b, c.p)
+		res := param(t, rng, g.B, g.O, g.Ho, g.Wo)
+		for _, path := range convPaths(g) {
+			t.Run(fmt.Sprintf("%v/path%d", c, path), func(t *testing.T) {
+				ins := []named{{"x", x}, {"w ohiw", wo}, {"r", res}}
+				if c.bias {
+					ins = append(ins, named{"b", b})
+				}
+				gradCheck(t, func() (tensor.Tensor, error) { return conv2dAddPath(e, x, wo, b, res, po, path) }, ins...)
+				// frozen residual, OIHW weight
+				rf := tensor.MustNew(res.Data(), res.Shape()...)
+				gradCheck(t, func() (tensor.Tensor, error) { return conv2dAddPath(e, x, w, b, rf, c.p, path) },
+					named{"x", x}, named{"w", w}, named{"frozen r", rf})
+			})
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nlpodyssey/spago/mat"
 
+	"github.com/perfusion-studio/perfusion/inference/ops/internal/vmath"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
@@ -16,6 +17,18 @@ import (
 // "Group Normalization", 2018). gamma and beta may be zero Tensors (no
 // affine).
 func (e *Engine) GroupNorm(x tensor.Tensor, groups int, gamma, beta tensor.Tensor, eps float32) (tensor.Tensor, error) {
+	return e.groupNorm(x, groups, gamma, beta, eps, false)
+}
+
+// GroupNormSiLU is SiLU(GroupNorm(x, groups, gamma, beta, eps)) as one
+// operator (the GroupNorm-swish pair that opens every SD ResBlock): the
+// activation is applied while the normalised values are in cache, saving
+// a pass over memory and an intermediate tensor.
+func (e *Engine) GroupNormSiLU(x tensor.Tensor, groups int, gamma, beta tensor.Tensor, eps float32) (tensor.Tensor, error) {
+	return e.groupNorm(x, groups, gamma, beta, eps, true)
+}
+
+func (e *Engine) groupNorm(x tensor.Tensor, groups int, gamma, beta tensor.Tensor, eps float32, silu bool) (tensor.Tensor, error) {
 	switch {
 	case x.Rank() < 2 || x.Size() == 0:
 		return tensor.Tensor{}, dimsErr("group_norm", x, "[B, C, ...]", "want a non-empty tensor of rank >= 2")
@@ -25,7 +38,7 @@ func (e *Engine) GroupNorm(x tensor.Tensor, groups int, gamma, beta tensor.Tenso
 	if err := checkAffine("group_norm", x, x.Dim(1), gamma, beta); err != nil {
 		return tensor.Tensor{}, err
 	}
-	f := &groupNorm{e: e, x: x, gamma: gamma, beta: beta, eps: eps,
+	f := &groupNorm{e: e, x: x, gamma: gamma, beta: beta, eps: eps, silu: silu,
 		b: x.Dim(0), c: x.Dim(1), s: x.Size() / (x.Dim(0) * x.Dim(1)), groups: groups}
 	return run(f, x.Shape(), anyGrad(x, gamma, beta))
 }
@@ -44,6 +57,7 @@ type groupNorm struct {
 	e               *Engine
 	x, gamma, beta  tensor.Tensor // [B, C, S], [C], [C]
 	eps             float32
+	silu            bool // SiLU applied to the output
 	b, c, s, groups int
 	mean, rstd      []float64 // [B, groups], saved by Forward for Backward
 }
@@ -65,15 +79,69 @@ func (f *groupNorm) Forward() (mat.Tensor, error) {
 			f.mean[bg], f.rstd[bg] = mean, rstd
 			c0 := bg % f.groups * cg
 			for k := 0; k < cg; k++ {
-				normalize(ys[k*f.s:(k+1)*f.s], xs[k*f.s:(k+1)*f.s], mean, rstd, gamma, beta, c0+k)
+				yk := ys[k*f.s : (k+1)*f.s]
+				normalize(yk, xs[k*f.s:(k+1)*f.s], mean, rstd, gamma, beta, c0+k)
+				if f.silu {
+					siluInPlace(yk)
+				}
 			}
 		}
 	})
 	return tensor.Leaf(y), nil
 }
 
+// siluInPlace sets v[i] = v[i]*sigmoid(v[i]).
+func siluInPlace(v []float32) {
+	var s [block]float32
+	for lo := 0; lo < len(v); lo += block {
+		vs := v[lo:min(lo+block, len(v))]
+		vmath.Sigmoids(s[:len(vs)], vs, 1)
+		for i, u := range vs {
+			vs[i] = u * s[i]
+		}
+	}
+}
+
+// siluGrad replaces the activation inputs u by the gradient at them,
+// g*SiLU'(u) elementwise: SiLU'(u) = s*(1 + u*(1-s)), s = sigmoid(u).
+func siluGrad(u, g []float32) {
+	var s [block]float32
+	for lo := 0; lo < len(u); lo += block {
+		us, gs := u[lo:min(lo+block, len(u))], g[lo:min(lo+block, len(u))]
+		vmath.Sigmoids(s[:len(us)], us, 1)
+		for i, v := range us {
+			us[i] = gs[i] * s[i] * (1 + v*(1-s[i]))
+		}
+	}
+}
+
+// siluDelta returns dy*SiLU'(GroupNorm(x)) in a scratch buffer, the
+// gradient at the normalisation's output, recomputing that output from
+// the saved statistics.
+func (f *groupNorm) siluDelta(dy []float32) []float32 {
+	x, n, cg := f.x.Data(), f.groupLen(), f.c/f.groups
+	gamma, beta := affine(f.gamma, f.beta)
+	d := f.e.scratch(len(x)) // [B, C, S]
+	f.e.par(f.b*f.groups, grain/n+1, func(lo, hi int) {
+		for bg := lo; bg < hi; bg++ {
+			c0 := bg % f.groups * cg
+			for k := 0; k < cg; k++ {
+				at := bg*n + k*f.s
+				u := d[at : at+f.s]
+				normalize(u, x[at:at+f.s], f.mean[bg], f.rstd[bg], gamma, beta, c0+k)
+				siluGrad(u, dy[at:at+f.s])
+			}
+		}
+	})
+	return d
+}
+
 func (f *groupNorm) Backward(gy mat.Tensor) error {
 	x, dy, n, cg := f.x.Data(), tensor.Float32s(gy), f.groupLen(), f.c/f.groups
+	if f.silu {
+		dy = f.siluDelta(dy)
+		defer f.e.release(dy)
+	}
 	needX := f.x.RequiresGrad()
 	needGamma := f.gamma.Valid() && f.gamma.RequiresGrad()
 	needBeta := f.beta.Valid() && f.beta.RequiresGrad()

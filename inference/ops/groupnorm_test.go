@@ -118,3 +118,40 @@ func TestGroupNormGrad(t *testing.T) {
 		})
 	}
 }
+
+// silu64 is x*sigmoid(x) in float64.
+func silu64(v float64) float64 { return v / (1 + math.Exp(-v)) }
+
+func TestGroupNormSiLU(t *testing.T) {
+	e := testEngine()
+	r := newRand(23)
+	for _, c := range groupNormCases {
+		t.Run(fmt.Sprint(c.x), func(t *testing.T) {
+			x := param(t, r, c.x...)
+			for i := range x.Data() {
+				x.Data()[i] = x.Data()[i]*2 + c.shift
+			}
+			ins := []named{{"x", x}}
+			var gamma, beta tensor.Tensor
+			var g, b []float32
+			if c.affine {
+				gamma, beta = param(t, r, c.x[1]), param(t, r, c.x[1])
+				g, b = gamma.Data(), beta.Data()
+				ins = append(ins, named{"gamma", gamma}, named{"beta", beta})
+			}
+			s := x.Size() / (c.x[0] * c.x[1])
+			want := refGroupNorm(x.Data(), c.x[0], c.x[1], s, c.groups, g, b, 1e-5)
+			for i, v := range want {
+				want[i] = silu64(v)
+			}
+			y := must(t)(e.GroupNormSiLU(x, c.groups, gamma, beta, 1e-5))
+			checkClose(t, "group_norm_silu", y.Data(), want, 1e-6, 1e-5)
+			gradCheck(t, func() (tensor.Tensor, error) { return e.GroupNormSiLU(x, c.groups, gamma, beta, 1e-5) }, ins...)
+			xf := tensor.MustNew(x.Data(), c.x...)
+			if c.affine {
+				gradCheck(t, func() (tensor.Tensor, error) { return e.GroupNormSiLU(xf, c.groups, gamma, beta, 1e-5) },
+					named{"frozen x", xf}, named{"gamma", gamma}, named{"beta", beta})
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/nlpodyssey/spago/mat"
@@ -11,6 +12,13 @@ import (
 // Linear is y = x W^T + b over the last dimension: x [..., In], w [Out, In]
 // (PyTorch layout), b [Out] or the zero Tensor; y is [..., Out].
 func (e *Engine) Linear(x, w, b tensor.Tensor) (tensor.Tensor, error) {
+	return e.LinearAdd(x, w, b, tensor.Tensor{})
+}
+
+// LinearAdd is Linear(x, w, b) + r, with r [..., Out] (a residual) or the
+// zero Tensor, computed as one operator: the sum is the GEMM's starting
+// value, which saves Add's pass over memory.
+func (e *Engine) LinearAdd(x, w, b, r tensor.Tensor) (tensor.Tensor, error) {
 	switch {
 	case w.Rank() != 2:
 		return tensor.Tensor{}, shapeErr("linear", x, w, "weight must be [Out, In]")
@@ -21,39 +29,68 @@ func (e *Engine) Linear(x, w, b tensor.Tensor) (tensor.Tensor, error) {
 	}
 	shape := x.Shape()
 	shape[len(shape)-1] = w.Dim(0)
-	f := &linear{e: e, x: x, w: w, b: b, m: x.Size() / max(w.Dim(1), 1), in: w.Dim(1), out: w.Dim(0)}
-	return run(f, shape, anyGrad(x, w, b))
+	if r.Valid() && !tensor.SameShape(r.Shape(), shape) {
+		return tensor.Tensor{}, dimsErr("linear", r, fmt.Sprintf("output %v", shape), "the residual must have the output's shape")
+	}
+	f := &linear{e: e, x: x, w: w, b: b, r: r, m: x.Size() / max(w.Dim(1), 1), in: w.Dim(1), out: w.Dim(0)}
+	return run(f, shape, anyGrad(x, w, b, r))
 }
 
 type linear struct {
 	e          *Engine
-	x, w, b    tensor.Tensor // [M, In], [Out, In], [Out] or absent
+	x, w, b, r tensor.Tensor // [M, In], [Out, In], [Out] or absent, [M, Out] or absent
 	m, in, out int
 }
 
-func (f *linear) Operands() []mat.Tensor { return operands(f.x, f.w, f.b) }
+func (f *linear) Operands() []mat.Tensor { return operands(f.x, f.w, f.b, f.r) }
 
 func (f *linear) Forward() (mat.Tensor, error) {
 	y := make([]float32, f.m*f.out) // [M, Out]
 	if f.m == 0 || f.out == 0 {
 		return tensor.Leaf(y), nil
 	}
-	var beta float32
-	if f.b.Valid() {
-		bias := f.b.Data()
-		f.e.par(f.m, grain/max(f.out, 1), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				copy(y[i*f.out:(i+1)*f.out], bias)
-			}
-		})
-		beta = 1
-	}
+	beta := f.e.initRows(y, f.b, f.r, f.m, f.out)
 	f.e.B.Gemm(false, true, f.m, f.out, f.in, 1, f.x.Data(), f.in, f.w.Data(), f.in, beta, y, f.out)
 	return tensor.Leaf(y), nil
 }
 
+// initRows sets each row of y [M, N] to the bias [N] plus the matching row
+// of r [M, N], either of which may be absent, and returns the GEMM beta
+// that keeps it: 1, or 0 when there is nothing to keep (y is left as is).
+func (e *Engine) initRows(y []float32, b, r tensor.Tensor, m, n int) float32 {
+	if !b.Valid() && !r.Valid() {
+		return 0
+	}
+	var bias, res []float32
+	if b.Valid() {
+		bias = b.Data()
+	}
+	if r.Valid() {
+		res = r.Data()
+	}
+	e.par(m, grain/max(n, 1)+1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ys := y[i*n : (i+1)*n]
+			switch {
+			case res == nil:
+				copy(ys, bias)
+			case bias == nil:
+				copy(ys, res[i*n:])
+			default:
+				for j, v := range res[i*n : (i+1)*n] {
+					ys[j] = v + bias[j]
+				}
+			}
+		}
+	})
+	return 1
+}
+
 func (f *linear) Backward(gy mat.Tensor) error {
 	g := tensor.Float32s(gy) // [M, Out]
+	if f.r.Valid() && f.r.RequiresGrad() {
+		tensor.AccGrad(f.r.Node(), g) // spago copies a delivered gradient
+	}
 	if f.x.RequiresGrad() {
 		gx := f.e.scratch(f.m * f.in) // [M, In] = gy W
 		f.e.B.Gemm(false, false, f.m, f.in, f.out, 1, g, f.out, f.w.Data(), f.in, 0, gx, f.in)

@@ -81,6 +81,40 @@ func TestLinearGrad(t *testing.T) {
 	}
 }
 
+func TestLinearAdd(t *testing.T) {
+	e := testEngine()
+	r := newRand(13)
+	for _, c := range linearCases {
+		t.Run(fmt.Sprint(c.x), func(t *testing.T) {
+			in := c.x[len(c.x)-1]
+			shape := append(append([]int(nil), c.x[:len(c.x)-1]...), c.out)
+			x, w, res := param(t, r, c.x...), param(t, r, c.out, in), param(t, r, shape...)
+			ins := []named{{"x", x}, {"w", w}, {"r", res}}
+			var b tensor.Tensor
+			var bias []float32
+			if c.bias {
+				b = param(t, r, c.out)
+				bias = b.Data()
+				ins = append(ins, named{"b", b})
+			}
+			want := refLinear(x.Data(), w.Data(), bias, in, c.out)
+			for i, v := range res.Data() {
+				want[i] += float64(v)
+			}
+			y := must(t)(e.LinearAdd(x, w, b, res))
+			checkClose(t, "linear + r", y.Data(), want, 1e-6*float64(in), 1e-5)
+			gradCheck(t, func() (tensor.Tensor, error) { return e.LinearAdd(x, w, b, res) }, ins...)
+			rf := tensor.MustNew(res.Data(), shape...)
+			gradCheck(t, func() (tensor.Tensor, error) { return e.LinearAdd(x, w, tensor.Tensor{}, rf) },
+				named{"x", x}, named{"w", w}, named{"frozen r", rf})
+		})
+	}
+	x, w := frozen(r, 2, 3, 4), frozen(r, 5, 4)
+	if _, err := e.LinearAdd(x, w, tensor.Tensor{}, frozen(r, 2, 3, 4)); err == nil {
+		t.Error("residual [2 3 4] for output [2 3 5]: no error")
+	}
+}
+
 // TestChainGrad checks that gradients flow through a chain of operators
 // into an input when every weight is frozen (Perfusion backpropagates
 // through the frozen UNet), and that a constant-only chain builds no graph.

@@ -63,3 +63,20 @@ func TestShapeErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestConv2DAddShapeErrors(t *testing.T) {
+	e := testEngine()
+	r := newRand(9)
+	x, w := frozen(r, 1, 3, 6, 6), frozen(r, 4, 3, 3, 3)
+	_, err := e.Conv2DAdd(x, w, tensor.Tensor{}, frozen(r, 1, 4, 6, 6), Conv2DParams{})
+	if err == nil || !strings.Contains(err.Error(), "[1 4 6 6]") || !strings.Contains(err.Error(), "[1 4 4 4]") {
+		t.Errorf("wrong residual shape: error %v", err)
+	}
+	if _, err := e.Conv2D(x, w, tensor.Tensor{}, Conv2DParams{Layout: OHIW + 1}); err == nil {
+		t.Error("unknown layout: no error")
+	}
+	// OHIW reads C from dimension 2
+	if _, err := e.Conv2D(x, frozen(r, 4, 3, 2, 3), tensor.Tensor{}, Conv2DParams{Layout: OHIW}); err == nil {
+		t.Error("OHIW weight [4 3 2 3] on 3 channels: no error")
+	}
+}

@@ -26,7 +26,10 @@ type Request struct {
 	// afterwards. Only its low 32 bits matter.
 	Seed uint64
 	// Steps is the number of sampling steps (1 to the schedule's 1000).
-	// DDIM runs one more when Steps does not divide 1000, as CompVis does.
+	// DDIM runs CompVis's schedule, range(0, 1000, 1000/Steps) + 1: more
+	// steps than asked when Steps does not divide 1000 (7 gives 8), and
+	// without the out-of-range timestep 1000 where the reference fails (see
+	// sampler.DDIMSchedule); Result.Timesteps lists the steps run.
 	Steps int
 	// CFG is the classifier-free guidance scale
 	// (e = e_uncond + CFG*(e_cond - e_uncond)); at exactly 1 the
@@ -181,7 +184,7 @@ func (p *Pipeline) Generate(ctx context.Context, r Request, progress func(Progre
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	decoded, err := p.VAE.DecodeLatents(ctx, latents) // [B, 3, H, W]
+	decoded, err := p.decode(ctx, latents) // [B, 3, H, W]
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -194,6 +197,31 @@ func (p *Pipeline) Generate(ctx context.Context, r Request, progress func(Progre
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	return &Result{Images: images, Latents: latents, Decoded: decoded, Timesteps: s.Timesteps(), Elapsed: time.Since(start)}, nil
+}
+
+// decode runs the VAE decoder on latents [B, C, h, w] one image at a time:
+// its full-resolution activations are the largest of a generation (see
+// ActivationBytes), and decoding a batch at once would hold B times them.
+func (p *Pipeline) decode(ctx context.Context, latents tensor.Tensor) (tensor.Tensor, error) {
+	b := latents.Dim(0)
+	if b == 1 {
+		return p.VAE.DecodeLatents(ctx, latents) // [1, 3, H, W]
+	}
+	n := latents.Size() / b
+	var out []float32
+	var img tensor.Tensor
+	for i := range b {
+		one := tensor.MustNew(latents.Data()[i*n:(i+1)*n], 1, latents.Dim(1), latents.Dim(2), latents.Dim(3)) // [1, C, h, w]
+		var err error
+		if img, err = p.VAE.DecodeLatents(ctx, one); err != nil { // [1, 3, H, W]
+			return tensor.Tensor{}, err
+		}
+		if out == nil {
+			out = make([]float32, 0, b*img.Size())
+		}
+		out = append(out, img.Data()...)
+	}
+	return tensor.New(out, b, img.Dim(1), img.Dim(2), img.Dim(3)) // [B, 3, H, W]
 }
 
 // conditioning encodes the request's prompts into the UNet context: with

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/perfusion-studio/perfusion/inference/clip"
-	"github.com/perfusion-studio/perfusion/inference/pipeline/internal/stwriter"
 	"github.com/perfusion-studio/perfusion/inference/safetensors"
 	"github.com/perfusion-studio/perfusion/inference/unet"
 	"github.com/perfusion-studio/perfusion/inference/vae"
@@ -80,7 +79,7 @@ func (cfg pipelineConfig) request(seed uint64) Request {
 // checkpoint (CompVis names) in a temporary folder and returns its path.
 func mergeGolden(t testing.TB, files []string) string {
 	t.Helper()
-	var entries []stwriter.Entry
+	var entries []safetensors.Entry
 	src := map[string]*safetensors.File{}
 	for _, name := range files {
 		f := golden.Open(t, name)
@@ -90,11 +89,11 @@ func mergeGolden(t testing.TB, files []string) string {
 				t.Fatalf("tensor %s in two golden files", n)
 			}
 			src[n] = f
-			entries = append(entries, stwriter.Entry{Name: n, DType: info.DType, Shape: info.Shape})
+			entries = append(entries, safetensors.Entry{Name: n, DType: info.DType, Shape: info.Shape})
 		}
 	}
 	path := filepath.Join(t.TempDir(), "tiny_merged.safetensors")
-	err := stwriter.WriteFile(path, entries, map[string]string{"format": "pt"}, func(e stwriter.Entry, dst []byte) error {
+	err := safetensors.WriteFile(path, entries, map[string]string{"format": "pt"}, func(e safetensors.Entry, dst []byte) error {
 		b, _, err := src[e.Name].Bytes(e.Name)
 		if err != nil {
 			return err

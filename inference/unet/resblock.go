@@ -36,17 +36,14 @@ func loadResBlock(l blocks.Loader, cfg Config, in, out int) *resBlock {
 
 func (b *resBlock) forward(r *run, x tensor.Tensor) (tensor.Tensor, error) {
 	f := r.f
-	h := f.GroupNorm(b.inNorm, x) // [B, Cin, H, W]
-	h = f.SiLU(h)
-	h = f.Conv(b.inConv, h)     // [B, Cout, H, W]
-	e := f.Linear(b.emb, r.emb) // [B, Cout]
-	h = f.AddChannel(h, e)      // [B, Cout, H, W]
-	h = f.GroupNorm(b.outNorm, h)
-	h = f.SiLU(h)
-	h = f.Conv(b.outConv, h) // [B, Cout, H, W]
+	h := f.GroupNormSiLU(b.inNorm, x) // [B, Cin, H, W]
+	h = f.Conv(b.inConv, h)           // [B, Cout, H, W]
+	e := f.Linear(b.emb, r.emb)       // [B, Cout]
+	h = f.AddChannel(h, e)            // [B, Cout, H, W]
+	h = f.GroupNormSiLU(b.outNorm, h)
 	s := x
 	if b.skip != nil {
 		s = f.Conv(*b.skip, x) // [B, Cout, H, W]
 	}
-	return f.Add(s, h), f.Err()
+	return f.ConvAdd(b.outConv, h, s), f.Err() // skip + out_layers, [B, Cout, H, W]
 }

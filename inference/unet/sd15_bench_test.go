@@ -2,13 +2,11 @@ package unet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"os"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -27,28 +25,11 @@ import (
 // memory (float16 weights) plus 3.4 GB for the float32 comparison.
 const benchEnv = "PERFUSION_SD15_BENCH"
 
-var missingRe = regexp.MustCompile(`^missing tensor "([^"]+)" \(want shape \[([0-9 ]*)\]\)$`)
-
-// sd15Shapes asks the loader for every tensor of cfg: loading from nothing
-// reports each one missing, with its shape.
+// sd15Shapes lists every tensor of cfg (see Tensors).
 func sd15Shapes(b *testing.B, cfg Config) map[string][]int {
-	_, err := Load(ops.CPU(), weights.Map{}, cfg)
-	var le *blocks.LoadError
-	if !errors.As(err, &le) {
-		b.Fatalf("loading from nothing: %v", err)
-	}
-	out := map[string][]int{}
-	for _, p := range le.Problems {
-		m := missingRe.FindStringSubmatch(p)
-		if m == nil {
-			b.Fatalf("unexpected load problem %q", p)
-		}
-		var shape []int
-		for _, f := range strings.Fields(m[2]) {
-			d, _ := strconv.Atoi(f)
-			shape = append(shape, d)
-		}
-		out[m[1]] = shape
+	out, err := Tensors(cfg)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return out
 }
@@ -111,8 +92,8 @@ func peakRSS() float64 {
 // shapes from a float16 checkpoint, with the weights held as float16
 // ("half", the default) and as float32 ("float32", HalfNever): the
 // difference is the cost of converting 860 M weights per forward. Sizes:
-// 256 (latent 32x32, batch 1) and 512cfg (latent 64x64, batch 2, as one
-// classifier-free-guided 512x512 step). Set PERFUSION_SD15_BENCH=1; run
+// 256 and 512 (latents 32x32 and 64x64, batch 1), and 256cfg and 512cfg
+// (batch 2, as one classifier-free-guided step). Set PERFUSION_SD15_BENCH=1; run
 // one sub-benchmark per process for a meaningful peak-RSS figure, e.g.
 //
 //	PERFUSION_SD15_BENCH=1 go test -run NONE -bench 'SD15/half/256' -benchtime 3x ./inference/unet/
@@ -139,7 +120,7 @@ func BenchmarkSD15(b *testing.B) {
 		for _, size := range []struct {
 			name        string
 			batch, side int
-		}{{"256", 1, 32}, {"512cfg", 2, 64}} {
+		}{{"256", 1, 32}, {"256cfg", 2, 32}, {"512", 1, 64}, {"512cfg", 2, 64}} {
 			b.Run(fmt.Sprintf("%s/%s", name, size.name), func(b *testing.B) {
 				m := model(b, blocks.LoadOptions{Half: mode})
 				c := m.Config

@@ -16,11 +16,9 @@ const ffMult = 4
 type spatialTransformer struct {
 	name    string           // "input_blocks.1.1"
 	norm    blocks.GroupNorm // norm (eps 1e-6)
-	linear  bool             // proj_in/proj_out are Linear on tokens (SD2) rather than 1x1 convs
-	projIn  blocks.Conv2D    // proj_in (1x1 conv) when !linear
-	projOut blocks.Conv2D    // proj_out (1x1 conv) when !linear
-	linIn   blocks.Linear    // proj_in when linear
-	linOut  blocks.Linear    // proj_out when linear
+	linear  bool             // proj_in/proj_out are stored as Linear (SD2) rather than 1x1 convs
+	projIn  blocks.Linear    // proj_in [inner, C]: a 1x1 conv or a Linear, the same map
+	projOut blocks.Linear    // proj_out [C, inner]
 	blocks  []*basicBlock    // transformer_blocks.i
 }
 
@@ -34,11 +32,11 @@ func (m *Model) loadTransformer(l blocks.Loader, ch int) *spatialTransformer {
 		linear: cfg.UseLinearProjection,
 	}
 	if st.linear {
-		st.linIn = blocks.LoadLinear(l, "proj_in", ch, inner, true)
-		st.linOut = blocks.LoadLinear(l, "proj_out", inner, ch, true)
+		st.projIn = blocks.LoadLinear(l, "proj_in", ch, inner, true)
+		st.projOut = blocks.LoadLinear(l, "proj_out", inner, ch, true)
 	} else {
-		st.projIn = blocks.Conv1x1(l, "proj_in", ch, inner)
-		st.projOut = blocks.Conv1x1(l, "proj_out", inner, ch)
+		st.projIn = blocks.LoadPointwise(l, "proj_in", ch, inner)
+		st.projOut = blocks.LoadPointwise(l, "proj_out", inner, ch)
 	}
 	for d := range cfg.TransformerDepth {
 		bl := l.Sub(fmt.Sprintf("transformer_blocks.%d", d))
@@ -63,29 +61,34 @@ func (s *spatialTransformer) forward(r *run, x tensor.Tensor) (tensor.Tensor, er
 	h, w := x.Dim(2), x.Dim(3)
 	t := f.GroupNorm(s.norm, x) // [B, C, H, W]
 	r.trace.Trace(s.name+".norm", t)
-	if s.linear {
-		t = f.ToTokens(t)        // [B, N, C]
-		t = f.Linear(s.linIn, t) // [B, N, inner]
-		r.trace.Trace(s.name+".proj_in", t)
-	} else {
-		t = f.Conv(s.projIn, t) // [B, inner, H, W]
-		r.trace.Trace(s.name+".proj_in", t)
-		t = f.ToTokens(t) // [B, N, inner]
+	t = f.LinearToTokens(s.projIn, t) // [B, N, inner]
+	if r.trace != nil {
+		r.trace(s.name+".proj_in", s.asStored(f, t, h, w))
 	}
 	for _, b := range s.blocks {
 		t = b.forward(r, t) // [B, N, inner]
 		r.trace.Trace(b.name, t)
 	}
-	if s.linear {
-		t = f.Linear(s.linOut, t) // [B, N, C]
-		r.trace.Trace(s.name+".proj_out", t)
-		t = f.FromTokens(t, h, w) // [B, C, H, W]
-	} else {
-		t = f.FromTokens(t, h, w) // [B, inner, H, W]
-		t = f.Conv(s.projOut, t)  // [B, C, H, W]
-		r.trace.Trace(s.name+".proj_out", t)
+	if r.trace == nil {
+		return f.LinearFromTokens(s.projOut, t, x, h, w), f.Err() // proj_out + x, [B, C, H, W]
 	}
-	return f.Add(t, x), f.Err() // [B, C, H, W]
+	o := f.LinearFromTokens(s.projOut, t, tensor.Tensor{}, h, w) // [B, C, H, W]
+	if s.linear {
+		r.trace(s.name+".proj_out", f.ToTokens(o)) // [B, N, C]
+	} else {
+		r.trace(s.name+".proj_out", o)
+	}
+	return f.Add(o, x), f.Err() // [B, C, H, W]
+}
+
+// asStored returns tokens t [B, h*w, C] in the layout the reference
+// computes proj_in in, for tracing: tokens for Linear projections, an
+// image [B, C, h, w] for 1x1 convolutions.
+func (s *spatialTransformer) asStored(f *blocks.Flow, t tensor.Tensor, h, w int) tensor.Tensor {
+	if s.linear {
+		return t
+	}
+	return f.FromTokens(t, h, w)
 }
 
 // basicBlock is attention.BasicTransformerBlock: pre-LN self-attention,
@@ -104,17 +107,18 @@ type basicBlock struct {
 
 func (b *basicBlock) forward(r *run, x tensor.Tensor) tensor.Tensor {
 	f := r.f
-	h := f.LayerNorm(b.norm1, x) // [B, N, inner]
-	h = b.attn1.forward(r, h, h) // [B, N, inner]
-	x = f.Add(x, h)
+	h := f.LayerNorm(b.norm1, x)    // [B, N, inner]
+	x = b.attn1.forward(r, h, h, x) // x + attn1, [B, N, inner]
 	h = f.LayerNorm(b.norm2, x)
-	h = b.attn2.forward(r, h, r.context) // [B, N, inner]
-	x = f.Add(x, h)
+	x = b.attn2.forward(r, h, r.context, x) // x + attn2, [B, N, inner]
 	h = f.LayerNorm(b.norm3, x)
-	h = f.Linear(b.ffIn, h)  // [B, N, 8*inner]
-	h = f.GEGLU(h)           // [B, N, 4*inner]
+	h = f.Linear(b.ffIn, h) // [B, N, 8*inner]
+	h = f.GEGLU(h)          // [B, N, 4*inner]
+	if r.trace == nil {
+		return f.LinearAdd(b.ffOut, h, x) // x + ff, [B, N, inner]
+	}
 	h = f.Linear(b.ffOut, h) // [B, N, inner]
-	r.trace.Trace(b.name+".ff", h)
+	r.trace(b.name+".ff", h)
 	return f.Add(x, h)
 }
 
@@ -153,8 +157,9 @@ func loadAttention(l blocks.Loader, inner, kvDim, heads, dimHead int, cross bool
 }
 
 // forward attends from x [B, N, inner] to kv [B, T, Dk] (x itself for
-// self-attention).
-func (a *attention) forward(r *run, x, kv tensor.Tensor) tensor.Tensor {
+// self-attention) and returns the result added to res [B, N, inner] (the
+// residual stream; the addition is fused into to_out unless tracing).
+func (a *attention) forward(r *run, x, kv, res tensor.Tensor) tensor.Tensor {
 	f := r.f
 	q := f.Linear(a.toQ, x)             // [B, N, inner]
 	k := a.project(r, Key, a.toK, kv)   // [B, T, inner]
@@ -165,9 +170,12 @@ func (a *attention) forward(r *run, x, kv tensor.Tensor) tensor.Tensor {
 		r.trace(a.name+".to_v", v)
 	}
 	o := f.Attention(q, k, v, a.heads, a.scale, false) // [B, N, inner]
-	o = f.Linear(a.toOut, o)                           // [B, N, inner]
-	r.trace.Trace(a.name, o)
-	return o
+	if r.trace == nil {
+		return f.LinearAdd(a.toOut, o, res) // res + to_out, [B, N, inner]
+	}
+	o = f.Linear(a.toOut, o) // [B, N, inner]
+	r.trace(a.name, o)
+	return f.Add(res, o)
 }
 
 // project is to_k/to_v: the plain Linear, or the editor for attn2.

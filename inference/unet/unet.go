@@ -158,6 +158,10 @@ func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOpti
 	return m, nil
 }
 
+// SizeMultiple is the number latent sides must be multiples of: 1, any
+// size works (see Forward).
+func (m *Model) SizeMultiple() int { return 1 }
+
 // WeightBytes is the memory the model's weights take as held (4 bytes a
 // float32 value, 2 a float16 one), not counting the pooled conversion
 // buffers of half weights (one layer's worth per running forward pass).
@@ -180,12 +184,15 @@ type run struct {
 	context tensor.Tensor // [B, T, Dc]
 	editor  KVEditor
 	trace   blocks.Tracer
+	upTo    [2]int // size of the skip the next output block meets: an Upsample's target
 }
 
 // Forward predicts the noise eps [B, OutChannels, H, W] of latents x
 // [B, InChannels, H, W] at timesteps t (one per batch element) under the
-// text conditioning cond [B, T, Dc]. H and W must be divisible by
-// 2^(levels-1). ctx is checked between blocks.
+// text conditioning cond [B, T, Dc]. H and W may be any size (see
+// SizeMultiple): as diffusers does, each Downsample halves a side rounding
+// up, and each Upsample resizes to the exact size of the skip connection it
+// meets. ctx is checked between blocks.
 func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond tensor.Tensor) (tensor.Tensor, error) {
 	if err := m.checkInputs(x, t, cond); err != nil {
 		return tensor.Tensor{}, err
@@ -230,6 +237,9 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 		}
 		skip := skips[len(skips)-1]
 		skips = skips[:len(skips)-1]
+		if len(skips) > 0 { // an Upsample ending this block resizes to the next skip
+			r.upTo = [2]int{skips[len(skips)-1].Dim(2), skips[len(skips)-1].Dim(3)}
+		}
 		h = f.Concat(h, skip) // [B, C + C_skip, H_i, W_i]: h first
 		if err := f.Err(); err != nil {
 			return tensor.Tensor{}, fmt.Errorf("unet: %s: skip concat: %w", s.name, err)
@@ -238,9 +248,13 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 			return tensor.Tensor{}, err
 		}
 	}
-	h = f.GroupNorm(m.outNorm, h) // [B, C, H, W]
-	r.trace.Trace("out.0", h)
-	h = f.SiLU(h)            // out.1
+	if r.trace != nil {
+		h = f.GroupNorm(m.outNorm, h) // [B, C, H, W]
+		r.trace("out.0", h)
+		h = f.SiLU(h) // out.1
+	} else {
+		h = f.GroupNormSiLU(m.outNorm, h) // out.0, out.1: [B, C, H, W]
+	}
 	h = f.Conv(m.outConv, h) // [B, Cout, H, W]
 	if err := f.Err(); err != nil {
 		return tensor.Tensor{}, fmt.Errorf("unet: out: %w", err)
@@ -252,9 +266,6 @@ func (m *Model) checkInputs(x tensor.Tensor, t []float32, cond tensor.Tensor) er
 	c := m.Config
 	if !x.Valid() || x.Rank() != 4 || x.Dim(1) != c.InChannels {
 		return fmt.Errorf("unet: x %v, want [B, %d, H, W]", x, c.InChannels)
-	}
-	if f := 1 << (len(c.ChannelMult) - 1); x.Dim(2)%f != 0 || x.Dim(3)%f != 0 {
-		return fmt.Errorf("unet: x %v: H and W must be multiples of %d", x, f)
 	}
 	if len(t) != x.Dim(0) {
 		return fmt.Errorf("unet: %d timesteps for batch %d", len(t), x.Dim(0))

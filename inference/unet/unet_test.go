@@ -3,6 +3,7 @@ package unet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -90,6 +91,31 @@ func TestGolden(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no intermediate.* tensors in the golden file")
+	}
+}
+
+// Without a Tracer the forward pass fuses operators (GroupNorm with SiLU,
+// residual adds into to_out, ff.net.2, proj_out and out_layers.3): its eps
+// must match the golden one, and the traced (unfused) pass closely.
+func TestGoldenUntraced(t *testing.T) {
+	m := tiny(t)
+	f := golden.Open(t, ioFile)
+	x, ts, cond := inputs(t, f)
+	eps, err := m.Forward(context.Background(), x, ts, cond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := golden.Float32(t, f, "eps")
+	golden.Check(t, "eps (untraced)", eps.Data(), want, golden.Tolerance(t, ioFile, "eps"))
+	m.Trace, _ = record()
+	traced, err := m.Forward(context.Background(), x, ts, cond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxErr(eps.Data(), traced.Data()); d > 1e-5 {
+		t.Errorf("untraced and traced eps differ by up to %.3g", d)
+	} else {
+		t.Logf("untraced vs traced eps: max abs difference %.3g", d)
 	}
 }
 
@@ -210,9 +236,70 @@ func TestForwardErrors(t *testing.T) {
 	if _, err := m.Forward(bg, cond, ts, cond); err == nil {
 		t.Error("context as x: no error")
 	}
-	odd := tensor.Zeros(x.Dim(0), x.Dim(1), x.Dim(2)+1, x.Dim(3))
-	if _, err := m.Forward(bg, odd, ts, cond); err == nil {
-		t.Error("odd latent size: no error")
+	if _, err := m.Forward(bg, tensor.Zeros(x.Dim(0), x.Dim(1), 0, x.Dim(3)), ts, cond); err == nil {
+		t.Error("empty latent: no error")
+	}
+}
+
+// Latents of any size run as in diffusers: each Downsample gives
+// ceil(side/2), each Upsample resizes to the skip it meets, so every
+// output block has its skip's size and eps has x's.
+func TestAnySize(t *testing.T) {
+	m := tiny(t)
+	if m.SizeMultiple() != 1 {
+		t.Fatalf("SizeMultiple() = %d, want 1", m.SizeMultiple())
+	}
+	_, ts, cond := inputs(t, golden.Open(t, ioFile))
+	levels := len(m.Config.ChannelMult)
+	for _, hw := range [][2]int{{13, 11}, {16, 15}, {9, 9}, {5, 3}, {1, 1}, {17, 32}} {
+		x := tensor.Zeros(cond.Dim(0), m.Config.InChannels, hw[0], hw[1])
+		for i := range x.Data() {
+			x.Data()[i] = float32(math.Sin(float64(i)))
+		}
+		trace, got := record()
+		m.Trace = trace
+		eps, err := m.Forward(context.Background(), x, ts, cond)
+		m.Trace = nil
+		if err != nil {
+			t.Fatalf("%v: %v", hw, err)
+		}
+		if !tensor.SameShape(eps.Shape(), []int{x.Dim(0), m.Config.OutChannels, hw[0], hw[1]}) {
+			t.Fatalf("%v: eps %v", hw, eps.Shape())
+		}
+		for _, v := range eps.Data() {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("%v: eps not finite", hw)
+			}
+		}
+		// the side at each level: ceil halvings
+		side := [][2]int{hw}
+		for l := 1; l < levels; l++ {
+			p := side[l-1]
+			side = append(side, [2]int{(p[0] + 1) / 2, (p[1] + 1) / 2})
+		}
+		level := 0
+		var sizes [][2]int // of input block outputs, in order
+		for i := range len(m.input) {
+			o := got[fmt.Sprintf("input_blocks.%d", i)]
+			if level < levels-1 && i > 0 && i%(m.Config.NumResBlocks+1) == 0 {
+				level++
+			}
+			if want := side[level]; o.Dim(2) != want[0] || o.Dim(3) != want[1] {
+				t.Errorf("%v: input_blocks.%d is %v, want %v", hw, i, o.Shape(), want)
+			}
+			sizes = append(sizes, [2]int{o.Dim(2), o.Dim(3)})
+		}
+		for i := range len(m.output) {
+			o := got[fmt.Sprintf("output_blocks.%d", i)]
+			want := sizes[len(sizes)-1] // the skip this block took: the next one's when it upsamples
+			sizes = sizes[:len(sizes)-1]
+			if len(sizes) > 0 && i%(m.Config.NumResBlocks+1) == m.Config.NumResBlocks {
+				want = sizes[len(sizes)-1]
+			}
+			if o.Dim(2) != want[0] || o.Dim(3) != want[1] {
+				t.Errorf("%v: output_blocks.%d is %v, want %v", hw, i, o.Shape(), want)
+			}
+		}
 	}
 }
 

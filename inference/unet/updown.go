@@ -7,7 +7,7 @@ import (
 )
 
 // downsample is openaimodel.Downsample (use_conv=True): a 3x3 convolution
-// with stride 2 and padding 1.
+// with stride 2 and padding 1, which halves a side rounding up.
 type downsample struct {
 	op blocks.Conv2D // op
 }
@@ -17,12 +17,14 @@ func loadDownsample(l blocks.Loader, ch int) *downsample {
 }
 
 func (d *downsample) forward(r *run, x tensor.Tensor) (tensor.Tensor, error) {
-	y := r.f.Conv(d.op, x) // [B, C, H/2, W/2]
+	y := r.f.Conv(d.op, x) // [B, C, ceil(H/2), ceil(W/2)]
 	return y, r.f.Err()
 }
 
 // upsample is openaimodel.Upsample (use_conv=True): nearest 2x, then a 3x3
-// convolution.
+// convolution. Where the skip connection it meets next is not twice its
+// input's size (a side was odd), it resizes to the skip's size by nearest
+// neighbour instead, as diffusers' Upsample2D with output_size does.
 type upsample struct {
 	conv blocks.Conv2D // conv
 }
@@ -32,7 +34,7 @@ func loadUpsample(l blocks.Loader, ch int) *upsample {
 }
 
 func (u *upsample) forward(r *run, x tensor.Tensor) (tensor.Tensor, error) {
-	y := r.f.Upsample2x(x) // [B, C, 2H, 2W]
+	y := r.f.UpsampleNearest(x, r.upTo[0], r.upTo[1]) // [B, C, H', W'] = 2H, 2W for even skips
 	y = r.f.Conv(u.conv, y)
 	return y, r.f.Err()
 }

@@ -36,21 +36,19 @@ func loadResnet(l blocks.Loader, cfg Config, in, out int) *resnetBlock {
 }
 
 func (b *resnetBlock) forward(f *blocks.Flow, x tensor.Tensor) tensor.Tensor {
-	h := f.GroupNorm(b.norm1, x) // [B, Cin, H, W]
-	h = f.SiLU(h)
-	h = f.Conv(b.conv1, h) // [B, Cout, H, W]
-	h = f.GroupNorm(b.norm2, h)
-	h = f.SiLU(h)
-	h = f.Conv(b.conv2, h) // [B, Cout, H, W]
+	h := f.GroupNormSiLU(b.norm1, x) // norm1, swish: [B, Cin, H, W]
+	h = f.Conv(b.conv1, h)           // [B, Cout, H, W]
+	h = f.GroupNormSiLU(b.norm2, h)  // norm2, swish
 	if b.nin != nil {
 		x = f.Conv(*b.nin, x) // [B, Cout, H, W]
 	}
-	return f.Add(x, h)
+	return f.ConvAdd(b.conv2, h, x) // x + conv2, [B, Cout, H, W]
 }
 
 // attnBlock is model.AttnBlock: single-head self-attention over the pixels
-// with 1x1-conv q, k, v and proj_out (applied here as Linear layers on
-// tokens, which is the same map), scale C^-0.5, and a residual.
+// with 1x1-conv q, k, v and proj_out (applied as Linear layers between the
+// image and token layouts, which is the same map), scale C^-0.5, and a
+// residual.
 type attnBlock struct {
 	norm    blocks.GroupNorm // norm
 	q, k, v blocks.Linear    // q, k, v: [C, C, 1, 1] viewed as [C, C]
@@ -72,28 +70,17 @@ func loadAttn(l blocks.Loader, cfg Config, ch int) *attnBlock {
 // loadPointwise reads a 1x1 conv [C, C, 1, 1] (or the [C, C] some
 // converters write) as a Linear [C, C].
 func loadPointwise(l blocks.Loader, name string, ch int) blocks.Linear {
-	s := l.Sub(name)
-	w, h := s.Matrix("weight", []int{ch, ch, 1, 1}, []int{ch, ch})
-	if w.Valid() {
-		w, _ = w.Reshape(ch, ch) // same numel by construction
-	}
-	if h != nil {
-		h, _ = h.Reshape(ch, ch)
-	}
-	return blocks.Linear{Weight: w, Half: h, Bias: s.Tensor("bias", ch)}
+	return blocks.LoadPointwise(l, name, ch, ch, []int{ch, ch})
 }
 
 func (a *attnBlock) forward(f *blocks.Flow, x tensor.Tensor) tensor.Tensor {
 	h, w := x.Dim(2), x.Dim(3)
-	t := f.GroupNorm(a.norm, x)                  // [B, C, H, W]
-	t = f.ToTokens(t)                            // [B, N, C]
-	q := f.Linear(a.q, t)                        // [B, N, C]
-	k := f.Linear(a.k, t)                        // [B, N, C]
-	v := f.Linear(a.v, t)                        // [B, N, C]
-	o := f.Attention(q, k, v, 1, a.scale, false) // [B, N, C]
-	o = f.Linear(a.proj, o)                      // [B, N, C]
-	o = f.FromTokens(o, h, w)                    // [B, C, H, W]
-	return f.Add(x, o)
+	t := f.GroupNorm(a.norm, x)                   // [B, C, H, W]
+	q := f.LinearToTokens(a.q, t)                 // [B, N, C]
+	k := f.LinearToTokens(a.k, t)                 // [B, N, C]
+	v := f.LinearToTokens(a.v, t)                 // [B, N, C]
+	o := f.Attention(q, k, v, 1, a.scale, false)  // [B, N, C]
+	return f.LinearFromTokens(a.proj, o, x, h, w) // x + proj_out, [B, C, H, W]
 }
 
 // level is one resolution level of the encoder (down.i) or decoder (up.i):

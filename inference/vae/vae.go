@@ -147,15 +147,24 @@ func (m *Model) Decode(ctx context.Context, z tensor.Tensor) (tensor.Tensor, err
 			return tensor.Tensor{}, fmt.Errorf("vae: decode: %s: %w", d.up[i].name, err)
 		}
 	}
-	h = f.GroupNorm(d.normOut, h) // [B, C, H, W]
-	tr.Trace("decode.decoder.norm_out", h)
-	h = f.SiLU(h)
-	h = f.Conv(d.convOut, h) // [B, out, H, W]
+	h = normSiLU(f, tr, d.normOut, "decode.decoder.norm_out", h) // [B, C, H, W]
+	h = f.Conv(d.convOut, h)                                     // [B, out, H, W]
 	tr.Trace("decode.decoder.conv_out", h)
 	if err := f.Err(); err != nil {
 		return tensor.Tensor{}, fmt.Errorf("vae: decode: %w", err)
 	}
 	return h, nil
+}
+
+// normSiLU is norm then swish: one fused operator, or two when tracing
+// (name receives the norm's output).
+func normSiLU(f *blocks.Flow, tr blocks.Tracer, norm blocks.GroupNorm, name string, x tensor.Tensor) tensor.Tensor {
+	if tr == nil {
+		return f.GroupNormSiLU(norm, x)
+	}
+	x = f.GroupNorm(norm, x)
+	tr(name, x)
+	return f.SiLU(x)
 }
 
 // DecodeLatents decodes diffusion-space latents [B, E, h, w]: Decode of
@@ -215,11 +224,9 @@ func (m *Model) Encode(ctx context.Context, x tensor.Tensor) (Posterior, error) 
 			return Posterior{}, fmt.Errorf("vae: encode: %s: %w", lv.name, err)
 		}
 	}
-	h = en.mid.forward(f, tr, "encode.encoder.", h) // [B, C, h, w]
-	h = f.GroupNorm(en.normOut, h)
-	tr.Trace("encode.encoder.norm_out", h)
-	h = f.SiLU(h)
-	h = f.Conv(en.convOut, h) // [B, 2z, h, w]
+	h = en.mid.forward(f, tr, "encode.encoder.", h)               // [B, C, h, w]
+	h = normSiLU(f, tr, en.normOut, "encode.encoder.norm_out", h) // [B, C, h, w]
+	h = f.Conv(en.convOut, h)                                     // [B, 2z, h, w]
 	tr.Trace("encode.encoder.conv_out", h)
 	moments := f.Conv(m.quantConv, h) // [B, 2E, h, w]
 	tr.Trace("encode.quant_conv", moments)

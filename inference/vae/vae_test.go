@@ -90,6 +90,26 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// Without a Tracer, Decode and Encode fuse GroupNorm with swish: their
+// outputs must match the golden ones too.
+func TestGoldenUntraced(t *testing.T) {
+	m, _ := tiny(t)
+	ctx := context.Background()
+	dec, err := m.Decode(ctx, read(t, "z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post, err := m.Encode(ctx, read(t, "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := golden.Open(t, ioFile)
+	for name, got := range map[string]tensor.Tensor{"decoded": dec, "moments": post.Moments} {
+		want, _ := golden.Float32(t, f, name)
+		golden.Check(t, name+" (untraced)", got.Data(), want, golden.Tolerance(t, ioFile, name))
+	}
+}
+
 // The diffusion-space helpers scale by ScaleFactor around Decode/Sample.
 func TestLatentScale(t *testing.T) {
 	m, _ := tiny(t)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/perfusion-studio/perfusion/inference/backend/bench"
+	"github.com/perfusion-studio/perfusion/inference/blocks"
 	"github.com/perfusion-studio/perfusion/inference/clip"
 	"github.com/perfusion-studio/perfusion/inference/ops"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
@@ -40,6 +41,17 @@ type Options struct {
 	Dir   string // parent of the temporary folder; "" is os.TempDir()
 	// Engine runs the models; nil means ops.CPU().
 	Engine *ops.Engine
+	// Half says which layer weights are held as float16
+	// (pipeline.LoadOptions.Half).
+	Half blocks.HalfMode
+	// Keep leaves the checkpoint and its vocabulary in their folder
+	// (Bench.Path) instead of deleting them after loading, e.g. for
+	// `perfusion generate` runs on the same weights.
+	Keep bool
+	// Loaded, when set, is called once the pipeline is loaded, before any
+	// measurement: the program sets its memory policy there (see
+	// pipeline.MemoryBudget); this package leaves process-wide state alone.
+	Loaded func(p *pipeline.Pipeline)
 	// Log, when set, receives one line per stage as the run goes.
 	Log func(msg string)
 }
@@ -69,6 +81,7 @@ func (o Options) log(format string, args ...any) {
 // Bench is a loaded random SD1.5 pipeline with fixed inputs.
 type Bench struct {
 	P         *pipeline.Pipeline
+	Path      string // the checkpoint; removed after loading unless Options.Keep
 	DType     string
 	FileBytes int64         // size of the checkpoint that was written
 	Write     time.Duration // writing it
@@ -81,18 +94,22 @@ type Bench struct {
 
 // benchPrompt is what the text encoder is timed on (its length does not
 // matter: every chunk is 77 tokens).
-var benchPrompt = []string{"", "a photograph of an astronaut riding a horse"}
+func benchPrompt() []string { return []string{"", "a photograph of an astronaut riding a horse"} }
 
 // Prepare writes the random checkpoint (with a byte-level vocabulary beside
 // it, enough to tokenize) into a new temporary folder under opt.Dir, loads
-// it and removes the folder again.
-func Prepare(ctx context.Context, opt Options) (*Bench, error) {
+// it and removes the folder again (unless opt.Keep, or on a failure).
+func Prepare(ctx context.Context, opt Options) (b *Bench, err error) {
 	opt = opt.withDefaults()
 	dir, err := os.MkdirTemp(opt.Dir, "perfusion-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("perf: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if err != nil || !opt.Keep {
+			os.RemoveAll(dir)
+		}
+	}()
 	tensors, err := ExpectedTensors(clip.SD15(), unet.SD15(), vae.SD15())
 	if err != nil {
 		return nil, err
@@ -104,7 +121,7 @@ func Prepare(ctx context.Context, opt Options) (*Bench, error) {
 	width := map[string]int64{"F16": 2, "F32": 4}[opt.DType]
 	path := filepath.Join(dir, "random-sd15.safetensors")
 	opt.log("writing a random SD1.5 checkpoint: %d tensors, %.2f GB of %s, in %s", len(tensors), float64(size*width)/1e9, opt.DType, dir)
-	b := &Bench{DType: opt.DType, noise: rand.New(rand.NewPCG(5, 6))}
+	b = &Bench{Path: path, DType: opt.DType, noise: rand.New(rand.NewPCG(5, 6))}
 	start := time.Now()
 	if err := WriteRandom(ctx, path, tensors, opt.DType, 1); err != nil {
 		return nil, err
@@ -118,17 +135,20 @@ func Prepare(ctx context.Context, opt Options) (*Bench, error) {
 	}
 	opt.log("loading it")
 	start = time.Now()
-	b.P, err = pipeline.Load(ctx, path, pipeline.LoadOptions{Tokenizer: dir, Engine: opt.Engine})
+	b.P, err = pipeline.Load(ctx, path, pipeline.LoadOptions{Tokenizer: dir, Engine: opt.Engine, Half: opt.Half})
 	if err != nil {
 		return nil, err
 	}
 	b.Load = time.Since(start)
+	if opt.Loaded != nil {
+		opt.Loaded(b.P)
+	}
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.LiveHeap = int64(ms.HeapAlloc)
 	b.LoadRSS, _ = PeakRSS()
-	if b.enc, err = b.P.EncodePrompts(ctx, benchPrompt, pipeline.TextOptions{}); err != nil {
+	if b.enc, err = b.P.EncodePrompts(ctx, benchPrompt(), pipeline.TextOptions{}); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -140,7 +160,7 @@ func (b *Bench) PeakGFLOPs() float64 { return bench.PeakGFLOPs(b.P.Engine.B) }
 // EncodeText runs the text encoder on a prompt and a negative prompt (one
 // batch of 2 x 77 tokens), as every generation does once.
 func (b *Bench) EncodeText(ctx context.Context) error {
-	_, err := b.P.EncodePrompts(ctx, benchPrompt, pipeline.TextOptions{})
+	_, err := b.P.EncodePrompts(ctx, benchPrompt(), pipeline.TextOptions{})
 	return err
 }
 

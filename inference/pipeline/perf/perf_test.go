@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -90,6 +92,9 @@ func TestExpectedTensorsSD15(t *testing.T) {
 	listing := filepath.Join(filepath.Dir(golden.Dir(t)), "sd15_tensors.txt")
 	text, err := os.ReadFile(listing)
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no reference listing under CI: %v", err)
+		}
 		t.Skipf("no reference listing: %v", err)
 	}
 	got, err := ExpectedTensors(clip.SD15(), unet.SD15(), vae.SD15())
@@ -220,10 +225,10 @@ func (c *countingBackend) Gemm(transA, transB bool, m, n, k int, alpha float32, 
 	c.Backend.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
 }
 
-// UNetFLOPs against a real forward pass of the tiny UNet: the linear-layer
-// GEMMs add up to the Linear count exactly; convolution GEMMs are at least
-// the Conv count (padded-plane tricks compute a little more); attention
-// matches the scores of every transformer at the resolution it ran at.
+// UNetFLOPs against a real forward pass of the tiny UNet: the GEMMs add up
+// to at least the formula's convolution and linear work (padded-plane
+// tricks compute a little more); attention matches the scores of every
+// transformer at the resolution it ran at.
 func TestUNetFLOPs(t *testing.T) {
 	_, uc, _ := tinyConfigs(t)
 	cb := &countingBackend{Backend: cpu.New()}
@@ -241,11 +246,15 @@ func TestUNetFLOPs(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := UNetFLOPs(uc, b, h, w, tok)
-	if cb.linear != got.Linear {
-		t.Errorf("linear GEMMs %g, formula %g", cb.linear, got.Linear)
+	// Every linear layer runs as a B-transposed GEMM; 1x1 convolutions on
+	// tokens (proj_in/proj_out) may run so too, so the B-transposed work is
+	// at least the Linear count, and all GEMM work together is at least the
+	// formula's (padded-plane tricks compute a little more).
+	if cb.linear < got.Linear {
+		t.Errorf("B-transposed GEMMs %g, less than the formula's linear layers %g", cb.linear, got.Linear)
 	}
-	if r := cb.conv / got.Conv; r < 1 || r > 1.5 {
-		t.Errorf("conv GEMMs %g, formula %g (ratio %.3f)", cb.conv, got.Conv, r)
+	if r := (cb.linear + cb.conv) / (got.Linear + got.Conv); r < 1 || r > 1.5 {
+		t.Errorf("GEMMs %g (linear %g + conv %g), formula %g (ratio %.3f)", cb.linear+cb.conv, cb.linear, cb.conv, got.Linear+got.Conv, r)
 	}
 	var attn float64
 	for _, ca := range m.CrossAttentions() {
@@ -287,11 +296,35 @@ func TestPeakRSS(t *testing.T) {
 	_ = big[len(big)-1]
 }
 
+// After a reset the peak is the current resident size again, below a
+// peak that memory since returned to the system had raised.
+func TestResetPeakRSS(t *testing.T) {
+	big := make([]byte, 128<<20)
+	for i := range big {
+		big[i] = 1
+	}
+	peak, err := PeakRSS()
+	if err != nil {
+		t.Skip(err)
+	}
+	runtime.KeepAlive(big)
+	big = nil
+	debug.FreeOSMemory()
+	if err := ResetPeakRSS(); err != nil {
+		t.Skip(err)
+	}
+	after, err := PeakRSS()
+	if err != nil || after > peak-64<<20 {
+		t.Errorf("peak RSS %d before freeing 128 MiB, %d after the reset (%v)", peak, after, err)
+	}
+}
+
 func TestWriteTable(t *testing.T) {
 	rep := &Report{Backend: "cpu/test", Threads: 2, DType: "F16", FileBytes: 2.1e9, Write: 10 * time.Second, Load: 5 * time.Second,
 		PeakGFLOPs: 100, Text: 300 * time.Millisecond, Reps: 2,
 		Rows: []Row{
-			{Size: 256, UNet1: time.Second, UNet2: 2 * time.Second, Decode: time.Second, FLOPs1: 100e9, FLOPs2: 100e9, PeakRSS: 5e9},
+			{Size: 256, UNet1: time.Second, UNet2: 2 * time.Second, Decode: time.Second, FLOPs1: 100e9, FLOPs2: 100e9, PeakRSS: 5e9,
+				UNetRSS: 4.5e9, DecodeRSS: 5e9},
 			{Size: 512, UNet1: 4 * time.Second, UNet2: 8 * time.Second, Decode: 4 * time.Second, FLOPs1: 400e9, FLOPs2: 800e9},
 		}}
 	var buf bytes.Buffer
@@ -299,7 +332,7 @@ func TestWriteTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{"GEMM peak 100.0 GFLOP/s", "256x256", "512x512", "50%", "5.00 GB", "n/a", "41.30 s", "164.30 s"} {
+	for _, want := range []string{"GEMM peak 100.0 GFLOP/s", "256x256", "512x512", "50%", "5.00 GB", "4.50 GB / 5.00 GB", "n/a", "41.30 s", "164.30 s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

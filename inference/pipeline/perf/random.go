@@ -2,63 +2,37 @@ package perf
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 
-	"github.com/perfusion-studio/perfusion/inference/blocks"
 	"github.com/perfusion-studio/perfusion/inference/clip"
-	"github.com/perfusion-studio/perfusion/inference/ops"
-	"github.com/perfusion-studio/perfusion/inference/pipeline/internal/stwriter"
+	"github.com/perfusion-studio/perfusion/inference/safetensors"
 	"github.com/perfusion-studio/perfusion/inference/unet"
 	"github.com/perfusion-studio/perfusion/inference/vae"
-	"github.com/perfusion-studio/perfusion/inference/weights"
 )
-
-// missingRe matches the strict loaders' report of an absent tensor
-// (blocks.Loader: `missing tensor "KEY" (want shape [d0 d1 ...])`).
-var missingRe = regexp.MustCompile(`^missing tensor "([^"]+)" \(want shape \[([0-9 ]*)\]\)$`)
 
 // ExpectedTensors lists every tensor (CompVis name -> shape) the model
 // loaders read for the three configs. The loaders are the only definition
-// of the tensor set, so they are asked: each model is loaded from an empty
-// source, and its *blocks.LoadError names every missing tensor with its
-// wanted shape.
+// of the tensor set, so they are asked (clip.Tensors, unet.Tensors,
+// vae.Tensors).
 func ExpectedTensors(cc clip.Config, uc unet.Config, vc vae.Config) (map[string][]int, error) {
-	e := ops.CPU()
 	out := map[string][]int{}
-	for _, load := range []func(weights.Source) error{
-		func(s weights.Source) error { _, err := clip.Load(e, s, cc); return err },
-		func(s weights.Source) error { _, err := unet.Load(e, s, uc); return err },
-		func(s weights.Source) error { _, err := vae.Load(e, s, vc); return err },
+	for _, list := range []func() (map[string][]int, error){
+		func() (map[string][]int, error) { return clip.Tensors(cc) },
+		func() (map[string][]int, error) { return unet.Tensors(uc) },
+		func() (map[string][]int, error) { return vae.Tensors(vc) },
 	} {
-		err := load(weights.Map{})
-		var le *blocks.LoadError
-		if !errors.As(err, &le) {
-			return nil, fmt.Errorf("perf: loading from nothing gave %v, want a list of missing tensors", err)
+		ts, err := list()
+		if err != nil {
+			return nil, fmt.Errorf("perf: %w", err)
 		}
-		for _, p := range le.Problems {
-			m := missingRe.FindStringSubmatch(p)
-			if m == nil {
-				return nil, fmt.Errorf("perf: cannot read the %s tensor list from the loader's report %q", le.Model, p)
-			}
-			var shape []int
-			for _, f := range strings.Fields(m[2]) {
-				d, err := strconv.Atoi(f)
-				if err != nil {
-					return nil, fmt.Errorf("perf: %q: %w", p, err)
-				}
-				shape = append(shape, d)
-			}
-			out[m[1]] = shape
-		}
+		maps.Copy(out, ts)
 	}
 	return out, nil
 }
@@ -74,12 +48,12 @@ func WriteRandom(ctx context.Context, path string, tensors map[string][]int, dty
 	if dtype != "F16" && dtype != "F32" {
 		return fmt.Errorf("perf: dtype %q: want F16 or F32", dtype)
 	}
-	entries := make([]stwriter.Entry, 0, len(tensors))
+	entries := make([]safetensors.Entry, 0, len(tensors))
 	for name, shape := range tensors {
-		entries = append(entries, stwriter.Entry{Name: name, DType: dtype, Shape: shape})
+		entries = append(entries, safetensors.Entry{Name: name, DType: dtype, Shape: shape})
 	}
 	var vals []float32
-	fill := func(e stwriter.Entry, dst []byte) error {
+	fill := func(e safetensors.Entry, dst []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -92,18 +66,13 @@ func WriteRandom(ctx context.Context, path string, tensors map[string][]int, dty
 		}
 		vals = vals[:n]
 		randomFill(vals, e.Name, e.Shape, seed)
-		if dtype == "F32" {
-			stwriter.PutFloat32(dst, vals)
-		} else {
-			stwriter.PutHalf(dst, vals)
-		}
-		return nil
+		return safetensors.EncodeFloat32(dst, vals, dtype)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("perf: %w", err)
 	}
 	meta := map[string]string{"format": "pt", "note": "random weights with SD1.5 shapes, for benchmarks"}
-	if err := stwriter.WriteFile(path, entries, meta, fill); err != nil {
+	if err := safetensors.WriteFile(path, entries, meta, fill); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

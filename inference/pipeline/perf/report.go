@@ -13,6 +13,7 @@ import (
 
 // Report is the outcome of Run.
 type Report struct {
+	Path       string // the checkpoint, when kept (Options.Keep)
 	Backend    string // e.g. "cpu/openblas"
 	Threads    int
 	DType      string
@@ -29,13 +30,19 @@ type Report struct {
 
 // Row holds the measurements at one image size.
 type Row struct {
-	Size    int           // image side in pixels
-	UNet1   time.Duration // UNet forward, batch 1
-	UNet2   time.Duration // UNet forward, batch 2: one CFG sampling step
-	Decode  time.Duration // VAE decode of one image
-	FLOPs1  float64       // UNet operations, batch 1
-	FLOPs2  float64       // UNet operations, batch 2
-	PeakRSS int64         // process peak resident memory after this size (0: unknown)
+	Size   int           // image side in pixels
+	UNet1  time.Duration // UNet forward, batch 1
+	UNet2  time.Duration // UNet forward, batch 2: one CFG sampling step
+	Decode time.Duration // VAE decode of one image
+	FLOPs1 float64       // UNet operations, batch 1
+	FLOPs2 float64       // UNet operations, batch 2
+	// PeakRSS is the peak resident memory during this size's runs where
+	// the peak can be reset (Linux: ResetPeakRSS), else the process's peak
+	// so far (0: unknown).
+	PeakRSS int64
+	// UNetRSS and DecodeRSS split PeakRSS into the UNet and the VAE
+	// decoder runs, where the peak can be reset; 0 when unknown.
+	UNetRSS, DecodeRSS int64
 }
 
 // GFLOPs is the UNet's achieved speed on the CFG step.
@@ -61,6 +68,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	be := b.P.Engine.B
 	rep := &Report{Backend: be.Name(), Threads: be.Threads(), DType: b.DType, FileBytes: b.FileBytes,
 		Write: b.Write, Load: b.Load, LiveHeap: b.LiveHeap, LoadRSS: b.LoadRSS, Reps: opt.Reps}
+	if opt.Keep {
+		rep.Path = b.Path
+	}
 	opt.log("measuring the GEMM peak")
 	rep.PeakGFLOPs = b.PeakGFLOPs()
 	opt.log("text encoder")
@@ -69,6 +79,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 	for _, s := range opt.Sizes {
 		r := Row{Size: s, FLOPs1: b.UNetFLOPs(s, 1).Total(), FLOPs2: b.UNetFLOPs(s, 2).Total()}
+		resettable := ResetPeakRSS() == nil
 		opt.log("%dx%d: UNet batch 1", s, s)
 		if r.UNet1, err = best(ctx, opt.Reps, func(ctx context.Context) error { return b.UNet(ctx, s, 1) }); err != nil {
 			return nil, err
@@ -77,11 +88,19 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		if r.UNet2, err = best(ctx, opt.Reps, func(ctx context.Context) error { return b.UNet(ctx, s, 2) }); err != nil {
 			return nil, err
 		}
+		if resettable {
+			r.UNetRSS, _ = PeakRSS()
+			resettable = ResetPeakRSS() == nil
+		}
 		opt.log("%dx%d: VAE decode", s, s)
 		if r.Decode, err = best(ctx, opt.Reps, func(ctx context.Context) error { return b.Decode(ctx, s) }); err != nil {
 			return nil, err
 		}
 		r.PeakRSS, _ = PeakRSS()
+		if resettable {
+			r.DecodeRSS = r.PeakRSS
+			r.PeakRSS = max(r.UNetRSS, r.DecodeRSS)
+		}
 		rep.Rows = append(rep.Rows, r)
 	}
 	runtime.KeepAlive(b)
@@ -112,10 +131,14 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "backend %s, %d threads; GEMM peak %.1f GFLOP/s (%d³ float32)\n", rep.Backend, rep.Threads, rep.PeakGFLOPs, bench.PeakSize)
 	fmt.Fprintf(w, "text encoder (prompt + negative, 2 x 77 tokens): %s; times are the best of %d\n\n", secs(rep.Text), rep.Reps)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "size\tUNet b1\tUNet CFG b2\tVAE decode\tGFLOP/step\tUNet GFLOP/s\tof peak\t20-step image\tpeak RSS\t")
+	fmt.Fprintln(tw, "size\tUNet b1\tUNet CFG b2\tVAE decode\tGFLOP/step\tUNet GFLOP/s\tof peak\t20-step image\tpeak RSS\tUNet / VAE\t")
 	for _, r := range rep.Rows {
-		fmt.Fprintf(tw, "%dx%d\t%s\t%s\t%s\t%.0f\t%.1f\t%.0f%%\t%s\t%s\t\n", r.Size, r.Size, secs(r.UNet1), secs(r.UNet2), secs(r.Decode),
-			r.FLOPs2/1e9, r.GFLOPs(), 100*r.GFLOPs()/rep.PeakGFLOPs, secs(rep.Image(r)), gb(r.PeakRSS))
+		stages := "n/a"
+		if r.UNetRSS > 0 && r.DecodeRSS > 0 {
+			stages = gb(r.UNetRSS) + " / " + gb(r.DecodeRSS)
+		}
+		fmt.Fprintf(tw, "%dx%d\t%s\t%s\t%s\t%.0f\t%.1f\t%.0f%%\t%s\t%s\t%s\t\n", r.Size, r.Size, secs(r.UNet1), secs(r.UNet2), secs(r.Decode),
+			r.FLOPs2/1e9, r.GFLOPs(), 100*r.GFLOPs()/rep.PeakGFLOPs, secs(rep.Image(r)), gb(r.PeakRSS), stages)
 	}
 	return tw.Flush()
 }

@@ -37,3 +37,13 @@ func PeakRSS() (int64, error) {
 	}
 	return 0, fmt.Errorf("perf: peak RSS: no VmHWM in /proc/self/status")
 }
+
+// ResetPeakRSS sets the peak resident set size back to the current one
+// (writes 5 to /proc/self/clear_refs, Linux 4.0 on), so that PeakRSS
+// measures the stages that follow.
+func ResetPeakRSS() error {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return fmt.Errorf("perf: reset peak RSS: %w", err)
+	}
+	return nil
+}

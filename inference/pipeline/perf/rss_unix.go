@@ -20,3 +20,8 @@ func PeakRSS() (int64, error) {
 	}
 	return int64(ru.Maxrss) << 10, nil
 }
+
+// ResetPeakRSS is not possible here: getrusage's peak only grows.
+func ResetPeakRSS() error {
+	return fmt.Errorf("perf: resetting the peak RSS is not possible on %s", runtime.GOOS)
+}

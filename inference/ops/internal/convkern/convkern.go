@@ -1,9 +1,13 @@
 // Package convkern holds the data-movement kernels of 2-D convolution:
-// im2col / col2im, and the weight reordering of the stride-1 row path,
-// which im2cols over (c, kw) only and covers the kernel rows kh by viewing
-// that column matrix kh rows further down (one GEMM per kh, a third of
-// im2col's copying for 3x3). Legend: B batch, C input channels, O output
-// channels, H/W input size, Ho/Wo output size, Hp/Wp padded size.
+// im2col / col2im and the weight reordering. The GEMMs run on weights in
+// the OHIW layout [O][KH][C][KW] (kernel rows outside the input channels),
+// whose im2col rows are ordered (kh, c, kw): then one row of the weight is
+// the full im2col operand, and the KH slices w[:, kh] (row stride
+// KH*C*KW) are the operands of the stride-1 row path, which im2cols over
+// (c, kw) only and covers the kernel rows kh by viewing that column matrix
+// kh rows further down (one GEMM per kh, a third of im2col's copying for
+// 3x3). Legend: B batch, C input channels, O output channels, H/W input
+// size, Ho/Wo output size, Hp/Wp padded size.
 package convkern
 
 // Par runs fn over [0, n) in parallel chunks of at least minPer items.
@@ -40,35 +44,60 @@ func (g Geom) RowGeom() Geom {
 	return r
 }
 
-// PackRows reorders w [O, C, KH, KW] into w3 [KH][O][C*KW], one GEMM
-// operand per kernel row kh, matching RowGeom's (c, kw) im2col rows.
-func PackRows(par Par, w3, w []float32, g Geom) {
-	ck := g.C * g.KW
-	par(g.O, grain/(ck*g.KH)+1, func(lo, hi int) {
+// ToOHIW reorders w [O, C, KH, KW] (PyTorch's OIHW) into dst [O, KH, C, KW].
+func ToOHIW(par Par, dst, w []float32, g Geom) {
+	n := g.C * g.KH * g.KW
+	par(g.O, grain/(n+1)+1, func(lo, hi int) {
 		for o := lo; o < hi; o++ {
-			for c := 0; c < g.C; c++ {
-				src := w[(o*g.C+c)*g.KH*g.KW:]
-				for kh := 0; kh < g.KH; kh++ {
-					copy(w3[(kh*g.O+o)*ck+c*g.KW:(kh*g.O+o)*ck+(c+1)*g.KW], src[kh*g.KW:])
+			PermuteOHIW(dst[o*n:(o+1)*n], w[o*n:(o+1)*n], g.C, g.KH, g.KW)
+		}
+	})
+}
+
+// FromOHIW is the inverse of ToOHIW.
+func FromOHIW(par Par, w, src []float32, g Geom) {
+	n := g.C * g.KH * g.KW
+	par(g.O, grain/(n+1)+1, func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			dst, s := w[o*n:(o+1)*n], src[o*n:(o+1)*n]
+			for kh := 0; kh < g.KH; kh++ {
+				for c := 0; c < g.C; c++ {
+					d := dst[(c*g.KH+kh)*g.KW : (c*g.KH+kh+1)*g.KW]
+					copyShort(d, s[(kh*g.C+c)*g.KW:])
 				}
 			}
 		}
 	})
 }
 
-// UnpackRows is the inverse of PackRows.
-func UnpackRows(par Par, w, w3 []float32, g Geom) {
-	ck := g.C * g.KW
-	par(g.O, grain/(ck*g.KH)+1, func(lo, hi int) {
-		for o := lo; o < hi; o++ {
-			for c := 0; c < g.C; c++ {
-				dst := w[(o*g.C+c)*g.KH*g.KW:]
-				for kh := 0; kh < g.KH; kh++ {
-					copy(dst[kh*g.KW:(kh+1)*g.KW], w3[(kh*g.O+o)*ck+c*g.KW:])
-				}
+// PermuteOHIW writes one output channel's weights src [C, KH, KW] as
+// dst [KH, C, KW].
+func PermuteOHIW(dst, src []float32, c, kh, kw int) {
+	if kh == 1 {
+		copy(dst[:c*kw], src)
+		return
+	}
+	for r := 0; r < kh; r++ {
+		d := dst[r*c*kw : (r+1)*c*kw]
+		if kw == 3 {
+			for i := 0; i < c; i++ {
+				s := src[(i*kh+r)*3 : (i*kh+r)*3+3]
+				d[3*i], d[3*i+1], d[3*i+2] = s[0], s[1], s[2]
 			}
+			continue
 		}
-	})
+		for i := 0; i < c; i++ {
+			copyShort(d[i*kw:(i+1)*kw], src[(i*kh+r)*kw:])
+		}
+	}
+}
+
+// copyShort copies the few values of a kernel row; copy's call costs more.
+func copyShort(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] = v
+	}
 }
 
 // validRange returns the range [lo, hi) of j in [0, n) with
@@ -84,13 +113,14 @@ func validRange(n, s, off, size int) (lo, hi int) {
 	return min(lo, hi), hi
 }
 
-// Im2col fills col [C*KH*KW][(r1-r0)*Wo] with the inputs seen by output
-// rows [r0, r1) of one image x [C, H, W]; padding reads as zero.
+// Im2col fills col [KH*C*KW][(r1-r0)*Wo], rows ordered (kh, c, kw), with
+// the inputs seen by output rows [r0, r1) of one image x [C, H, W];
+// padding reads as zero.
 func Im2col(par Par, col, x []float32, g Geom, r0, r1 int) {
-	nc, kk := (r1-r0)*g.Wo, g.Taps()
-	par(g.C*kk, grain/nc+1, func(lo, hi int) {
+	nc, ck := (r1-r0)*g.Wo, g.C*g.KW
+	par(g.C*g.Taps(), grain/nc+1, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
-			c, kh, kw := row/kk, row%kk/g.KW, row%g.KW
+			kh, c, kw := row/ck, row%ck/g.KW, row%g.KW
 			plane := x[c*g.H*g.W : (c+1)*g.H*g.W]
 			dst := col[row*nc : (row+1)*nc]
 			off := kw - g.PL
@@ -117,9 +147,9 @@ func Im2col(par Par, col, x []float32, g Geom, r0, r1 int) {
 	})
 }
 
-// Col2im adds the column gradients col [C*KH*KW][(r1-r0)*Wo] of output rows
-// [r0, r1) into dx [C, H, W] of one image. Each channel is one task, so no
-// two tasks touch the same element.
+// Col2im adds the column gradients col [KH*C*KW][(r1-r0)*Wo] (rows
+// ordered as Im2col's) of output rows [r0, r1) into dx [C, H, W] of one
+// image. Each channel is one task, so no two tasks touch the same element.
 func Col2im(par Par, dx, col []float32, g Geom, r0, r1 int) {
 	nc, kk := (r1-r0)*g.Wo, g.Taps()
 	par(g.C, grain/(nc*kk)+1, func(lo, hi int) {
@@ -127,7 +157,8 @@ func Col2im(par Par, dx, col []float32, g Geom, r0, r1 int) {
 			plane := dx[c*g.H*g.W : (c+1)*g.H*g.W]
 			for k := 0; k < kk; k++ {
 				kh, kw := k/g.KW, k%g.KW
-				src := col[(c*kk+k)*nc : (c*kk+k+1)*nc]
+				row := (kh*g.C+c)*g.KW + kw
+				src := col[row*nc : (row+1)*nc]
 				off := kw - g.PL
 				jlo, jhi := validRange(g.Wo, g.S, off, g.W)
 				for i := r0; i < r1; i++ {

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+
+	"github.com/perfusion-studio/perfusion/inference/pipeline"
+)
+
+// Memory policy. Go's collector lets garbage grow to the size of the live
+// heap before collecting, and a loaded model's live heap is gigabytes of
+// weights, so a generation would peak at about twice the weights. The
+// program, which owns the process, therefore sets a Go memory limit after
+// loading a model: pipeline.MemoryBudget, the weights plus the activations
+// of the request size plus a margin (3.2 GB for SD1.5 in float16 at
+// 512x512). The collector then runs more often near the limit; the
+// weights hold no pointers, so each collection is cheap. GOGC stays at its
+// default: above the weights, the limit is what triggers collections.
+//
+// A GOMEMLIMIT environment variable wins: the limit is then left alone.
+
+// memoryLimitEnv is the Go runtime's own memory-limit variable.
+const memoryLimitEnv = "GOMEMLIMIT"
+
+// setMemoryLimit applies the memory budget of generating batch images of
+// width x height with p (the largest request to come). It returns a
+// description for a progress line and a function that restores the
+// previous limit, for a command that returns to its caller (tests).
+func setMemoryLimit(p *pipeline.Pipeline, width, height, batch int) (msg string, restore func()) {
+	if v, ok := os.LookupEnv(memoryLimitEnv); ok {
+		return fmt.Sprintf("memory limit %s from %s", v, memoryLimitEnv), func() {}
+	}
+	budget := p.MemoryBudget(width, height, batch)
+	prev := applyMemoryLimit(budget)
+	restore = func() { debug.SetMemoryLimit(prev) }
+	return fmt.Sprintf("memory limit %.2f GB: weights %.2f GB + activations %.2f GB + margin (set %s to override)",
+		float64(budget)/1e9, float64(p.WeightBytes())/1e9, float64(p.ActivationBytes(width, height, batch))/1e9, memoryLimitEnv), restore
+}
+
+// applyMemoryLimit sets the Go memory limit to budget bytes unless the
+// GOMEMLIMIT variable set one, and returns the previous limit. It is the
+// desktop app's app.Studio.SetMemoryLimit hook.
+func applyMemoryLimit(budget int64) (prev int64) {
+	if _, ok := os.LookupEnv(memoryLimitEnv); ok {
+		return debug.SetMemoryLimit(-1)
+	}
+	return debug.SetMemoryLimit(budget)
+}

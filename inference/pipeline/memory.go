@@ -1,0 +1,118 @@
+package pipeline
+
+// Memory accounting, for the owner of the process to bound its memory.
+//
+// Go's collector lets garbage grow to the size of the live heap (GOGC=100)
+// before it collects. Once a model is loaded the live heap is mostly
+// weights (2.25 GB for SD1.5 in float16), and a generation allocates a fresh
+// output for every operator, so without a limit the process peaks at three
+// times the weights or more (6.8 to 8.5 GB of resident memory measured for
+// a 512x512 image, more with more threads). A Go memory limit
+// (runtime/debug.SetMemoryLimit) of the weights plus the activations a
+// request keeps alive at once makes the collector run before that (3.4 GB
+// measured). The collections themselves are cheap (the weights hold no
+// pointers: about 0.1% of the CPU time); the cost is in reusing memory,
+// which Go zeroes on each allocation, and in returning memory to the
+// system: 1 to 6% of a generation's time, measured on 2 and 16 threads.
+//
+// This package never sets the limit itself: it is process-wide state that
+// belongs to the program (cmd/perfusion's commands, the desktop app), which
+// knows what else it runs. MemoryBudget computes the figure.
+
+// float32Bytes is the size of one activation value.
+const float32Bytes = 4
+
+// memoryMargin covers what the estimate leaves out: the Go runtime's own
+// structures, the text encoder's activations (a few MB), the latents and
+// sampler state, the images, fragmentation, and collector headroom.
+const memoryMargin = 256 << 20
+
+// WeightBytes is the memory the three models' weights take as held: about
+// 2.25 GB for SD1.5 with float16 layer weights, 4.3 GB in float32.
+func (p *Pipeline) WeightBytes() int64 {
+	return p.CLIP.WeightBytes() + p.UNet.WeightBytes() + p.VAE.WeightBytes()
+}
+
+// MemoryBudget is a Go memory limit for generating batch images of width x
+// height pixels with this pipeline (for debug.SetMemoryLimit): WeightBytes
+// plus ActivationBytes plus a fixed margin of 256 MiB. The process's
+// resident memory stays near it; non-Go memory (a BLAS library's buffers,
+// the program's code) comes on top.
+func (p *Pipeline) MemoryBudget(width, height, batch int) int64 {
+	return p.WeightBytes() + p.ActivationBytes(width, height, batch) + memoryMargin
+}
+
+// ActivationBytes estimates the most memory that one Generate call of
+// batch images of width x height pixels holds at once besides the weights:
+// the larger of the UNet's and the VAE decoder's peak (they never run at
+// the same time), from the model configs (see unetActivations and
+// vaeActivations for the formulas). Sizes that are not valid requests are
+// estimated all the same; batch < 1 counts as 1.
+func (p *Pipeline) ActivationBytes(width, height, batch int) int64 {
+	batch = max(batch, 1)
+	f := p.latentFactor()
+	h, w := max(height/f, 1), max(width/f, 1)
+	return max(p.unetActivations(2*batch, h, w), p.vaeActivations(height, width))
+}
+
+// unetActivations estimates the UNet's peak for one forward pass of rows
+// latents of h x w (rows = 2 x batch with classifier-free guidance), in
+// float32 bytes. With C_i the width of level i (ModelChannels x
+// ChannelMult[i]) and a_i = rows x C_i x (h/2^i) x (w/2^i) values (one
+// feature map of level i):
+//
+//   - the skip connections held for the output blocks: level i keeps
+//     NumResBlocks + 1 maps (the first level's input conv, or the previous
+//     level's downsample, plus one per ResBlock);
+//   - at the largest level with attention, a BasicTransformerBlock's
+//     feed-forward holds the residual stream, its normalised copy, the
+//     GEGLU projection (2 x 4 C wide) and the gated product (4 C): 14 a_i;
+//     a level without attention peaks in a ResBlock of the output path:
+//     the concatenated input (2 C_i), its normalised and activated copies
+//     and the convolution's output: 7 a_i;
+//   - the float32 copy of the largest float16 weight (the first output
+//     ResBlock's conv at the deepest level: 2 C x C x 3 x 3), converted for
+//     one operator call.
+func (p *Pipeline) unetActivations(rows, h, w int) int64 {
+	c := p.UNet.Config
+	attn := map[int]bool{}
+	for _, r := range c.AttentionResolutions {
+		attn[r] = true
+	}
+	var skips, peak, widest int64
+	for i, m := range c.ChannelMult {
+		ch := int64(c.ModelChannels * m)
+		a := int64(rows) * ch * int64(max(h>>i, 1)) * int64(max(w>>i, 1))
+		skips += int64(c.NumResBlocks+1) * a
+		work := 7 * a
+		if attn[1<<i] {
+			work = 14 * a
+		}
+		peak = max(peak, work)
+		widest = max(widest, ch)
+	}
+	weight := 2 * widest * widest * 9
+	return (skips + peak + weight) * float32Bytes
+}
+
+// vaeActivations estimates the VAE decoder's peak for one H x W image (the
+// pipeline decodes the images of a batch one at a time), in float32 bytes.
+// With C_0 and C_1 the widths of the two top levels (Ch x ChMult[0], [1]):
+// the first ResBlock at full resolution holds its input (C_1 channels, the
+// upsampled level below), that input normalised and activated (C_1), and
+// its first convolution's output (C_0), so 2 C_1 + C_0 maps of H x W; plus
+// the float32 copy of the largest weight (a 3 x 3 conv of the widest level).
+func (p *Pipeline) vaeActivations(height, width int) int64 {
+	c := p.VAE.Config
+	c0 := int64(c.Ch * c.ChMult[0])
+	c1 := c0
+	if len(c.ChMult) > 1 {
+		c1 = int64(c.Ch * c.ChMult[1])
+	}
+	var widest int64
+	for _, m := range c.ChMult {
+		widest = max(widest, int64(c.Ch*m))
+	}
+	pixels := int64(height) * int64(width)
+	return ((2*c1+c0)*pixels + 9*widest*widest) * float32Bytes
+}

@@ -1,0 +1,124 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/perfusion-studio/perfusion/inference/blocks"
+	"github.com/perfusion-studio/perfusion/inference/clip"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
+	"github.com/perfusion-studio/perfusion/inference/unet"
+	"github.com/perfusion-studio/perfusion/inference/vae"
+)
+
+// configOnly is a pipeline of unloaded SD1.5-config models (no weights),
+// enough for the activation estimates.
+func configOnly() *Pipeline {
+	return &Pipeline{CLIP: &clip.Model{Config: clip.SD15()}, UNet: &unet.Model{Config: unet.SD15()}, VAE: &vae.Model{Config: vae.SD15()}}
+}
+
+// SD1.5 at 512x512: the VAE decoder's full-resolution ResBlock dominates:
+// input and its activated copy (256 channels each) and the conv output
+// (128 channels) of 512x512 float32 maps, plus a float32 copy of a
+// 512x512x3x3 weight.
+func TestActivationBytesSD15(t *testing.T) {
+	p := configOnly()
+	want := int64((256+256+128)*512*512*4 + 512*512*9*4)
+	if got := p.ActivationBytes(512, 512, 1); got != want {
+		t.Errorf("ActivationBytes(512, 512, 1) = %d, want %d", got, want)
+	}
+	// The UNet at batch 1 x CFG: skips of the four levels (3 maps each),
+	// the level-0 transformer's feed-forward (14 maps of 320 x 64 x 64 x 2
+	// rows) and the float32 copy of the 2560 -> 1280 3x3 conv weight.
+	skips := 3 * 2 * (320*64*64 + 640*32*32 + 1280*16*16 + 1280*8*8)
+	u := int64(skips+14*2*320*64*64+2*1280*1280*9) * 4
+	if got := p.unetActivations(2, 64, 64); got != u {
+		t.Errorf("unetActivations(2, 64, 64) = %d, want %d", got, u)
+	}
+	if u >= want {
+		t.Errorf("UNet %d >= VAE %d at 512", u, want)
+	}
+	// The decoder runs per image, so a batch only grows the UNet's share.
+	if got := p.ActivationBytes(512, 512, 16); got != max(want, p.unetActivations(32, 64, 64)) {
+		t.Errorf("batch 16: %d", got)
+	}
+	if got := p.MemoryBudget(512, 512, 1); got != want+memoryMargin {
+		t.Errorf("MemoryBudget without weights = %d, want %d", got, want+memoryMargin)
+	}
+	for _, s := range [][2]int{{256, 256}, {512, 768}, {1024, 1024}} {
+		if a, b := p.ActivationBytes(s[0], s[1], 1), p.ActivationBytes(s[0]+64, s[1]+64, 1); a >= b {
+			t.Errorf("%v: %d, larger size %d", s, a, b)
+		}
+	}
+	if got := p.ActivationBytes(0, -8, 0); got <= 0 || got > math.MaxInt32 {
+		t.Errorf("degenerate size: %d", got)
+	}
+}
+
+// LoadOptions.Half reaches the three models: HalfAlways holds the float32
+// tiny model's layer weights as float16.
+func TestLoadHalf(t *testing.T) {
+	path := mergeGolden(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"})
+	opt := goldenConfigs(t)
+	full, err := Load(context.Background(), path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Half = blocks.HalfAlways
+	half, err := Load(context.Background(), path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		name       string
+		half, full int64
+	}{
+		{"clip", half.CLIP.WeightBytes(), full.CLIP.WeightBytes()},
+		{"unet", half.UNet.WeightBytes(), full.UNet.WeightBytes()},
+		{"vae", half.VAE.WeightBytes(), full.VAE.WeightBytes()},
+	} {
+		if m.half >= m.full {
+			t.Errorf("%s: %d bytes in HalfAlways, %d in float32", m.name, m.half, m.full)
+		}
+	}
+	if got, want := half.WeightBytes(), half.CLIP.WeightBytes()+half.UNet.WeightBytes()+half.VAE.WeightBytes(); got != want {
+		t.Errorf("WeightBytes = %d, want the sum %d", got, want)
+	}
+	opt.Half = blocks.HalfAlways + 1
+	if _, err := Load(context.Background(), path, opt); err == nil {
+		t.Error("an unknown float16 mode was accepted")
+	}
+	if b := full.MemoryBudget(64, 64, 1); b != full.WeightBytes()+full.ActivationBytes(64, 64, 1)+memoryMargin {
+		t.Errorf("MemoryBudget = %d", b)
+	}
+}
+
+// Decoding a batch one image at a time gives what decoding it at once
+// does.
+func TestDecodePerImage(t *testing.T) {
+	p := tinyPipeline(t)
+	c := p.VAE.Config.EmbedDim
+	lat := make([]float32, 3*c*4*4)
+	for i := range lat {
+		lat[i] = float32(math.Sin(float64(i)))
+	}
+	x := tensor.MustNew(lat, 3, c, 4, 4) // [B, C, h, w]
+	got, err := p.decode(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := p.VAE.DecodeLatents(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Shape(), want.Shape()) {
+		t.Fatalf("shape %v, want %v", got.Shape(), want.Shape())
+	}
+	for i, v := range want.Data() {
+		if d := math.Abs(float64(got.Data()[i] - v)); d > 1e-5 {
+			t.Fatalf("value %d: %g, want %g", i, got.Data()[i], v)
+		}
+	}
+}
