@@ -12,8 +12,11 @@ import (
 
 // smallRequest is a quick generation on the tiny model.
 func smallRequest(p *Pipeline) Request {
+	// At least 16 pixels a side: on latents of a pixel or two, group norms
+	// see so few values that rounding differences blow up.
 	m := p.SizeMultiple()
-	return Request{Prompt: "a red fox", Seed: 7, Steps: 3, CFG: 5, Sampler: "euler_a", Width: 2 * m, Height: m}
+	side := (16 + m - 1) / m * m
+	return Request{Prompt: "a red fox", Seed: 7, Steps: 3, CFG: 5, Sampler: "euler_a", Width: 2 * side, Height: side}
 }
 
 func TestProgressCallbacks(t *testing.T) {
@@ -160,8 +163,8 @@ func TestBadRequests(t *testing.T) {
 		edit  func(*Request)
 		inErr string
 	}{
-		{"width not a multiple", func(r *Request) { r.Width = m + 8 }, "width"},
-		{"height not a multiple", func(r *Request) { r.Height = m - 2 }, "height"},
+		{"width not a multiple", func(r *Request) { r.Width = m + 1 }, "width"},
+		{"height not a multiple", func(r *Request) { r.Height = 2*m - 1 }, "height"},
 		{"zero width", func(r *Request) { r.Width = 0 }, "positive"},
 		{"negative height", func(r *Request) { r.Height = -m }, "positive"},
 		{"absurd width", func(r *Request) { r.Width = 100 * MaxSide / m * m }, "too large"},
@@ -196,4 +199,21 @@ func equal(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+// Sides that are not multiples of the UNet's total downscale (e.g. 24x20
+// pixels: latents 12x10 -> 6x5 -> 3x3 -> 2x2) generate: upsampled maps
+// are resized to their skip connections.
+func TestSizesBetweenMultiples(t *testing.T) {
+	p := tinyPipeline(t)
+	m := p.SizeMultiple()
+	r := smallRequest(p)
+	r.Width, r.Height, r.Steps = 12*m, 10*m, 1
+	res, err := p.Generate(context.Background(), r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := res.Images[0].Bounds(); b.Dx() != r.Width || b.Dy() != r.Height {
+		t.Fatalf("image %v, want %dx%d", b, r.Width, r.Height)
+	}
 }

@@ -65,7 +65,7 @@ func (p *Pipeline) latentFactor() int { return 1 << (len(p.VAE.Config.ChMult) - 
 // downscale factor times the UNet's (each UNet level halves the latent, and
 // the halves must be whole). 64 for SD1.x.
 func (p *Pipeline) SizeMultiple() int {
-	return p.latentFactor() << (len(p.UNet.Config.ChannelMult) - 1)
+	return p.latentFactor() * p.UNet.SizeMultiple()
 }
 
 // checkSize explains what is wrong with an image size.
