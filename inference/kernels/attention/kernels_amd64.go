@@ -2,6 +2,8 @@
 
 package attention
 
+import "github.com/perfusion-studio/perfusion/inference/internal/x86"
+
 // Assembly in kernels_amd64.s.
 
 //go:noescape
@@ -22,28 +24,6 @@ func expAVX(dst, src *float32, n int)
 //go:noescape
 func exp2AVX(dst, src *float32, n int)
 
-func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-
-func xgetbv() (eax, edx uint32)
-
-// hasAVX2FMA reports whether the CPU and OS support AVX2 and FMA.
-func hasAVX2FMA() bool {
-	maxID, _, _, _ := cpuid(0, 0)
-	if maxID < 7 {
-		return false
-	}
-	_, _, ecx1, _ := cpuid(1, 0)
-	const fma, osxsave, avx = 1 << 12, 1 << 27, 1 << 28
-	if ecx1&(fma|osxsave|avx) != fma|osxsave|avx {
-		return false
-	}
-	if xcr0, _ := xgetbv(); xcr0&6 != 6 { // OS saves XMM and YMM state
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	return ebx7&(1<<5) != 0
-}
-
 // avxKernels is the assembly set; the wrappers check bounds so that a
 // caller's mistake panics instead of corrupting memory.
 var avxKernels = kernels{
@@ -57,7 +37,7 @@ var avxKernels = kernels{
 }
 
 // haveAVX is fixed at start-up.
-var haveAVX = hasAVX2FMA()
+var haveAVX = x86.HasAVX2FMA()
 
 // pick returns the kernels for this machine.
 func pick() kernels {

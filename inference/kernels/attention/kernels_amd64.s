@@ -6,25 +6,6 @@
 // AVX2+FMA inner loops of the attention kernel; see kernels.go for what
 // each computes.
 
-// func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-TEXT ·cpuid(SB), NOSPLIT, $0-24
-	MOVL eaxArg+0(FP), AX
-	MOVL ecxArg+4(FP), CX
-	CPUID
-	MOVL AX, eax+8(FP)
-	MOVL BX, ebx+12(FP)
-	MOVL CX, ecx+16(FP)
-	MOVL DX, edx+20(FP)
-	RET
-
-// func xgetbv() (eax, edx uint32)
-TEXT ·xgetbv(SB), NOSPLIT, $0-8
-	MOVL $0, CX
-	XGETBV
-	MOVL AX, eax+0(FP)
-	MOVL DX, edx+4(FP)
-	RET
-
 // func panelAVX(k int, a *float32, rs, ps int, b *float32, ldb int, c *float32, ldc, n, acc int)
 // C[6, n] (+)= A[6, k] B[k, n]; A(r, p) at a[r*rs+p*ps]; k >= 1, n%8 == 0.
 TEXT ·panelAVX(SB), NOSPLIT, $0-80

@@ -1,25 +1,9 @@
 package vmath
 
-// hasAVX2 is set once at init from CPUID and never changed.
-var hasAVX2 = detectAVX2FMA()
+import "github.com/perfusion-studio/perfusion/inference/internal/x86"
 
-// detectAVX2FMA reports whether the CPU and OS support AVX2 and FMA3.
-func detectAVX2FMA() bool {
-	maxID, _, _, _ := cpuid(0, 0)
-	if maxID < 7 {
-		return false
-	}
-	_, _, ecx1, _ := cpuid(1, 0)
-	const fma, osxsave, avx = 1 << 12, 1 << 27, 1 << 28
-	if ecx1&(fma|osxsave|avx) != fma|osxsave|avx {
-		return false
-	}
-	if xcr0, _ := xgetbv(); xcr0&6 != 6 { // OS saves XMM and YMM state
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	return ebx7&(1<<5) != 0 // AVX2
-}
+// hasAVX2 is set once at init from CPUID and never changed.
+var hasAVX2 = x86.HasAVX2FMA()
 
 // The kernels below are in vec_amd64.s; n must be a multiple of 8.
 
@@ -31,10 +15,6 @@ func sigmoidAVX2(dst, src *float32, n int, negAlpha float32)
 
 //go:noescape
 func phiAVX2(dst, src *float32, n int)
-
-func cpuid(eax, ecx uint32) (a, b, c, d uint32)
-
-func xgetbv() (eax, edx uint32)
 
 func expVec(dst, x []float32) int {
 	n := len(x) &^ 7
