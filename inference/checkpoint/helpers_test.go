@@ -1,7 +1,6 @@
 package checkpoint
 
 import (
-	"bufio"
 	"encoding/binary"
 	"math"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/perfusion-studio/perfusion/inference/checkpoint/internal/ckpttest"
 	"github.com/perfusion-studio/perfusion/inference/safetensors"
+	"github.com/perfusion-studio/perfusion/internal/golden"
 )
 
 // spec is a tensor's dtype and shape.
@@ -43,56 +43,30 @@ func fromShapes(specs map[string]spec) *Checkpoint {
 // SD1.5 checkpoint). It skips when the file is absent, and fails under CI.
 func sd15Specs(t *testing.T) map[string]spec {
 	t.Helper()
-	var candidates []string
-	if d := os.Getenv("PERFUSION_GOLDEN_DIR"); d != "" {
-		candidates = append(candidates, filepath.Join(filepath.Dir(d), "sd15_tensors.txt"))
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; filepath.Dir(d) != d; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				candidates = append(candidates, filepath.Join(filepath.Dir(d), "shared", "sd15_tensors.txt"))
-				break
-			}
-		}
-	}
-	for _, p := range candidates {
-		f, err := os.Open(p)
-		if err != nil {
+	const p = "sd15_tensors.txt"
+	out := map[string]spec{}
+	for _, line := range strings.Split(golden.SD15Tensors(t), "\n") {
+		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
 			continue
 		}
-		defer f.Close()
-		out := map[string]spec{}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			line := sc.Text()
-			if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
-				continue
-			}
-			fields := strings.SplitN(line, " ", 3)
-			if len(fields) != 3 {
-				t.Fatalf("%s: bad line %q", p, line)
-			}
-			var shape []int
-			for _, d := range strings.Fields(strings.Trim(fields[2], "[]")) {
-				n, err := strconv.Atoi(strings.TrimSuffix(d, ","))
-				if err != nil {
-					t.Fatalf("%s: bad shape in %q", p, line)
-				}
-				shape = append(shape, n)
-			}
-			out[fields[0]] = spec{fields[1], shape}
+		fields := strings.SplitN(line, " ", 3)
+		if len(fields) != 3 {
+			t.Fatalf("%s: bad line %q", p, line)
 		}
-		if err := sc.Err(); err != nil || len(out) == 0 {
-			t.Fatalf("%s: %v (%d tensors)", p, err, len(out))
+		var shape []int
+		for _, d := range strings.Fields(strings.Trim(fields[2], "[]")) {
+			n, err := strconv.Atoi(strings.TrimSuffix(d, ","))
+			if err != nil {
+				t.Fatalf("%s: bad shape in %q", p, line)
+			}
+			shape = append(shape, n)
 		}
-		return out
+		out[fields[0]] = spec{fields[1], shape}
 	}
-	msg := "sd15_tensors.txt not found beside the golden folder or the checkout"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
+	if len(out) == 0 {
+		t.Fatalf("%s: no tensors", p)
 	}
-	t.Skip(msg)
-	return nil
+	return out
 }
 
 // writeFile writes b to dir/name and returns the path.

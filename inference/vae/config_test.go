@@ -2,7 +2,6 @@ package vae
 
 import (
 	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -12,14 +11,8 @@ import (
 )
 
 func TestDetectConfigSD15(t *testing.T) {
-	text, err := os.ReadFile(filepath.Join(golden.Dir(t), "..", "sd15_tensors.txt"))
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	shapes, err := blocks.ParseShapeList(string(text), Prefix)
+	text := golden.SD15Tensors(t)
+	shapes, err := blocks.ParseShapeList(text, Prefix)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,3 +151,20 @@ func Check(t testing.TB, what string, got, want []float32, tol Tol) bool {
 	}
 	return true
 }
+
+// SD15Tensors returns the text of sd15_tensors.txt (every tensor name,
+// dtype and shape of a real SD1.5 checkpoint), which lies beside the golden
+// folder. It skips where the file is absent, and fails under CI.
+func SD15Tensors(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(filepath.Dir(Dir(t)), "sd15_tensors.txt")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		msg := fmt.Sprintf("SD1.5 tensor list not found: %v", err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return string(b)
+}

@@ -89,14 +89,7 @@ func TestExpectedTensorsTiny(t *testing.T) {
 // For the SD15 configs the list is that of a real SD1.5 checkpoint
 // (shared/sd15_tensors.txt, used here only as a test reference).
 func TestExpectedTensorsSD15(t *testing.T) {
-	listing := filepath.Join(filepath.Dir(golden.Dir(t)), "sd15_tensors.txt")
-	text, err := os.ReadFile(listing)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no reference listing under CI: %v", err)
-		}
-		t.Skipf("no reference listing: %v", err)
-	}
+	text := golden.SD15Tensors(t)
 	got, err := ExpectedTensors(clip.SD15(), unet.SD15(), vae.SD15())
 	if err != nil {
 		t.Fatal(err)
