@@ -229,39 +229,19 @@ func (w *Writer) WriteTensor(name string, data []byte) error {
 // BF16 or F64; see EncodeFloat32) and writes it; len(v) must be its element
 // count.
 func (w *Writer) WriteFloat32(name string, v []float32) error {
-	e, err := w.begin(name)
-	if err != nil {
-		return err
-	}
-	width := DTypeSize(e.DType)
-	if int64(len(v))*int64(width) != e.Size() {
-		return fmt.Errorf("safetensors: write %q: %d values for shape %v", name, len(v), e.Shape)
-	}
-	if err := EncodeFloat32(nil, nil, e.DType); err != nil { // the dtype, before any byte is written
-		return fmt.Errorf("safetensors: write %q: %w", name, err)
-	}
-	for lo := 0; lo < len(v); lo += writeChunk {
-		part := v[lo:min(lo+writeChunk, len(v))]
-		w.buf = slices.Grow(w.buf[:0], len(part)*width)[:len(part)*width]
-		if err := EncodeFloat32(w.buf, part, e.DType); err != nil {
-			err = fmt.Errorf("safetensors: write %q: %w", name, err)
-			if lo > 0 { // part of the tensor is out: the file cannot be completed
-				return w.fail(err)
-			}
-			return err
-		}
-		if err := w.write(name, w.buf); err != nil {
-			return err
-		}
-	}
-	w.next++
-	return nil
+	return writeEncoded(w, name, v, EncodeFloat32)
 }
 
 // WriteInt64 encodes v into the named tensor's integer dtype (I64, I32,
 // I16, I8, U64, U32, U16, U8 or BOOL; see EncodeInt64) and writes it;
 // len(v) must be its element count.
 func (w *Writer) WriteInt64(name string, v []int64) error {
+	return writeEncoded(w, name, v, EncodeInt64)
+}
+
+// writeEncoded encodes v chunk by chunk into the named tensor's dtype with
+// encode and writes it.
+func writeEncoded[T any](w *Writer, name string, v []T, encode func(dst []byte, src []T, dtype string) error) error {
 	e, err := w.begin(name)
 	if err != nil {
 		return err
@@ -270,13 +250,13 @@ func (w *Writer) WriteInt64(name string, v []int64) error {
 	if int64(len(v))*int64(width) != e.Size() {
 		return fmt.Errorf("safetensors: write %q: %d values for shape %v", name, len(v), e.Shape)
 	}
-	if err := EncodeInt64(nil, nil, e.DType); err != nil { // the dtype, before any byte is written
+	if err := encode(nil, nil, e.DType); err != nil { // the dtype, before any byte is written
 		return fmt.Errorf("safetensors: write %q: %w", name, err)
 	}
 	for lo := 0; lo < len(v); lo += writeChunk {
 		part := v[lo:min(lo+writeChunk, len(v))]
 		w.buf = slices.Grow(w.buf[:0], len(part)*width)[:len(part)*width]
-		if err := EncodeInt64(w.buf, part, e.DType); err != nil {
+		if err := encode(w.buf, part, e.DType); err != nil {
 			err = fmt.Errorf("safetensors: write %q: %w", name, err)
 			if lo > 0 { // part of the tensor is out: the file cannot be completed
 				return w.fail(err)
