@@ -11,6 +11,7 @@ import (
 
 	"github.com/perfusion-studio/perfusion/inference/checkpoint"
 	"github.com/perfusion-studio/perfusion/inference/ops"
+	"github.com/perfusion-studio/perfusion/inference/safetensors"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 	"github.com/perfusion-studio/perfusion/inference/weights"
 )
@@ -24,7 +25,7 @@ var (
 func randHalf(r *rand.Rand, n int, scale float32) []uint16 {
 	h := make([]uint16, n)
 	for i := range h {
-		h[i] = weights.ToHalf(scale * (2*r.Float32() - 1))
+		h[i] = safetensors.Float32ToHalf(scale * (2*r.Float32() - 1))
 	}
 	return h
 }
@@ -48,7 +49,7 @@ func TestConvertHalf(t *testing.T) {
 		}
 		want := make([]float32, n)
 		for i, h := range src {
-			want[i] = weights.FromHalf(h)
+			want[i] = safetensors.HalfToFloat32(h)
 		}
 		for _, eng := range []*ops.Engine{e, nil} {
 			got := make([]float32, n+1)
@@ -97,9 +98,9 @@ func TestConvertHalfOHIW(t *testing.T) {
 						for kw := range KW {
 							h := src[((o*C+c)*KH+kh)*KW+kw]
 							g := got[((o*KH+kh)*C+c)*KW+kw]
-							if !sameHalf(g, weights.FromHalf(h), h) {
+							if !sameHalf(g, safetensors.HalfToFloat32(h), h) {
 								t.Fatalf("%v: [%d %d %d %d] = %#x, want %#x", s, o, kh, c, kw,
-									math.Float32bits(g), math.Float32bits(weights.FromHalf(h)))
+									math.Float32bits(g), math.Float32bits(safetensors.HalfToFloat32(h)))
 							}
 						}
 					}
@@ -204,8 +205,8 @@ func TestLoaderHalfModes(t *testing.T) {
 		}
 		if b.Half != nil {
 			for i, h := range b.Half.Data() {
-				if h != weights.ToHalf(f32[i]) {
-					t.Fatalf("%v: b[%d] = %#04x, want %#04x (rounded to nearest)", tc.mode, i, h, weights.ToHalf(f32[i]))
+				if h != safetensors.Float32ToHalf(f32[i]) {
+					t.Fatalf("%v: b[%d] = %#04x, want %#04x (rounded to nearest)", tc.mode, i, h, safetensors.Float32ToHalf(f32[i]))
 				}
 			}
 			if !slices.Equal(b.Half.Shape(), []int{3, 2}) {

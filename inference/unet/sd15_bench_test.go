@@ -17,6 +17,7 @@ import (
 
 	"github.com/perfusion-studio/perfusion/inference/blocks"
 	"github.com/perfusion-studio/perfusion/inference/ops"
+	"github.com/perfusion-studio/perfusion/inference/safetensors"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 	"github.com/perfusion-studio/perfusion/inference/weights"
 )
@@ -57,7 +58,7 @@ func randomHalf(shapes map[string][]int) weights.Map {
 					base = 1
 				}
 				for i := range d {
-					d[i] = weights.ToHalf(base + scale*(2*r.Float32()-1))
+					d[i] = safetensors.Float32ToHalf(base + scale*(2*r.Float32()-1))
 				}
 				mu.Lock()
 				out[name] = weights.Tensor{Half: d, Shape: shape}

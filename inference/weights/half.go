@@ -3,6 +3,8 @@ package weights
 import (
 	"fmt"
 	"math"
+
+	"github.com/perfusion-studio/perfusion/inference/safetensors"
 )
 
 // HalfSource is a Source that can also hand out float16 tensors without
@@ -37,93 +39,28 @@ const (
 	halfMax = 65504  // largest finite value
 )
 
-// FromHalf converts an IEEE 754 binary16 value to float32, exactly
-// (subnormals, infinities and NaN payloads included). It uses no table:
-// the 15 magnitude bits are moved under the float32 exponent field and
-// re-biased; subnormals are normalised by one float subtraction, which is
-// exact.
-func FromHalf(h uint16) float32 {
-	o := uint32(h&0x7fff) << 13 // exponent and mantissa in float32 position
-	exp := o & 0x0f800000       // the binary16 exponent field, shifted
-	o += (127 - 15) << 23       // re-bias the exponent
-	switch exp {
-	case 0x0f800000: // Inf or NaN: exponent all ones
-		o += (128 - 16) << 23
-	case 0: // zero or subnormal: m*2^-24 = (1.m' * 2^-14) - 2^-14
-		o += 1 << 23
-		o = math.Float32bits(math.Float32frombits(o) - 0x1p-14)
-	}
-	return math.Float32frombits(o | uint32(h&0x8000)<<16)
-}
-
 // HalfToFloat32s converts src (binary16) into dst[:len(src)], exactly as
-// FromHalf. dst must be at least as long as src. Normal values, nearly all
+// safetensors.HalfToFloat32. dst must be at least as long as src. Normal values, nearly all
 // of a weight matrix, take a branch-free path: shift the 15 magnitude bits
 // into place and add the exponent bias difference (112 << 23); zeros,
-// subnormals, infinities and NaNs go through FromHalf.
+// subnormals, infinities and NaNs go through safetensors.HalfToFloat32.
 func HalfToFloat32s(dst []float32, src []uint16) {
 	dst = dst[:len(src)]
 	for i, h := range src {
 		r := uint32(h&0x8000)<<16 | (uint32(h&0x7fff)<<13 + (127-15)<<23)
 		if (h+0x400)&0x7800 == 0 { // exponent field 0 or 31
-			r = math.Float32bits(FromHalf(h))
+			r = math.Float32bits(safetensors.HalfToFloat32(h))
 		}
 		dst[i] = math.Float32frombits(r)
 	}
 }
 
-// ToHalf rounds a float32 to the nearest binary16 value, ties to even (the
-// IEEE default, as torch's .half()). Values of magnitude 65520 and above
-// become infinities; NaNs stay NaN (quiet, top payload bits kept).
-func ToHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	abs := b & 0x7fffffff
-	if abs-0x38800000 < 0x47800000-0x38800000 { // 2^-14 <= |f| < 2^16: a normal half
-		r := abs - (127-15)<<23 // re-bias the exponent
-		r += 0xfff + r>>13&1    // round at bit 13, ties to even; a carry lands in the exponent (up to Inf)
-		return sign | uint16(r>>13)
-	}
-	return sign | toHalfRare(abs)
-}
-
-// toHalfRare rounds the magnitudes outside the normal binary16 range:
-// subnormals and zero, overflow, Inf and NaN.
-func toHalfRare(abs uint32) uint16 {
-	exp := int(abs >> 23)
-	man := abs & 0x7fffff
-	switch e := exp - 127 + 15; {
-	case exp == 0xff: // Inf or NaN
-		if man == 0 {
-			return halfInf
-		}
-		return halfInf | 0x200 | uint16(man>>13)
-	case e >= 31: // |f| >= 2^16: beyond the rounding range of the largest half
-		return halfInf
-	case e < -10: // |f| < 2^-25: rounds to zero
-		return 0
-	default: // binary16 subnormal range (e in [-10, 0]): units of 2^-24
-		return uint16(roundShift(man|0x800000, uint(14-e)))
-	}
-}
-
-// roundShift returns v >> s rounded to nearest, ties to even (1 <= s < 32).
-func roundShift(v uint32, s uint) uint32 {
-	q := v >> s
-	rem := v & (1<<s - 1)
-	half := uint32(1) << (s - 1)
-	if rem > half || rem == half && q&1 == 1 {
-		q++
-	}
-	return q
-}
-
-// Float32sToHalf rounds src into dst[:len(src)] with ToHalf and reports
+// Float32sToHalf rounds src into dst[:len(src)] with safetensors.Float32ToHalf and reports
 // how many finite values overflowed to infinity.
 func Float32sToHalf(dst []uint16, src []float32) (overflow int) {
 	dst = dst[:len(src)]
 	for i, f := range src {
-		h := ToHalf(f)
+		h := safetensors.Float32ToHalf(f)
 		if h&0x7fff == halfInf && math.Float32bits(f)&0x7fffffff < 0x7f800000 {
 			overflow++
 		}

@@ -40,7 +40,7 @@ func TestFromHalfAll(t *testing.T) {
 	HalfToFloat32s(dst, src)
 	for i := range src {
 		h := uint16(i)
-		got, want := FromHalf(h), halfRef(h)
+		got, want := safetensors.HalfToFloat32(h), halfRef(h)
 		if math.Float32bits(dst[i]) != math.Float32bits(got) {
 			t.Fatalf("HalfToFloat32s(%#04x) = %g, FromHalf %g", h, dst[i], got)
 		}
@@ -48,12 +48,12 @@ func TestFromHalfAll(t *testing.T) {
 			// NaN: payload kept in the top mantissa bits, sign kept.
 			b := math.Float32bits(got)
 			if !math.IsNaN(float64(got)) || b>>13&0x3ff != uint32(h&0x3ff) || b>>31 != uint32(h>>15) {
-				t.Fatalf("FromHalf(%#04x) = %#08x, want NaN with its payload", h, b)
+				t.Fatalf("safetensors.HalfToFloat32(%#04x) = %#08x, want NaN with its payload", h, b)
 			}
 			continue
 		}
 		if float64(got) != want || math.Signbit(float64(got)) != (h&0x8000 != 0) {
-			t.Fatalf("FromHalf(%#04x) = %g, want %g", h, got, want)
+			t.Fatalf("safetensors.HalfToFloat32(%#04x) = %g, want %g", h, got, want)
 		}
 	}
 }
@@ -61,15 +61,15 @@ func TestFromHalfAll(t *testing.T) {
 func TestToHalfRoundTrip(t *testing.T) {
 	for i := range 1 << 16 {
 		h := uint16(i)
-		got := ToHalf(FromHalf(h))
+		got := safetensors.Float32ToHalf(safetensors.HalfToFloat32(h))
 		if h&0x7fff > halfInf { // NaN stays NaN
 			if got&0x7fff <= halfInf {
-				t.Fatalf("ToHalf(NaN %#04x) = %#04x", h, got)
+				t.Fatalf("safetensors.Float32ToHalf(NaN %#04x) = %#04x", h, got)
 			}
 			continue
 		}
 		if got != h {
-			t.Fatalf("ToHalf(FromHalf(%#04x)) = %#04x", h, got)
+			t.Fatalf("safetensors.Float32ToHalf(safetensors.HalfToFloat32(%#04x)) = %#04x", h, got)
 		}
 	}
 }
@@ -108,33 +108,33 @@ func TestToHalfExhaustive(t *testing.T) {
 			}
 		}
 		f := float32(v)
-		if got := ToHalf(f); got != want {
-			t.Fatalf("ToHalf(%g [%#08x]) = %#04x, want %#04x", f, b, got, want)
+		if got := safetensors.Float32ToHalf(f); got != want {
+			t.Fatalf("safetensors.Float32ToHalf(%g [%#08x]) = %#04x, want %#04x", f, b, got, want)
 		}
-		if got := ToHalf(-f); got != want|0x8000 {
-			t.Fatalf("ToHalf(%g) = %#04x, want %#04x", -f, got, want|0x8000)
+		if got := safetensors.Float32ToHalf(-f); got != want|0x8000 {
+			t.Fatalf("safetensors.Float32ToHalf(%g) = %#04x, want %#04x", -f, got, want|0x8000)
 		}
 		checked++
 	}
 	// Below: zero of the same sign. Above: Inf. NaN: NaN.
 	for b := uint32(0); b < lo; b += 4099 {
-		if got := ToHalf(math.Float32frombits(b)); got != 0 {
-			t.Fatalf("ToHalf(%#08x) = %#04x, want 0", b, got)
+		if got := safetensors.Float32ToHalf(math.Float32frombits(b)); got != 0 {
+			t.Fatalf("safetensors.Float32ToHalf(%#08x) = %#04x, want 0", b, got)
 		}
-		if got := ToHalf(math.Float32frombits(b | 1<<31)); got != 0x8000 {
-			t.Fatalf("ToHalf(%#08x) = %#04x, want -0", b|1<<31, got)
+		if got := safetensors.Float32ToHalf(math.Float32frombits(b | 1<<31)); got != 0x8000 {
+			t.Fatalf("safetensors.Float32ToHalf(%#08x) = %#04x, want -0", b|1<<31, got)
 		}
 	}
 	for b := hi; b < 0x7f800000 && b >= hi; b += 4099 {
-		if got := ToHalf(math.Float32frombits(b)); got != halfInf {
-			t.Fatalf("ToHalf(%#08x) = %#04x, want Inf", b, got)
+		if got := safetensors.Float32ToHalf(math.Float32frombits(b)); got != halfInf {
+			t.Fatalf("safetensors.Float32ToHalf(%#08x) = %#04x, want Inf", b, got)
 		}
 	}
-	if got := ToHalf(float32(math.Inf(-1))); got != 0xfc00 {
-		t.Errorf("ToHalf(-Inf) = %#04x", got)
+	if got := safetensors.Float32ToHalf(float32(math.Inf(-1))); got != 0xfc00 {
+		t.Errorf("safetensors.Float32ToHalf(-Inf) = %#04x", got)
 	}
-	if got := ToHalf(float32(math.NaN())); got&0x7fff <= halfInf {
-		t.Errorf("ToHalf(NaN) = %#04x", got)
+	if got := safetensors.Float32ToHalf(float32(math.NaN())); got&0x7fff <= halfInf {
+		t.Errorf("safetensors.Float32ToHalf(NaN) = %#04x", got)
 	}
 	t.Logf("checked %d values in [2^-26, 2^16] and their negatives", checked)
 }
@@ -166,11 +166,11 @@ func TestMapHalf(t *testing.T) {
 		t.Error("Half of a float32 tensor succeeded")
 	}
 	h := m.ToHalf()
-	if d, _, err := h.Half("a"); err != nil || !reflect.DeepEqual(d, []uint16{0x3c00, ToHalf(0.1), 0xc000}) {
+	if d, _, err := h.Half("a"); err != nil || !reflect.DeepEqual(d, []uint16{0x3c00, safetensors.Float32ToHalf(0.1), 0xc000}) {
 		t.Errorf("ToHalf: %v, %v", d, err)
 	}
 	back := h.ToFloat32()
-	if back.DType("a") != "F32" || back["a"].Data[1] != FromHalf(ToHalf(0.1)) {
+	if back.DType("a") != "F32" || back["a"].Data[1] != safetensors.HalfToFloat32(safetensors.Float32ToHalf(0.1)) {
 		t.Errorf("ToFloat32: %v", back["a"])
 	}
 	mg := Merge(Map{"x": {Data: []float32{1}, Shape: []int{1}}}, h)
@@ -190,7 +190,7 @@ func BenchmarkHalfToFloat32s(b *testing.B) {
 	const n = 1 << 20
 	src := make([]uint16, n)
 	for i := range src {
-		src[i] = ToHalf(float32(math.Sin(float64(i))) * 0.05)
+		src[i] = safetensors.Float32ToHalf(float32(math.Sin(float64(i))) * 0.05)
 	}
 	dst := make([]float32, n)
 	b.SetBytes(n * 2)

@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/perfusion-studio/perfusion/inference/weights"
+	"github.com/perfusion-studio/perfusion/inference/safetensors"
 )
 
 // signallingNaN reports whether h is a binary16 NaN with the quiet bit clear.
@@ -26,7 +26,7 @@ func TestAllValues(t *testing.T) {
 		}
 		ToFloat32s(dst, s)
 		for i, h := range s {
-			got, want := math.Float32bits(dst[i]), math.Float32bits(weights.FromHalf(h))
+			got, want := math.Float32bits(dst[i]), math.Float32bits(safetensors.HalfToFloat32(h))
 			if signallingNaN(h) {
 				if !math.IsNaN(float64(dst[i])) || got&^(1<<22) != want {
 					t.Fatalf("offset %d: %#04x: got %#08x, want NaN %#08x (quiet bit aside)", off, h, got, want)
