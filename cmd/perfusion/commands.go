@@ -14,5 +14,5 @@ type command struct {
 // commands is the table of headless subcommands. Only commands that work are
 // listed; train will join when it is built.
 func commands() []command {
-	return []command{generateCommand(), tokenizeCommand(), benchCommand()}
+	return []command{generateCommand(), tokenizeCommand(), benchCommand(), conceptsCommand()}
 }
