@@ -254,3 +254,28 @@ func TestCheckpointEncoderHash(t *testing.T) {
 		t.Errorf("checkpoint hash %q, weights hash %q", got, want)
 	}
 }
+
+// Covariance is the metric the edit package takes.
+var _ interface{ MulInverse(v []float64) []float64 } = (*Covariance)(nil)
+
+// FuzzDecodeCache: a cache file's bytes, however broken, give a C or an
+// error, never a panic.
+func FuzzDecodeCache(f *testing.F) {
+	cv, err := Factor([]float64{2, 1, 1, 3}, 2)
+	if err != nil {
+		f.Fatal(err)
+	}
+	cv.Key, cv.Captions, cv.Tokens = "k", 1, 77
+	p := filepath.Join(f.TempDir(), "c.bin")
+	if err := Save(p, cv); err != nil {
+		f.Fatal(err)
+	}
+	raw, _ := os.ReadFile(p)
+	f.Add(raw)
+	f.Add(raw[:30])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, err := decodeCache(data, "k"); err == nil && got.D*got.D != len(got.C) {
+			t.Fatalf("accepted C of %d values for D = %d", len(got.C), got.D)
+		}
+	})
+}
