@@ -118,3 +118,25 @@ func BenchmarkEncodeSD15(b *testing.B) {
 		b.ReportMetric(cpu/float64(b.N*batch)*captions.DefaultCount, "cpu-s/corpus")
 	}
 }
+
+// BenchmarkFactorSD15 measures Factor (eigenvalue extremes, Cholesky) and
+// Inverse at D = 768 on a C from random encodings.
+func BenchmarkFactorSD15(b *testing.B) {
+	const d = 768
+	r := rand.New(rand.NewPCG(3, 3))
+	enc := make([]float32, 4*d*d)
+	for i := range enc {
+		enc[i] = float32(r.NormFloat64())
+	}
+	a, _ := NewAccumulator(d, 0)
+	a.Add(enc, 40)
+	c, _ := a.Matrix()
+	b.ResetTimer()
+	for b.Loop() {
+		cv, err := Factor(c, d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = cv.Inverse()
+	}
+}
