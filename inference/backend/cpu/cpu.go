@@ -11,7 +11,6 @@
 package cpu
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -31,28 +30,28 @@ type CPU struct {
 
 var _ backend.Backend = (*CPU)(nil)
 
-// New returns a CPU backend using runtime.NumCPU() threads, with the
+// New returns a CPU backend using DefaultThreads() threads, with the
 // platform BLAS when the build links one and the CPU lacks AVX-512 (see the
 // package doc).
 func New() *CPU {
 	c := &CPU{useBLAS: blas.Available && !x86.HasAVX512()}
-	c.SetThreads(runtime.NumCPU())
+	c.SetThreads(DefaultThreads())
 	return c
 }
 
-// NewBLAS returns a CPU backend using runtime.NumCPU() threads that always
+// NewBLAS returns a CPU backend using DefaultThreads() threads that always
 // runs the platform BLAS; ok is false when the build links none.
 func NewBLAS() (c *CPU, ok bool) {
 	c = &CPU{useBLAS: blas.Available}
-	c.SetThreads(runtime.NumCPU())
+	c.SetThreads(DefaultThreads())
 	return c, blas.Available
 }
 
-// NewGo returns a CPU backend using runtime.NumCPU() threads that always
+// NewGo returns a CPU backend using DefaultThreads() threads that always
 // runs the pure-Go GEMM, even in builds that link a platform BLAS.
 func NewGo() *CPU {
 	c := &CPU{}
-	c.SetThreads(runtime.NumCPU())
+	c.SetThreads(DefaultThreads())
 	return c
 }
 
