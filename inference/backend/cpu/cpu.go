@@ -1,19 +1,23 @@
 // Package cpu is the default backend: GEMM and a parallel loop on the CPU.
 //
-// Gemm runs the platform BLAS through cgo when the build has it (OpenBLAS
-// on Linux, Accelerate on macOS; see internal/blas), and otherwise the
-// pure-Go GEMM of package gemm, selected with CGO_ENABLED=0 or -tags purego.
-// Both give the same results within float32 rounding.
+// Gemm runs the fastest GEMM the build and the CPU have, by a fixed rule:
+// on a CPU with AVX-512 the pure-Go GEMM of package gemm with its AVX-512
+// micro-kernel (OpenBLAS often runs its AVX2 kernels there: Debian's 0.3.21
+// picks them on AMD Zen 4, and OPENBLAS_CORETYPE may force them); otherwise
+// the platform BLAS through cgo when the build has it (OpenBLAS on Linux,
+// Accelerate on macOS; see internal/blas); otherwise the pure-Go GEMM, as in
+// builds with CGO_ENABLED=0 or -tags purego. All give the same results
+// within float32 rounding.
 package cpu
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/perfusion-studio/perfusion/inference/backend"
 	"github.com/perfusion-studio/perfusion/inference/backend/cpu/gemm"
 	"github.com/perfusion-studio/perfusion/inference/backend/internal/blas"
+	"github.com/perfusion-studio/perfusion/inference/internal/x86"
 )
 
 // CPU implements backend.Backend. Create it with New. It owns no
@@ -26,19 +30,28 @@ type CPU struct {
 
 var _ backend.Backend = (*CPU)(nil)
 
-// New returns a CPU backend using runtime.NumCPU() threads, with the
-// platform BLAS when the build links one.
+// New returns a CPU backend using DefaultThreads() threads, with the
+// platform BLAS when the build links one and the CPU lacks AVX-512 (see the
+// package doc).
 func New() *CPU {
-	c := &CPU{useBLAS: blas.Available}
-	c.SetThreads(runtime.NumCPU())
+	c := &CPU{useBLAS: blas.Available && !x86.HasAVX512()}
+	c.SetThreads(DefaultThreads())
 	return c
 }
 
-// NewGo returns a CPU backend using runtime.NumCPU() threads that always
+// NewBLAS returns a CPU backend using DefaultThreads() threads that always
+// runs the platform BLAS; ok is false when the build links none.
+func NewBLAS() (c *CPU, ok bool) {
+	c = &CPU{useBLAS: blas.Available}
+	c.SetThreads(DefaultThreads())
+	return c, blas.Available
+}
+
+// NewGo returns a CPU backend using DefaultThreads() threads that always
 // runs the pure-Go GEMM, even in builds that link a platform BLAS.
 func NewGo() *CPU {
 	c := &CPU{}
-	c.SetThreads(runtime.NumCPU())
+	c.SetThreads(DefaultThreads())
 	return c
 }
 

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"github.com/perfusion-studio/perfusion/inference/internal/x86"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,14 +41,20 @@ func TestGemmConcurrent(t *testing.T) {
 
 func TestName(t *testing.T) {
 	want := "cpu/go-"
-	if blas.Available {
+	if blas.Available && !x86.HasAVX512() {
 		want = "cpu/" + blas.Name()
+	}
+	if x86.HasAVX512() {
+		want = "cpu/go-avx512"
 	}
 	if name := New().Name(); !strings.HasPrefix(name, want) {
 		t.Errorf("New().Name() = %q, want prefix %q", name, want)
 	}
 	if name := NewGo().Name(); !strings.HasPrefix(name, "cpu/go-") {
 		t.Errorf("NewGo().Name() = %q, want prefix cpu/go-", name)
+	}
+	if c, ok := NewBLAS(); ok != blas.Available || (ok && c.Name() != "cpu/"+blas.Name()) {
+		t.Errorf("NewBLAS() = %q, %v; want the platform BLAS when linked (%v)", c.Name(), ok, blas.Available)
 	}
 }
 

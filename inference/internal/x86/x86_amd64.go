@@ -4,10 +4,16 @@ package x86
 var (
 	avx2fma = detectAVX2FMA()
 	f16c    = detectF16C()
+	avx512  = detectAVX512()
 )
 
 // HasAVX2FMA reports whether the CPU and OS support AVX2 and FMA3.
 func HasAVX2FMA() bool { return avx2fma }
+
+// HasAVX512 reports whether the CPU and OS support AVX-512 Foundation with
+// FMA on 512-bit registers (AVX512F, plus AVX2/FMA3 for the tails) and the
+// OS saves the ZMM state (XCR0 bits 5-7).
+func HasAVX512() bool { return avx512 }
 
 // HasF16C reports whether the CPU and OS support AVX and F16C (VCVTPH2PS).
 func HasF16C() bool { return f16c }
@@ -18,6 +24,9 @@ const (
 	ecx1AVX     = 1 << 28
 	ecx1F16C    = 1 << 29
 	ebx7AVX2    = 1 << 5
+	ebx7AVX512F = 1 << 16
+	// xcr0ZMM is the opmask, upper-ZMM0-15 and ZMM16-31 state bits.
+	xcr0ZMM = 7 << 5
 )
 
 // osSavesYMM reports whether CPUID leaf 1 has AVX and OSXSAVE and the OS
@@ -40,6 +49,18 @@ func detectAVX2FMA() bool {
 	}
 	_, ebx7, _, _ := cpuid(7, 0)
 	return ebx7&ebx7AVX2 != 0
+}
+
+func detectAVX512() bool {
+	if !detectAVX2FMA() {
+		return false
+	}
+	_, ebx7, _, _ := cpuid(7, 0)
+	if ebx7&ebx7AVX512F == 0 {
+		return false
+	}
+	xcr0, _ := xgetbv()
+	return xcr0&xcr0ZMM == xcr0ZMM
 }
 
 func detectF16C() bool {

@@ -33,6 +33,9 @@ func TestAgreesWithProcCPUInfo(t *testing.T) {
 	if want := flags["avx2"] && flags["fma"]; HasAVX2FMA() != want {
 		t.Errorf("HasAVX2FMA = %v, /proc/cpuinfo says %v", HasAVX2FMA(), want)
 	}
+	if want := flags["avx512f"] && flags["avx2"] && flags["fma"]; HasAVX512() != want {
+		t.Errorf("HasAVX512 = %v, /proc/cpuinfo says %v", HasAVX512(), want)
+	}
 	if want := flags["f16c"] && flags["avx"]; HasF16C() != want {
 		t.Errorf("HasF16C = %v, /proc/cpuinfo says %v", HasF16C(), want)
 	}

@@ -23,6 +23,10 @@ func kernels() map[string]*kernel {
 		ks[best.name] = &best
 		ks[best.name+"-tiny"] = tiny(best)
 	}
+	for _, k := range extraKernels() {
+		ks[k.name] = &k
+		ks[k.name+"-tiny"] = tiny(k)
+	}
 	return ks
 }
 

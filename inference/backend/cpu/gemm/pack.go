@@ -78,10 +78,20 @@ func (b operand) packB(dst []float32, p0, kc, j0, nc, nr int) {
 // fixed-size arrays, which compile to a few vector moves.
 func runs(dst []float32, stride int, src []float32, ld, kc, w int) {
 	switch {
+	case w == 32 && stride == 32:
+		for p := range kc {
+			v := [32]float32(src[p*ld:]) // a local copy lets the compiler use plain moves
+			*(*[32]float32)(dst[p*32:]) = v
+		}
 	case w == 16 && stride == 16:
 		for p := range kc {
 			v := [16]float32(src[p*ld:]) // a local copy lets the compiler use plain moves
 			*(*[16]float32)(dst[p*16:]) = v
+		}
+	case w == 14 && stride == 14:
+		for p := range kc {
+			v := [14]float32(src[p*ld:]) // a local copy lets the compiler use plain moves
+			*(*[14]float32)(dst[p*14:]) = v
 		}
 	case w == 6 && stride == 6:
 		for p := range kc {
