@@ -28,11 +28,11 @@ func benchCommand() command {
 func benchOptions(args []string, stderr io.Writer) (perf.Options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	sizes := fs.String("sizes", "256,512", "square image sizes in pixels, comma-separated (multiples of 64)")
+	sizes := fs.String("sizes", "256,512", fmt.Sprintf("square image sizes in pixels, comma-separated (multiples of %d up to %d)", perf.SizeMultiple, pipeline.MaxSide))
 	reps := fs.Int("steps", 2, "timed runs of each stage; the fastest is reported")
 	dtype := fs.String("dtype", "f16", "weights written to disk: f16 (as SD1.5 is distributed) or f32")
 	dir := fs.String("dir", "", "folder for the temporary checkpoint (2.1 GB in f16, 4.3 GB in f32); default: the system temp folder")
-	keep := fs.Bool("keep", false, "keep the random checkpoint (and a vocabulary beside it) for `perfusion generate --model` runs; its path is printed")
+	keep := fs.Bool("keep", false, "keep the random checkpoint (and a vocabulary beside it), e.g. to try perfusion generate on it; its path is printed")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return perf.Options{}, err
@@ -56,8 +56,8 @@ func benchOptions(args []string, stderr io.Writer) (perf.Options, error) {
 	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 || n%64 != 0 || n > 2048 {
-			return opt, fmt.Errorf("%w: --sizes: %q is not a multiple of 64 from 64 to 2048", errUsage, s)
+		if m := perf.SizeMultiple; err != nil || n <= 0 || n%m != 0 || n > pipeline.MaxSide {
+			return opt, fmt.Errorf("%w: --sizes: %q is not a multiple of %d from %d to %d", errUsage, s, m, m, pipeline.MaxSide)
 		}
 		opt.Sizes = append(opt.Sizes, n)
 	}

@@ -30,7 +30,7 @@ type cli struct {
 	commands []command
 	gui      func() error // opens the desktop app and returns when it closes
 	signals  []os.Signal  // cancel a headless command's context
-	stdout   io.Writer    // --version output
+	stdout   io.Writer    // --version and help output
 	stderr   io.Writer    // usage and errors
 }
 
@@ -48,7 +48,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 func (c *cli) run(args []string) int {
 	fs := flag.NewFlagSet("perfusion", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	fs.Usage = c.usage
+	fs.Usage = func() { c.usage(c.stderr) }
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -67,13 +67,45 @@ func (c *cli) run(args []string) int {
 		return exitOK
 	}
 	name := fs.Arg(0)
+	if name == "help" {
+		return c.help(fs.Args()[1:])
+	}
+	if cmd, ok := c.lookup(name); ok {
+		return c.runCommand(cmd, fs.Args()[1:])
+	}
+	return c.unknown(name)
+}
+
+// lookup finds a headless command by name.
+func (c *cli) lookup(name string) (command, bool) {
 	for _, cmd := range c.commands {
 		if cmd.name == name {
-			return c.runCommand(cmd, fs.Args()[1:])
+			return cmd, true
 		}
 	}
+	return command{}, false
+}
+
+func (c *cli) unknown(name string) int {
 	fmt.Fprintf(c.stderr, "perfusion: unknown command %q\n\n", name)
-	c.usage()
+	c.usage(c.stderr)
+	return exitUsage
+}
+
+// help is `perfusion help [COMMAND]`: the usage on stdout, or a command's
+// flags as `perfusion COMMAND -h` prints them.
+func (c *cli) help(args []string) int {
+	switch len(args) {
+	case 0:
+		c.usage(c.stdout)
+		return exitOK
+	case 1:
+		if cmd, ok := c.lookup(args[0]); ok {
+			return c.runCommand(cmd, []string{"-h"})
+		}
+		return c.unknown(args[0])
+	}
+	fmt.Fprintf(c.stderr, "perfusion help: want at most one command name, got %q\n", args)
 	return exitUsage
 }
 
@@ -113,12 +145,13 @@ func (c *cli) printVersion() int {
 	return exitOK
 }
 
-func (c *cli) usage() {
-	w := c.stderr
+// usage writes the program's usage to w.
+func (c *cli) usage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   perfusion                     open the Perfusion Studio desktop app
   perfusion --version           print the version and exit
   perfusion COMMAND [args...]   run a headless command; Ctrl-C cancels it
+  perfusion help [COMMAND]      print this text, or a command's flags
 
 `)
 	if len(c.commands) == 0 {
@@ -129,5 +162,5 @@ func (c *cli) usage() {
 	for _, cmd := range c.commands {
 		fmt.Fprintf(w, "  %-12s %s\n", cmd.name, cmd.summary)
 	}
-	fmt.Fprintln(w, "\nRun `perfusion COMMAND -h` for a command's flags.")
+	fmt.Fprintln(w, "\nRun `perfusion help COMMAND` (or `perfusion COMMAND -h`) for a command's flags.")
 }

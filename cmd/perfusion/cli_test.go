@@ -126,3 +126,34 @@ func TestRegisteredCommandsAreComplete(t *testing.T) {
 		seen[cmd.name] = true
 	}
 }
+
+func TestHelp(t *testing.T) {
+	var gotArgs []string
+	echo := command{name: "echo", summary: "records its args", run: func(_ context.Context, args []string) error {
+		gotArgs = args
+		return nil
+	}}
+
+	c, stdout, stderr, guiRuns := testCLI(echo)
+	if code := c.run([]string{"help"}); code != exitOK || stderr.Len() != 0 {
+		t.Errorf("help: exit %d, stderr %q; want 0 and nothing", code, stderr)
+	}
+	for _, want := range []string{"Usage:", "perfusion help [COMMAND]", "echo", "records its args"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("help printed %q on stdout, want %q in it", stdout, want)
+		}
+	}
+
+	if code := c.run([]string{"help", "echo"}); code != exitOK || !slices.Equal(gotArgs, []string{"-h"}) {
+		t.Errorf("help echo: exit %d, the command got %q; want 0 and -h", code, gotArgs)
+	}
+	for _, args := range [][]string{{"help", "nope"}, {"help", "echo", "extra"}} {
+		stderr.Reset()
+		if code := c.run(args); code != exitUsage || stderr.Len() == 0 {
+			t.Errorf("%q: exit %d, stderr %q; want %d and a message", args, code, stderr, exitUsage)
+		}
+	}
+	if *guiRuns != 0 {
+		t.Error("help opened the GUI")
+	}
+}

@@ -86,7 +86,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 		v    int
 	}{{"--width", g.width}, {"--height", g.height}} {
 		if s.v <= 0 || s.v%8 != 0 || s.v > pipeline.MaxSide {
-			return g, fmt.Errorf("%w: %s %d: want a multiple of 8 (of 64 for SD 1.x) up to %d", errUsage, s.name, s.v, pipeline.MaxSide)
+			return g, fmt.Errorf("%w: %s %d: want a multiple of 8 from 8 to %d", errUsage, s.name, s.v, pipeline.MaxSide)
 		}
 	}
 	name, err := pipeline.ParseSampler(g.sampler)

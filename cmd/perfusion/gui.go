@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
@@ -14,6 +16,9 @@ import (
 
 // runGUI opens the main window and returns when the app quits.
 func runGUI() error {
+	if err := checkDisplay(runtime.GOOS, os.Getenv); err != nil {
+		return err
+	}
 	info, err := perfusion.AppInfo()
 	if err != nil {
 		return fmt.Errorf("start gui: %w", err)
@@ -27,14 +32,28 @@ func runGUI() error {
 		Build:   info.Build,
 		Icon:    icon,
 	})
-	a := fyneapp.NewWithID(info.ID)
+	a, w, err := openWindow(info.ID, info.Name)
+	if err != nil {
+		return err
+	}
 	a.SetIcon(icon)
-
-	w := a.NewWindow(info.Name)
 	studio := app.NewStudio()
 	studio.SetMemoryLimit = func(bytes int64) { applyMemoryLimit(bytes) }
 	ui.NewMainWindow(w, studio, ui.Options{Version: info.Version})
 	w.SetMaster()
 	w.ShowAndRun()
 	return nil
+}
+
+// openWindow starts Fyne and creates the main window. Where the display
+// named in the environment cannot be opened, GLFW panics on the first
+// window; that panic comes back as an error, as nothing has run yet.
+func openWindow(id, title string) (a fyne.App, w fyne.Window, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cannot open the window (%v); the headless commands need no display: see `perfusion help`", r)
+		}
+	}()
+	a = fyneapp.NewWithID(id)
+	return a, a.NewWindow(title), nil
 }

@@ -142,21 +142,6 @@ func startXvfb(t *testing.T, xvfb string) string {
 	return ""
 }
 
-// buildBinary builds this package into a temporary folder.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go tool not on PATH: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "perfusion")
-	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // startApp runs the GUI on display with a clean, temporary home. exited
 // receives Wait's result once the process ends.
 func startApp(t *testing.T, bin, display string) (*exec.Cmd, chan error, *syncBuffer) {

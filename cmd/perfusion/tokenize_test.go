@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,16 +104,35 @@ func TestTokenizeUsage(t *testing.T) {
 }
 
 func TestBenchFlags(t *testing.T) {
-	opt, err := benchOptions([]string{"--sizes", "256, 512", "--steps", "3", "--dtype", "f32"}, new(bytes.Buffer))
-	if err != nil || len(opt.Sizes) != 2 || opt.Sizes[1] != 512 || opt.Reps != 3 || opt.DType != "F32" {
+	opt, err := benchOptions([]string{"--sizes", "256, 520,8", "--steps", "3", "--dtype", "f32"}, new(bytes.Buffer))
+	if err != nil || !slices.Equal(opt.Sizes, []int{256, 520, 8}) || opt.Reps != 3 || opt.DType != "F32" {
 		t.Errorf("options %+v, %v", opt, err)
 	}
 	if opt, err := benchOptions(nil, new(bytes.Buffer)); err != nil || opt.DType != "F16" || len(opt.Sizes) != 2 {
 		t.Errorf("defaults %+v, %v", opt, err)
 	}
-	for _, args := range [][]string{{"--sizes", "300"}, {"--sizes", "a"}, {"--dtype", "bf16"}, {"--steps", "0"}, {"extra"}} {
+	for _, args := range [][]string{{"--sizes", "300"}, {"--sizes", "0"}, {"--sizes", "2056"}, {"--sizes", "a"},
+		{"--dtype", "bf16"}, {"--steps", "0"}, {"extra"}} {
 		if _, err := benchOptions(args, new(bytes.Buffer)); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want a usage error", args, err)
 		}
+	}
+}
+
+// A flag's usage text names its value only where that is meant: Go's flag
+// package takes a backquoted word in the text as the value's name.
+func TestBenchUsageText(t *testing.T) {
+	var usage bytes.Buffer
+	if _, err := benchOptions([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, line := range strings.Split(usage.String(), "\n") {
+		f := strings.Fields(line)
+		if strings.HasPrefix(line, "  -") && (len(f) > 2 || len(f) == 2 && f[1] != "string" && f[1] != "int") {
+			t.Errorf("flag %s shows a value name %q:\n%s", f[0], strings.Join(f[1:], " "), usage.String())
+		}
+	}
+	if !strings.Contains(usage.String(), "multiples of 8") {
+		t.Errorf("-sizes usage does not say multiples of 8:\n%s", usage.String())
 	}
 }

@@ -63,9 +63,18 @@ func (p *Pipeline) latentFactor() int { return 1 << (len(p.VAE.Config.ChMult) - 
 
 // SizeMultiple is what image sides must be a multiple of: the VAE's
 // downscale factor times the UNet's (each UNet level halves the latent, and
-// the halves must be whole). 64 for SD1.x.
+// the halves must be whole). 8 for SD1.x, whose UNet takes latents of any
+// size.
 func (p *Pipeline) SizeMultiple() int {
 	return p.latentFactor() * p.UNet.SizeMultiple()
+}
+
+// sizeReason says where SizeMultiple comes from.
+func (p *Pipeline) sizeReason() string {
+	if u := p.UNet.SizeMultiple(); u > 1 {
+		return fmt.Sprintf("this model works on 1/%d-size latents whose sides its UNet needs in multiples of %d", p.latentFactor(), u)
+	}
+	return fmt.Sprintf("this model works on 1/%d-size latents", p.latentFactor())
 }
 
 // checkSize explains what is wrong with an image size.
@@ -85,8 +94,8 @@ func (p *Pipeline) checkSize(width, height int) error {
 			if lo == 0 {
 				lo = m
 			}
-			return fmt.Errorf("pipeline: %s %d is not a multiple of %d (this model works on 1/%d-size latents that its UNet halves %d times); try %d or %d",
-				s.name, s.v, m, p.latentFactor(), len(p.UNet.Config.ChannelMult)-1, lo, lo+m)
+			return fmt.Errorf("pipeline: %s %d is not a multiple of %d (%s); try %d or %d",
+				s.name, s.v, m, p.sizeReason(), lo, lo+m)
 		}
 	}
 	return nil

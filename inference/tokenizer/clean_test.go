@@ -60,11 +60,13 @@ func TestPyUnescape(t *testing.T) {
 	}
 }
 
-func TestNFC(t *testing.T) {
+// NFC ends each round of fixText (ftfy's final unicodedata.normalize).
+func TestFixTextNFC(t *testing.T) {
 	for _, c := range [][2]string{
 		{"cafe\u0301 cre\u0300me", "café crème"},
 		{"e\u0302\u0323", "\u1ec7"}, // marks reordered, then composed twice
 		{"e\u0323\u0302", "\u1ec7"},
+		{"\u00ea\u0323", "\u1ec7"},   // a precomposed letter takes a mark that sorts first
 		{"a\u0301\u0301", "á\u0301"}, // the second acute is blocked
 		{"\u1100\u1161\u11a8", "\uac01"},
 		{"\u212b", "Å"},            // singleton
@@ -72,14 +74,29 @@ func TestNFC(t *testing.T) {
 		{"\u30ab\u3099", "\u30ac"},
 		{"plain ascii", "plain ascii"},
 	} {
-		if got := nfc(c[0]); got != c[1] {
-			t.Errorf("nfc(%q) = %q, want %q", c[0], got, c[1])
+		if got := fixText(c[0]); got != c[1] {
+			t.Errorf("fixText(%q) = %q, want %q", c[0], got, c[1])
 		}
 	}
-	tab := unicodeTables()
-	if len(tab.pairs) < 900 || len(tab.ccc) < 300 || len(tab.width) < 200 || unicodeVersion != "14.0.0" {
-		t.Errorf("tables look truncated: %d pairs, %d class runs, %d width forms, Unicode %s",
-			len(tab.pairs), len(tab.ccc), len(tab.width), unicodeVersion)
+}
+
+func TestWidthForm(t *testing.T) {
+	for r := rune(0xFF01); r <= 0xFF5E; r++ { // full-width ASCII
+		if got, ok := widthForm(r); !ok || got != string(r-0xFEE0) {
+			t.Errorf("widthForm(%U) = %q, %v; want %q", r, got, ok, string(r-0xFEE0))
+		}
+	}
+	for _, c := range []struct {
+		r    rune
+		want string
+		ok   bool
+	}{
+		{0x3000, " ", true}, {0xFF76, "カ", true}, {0xFF9E, "\u3099", true}, {0xFFE0, "¢", true},
+		{0xFFE8, "│", true}, {0xFFE7, "", false}, {0xFF00, "", false}, {0xFFF0, "", false}, {'A', "", false},
+	} {
+		if got, ok := widthForm(c.r); got != c.want || ok != c.ok {
+			t.Errorf("widthForm(%U) = %q, %v; want %q, %v", c.r, got, ok, c.want, c.ok)
+		}
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"html"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // This file is the part of ftfy.fix_text (python-ftfy 6.3.1, default
@@ -18,8 +20,11 @@ import (
 // 1257, ISO-8859-2, MacRoman or cp437 mojibake), its badness test is the
 // Latin-1/windows-1252 part of ftfy's, and restore_byte_a0,
 // replace_lossy_sequences and CESU-8 decoding are not done; upper-case entity
-// names (&EACUTE;) are upper-cased with simple case mapping; NFC is the
-// minimal one of nfc.go.
+// names (&EACUTE;) are upper-cased with simple case mapping. Unicode data
+// (NFC, NFKC for the width forms, letter and case properties) come from Go
+// (golang.org/x/text/unicode/norm and unicode, Unicode 15.0) where the
+// reference's Python 3.11 has Unicode 14.0: they agree on every character
+// Unicode 14 assigns.
 
 // maxFixRounds bounds ftfy's "repeat until unchanged" loops.
 const maxFixRounds = 16
@@ -73,7 +78,7 @@ func fixSegment(s string, unescape bool) string {
 		s = fixLineBreaks(s)
 		s = removeTerminalEscapes(s)
 		s = mapRunes(s, dropControl)
-		s = nfc(s)
+		s = norm.NFC.String(s)
 		if s == orig {
 			break
 		}
@@ -229,11 +234,17 @@ func ligature(r rune) (string, bool) {
 // widthForm is ftfy's fix_character_width: full-width and half-width forms
 // (U+FF01..U+FFEF) to their NFKC form, U+3000 to a space.
 func widthForm(r rune) (string, bool) {
-	if r != 0x3000 && (r < 0xFF01 || r > 0xFFEF) {
+	switch {
+	case r == 0x3000:
+		return " ", true
+	case r < 0xFF01 || r > 0xFFEF:
 		return "", false
 	}
-	rep, ok := unicodeTables().width[r]
-	return rep, ok
+	s := string(r)
+	if rep := norm.NFKC.String(s); rep != s {
+		return rep, true
+	}
+	return "", false
 }
 
 // uncurl is ftfy's uncurl_quotes.

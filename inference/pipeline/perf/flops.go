@@ -43,8 +43,9 @@ func (f *FLOPs) attention(b, n, t, inner int) {
 //     on N tokens; N x N scores), cross-attention (q, out on N tokens; k, v
 //     Dc->c on the t context tokens; N x t scores), GEGLU feed-forward
 //     (c->8c, 4c->c);
-//   - Downsample: conv3x3 stride 2 (output H/2 x W/2); Upsample: nearest x2
-//     then conv3x3 at the doubled size; out: conv3x3 C->out.
+//   - Downsample: conv3x3 stride 2 (output ceil(H/2) x ceil(W/2));
+//     Upsample: nearest resize to the size of the level above (2H x 2W when
+//     the sides were even), then conv3x3 there; out: conv3x3 C->out.
 //
 // Normalisations, activations, softmax, residual adds and the skip
 // concatenations are not counted: they are O(activations), not O(weights x
@@ -85,8 +86,10 @@ func UNetFLOPs(c unet.Config, b, h, w, t int) FLOPs {
 
 	f.conv(b, c.InChannels, mc, 3, h, w) // input_blocks.0
 	chans := []int{mc}
+	sides := make([][2]int, len(c.ChannelMult)) // latent size at each level
 	ch, ds := mc, 1
 	for level, mult := range c.ChannelMult {
+		sides[level] = [2]int{h, w}
 		for range c.NumResBlocks {
 			res(ch, mult*mc, h, w)
 			ch = mult * mc
@@ -96,7 +99,7 @@ func UNetFLOPs(c unet.Config, b, h, w, t int) FLOPs {
 			chans = append(chans, ch)
 		}
 		if level != len(c.ChannelMult)-1 {
-			h, w = h/2, w/2
+			h, w = (h+1)/2, (w+1)/2
 			f.conv(b, ch, ch, 3, h, w) // Downsample
 			chans = append(chans, ch)
 			ds *= 2
@@ -116,7 +119,7 @@ func UNetFLOPs(c unet.Config, b, h, w, t int) FLOPs {
 				transformer(ch, h, w)
 			}
 			if level > 0 && i == c.NumResBlocks {
-				h, w = 2*h, 2*w
+				h, w = sides[level-1][0], sides[level-1][1]
 				f.conv(b, ch, ch, 3, h, w) // Upsample
 				ds /= 2
 			}

@@ -35,7 +35,7 @@ import (
 // Options configure a benchmark run. The zero value measures 256 and 512
 // pixel images, best of 2, from float16 weights in os.TempDir().
 type Options struct {
-	Sizes []int  // square image sides in pixels; nil means 256, 512
+	Sizes []int  // square image sides in pixels (multiples of SizeMultiple); nil means 256, 512
 	Reps  int    // timed repetitions of each measurement, best kept; 0 means 2
 	DType string // weights on disk: "F16" (default, as SD1.5 is distributed) or "F32"
 	Dir   string // parent of the temporary folder; "" is os.TempDir()

@@ -230,39 +230,45 @@ func TestUNetFLOPs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const b, h, w, tok = 2, 32, 24, 77
-	shapes := map[string][]int{}
-	m.Trace = func(name string, out tensor.Tensor) { shapes[name] = out.Shape() }
-	x := make([]float32, b*uc.InChannels*h*w)
-	cond := make([]float32, b*tok*uc.ContextDim)
-	if _, err := m.Forward(context.Background(), tensor.MustNew(x, b, uc.InChannels, h, w), []float32{10, 900}, tensor.MustNew(cond, b, tok, uc.ContextDim)); err != nil {
-		t.Fatal(err)
-	}
-	got := UNetFLOPs(uc, b, h, w, tok)
-	// Every linear layer runs as a B-transposed GEMM; 1x1 convolutions on
-	// tokens (proj_in/proj_out) may run so too, so the B-transposed work is
-	// at least the Linear count, and all GEMM work together is at least the
-	// formula's (padded-plane tricks compute a little more).
-	if cb.linear < got.Linear {
-		t.Errorf("B-transposed GEMMs %g, less than the formula's linear layers %g", cb.linear, got.Linear)
-	}
-	if r := (cb.linear + cb.conv) / (got.Linear + got.Conv); r < 1 || r > 1.5 {
-		t.Errorf("GEMMs %g (linear %g + conv %g), formula %g (ratio %.3f)", cb.linear+cb.conv, cb.linear, cb.conv, got.Linear+got.Conv, r)
-	}
-	var attn float64
-	for _, ca := range m.CrossAttentions() {
-		module := ca.Name[:strings.Index(ca.Name, ".transformer_blocks.")]
-		s, ok := shapes[module] // [B, C, H, W]
-		if !ok {
-			t.Fatalf("no trace of %s", module)
+	const b, tok = 2, 77
+	// Even sides, then odd ones: each Downsample rounds up and each Upsample
+	// resizes to the level above, which the formula must follow.
+	for _, size := range [][2]int{{32, 24}, {13, 11}} {
+		h, w := size[0], size[1]
+		cb.linear, cb.conv = 0, 0
+		shapes := map[string][]int{}
+		m.Trace = func(name string, out tensor.Tensor) { shapes[name] = out.Shape() }
+		x := make([]float32, b*uc.InChannels*h*w)
+		cond := make([]float32, b*tok*uc.ContextDim)
+		if _, err := m.Forward(context.Background(), tensor.MustNew(x, b, uc.InChannels, h, w), []float32{10, 900}, tensor.MustNew(cond, b, tok, uc.ContextDim)); err != nil {
+			t.Fatal(err)
 		}
-		n, inner := float64(s[2]*s[3]), float64(ca.ToK.Dim(0))
-		attn += 4 * b * n * (n + tok) * inner // self (N x N) and cross (N x T) scores, each q kᵀ and weights · v
+		got := UNetFLOPs(uc, b, h, w, tok)
+		// Every linear layer runs as a B-transposed GEMM; 1x1 convolutions on
+		// tokens (proj_in/proj_out) may run so too, so the B-transposed work is
+		// at least the Linear count, and all GEMM work together is at least the
+		// formula's (padded-plane tricks compute a little more).
+		if cb.linear < got.Linear {
+			t.Errorf("%dx%d: B-transposed GEMMs %g, less than the formula's linear layers %g", h, w, cb.linear, got.Linear)
+		}
+		if r := (cb.linear + cb.conv) / (got.Linear + got.Conv); r < 1 || r > 1.5 {
+			t.Errorf("%dx%d: GEMMs %g (linear %g + conv %g), formula %g (ratio %.3f)", h, w, cb.linear+cb.conv, cb.linear, cb.conv, got.Linear+got.Conv, r)
+		}
+		var attn float64
+		for _, ca := range m.CrossAttentions() {
+			module := ca.Name[:strings.Index(ca.Name, ".transformer_blocks.")]
+			s, ok := shapes[module] // [B, C, H, W]
+			if !ok {
+				t.Fatalf("no trace of %s", module)
+			}
+			n, inner := float64(s[2]*s[3]), float64(ca.ToK.Dim(0))
+			attn += 4 * b * n * (n + tok) * inner // self (N x N) and cross (N x T) scores, each q kᵀ and weights · v
+		}
+		if attn != got.Attention {
+			t.Errorf("%dx%d: attention from the traced shapes %g, formula %g", h, w, attn, got.Attention)
+		}
+		t.Logf("tiny UNet %dx%d latents, batch %d: %.3g conv (GEMMs %.3g), %.3g linear, %.3g attention", h, w, b, got.Conv, cb.conv, got.Linear, got.Attention)
 	}
-	if attn != got.Attention {
-		t.Errorf("attention from the traced shapes %g, formula %g", attn, got.Attention)
-	}
-	t.Logf("tiny UNet %dx%d latents, batch %d: %.3g conv (GEMMs %.3g), %.3g linear, %.3g attention", h, w, b, got.Conv, cb.conv, got.Linear, got.Attention)
 
 	// SD1.5 at 512x512 (64x64 latents), batch 1: the commonly quoted
 	// ~0.8 TFLOP (~0.4 T multiply-adds) per forward pass.

@@ -9,7 +9,12 @@ import (
 	"time"
 
 	"github.com/perfusion-studio/perfusion/inference/backend/bench"
+	"github.com/perfusion-studio/perfusion/inference/pipeline"
 )
+
+// SizeMultiple is what the image sides Run measures must be a multiple of:
+// the downscale factor of SD1.5's VAE (its UNet takes latents of any size).
+const SizeMultiple = 8
 
 // Report is the outcome of Run.
 type Report struct {
@@ -57,8 +62,8 @@ func (rep *Report) Image(r Row) time.Duration { return rep.Text + 20*r.UNet2 + r
 func Run(ctx context.Context, opt Options) (*Report, error) {
 	opt = opt.withDefaults()
 	for _, s := range opt.Sizes {
-		if s <= 0 || s%64 != 0 || s > 2048 {
-			return nil, fmt.Errorf("perf: size %d: want a multiple of 64 from 64 to 2048", s)
+		if s <= 0 || s%SizeMultiple != 0 || s > pipeline.MaxSide {
+			return nil, fmt.Errorf("perf: size %d: want a multiple of %d from %d to %d", s, SizeMultiple, SizeMultiple, pipeline.MaxSide)
 		}
 	}
 	b, err := Prepare(ctx, opt)
