@@ -93,6 +93,7 @@ func (m *Models) Loading() string {
 // loaded, and stays if loading fails. Progress, success and failure arrive
 // through OnEvent; the returned channel is closed when the load has ended.
 func (m *Models) Open(path string) <-chan struct{} {
+	path = ModelPath(path)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	m.mu.Lock()
@@ -181,6 +182,15 @@ func (m *Models) run(ctx context.Context, path string, done chan struct{}) {
 	m.mu.Unlock()
 	finish()
 	emit(ModelEvent{Loaded: true, Fraction: 1, Info: info})
+}
+
+// ModelPath is the model a picked or dropped path stands for: a diffusers
+// folder's model_index.json stands for the folder (file dialogs pick files).
+func ModelPath(path string) string {
+	if filepath.Base(path) == "model_index.json" {
+		return filepath.Dir(path)
+	}
+	return path
 }
 
 // checkModelPath explains early what is wrong with a path that cannot be a

@@ -71,7 +71,8 @@ func TestOpenModelLoadsAndRemembers(t *testing.T) {
 	var tasks []Task
 	s.Models.OnEvent(func(e ModelEvent) { mu.Lock(); events = append(events, e); mu.Unlock() })
 	s.OnTask(func(tk Task) { mu.Lock(); tasks = append(tasks, tk); mu.Unlock() })
-	wait(t, s.OpenModel(model), "model load")
+	// A diffusers folder picked through its model_index.json.
+	wait(t, s.OpenModel(filepath.Join(model, "model_index.json")), "model load")
 
 	mu.Lock()
 	defer mu.Unlock()
