@@ -14,8 +14,14 @@ import (
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
 )
 
+// Model is a loaded model (an SD 1.x pipeline).
+type Model = pipeline.Pipeline
+
+// LoadOptions are a model load's options (see pipeline.LoadOptions).
+type LoadOptions = pipeline.LoadOptions
+
 // LoadFunc loads a model; the app uses pipeline.Load, tests may wrap it.
-type LoadFunc func(ctx context.Context, path string, opt pipeline.LoadOptions) (*pipeline.Pipeline, error)
+type LoadFunc func(ctx context.Context, path string, opt LoadOptions) (*Model, error)
 
 // ErrNoModel is the error of work that needs a model when none is loaded.
 var ErrNoModel = errors.New("no model loaded: open a Stable Diffusion 1.x model (.safetensors, .ckpt or a diffusers folder)")
