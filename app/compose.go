@@ -6,6 +6,7 @@ import (
 
 	"github.com/perfusion-studio/perfusion/app/export"
 	"github.com/perfusion-studio/perfusion/app/preview"
+	"github.com/perfusion-studio/perfusion/app/settings"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
 	"github.com/perfusion-studio/perfusion/inference/sampler"
 )
@@ -50,6 +51,18 @@ type PreviewSettings struct {
 // DefaultPreviewSettings: 256 pixels, at most 8 steps, the final sampler.
 func DefaultPreviewSettings() PreviewSettings { return PreviewSettings{MaxSide: 256, Steps: 8} }
 
+// previewFromSettings is the preview the settings ask for.
+func previewFromSettings(v settings.Settings) PreviewSettings {
+	ps := DefaultPreviewSettings()
+	if v.PreviewSide > 0 {
+		ps.MaxSide = v.PreviewSide
+	}
+	if v.PreviewSteps > 0 {
+		ps.Steps = v.PreviewSteps
+	}
+	return ps
+}
+
 // Apply returns c as the preview renders it; multiple is the model's size
 // multiple (64 for SD1.x).
 func (ps PreviewSettings) Apply(c export.Composition, multiple int) export.Composition {
@@ -77,8 +90,9 @@ func (s *Studio) PreviewSettings() PreviewSettings {
 	return s.previewSet
 }
 
-// SetPreviewSettings changes the live preview's settings and renders the
-// preview again.
+// SetPreviewSettings changes the live preview's settings for this session
+// (the settings' PreviewSide and PreviewSteps set them for good) and
+// renders the preview again.
 func (s *Studio) SetPreviewSettings(ps PreviewSettings) {
 	s.mu.Lock()
 	s.previewSet = ps

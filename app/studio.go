@@ -100,7 +100,7 @@ func OpenStudio(opt Options) (*Studio, error) {
 		status:     StatusNoModel,
 		Settings:   st,
 		Jobs:       jobs.New(),
-		previewSet: DefaultPreviewSettings(),
+		previewSet: previewFromSettings(st.Get()),
 	}
 	s.Models = newModels(opt.Load, st, dataDir)
 	if dataDir != "" {
@@ -113,7 +113,12 @@ func OpenStudio(opt Options) (*Studio, error) {
 	}
 	s.preview = preview.New(s.Jobs, s.previewRender, opt.Clock, opt.PreviewDelay)
 	s.Models.OnEvent(s.onModelEvent)
-	st.OnChange(func(v settings.Settings) { s.Models.applyThreads(v.Threads) })
+	st.OnChange(func(v settings.Settings) {
+		s.Models.applyThreads(v.Threads)
+		if ps := previewFromSettings(v); ps != s.PreviewSettings() {
+			s.SetPreviewSettings(ps)
+		}
+	})
 	return s, errors.Join(errs...)
 }
 

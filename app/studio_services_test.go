@@ -388,3 +388,17 @@ func TestDamagedSettingsStillOpen(t *testing.T) {
 		t.Errorf("default sampler %q", got)
 	}
 }
+
+func TestPreviewSettingsFollowSettings(t *testing.T) {
+	s := NewStudio()
+	defer s.Close()
+	if got := s.PreviewSettings(); got != DefaultPreviewSettings() {
+		t.Fatalf("preview settings %+v, want the defaults", got)
+	}
+	if err := s.Settings.Update(func(v *settings.Settings) { v.PreviewSide, v.PreviewSteps = 384, 5 }); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.PreviewSettings(); got.MaxSide != 384 || got.Steps != 5 {
+		t.Fatalf("preview settings %+v after a settings change", got)
+	}
+}

@@ -57,6 +57,7 @@ type MainWindow struct {
 	composer *Composer
 	status   *StatusBar
 	menus    *menus
+	history  *HistoryDialog // the last one shown
 
 	// The last final render, what Export PNG writes.
 	lastImage *image.RGBA

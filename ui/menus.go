@@ -42,9 +42,10 @@ func (u *menus) install() {
 	exp := fyne.NewMenuItem("Export PNG…", m.onExport)
 	exp.Shortcut = shortcutExport
 	batch := fyne.NewMenuItem("Export batch of seeds…", m.onExportBatch)
+	hist := fyne.NewMenuItem("History…", m.onHistory)
 	prefs := fyne.NewMenuItem("Settings…", u.onSettings)
 	file := fyne.NewMenu("File", open, u.recent, fyne.NewMenuItemSeparator(), render, exp, batch,
-		fyne.NewMenuItemSeparator(), prefs)
+		fyne.NewMenuItemSeparator(), hist, prefs)
 	about := fyne.NewMenuItem("About", u.onAbout)
 	u.main = fyne.NewMainMenu(file, fyne.NewMenu("Help", about))
 	u.refreshRecent()
@@ -109,18 +110,32 @@ func (u *menus) onSettings() {
 	}
 	sampler := widget.NewSelect(labels, nil)
 	sampler.SetSelected(app.SamplerLabel(m.studio.DefaultComposition().Sampler))
+	ps := m.studio.PreviewSettings()
+	previewSide := widget.NewSelect([]string{"128", "192", "256", "320", "384", "512"}, nil)
+	previewSide.SetSelected(strconv.Itoa(ps.MaxSide))
+	previewSteps := widget.NewEntry()
+	previewSteps.SetText(strconv.Itoa(ps.Steps))
+	previewSteps.Validator = func(s string) error {
+		_, err := parseSteps(s)
+		return err
+	}
 	items := []*widget.FormItem{
 		widget.NewFormItem("Threads", threads),
 		widget.NewFormItem("Data folder", dataDir),
 		widget.NewFormItem("Default sampler", sampler),
+		widget.NewFormItem("Preview size", previewSide),
+		widget.NewFormItem("Preview steps", previewSteps),
 	}
 	items[0].HintText = "0 uses every core"
 	items[1].HintText = "takes effect at the next start"
+	items[3].HintText = "longer side of the live preview, in pixels"
 	dialog.ShowForm("Settings", "Save", "Cancel", items, func(ok bool) {
 		if !ok {
 			return
 		}
 		n, _ := strconv.Atoi(threads.Text)
+		side, _ := strconv.Atoi(previewSide.Selected)
+		steps, _ := parseSteps(previewSteps.Text)
 		name := ""
 		for _, s := range app.SamplerNames() {
 			if app.SamplerLabel(s) == sampler.Selected {
@@ -129,6 +144,7 @@ func (u *menus) onSettings() {
 		}
 		err := m.studio.Settings.Update(func(s *settings.Settings) {
 			s.Threads, s.DataDir, s.DefaultSampler = n, dataDir.Text, name
+			s.PreviewSide, s.PreviewSteps = side, steps
 		})
 		if err != nil {
 			m.showError("Cannot save the settings", err)

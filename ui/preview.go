@@ -47,7 +47,6 @@ func (p *Preview) build() fyne.CanvasObject {
 	p.image.Hide()
 	p.empty = widget.NewLabelWithStyle(previewNoModel, fyne.TextAlignCenter, fyne.TextStyle{})
 	p.empty.Importance = widget.LowImportance
-	p.empty.Wrapping = fyne.TextWrapWord
 	p.open = widget.NewButtonWithIcon("Open model…", theme.FolderOpenIcon(), p.onOpenModel)
 	p.caption = widget.NewLabel("")
 	p.caption.Importance = widget.LowImportance

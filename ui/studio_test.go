@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/perfusion-studio/perfusion/app"
 	"github.com/perfusion-studio/perfusion/app/export"
@@ -291,5 +292,36 @@ func TestSettingsAndAboutDialogs(t *testing.T) {
 	s.m.menus.onAbout()
 	if s.w.Canvas().Overlays().Top() == nil {
 		t.Fatal("no about box")
+	}
+}
+
+func TestHistoryDialogRestores(t *testing.T) {
+	s := newStudioWindow(t, Options{}, app.Options{})
+	img := test.NewWindow(nil).Canvas().Capture()
+	for i, prompt := range []string{"older", "newer"} {
+		c := export.Composition{Prompt: prompt, Seed: uint64(10 + i), Steps: 7, CFG: 4, Sampler: "euler", Width: 320, Height: 448}
+		if _, err := s.studio.History.Add(img, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.m.onHistory()
+	s.q.pumpUntil(t, "the history dialog", func() bool { return s.m.history != nil })
+	h := s.m.history
+	if len(h.entries) != 2 || h.thumbs[0] == nil || h.thumbs[0].Bounds().Dx() > thumbSide {
+		t.Fatalf("%d entries, thumbnail %v", len(h.entries), h.thumbs[0])
+	}
+	row := h.newRow()
+	h.updateRow(0, row)
+	if label := row.(*fyne.Container).Objects[0].(*widget.Label).Text; !strings.Contains(label, "older") && !strings.Contains(label, "newer") {
+		t.Fatalf("row label %q", label)
+	}
+	h.list.Select(1)
+	c, err := s.m.composer.composition()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := h.entries[1].Composition
+	if c.Prompt != want.Prompt || c.Seed != want.Seed || c.Width != 320 || c.Height != 448 || c.Sampler != "euler" {
+		t.Fatalf("composer shows %+v, want %+v", c, want)
 	}
 }

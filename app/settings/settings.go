@@ -40,6 +40,10 @@ type Settings struct {
 	// pipeline sampler name such as "dpmpp_2m_karras"); "" is the app's
 	// default.
 	DefaultSampler string `json:"default_sampler,omitempty"`
+	// PreviewSide bounds the live preview's longer side in pixels and
+	// PreviewSteps its sampling steps; 0 is the app's default.
+	PreviewSide  int `json:"preview_side,omitempty"`
+	PreviewSteps int `json:"preview_steps,omitempty"`
 	// RecentModels are model paths, most recent first, at most MaxRecent.
 	RecentModels []string `json:"recent_models,omitempty"`
 }
@@ -48,6 +52,12 @@ type Settings struct {
 func (s Settings) Validate() error {
 	if s.Threads < 0 || s.Threads > 1024 {
 		return fmt.Errorf("settings: %d threads: want 0 (automatic) to 1024", s.Threads)
+	}
+	if s.PreviewSide != 0 && (s.PreviewSide < 64 || s.PreviewSide > 2048) {
+		return fmt.Errorf("settings: preview size %d: want 64 to 2048 pixels (0 for the default)", s.PreviewSide)
+	}
+	if s.PreviewSteps < 0 || s.PreviewSteps > 150 {
+		return fmt.Errorf("settings: %d preview steps: want 1 to 150 (0 for the default)", s.PreviewSteps)
 	}
 	if s.DataDir != "" && !filepath.IsAbs(s.DataDir) {
 		return fmt.Errorf("settings: data folder %q must be an absolute path", s.DataDir)

@@ -20,7 +20,7 @@ func TestLoadMissingGivesDefaults(t *testing.T) {
 
 func TestSaveLoadRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", FileName)
-	want := Settings{Threads: 3, DataDir: t.TempDir(), DefaultSampler: "euler_a", RecentModels: []string{"/m/a.safetensors", "/m/b"}}
+	want := Settings{Threads: 3, DataDir: t.TempDir(), DefaultSampler: "euler_a", PreviewSide: 320, PreviewSteps: 6, RecentModels: []string{"/m/a.safetensors", "/m/b"}}
 	if err := Save(path, want); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestLoadDamagedNamesFile(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	for _, s := range []Settings{{Threads: -1}, {Threads: 5000}, {DataDir: "relative/dir"}} {
+	for _, s := range []Settings{{Threads: -1}, {Threads: 5000}, {DataDir: "relative/dir"}, {PreviewSide: 10}, {PreviewSteps: -1}, {PreviewSteps: 151}} {
 		if err := s.Validate(); err == nil {
 			t.Errorf("%+v: no error", s)
 		}
