@@ -11,9 +11,6 @@ import (
 	"github.com/perfusion-studio/perfusion/inference/sampler"
 )
 
-// errCanceled is how a cancelled task ends.
-var errCanceled = context.Canceled
-
 // DefaultSampler is the sampler of a new composition when the settings
 // name none.
 const DefaultSampler = "dpmpp_2m_karras"
@@ -129,5 +126,6 @@ func (s *Studio) previewComposition(c export.Composition) export.Composition {
 
 // previewRender is the preview scheduler's RenderFunc.
 func (s *Studio) previewRender(ctx context.Context, c export.Composition, onStep func(preview.Step)) (*image.RGBA, error) {
-	return s.generate(ctx, c, true, onStep)
+	p, _ := s.Models.Current()
+	return s.generate(ctx, p, c, true, onStep)
 }

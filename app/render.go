@@ -40,9 +40,9 @@ func request(c export.Composition, previews bool) (pipeline.Request, error) {
 	}, nil
 }
 
-// generate renders c with the current model, reporting each step.
-func (s *Studio) generate(ctx context.Context, c export.Composition, previews bool, onStep func(preview.Step)) (*image.RGBA, error) {
-	p, _ := s.Models.Current()
+// generate renders c with model p (nil: no model loaded), reporting each
+// step.
+func (s *Studio) generate(ctx context.Context, p *Model, c export.Composition, previews bool, onStep func(preview.Step)) (*image.RGBA, error) {
 	if p == nil {
 		return nil, ErrNoModel
 	}
@@ -64,11 +64,12 @@ func (s *Studio) generate(ctx context.Context, c export.Composition, previews bo
 	return res.Images[0], nil
 }
 
-// withModel fills in the current model's name and hash.
-func (s *Studio) withModel(c export.Composition) export.Composition {
-	_, info := s.Models.Current()
+// withModel returns the current model and c naming it (name and hash), so
+// that the settings kept with an image name the model that made it.
+func (s *Studio) withModel(c export.Composition) (*Model, export.Composition) {
+	p, info := s.Models.Current()
 	c.Model, c.ModelHash = info.Name, info.Hash
-	return c
+	return p, c
 }
 
 // RenderResult is a finished (or failed) final render.
@@ -94,11 +95,11 @@ func (s *Studio) OnRender(fn func(RenderResult)) {
 // Progress arrives as TaskRender tasks, the result through OnRender; the
 // image is kept in history. CancelTask or the job's Cancel stops it.
 func (s *Studio) Render(c export.Composition) *jobs.Job {
-	c = s.withModel(c)
 	var remove func()
 	job := s.Jobs.Submit(jobs.Render, "render", func(ctx context.Context) error {
 		s.emitTask(Task{Kind: TaskRender, Label: "Rendering…"})
-		img, err := s.generate(ctx, c, false, func(st preview.Step) {
+		p, c := s.withModel(c)
+		img, err := s.generate(ctx, p, c, false, func(st preview.Step) {
 			s.emitTask(Task{Kind: TaskRender, Label: fmt.Sprintf("Rendering: step %d of %d", st.Step, st.Total),
 				Fraction: float64(st.Step) / float64(max(st.Total, 1)) * 0.95, ETA: st.ETA})
 		})
@@ -175,10 +176,10 @@ func BatchFileName(c export.Composition, seed uint64) string {
 // priority; progress arrives as TaskExport tasks and CancelTask stops it
 // (the images written so far stay).
 func (s *Studio) ExportBatch(c export.Composition, n int, dir string) *jobs.Job {
-	c = s.withModel(c)
 	var remove func()
 	job := s.Jobs.Submit(jobs.Render, "batch export", func(ctx context.Context) error {
-		err := s.exportBatch(ctx, c, n, dir)
+		p, c := s.withModel(c)
+		err := s.exportBatch(ctx, p, c, n, dir)
 		t := Task{Kind: TaskExport, Done: true, Fraction: 1, Err: err, Label: fmt.Sprintf("Exported %d images to %s", n, dir)}
 		switch {
 		case errors.Is(err, context.Canceled):
@@ -200,7 +201,7 @@ func (s *Studio) ExportBatch(c export.Composition, n int, dir string) *jobs.Job 
 	return job
 }
 
-func (s *Studio) exportBatch(ctx context.Context, c export.Composition, n int, dir string) error {
+func (s *Studio) exportBatch(ctx context.Context, p *Model, c export.Composition, n int, dir string) error {
 	if n < 1 || n > 1000 {
 		return fmt.Errorf("export: %d images: want 1 to 1000", n)
 	}
@@ -210,7 +211,7 @@ func (s *Studio) exportBatch(ctx context.Context, c export.Composition, n int, d
 	for i := range n {
 		ci := c
 		ci.Seed = c.Seed + uint64(i)
-		img, err := s.generate(ctx, ci, false, func(st preview.Step) {
+		img, err := s.generate(ctx, p, ci, false, func(st preview.Step) {
 			f := (float64(i) + float64(st.Step)/float64(max(st.Total, 1))) / float64(n)
 			s.emitTask(Task{Kind: TaskExport, Label: fmt.Sprintf("Exporting image %d of %d", i+1, n), Fraction: f})
 		})

@@ -11,6 +11,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -259,7 +260,7 @@ func (s *Studio) onModelEvent(e ModelEvent) {
 	case e.Err != nil:
 		t.Done, t.Err = true, e.Err
 		t.Label = "Loading " + name + " stopped"
-		if !errors.Is(e.Err, errCanceled) {
+		if !errors.Is(e.Err, context.Canceled) {
 			s.SetStatus(e.Err.Error())
 		} else if p, _ := s.Models.Current(); p == nil {
 			s.SetStatus(StatusNoModel)

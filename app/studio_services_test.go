@@ -402,3 +402,44 @@ func TestPreviewSettingsFollowSettings(t *testing.T) {
 		t.Fatalf("preview settings %+v after a settings change", got)
 	}
 }
+
+// On the real pipeline a change during a long preview stops it and only
+// the new composition's frames follow.
+func TestLivePreviewNewestWinsOnTinyModel(t *testing.T) {
+	s, _ := openTiny(t)
+	s.SetPreviewSettings(PreviewSettings{})
+	frames := make(chan preview.Frame, 1000)
+	s.OnPreview(func(f preview.Frame) { frames <- f })
+	old := tinyComposition(s)
+	old.Steps = 500
+	s.Compose(old)
+	if f := wait(t, frames, "first step of the long preview"); f.Composition.Steps != 500 || f.Final {
+		t.Fatalf("first frame %+v", f)
+	}
+	newer := tinyComposition(s)
+	newer.Prompt, newer.Steps = "a blue bird", 2
+	s.Compose(newer)
+	// Frames of the old request already queued before the change may
+	// remain; none may come after the first frame of the new one.
+	sawNew := false
+	for {
+		f := wait(t, frames, "preview frame")
+		if f.Err != nil {
+			t.Fatal(f.Err)
+		}
+		isNew := f.Composition.Prompt == newer.Prompt
+		if sawNew && !isNew {
+			t.Fatalf("frame of the old request after the new one: %+v", f)
+		}
+		sawNew = sawNew || isNew
+		if f.Final {
+			if !isNew {
+				t.Fatal("the old request finished")
+			}
+			break
+		}
+	}
+	if !sawNew {
+		t.Fatal("no frame of the new request")
+	}
+}
