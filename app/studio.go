@@ -3,38 +3,131 @@
 // screens about changes through OnX hooks. It imports no Fyne widgets, so it
 // is tested without a display; the ui package turns hook calls into widget
 // updates on the UI thread.
+//
+// Studio bundles the services: the settings (app/settings), the model
+// manager (Models), the job runner that owns the model work (app/jobs), the
+// live preview (app/preview), the history of final renders (app/history)
+// and PNG export (app/export).
 package app
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sync"
+	"time"
+
+	"github.com/perfusion-studio/perfusion/app/export"
+	"github.com/perfusion-studio/perfusion/app/history"
+	"github.com/perfusion-studio/perfusion/app/jobs"
+	"github.com/perfusion-studio/perfusion/app/preview"
+	"github.com/perfusion-studio/perfusion/app/settings"
 )
 
 // StatusNoModel is the status a new Studio starts with.
 const StatusNoModel = "No model loaded"
 
-// Studio is the service the main window talks to. Today it carries the status
-// message stream that the status bar shows; model loading, generation and
-// concepts will hang off it later. Its methods are safe for concurrent use.
+// Options configure OpenStudio. The zero value keeps everything in memory.
+type Options struct {
+	// ConfigDir holds settings.json, and the data folder unless the
+	// settings name another. "" keeps settings in memory and history off.
+	ConfigDir string
+	// Load loads models; nil is pipeline.Load.
+	Load LoadFunc
+	// Clock and PreviewDelay drive the preview debounce; nil and 0 are the
+	// system clock and preview.DefaultDelay.
+	Clock        preview.Clock
+	PreviewDelay time.Duration
+}
+
+// Studio is the service the main window talks to. Its methods are safe for
+// concurrent use.
 type Studio struct {
 	// SetMemoryLimit, when set, is how the program applies a memory budget
 	// (pipeline.MemoryBudget of the loaded model and the request size): the
-	// generation service calls it after loading a model and before a
-	// generation. Process-wide GC settings belong to the program, so main
-	// sets this hook (to runtime/debug.SetMemoryLimit, in effect) before
-	// the first model loads; nil leaves the runtime's defaults.
+	// studio calls it before every generation. Process-wide GC settings
+	// belong to the program, so main sets this hook (to
+	// runtime/debug.SetMemoryLimit, in effect) before the first model
+	// loads; nil leaves the runtime's defaults.
 	SetMemoryLimit func(bytes int64)
 
-	mu       sync.Mutex
-	status   string
-	nextHook int
-	onStatus map[int]func(string) // by registration order
+	Settings *settings.Store
+	Models   *Models
+	Jobs     *jobs.Runner
+	// History keeps final renders; nil when there is no data folder.
+	History *history.Store
+
+	preview *preview.Scheduler
+
+	mu          sync.Mutex
+	status      string
+	nextHook    int
+	onStatus    map[int]func(string) // by registration order
+	onTask      []func(Task)
+	onRender    []func(RenderResult)
+	previewSet  PreviewSettings
+	last        *export.Composition // newest composition asked for
+	cancelTasks map[int]func()      // foreground tasks that CancelTask stops
+	nextTask    int
 }
 
-// NewStudio returns a Studio whose status is StatusNoModel.
+// NewStudio returns a Studio that keeps everything in memory, with no
+// model loaded; its status is StatusNoModel.
 func NewStudio() *Studio {
-	return &Studio{status: StatusNoModel}
+	s, _ := OpenStudio(Options{})
+	return s
+}
+
+// OpenStudio returns a Studio with the settings in opt.ConfigDir and its
+// history in the data folder. The Studio is always usable: if the settings
+// file is damaged or the data folder unusable it starts without them and
+// the error says so, for the app to show.
+func OpenStudio(opt Options) (*Studio, error) {
+	var errs []error
+	st, _ := settings.Open("")
+	if opt.ConfigDir != "" {
+		var err error
+		st, err = settings.Open(filepath.Join(opt.ConfigDir, settings.FileName))
+		errs = append(errs, err)
+	}
+	dataDir := st.Get().DataDir
+	if dataDir == "" {
+		dataDir = opt.ConfigDir
+	}
+	s := &Studio{
+		status:     StatusNoModel,
+		Settings:   st,
+		Jobs:       jobs.New(),
+		previewSet: previewFromSettings(st.Get()),
+	}
+	s.Models = newModels(opt.Load, st, dataDir)
+	if dataDir != "" {
+		h, err := history.Open(filepath.Join(dataDir, "history"))
+		if err == nil {
+			h.SamplerLabel = samplerLabel
+			s.History = h
+		}
+		errs = append(errs, err)
+	}
+	s.preview = preview.New(s.Jobs, s.previewRender, opt.Clock, opt.PreviewDelay)
+	s.Models.OnEvent(s.onModelEvent)
+	st.OnChange(func(v settings.Settings) {
+		s.Models.applyThreads(v.Threads)
+		if ps := previewFromSettings(v); ps != s.PreviewSettings() {
+			s.SetPreviewSettings(ps)
+		}
+	})
+	return s, errors.Join(errs...)
+}
+
+// Close stops the preview, cancels all work and waits for the job worker.
+func (s *Studio) Close() {
+	s.preview.Stop()
+	s.Models.CancelLoad()
+	s.Jobs.Close()
 }
 
 // Status returns the latest status message.
@@ -79,4 +172,112 @@ func (s *Studio) SetStatus(msg string) {
 	for _, fn := range hooks {
 		fn(msg)
 	}
+}
+
+// TaskKind says what a foreground task does.
+type TaskKind int
+
+// Task kinds.
+const (
+	TaskLoad   TaskKind = iota // loading a model
+	TaskRender                 // a final render
+	TaskExport                 // a batch export
+)
+
+// Task is the progress of the foreground work the status bar shows: a
+// model load, a final render or a batch export (previews are not tasks).
+type Task struct {
+	Kind     TaskKind
+	Label    string        // what is happening, for people
+	Fraction float64       // 0 to 1
+	ETA      time.Duration // 0 when unknown
+	Done     bool          // finished, failed or cancelled
+	Err      error         // why it failed; context.Canceled when cancelled
+}
+
+// OnTask registers fn to receive task progress, on a background goroutine.
+func (s *Studio) OnTask(fn func(Task)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onTask = append(s.onTask, fn)
+}
+
+func (s *Studio) emitTask(t Task) {
+	s.mu.Lock()
+	hooks := slices.Clone(s.onTask)
+	s.mu.Unlock()
+	for _, fn := range hooks {
+		fn(t)
+	}
+}
+
+// CancelTask cancels the running foreground tasks: a model load, renders
+// and exports (queued ones too).
+func (s *Studio) CancelTask() {
+	s.mu.Lock()
+	fns := slices.Collect(maps.Values(s.cancelTasks))
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// addCancel registers a foreground task's cancel; the result removes it.
+func (s *Studio) addCancel(cancel func()) (remove func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancelTasks == nil {
+		s.cancelTasks = map[int]func(){}
+	}
+	id := s.nextTask
+	s.nextTask++
+	s.cancelTasks[id] = cancel
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.cancelTasks, id)
+	}
+}
+
+// OpenModel starts loading the model at path (see Models.Open); progress
+// arrives as TaskLoad tasks and Models events, and CancelTask cancels it.
+func (s *Studio) OpenModel(path string) <-chan struct{} {
+	done := s.Models.Open(path)
+	remove := s.addCancel(s.Models.CancelLoad)
+	go func() {
+		<-done
+		remove()
+	}()
+	return done
+}
+
+// onModelEvent turns model events into tasks and status, and renders the
+// preview again with a newly loaded model.
+func (s *Studio) onModelEvent(e ModelEvent) {
+	name := modelName(e.Path)
+	t := Task{Kind: TaskLoad, Label: "Loading " + name + "…", Fraction: e.Fraction}
+	switch {
+	case e.Err != nil:
+		t.Done, t.Err = true, e.Err
+		t.Label = "Loading " + name + " stopped"
+		if !errors.Is(e.Err, context.Canceled) {
+			s.SetStatus(e.Err.Error())
+		} else if p, _ := s.Models.Current(); p == nil {
+			s.SetStatus(StatusNoModel)
+		} else {
+			s.SetStatus("Loading " + name + " cancelled")
+		}
+	case e.Loaded:
+		t.Done, t.Label = true, "Loaded "+name
+		s.SetStatus(fmt.Sprintf("Model %s loaded", name))
+		s.mu.Lock()
+		last := s.last
+		s.mu.Unlock()
+		if last != nil {
+			s.preview.Refresh(s.previewComposition(*last))
+		}
+	case e.Fraction == 0:
+		s.SetStatus("Loading " + name + "…")
+	}
+	s.emitTask(t)
 }

@@ -1,22 +1,57 @@
 package ui
 
 import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"github.com/perfusion-studio/perfusion/app"
+	"github.com/perfusion-studio/perfusion/app/export"
 )
 
-// Composer is the panel below the preview: the prompt on the left and one
-// strength slider per concept in use on the right.
+// sizeChoices are the image sides offered, in pixels (multiples of 64, as
+// SD 1.x needs).
+var sizeChoices = []int{256, 320, 384, 448, 512, 576, 640, 704, 768, 832, 896, 960, 1024}
+
+// Composer is the panel below the preview: the prompt and negative prompt
+// with the Render and Export buttons on the left; on the right the concept
+// strength sliders and the sampling settings (seed, steps, CFG, sampler,
+// size).
 type Composer struct {
+	onChange func() // any input changed
+	onRender func()
+	onExport func()
+
 	prompt        *widget.Entry
+	negative      *widget.Entry
 	slidersTitle  *widget.Label
 	slidersEmpty  *widget.Label
 	slidersColumn *fyne.Container // one slider row per concept, later
+
+	seed     *widget.Entry
+	dice     *widget.Button
+	steps    *widget.Entry
+	cfg      *widget.Slider
+	cfgValue *widget.Label
+	sampler  *widget.Select
+	width    *widget.Select
+	height   *widget.Select
+	render   *widget.Button
+	export   *widget.Button
+
+	applying bool // setComposition is filling the widgets
 }
 
-func newComposer() *Composer {
-	return &Composer{}
+func newComposer(onChange, onRender, onExport func()) *Composer {
+	return &Composer{onChange: onChange, onRender: onRender, onExport: onExport}
 }
 
 func (c *Composer) build() fyne.CanvasObject {
@@ -24,17 +59,150 @@ func (c *Composer) build() fyne.CanvasObject {
 	c.prompt.SetPlaceHolder("Describe the image…")
 	c.prompt.Wrapping = fyne.TextWrapWord
 	c.prompt.SetMinRowsVisible(3)
+	c.prompt.OnChanged = func(string) { c.changed() }
+	c.negative = widget.NewEntry()
+	c.negative.SetPlaceHolder("Negative prompt: what to avoid")
+	c.negative.OnChanged = func(string) { c.changed() }
 	promptTitle := widget.NewLabelWithStyle("Prompt", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	promptBox := container.NewBorder(promptTitle, nil, nil, nil, c.prompt)
+	c.render = widget.NewButtonWithIcon("Render", theme.MediaPlayIcon(), c.onRender)
+	c.render.Importance = widget.HighImportance
+	c.export = widget.NewButtonWithIcon("Export PNG…", theme.DocumentSaveIcon(), c.onExport)
+	buttons := container.NewHBox(c.render, c.export)
+	promptBox := container.NewBorder(promptTitle, container.NewVBox(c.negative, buttons), nil, nil, c.prompt)
 
 	c.slidersTitle = widget.NewLabelWithStyle("Concept strength", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	c.slidersEmpty = widget.NewLabel("Concepts used in the prompt get a strength slider here.")
 	c.slidersEmpty.Wrapping = fyne.TextWrapWord
 	c.slidersEmpty.Importance = widget.LowImportance
 	c.slidersColumn = container.NewVBox(c.slidersEmpty)
-	slidersBox := container.NewBorder(c.slidersTitle, nil, nil, nil, container.NewVScroll(c.slidersColumn))
 
-	split := container.NewHSplit(promptBox, slidersBox)
-	split.Offset = 0.62
+	right := container.NewVBox(c.slidersTitle, c.slidersColumn, widget.NewSeparator(), c.buildSettings())
+	split := container.NewHSplit(promptBox, container.NewVScroll(right))
+	split.Offset = 0.55
 	return container.NewPadded(split)
+}
+
+// buildSettings makes the sampling settings form.
+func (c *Composer) buildSettings() fyne.CanvasObject {
+	c.seed = widget.NewEntry()
+	c.seed.Validator = func(s string) error {
+		_, err := parseSeed(s)
+		return err
+	}
+	c.seed.OnChanged = func(string) { c.changed() }
+	c.dice = widget.NewButtonWithIcon("", theme.ViewRefreshIcon(), c.onRandomSeed)
+	c.steps = widget.NewEntry()
+	c.steps.Validator = func(s string) error {
+		_, err := parseSteps(s)
+		return err
+	}
+	c.steps.OnChanged = func(string) { c.changed() }
+	c.cfg = widget.NewSlider(1, 20)
+	c.cfg.Step = 0.5
+	c.cfgValue = widget.NewLabel("")
+	c.cfg.OnChanged = func(v float64) {
+		c.cfgValue.SetText(strconv.FormatFloat(v, 'f', -1, 64))
+		c.changed()
+	}
+	var labels []string
+	for _, n := range app.SamplerNames() {
+		labels = append(labels, app.SamplerLabel(n))
+	}
+	c.sampler = widget.NewSelect(labels, func(string) { c.changed() })
+	sides := make([]string, len(sizeChoices))
+	for i, v := range sizeChoices {
+		sides[i] = strconv.Itoa(v)
+	}
+	c.width = widget.NewSelect(sides, func(string) { c.changed() })
+	c.height = widget.NewSelect(slices.Clone(sides), func(string) { c.changed() })
+	size := container.NewHBox(c.width, widget.NewLabel("×"), c.height)
+	form := widget.NewForm(
+		widget.NewFormItem("Seed", container.NewBorder(nil, nil, nil, c.dice, c.seed)),
+		widget.NewFormItem("Steps", c.steps),
+		widget.NewFormItem("CFG", container.NewBorder(nil, nil, nil, c.cfgValue, c.cfg)),
+		widget.NewFormItem("Sampler", c.sampler),
+		widget.NewFormItem("Size", size),
+	)
+	return form
+}
+
+// changed reports a user change (not one made by setComposition).
+func (c *Composer) changed() {
+	if !c.applying && c.onChange != nil {
+		c.onChange()
+	}
+}
+
+// onRandomSeed picks a new seed below 2^32 (as the web UI does).
+func (c *Composer) onRandomSeed() {
+	c.seed.SetText(strconv.FormatUint(uint64(rand.Uint32()), 10))
+}
+
+// setComposition shows comp in the widgets without reporting changes.
+func (c *Composer) setComposition(comp export.Composition) {
+	c.applying = true
+	defer func() { c.applying = false }()
+	c.prompt.SetText(comp.Prompt)
+	c.negative.SetText(comp.Negative)
+	c.seed.SetText(strconv.FormatUint(comp.Seed, 10))
+	c.steps.SetText(strconv.Itoa(comp.Steps))
+	c.cfg.SetValue(comp.CFG)
+	c.cfgValue.SetText(strconv.FormatFloat(comp.CFG, 'f', -1, 64))
+	c.sampler.SetSelected(app.SamplerLabel(comp.Sampler))
+	for _, s := range []struct {
+		sel *widget.Select
+		v   int
+	}{{c.width, comp.Width}, {c.height, comp.Height}} {
+		v := strconv.Itoa(s.v)
+		if !slices.Contains(s.sel.Options, v) {
+			s.sel.SetOptions(append(s.sel.Options, v))
+		}
+		s.sel.SetSelected(v)
+	}
+}
+
+// composition reads the widgets; an invalid field is an error naming it.
+func (c *Composer) composition() (export.Composition, error) {
+	seed, err := parseSeed(c.seed.Text)
+	if err != nil {
+		return export.Composition{}, fmt.Errorf("seed: %w", err)
+	}
+	steps, err := parseSteps(c.steps.Text)
+	if err != nil {
+		return export.Composition{}, fmt.Errorf("steps: %w", err)
+	}
+	sampler := ""
+	for _, n := range app.SamplerNames() {
+		if app.SamplerLabel(n) == c.sampler.Selected {
+			sampler = n
+		}
+	}
+	if sampler == "" {
+		return export.Composition{}, errors.New("choose a sampler")
+	}
+	w, errW := strconv.Atoi(c.width.Selected)
+	h, errH := strconv.Atoi(c.height.Selected)
+	if errW != nil || errH != nil {
+		return export.Composition{}, errors.New("choose an image size")
+	}
+	return export.Composition{
+		Prompt: strings.TrimSpace(c.prompt.Text), Negative: strings.TrimSpace(c.negative.Text),
+		Seed: seed, Steps: steps, CFG: c.cfg.Value, Sampler: sampler, Width: w, Height: h,
+	}, nil
+}
+
+func parseSeed(s string) (uint64, error) {
+	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0, errors.New("a whole number from 0")
+	}
+	return v, nil
+}
+
+func parseSteps(s string) (int, error) {
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || v < 1 || v > 150 {
+		return 0, errors.New("a whole number from 1 to 150")
+	}
+	return v, nil
 }

@@ -1,8 +1,9 @@
 // Package ui holds Perfusion Studio's Fyne screens. Each screen or panel is
 // one struct in one file, with a build method that makes its widgets and
 // named onX handlers. Screens talk only to the app package's services; they
-// never start the application or open native dialogs, so every screen builds
-// and is tested headless with fyne.io/fyne/v2/test.
+// never start the application or open native dialogs (the program injects
+// those through Options), so every screen builds and is tested headless
+// with fyne.io/fyne/v2/test.
 //
 // Service hooks run on background goroutines; a screen applies what they
 // report through its injected Do function (fyne.Do by default), never by
@@ -10,10 +11,14 @@
 package ui
 
 import (
+	"image"
+
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 
 	"github.com/perfusion-studio/perfusion/app"
+	"github.com/perfusion-studio/perfusion/app/export"
+	"github.com/perfusion-studio/perfusion/app/preview"
 )
 
 // Default main window size, in Fyne units.
@@ -28,6 +33,14 @@ type Options struct {
 	Do func(fn func())
 	// Version is shown at the right end of the status bar when not empty.
 	Version string
+	// PickModel, when set, shows the platform's native open dialog for a
+	// model and returns the chosen path, or ok false when the user
+	// cancelled. It blocks, so it is called off the UI thread. An error
+	// means no native dialog is available: Fyne's own dialog is shown.
+	PickModel func() (path string, ok bool, err error)
+	// PickSavePNG, when set, shows the native save dialog for a PNG with
+	// the suggested file name; same rules as PickModel.
+	PickSavePNG func(suggested string) (path string, ok bool, err error)
 }
 
 // MainWindow is the studio's single window: the concept library on the left,
@@ -37,39 +50,128 @@ type MainWindow struct {
 	window fyne.Window
 	studio *app.Studio
 	do     func(func())
+	opt    Options
 
 	library  *Library
 	preview  *Preview
 	composer *Composer
 	status   *StatusBar
+	menus    *menus
+	history  *HistoryDialog // the last one shown
+
+	// The last final render, what Export PNG writes.
+	lastImage *image.RGBA
+	lastComp  export.Composition
 }
 
 // NewMainWindow fills w with the studio's layout, wired to studio, and gives
-// it its default size. The caller shows the window.
+// it its default size, menus, shortcuts and drop handler. The prompt has the
+// keyboard focus. The caller shows the window.
 func NewMainWindow(w fyne.Window, studio *app.Studio, opt Options) *MainWindow {
 	do := opt.Do
 	if do == nil {
 		do = fyne.Do
 	}
-	m := &MainWindow{
-		window:   w,
-		studio:   studio,
-		do:       do,
-		library:  newLibrary(),
-		preview:  newPreview(),
-		composer: newComposer(),
-		status:   newStatusBar(studio, do, opt.Version),
-	}
+	m := &MainWindow{window: w, studio: studio, do: do, opt: opt}
+	m.library = newLibrary()
+	m.preview = newPreview(m.onOpenModel)
+	m.composer = newComposer(m.onChange, m.onRender, m.onExport)
+	m.status = newStatusBar(studio, do, opt.Version)
 	w.SetContent(m.build())
 	w.Resize(fyne.NewSize(defaultWidth, defaultHeight))
+
+	m.composer.setComposition(studio.DefaultComposition())
+	p, info := studio.Models.Current()
+	m.preview.setModel(p != nil, studio.Models.Loading())
+	if p != nil {
+		m.modelLoaded(info)
+	}
+	m.menus = newMenus(m)
+	m.menus.install()
+	w.SetOnDropped(m.onDropped)
+
+	studio.Models.OnEvent(m.onModelEvent)
+	studio.OnPreview(m.onPreviewFrame)
+	studio.OnRender(m.onRenderResult)
+	w.Canvas().Focus(m.composer.prompt)
 	return m
 }
 
 // build lays the panels out: library | (preview over composer), status bar below.
 func (m *MainWindow) build() fyne.CanvasObject {
 	work := container.NewVSplit(m.preview.build(), m.composer.build())
-	work.Offset = 0.66
+	work.Offset = 0.6
 	body := container.NewHSplit(m.library.build(), work)
-	body.Offset = 0.22
+	body.Offset = 0.2
 	return container.NewBorder(nil, m.status.build(), nil, nil, body)
+}
+
+// onChange runs on every edit of the composition: it schedules a preview.
+func (m *MainWindow) onChange() {
+	c, err := m.composer.composition()
+	if err != nil {
+		return // the field shows its own validation error
+	}
+	m.studio.Compose(c)
+}
+
+// onModelEvent follows model loading; it runs on the loading goroutine.
+func (m *MainWindow) onModelEvent(e app.ModelEvent) {
+	if e.Err == nil && !e.Loaded && e.Fraction > 0 {
+		return // progress: the status bar shows it
+	}
+	m.do(func() {
+		switch {
+		case e.Loaded:
+			m.preview.setModel(true, "")
+			m.modelLoaded(e.Info)
+			m.onChange()
+		case e.Err != nil:
+			p, _ := m.studio.Models.Current()
+			m.preview.setModel(p != nil, "")
+			if !isCancel(e.Err) {
+				m.showError("Cannot open the model", e.Err)
+			}
+		default:
+			m.preview.setModel(false, app.ModelPath(e.Path))
+		}
+	})
+}
+
+// modelLoaded updates what shows the current model.
+func (m *MainWindow) modelLoaded(info app.ModelInfo) {
+	m.window.SetTitle(fyne.CurrentApp().Metadata().Name + " — " + info.Name)
+	if m.menus != nil {
+		m.menus.refreshRecent()
+	}
+}
+
+// onPreviewFrame shows a live preview frame; it runs on the job worker.
+func (m *MainWindow) onPreviewFrame(f preview.Frame) {
+	m.do(func() { m.preview.showFrame(f) })
+}
+
+// onRender starts a final render of the composition (Ctrl/Cmd-Enter).
+func (m *MainWindow) onRender() {
+	c, err := m.composer.composition()
+	if err != nil {
+		m.showError("Cannot render", err)
+		return
+	}
+	if p, _ := m.studio.Models.Current(); p == nil {
+		m.showInfo("No model", "Open a Stable Diffusion 1.x model first (File ▸ Open model…).")
+		return
+	}
+	m.studio.Render(c)
+}
+
+// onRenderResult shows a finished render; it runs on the job worker.
+func (m *MainWindow) onRenderResult(r app.RenderResult) {
+	if r.Err != nil {
+		return // the status bar says why
+	}
+	m.do(func() {
+		m.lastImage, m.lastComp = r.Image, r.Composition
+		m.preview.showRender(r.Image, renderCaption(r.Composition))
+	})
 }

@@ -1,18 +1,25 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
+	"github.com/sqweek/dialog"
 
 	"github.com/perfusion-studio/perfusion"
 	"github.com/perfusion-studio/perfusion/app"
 	"github.com/perfusion-studio/perfusion/assets"
 	"github.com/perfusion-studio/perfusion/ui"
 )
+
+// configFolder is the app's folder under the user's configuration folder:
+// settings.json, and the data folder (history) unless the settings move it.
+const configFolder = "perfusion-studio"
 
 // runGUI opens the main window and returns when the app quits.
 func runGUI() error {
@@ -37,9 +44,24 @@ func runGUI() error {
 		return err
 	}
 	a.SetIcon(icon)
-	studio := app.NewStudio()
+
+	var opt app.Options
+	if dir, err := os.UserConfigDir(); err == nil {
+		opt.ConfigDir = filepath.Join(dir, configFolder)
+	}
+	studio, studioErr := app.OpenStudio(opt)
+	defer studio.Close()
 	studio.SetMemoryLimit = func(bytes int64) { applyMemoryLimit(bytes) }
-	ui.NewMainWindow(w, studio, ui.Options{Version: info.Version})
+
+	ui.NewMainWindow(w, studio, ui.Options{
+		Version:     info.Version,
+		PickModel:   pickModel,
+		PickSavePNG: pickSavePNG,
+	})
+	if studioErr != nil {
+		studio.SetStatus(studioErr.Error())
+	}
+	// The embedded default model will be opened here once it exists.
 	w.SetMaster()
 	w.ShowAndRun()
 	return nil
@@ -56,4 +78,44 @@ func openWindow(id, title string) (a fyne.App, w fyne.Window, err error) {
 	}()
 	a = fyneapp.NewWithID(id)
 	return a, a.NewWindow(title), nil
+}
+
+// pickModel shows the native open dialog for a model. An error means no
+// native dialog could be shown (the UI then shows Fyne's).
+func pickModel() (path string, ok bool, err error) {
+	return nativeDialog(func() (string, error) {
+		return dialog.File().Title("Open a Stable Diffusion 1.x model").
+			Filter("Stable Diffusion 1.x model (.safetensors, .ckpt)", "safetensors", "ckpt").
+			Filter("Diffusers folder (its model_index.json)", "json").
+			Load()
+	})
+}
+
+// pickSavePNG shows the native save dialog for a PNG.
+func pickSavePNG(suggested string) (path string, ok bool, err error) {
+	return nativeDialog(func() (string, error) {
+		return dialog.File().Title("Export PNG").Filter("PNG image", "png").SetStartFile(suggested).Save()
+	})
+}
+
+// nativeDialog runs a sqweek/dialog call, telling a cancel (ok false) from
+// a failure. The library panics where it has no display to use (GTK could
+// not start): that is a failure too. The dialog's GTK calls stay on one OS
+// thread.
+func nativeDialog(show func() (string, error)) (path string, ok bool, err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer func() {
+		if v := recover(); v != nil {
+			path, ok, err = "", false, fmt.Errorf("native dialog: %v", v)
+		}
+	}()
+	path, err = show()
+	switch {
+	case errors.Is(err, dialog.ErrCancelled):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("native dialog: %w", err)
+	}
+	return path, true, nil
 }

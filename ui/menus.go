@@ -1,0 +1,160 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/driver/desktop"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/perfusion-studio/perfusion/app"
+	"github.com/perfusion-studio/perfusion/app/settings"
+)
+
+// Keyboard shortcuts (Ctrl on Linux and Windows, Cmd on macOS).
+var (
+	shortcutOpen   = &desktop.CustomShortcut{KeyName: fyne.KeyO, Modifier: fyne.KeyModifierShortcutDefault}
+	shortcutRender = &desktop.CustomShortcut{KeyName: fyne.KeyReturn, Modifier: fyne.KeyModifierShortcutDefault}
+	shortcutExport = &desktop.CustomShortcut{KeyName: fyne.KeyE, Modifier: fyne.KeyModifierShortcutDefault}
+)
+
+// menus is the main menu. Its shortcuts work wherever the focus is: Fyne
+// tries main-menu shortcuts before the focused widget's.
+type menus struct {
+	m      *MainWindow
+	recent *fyne.MenuItem
+	main   *fyne.MainMenu
+}
+
+func newMenus(m *MainWindow) *menus { return &menus{m: m} }
+
+func (u *menus) install() {
+	m := u.m
+	open := fyne.NewMenuItem("Open model…", m.onOpenModel)
+	open.Shortcut = shortcutOpen
+	u.recent = fyne.NewMenuItem("Open recent", nil)
+	render := fyne.NewMenuItem("Render", m.onRender)
+	render.Shortcut = shortcutRender
+	exp := fyne.NewMenuItem("Export PNG…", m.onExport)
+	exp.Shortcut = shortcutExport
+	batch := fyne.NewMenuItem("Export batch of seeds…", m.onExportBatch)
+	hist := fyne.NewMenuItem("History…", m.onHistory)
+	prefs := fyne.NewMenuItem("Settings…", u.onSettings)
+	file := fyne.NewMenu("File", open, u.recent, fyne.NewMenuItemSeparator(), render, exp, batch,
+		fyne.NewMenuItemSeparator(), hist, prefs)
+	about := fyne.NewMenuItem("About", u.onAbout)
+	u.main = fyne.NewMainMenu(file, fyne.NewMenu("Help", about))
+	u.refreshRecent()
+	m.window.SetMainMenu(u.main)
+	// Also on the canvas, for drivers without a main menu.
+	for sc, fn := range map[fyne.Shortcut]func(){shortcutOpen: m.onOpenModel, shortcutRender: m.onRender, shortcutExport: m.onExport} {
+		m.window.Canvas().AddShortcut(sc, func(fyne.Shortcut) { fn() })
+	}
+	m.studio.Settings.OnChange(func(settings.Settings) { m.do(u.refreshRecent) })
+}
+
+// item returns the menu item with the given shortcut, or nil.
+func (u *menus) item(sc fyne.Shortcut) *fyne.MenuItem {
+	for _, menu := range u.main.Items {
+		for _, it := range menu.Items {
+			if it.Shortcut != nil && it.Shortcut.ShortcutName() == sc.ShortcutName() {
+				return it
+			}
+		}
+	}
+	return nil
+}
+
+// refreshRecent rebuilds the recent models submenu from the settings.
+func (u *menus) refreshRecent() {
+	if u.recent == nil {
+		return
+	}
+	var items []*fyne.MenuItem
+	for _, p := range u.m.studio.Settings.Get().RecentModels {
+		items = append(items, fyne.NewMenuItem(filepath.Base(p), func() { u.m.openModel(p) }))
+	}
+	if len(items) == 0 {
+		none := fyne.NewMenuItem("No recent models", nil)
+		none.Disabled = true
+		items = append(items, none)
+	}
+	u.recent.ChildMenu = fyne.NewMenu("", items...)
+	if u.main != nil {
+		u.main.Refresh()
+	}
+}
+
+// onSettings edits threads, data folder and default sampler.
+func (u *menus) onSettings() {
+	m := u.m
+	cur := m.studio.Settings.Get()
+	threads := widget.NewEntry()
+	threads.SetText(strconv.Itoa(cur.Threads))
+	threads.Validator = func(s string) error {
+		if n, err := strconv.Atoi(s); err != nil || n < 0 || n > 1024 {
+			return errors.New("0 (automatic) to 1024")
+		}
+		return nil
+	}
+	dataDir := widget.NewEntry()
+	dataDir.SetText(cur.DataDir)
+	dataDir.SetPlaceHolder("default")
+	var labels []string
+	for _, n := range app.SamplerNames() {
+		labels = append(labels, app.SamplerLabel(n))
+	}
+	sampler := widget.NewSelect(labels, nil)
+	sampler.SetSelected(app.SamplerLabel(m.studio.DefaultComposition().Sampler))
+	ps := m.studio.PreviewSettings()
+	previewSide := widget.NewSelect([]string{"128", "192", "256", "320", "384", "512"}, nil)
+	previewSide.SetSelected(strconv.Itoa(ps.MaxSide))
+	previewSteps := widget.NewEntry()
+	previewSteps.SetText(strconv.Itoa(ps.Steps))
+	previewSteps.Validator = func(s string) error {
+		_, err := parseSteps(s)
+		return err
+	}
+	items := []*widget.FormItem{
+		widget.NewFormItem("Threads", threads),
+		widget.NewFormItem("Data folder", dataDir),
+		widget.NewFormItem("Default sampler", sampler),
+		widget.NewFormItem("Preview size", previewSide),
+		widget.NewFormItem("Preview steps", previewSteps),
+	}
+	items[0].HintText = "0 uses every core"
+	items[1].HintText = "takes effect at the next start"
+	items[3].HintText = "longer side of the live preview, in pixels"
+	dialog.ShowForm("Settings", "Save", "Cancel", items, func(ok bool) {
+		if !ok {
+			return
+		}
+		n, _ := strconv.Atoi(threads.Text)
+		side, _ := strconv.Atoi(previewSide.Selected)
+		steps, _ := parseSteps(previewSteps.Text)
+		name := ""
+		for _, s := range app.SamplerNames() {
+			if app.SamplerLabel(s) == sampler.Selected {
+				name = s
+			}
+		}
+		err := m.studio.Settings.Update(func(s *settings.Settings) {
+			s.Threads, s.DataDir, s.DefaultSampler = n, dataDir.Text, name
+			s.PreviewSide, s.PreviewSteps = side, steps
+		})
+		if err != nil {
+			m.showError("Cannot save the settings", err)
+		}
+	}, m.window)
+}
+
+func (u *menus) onAbout() {
+	md := fyne.CurrentApp().Metadata()
+	msg := fmt.Sprintf("%s %s\n\nPersonalise Stable Diffusion 1.x on your own machine.\n\n"+
+		"Built with Fyne (BSD-3-Clause) and spago (BSD-2-Clause); the CLIP vocabulary is OpenAI's (MIT).", md.Name, md.Version)
+	u.m.showInfo("About", msg)
+}
