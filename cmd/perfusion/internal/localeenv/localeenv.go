@@ -13,8 +13,13 @@
 // would use is unchanged: it falls back to English) or to "en" when none
 // does; a setting Fyne reads without error is left alone.
 //
+// On Linux with cgo a C constructor (clocale_cgo.go), run when the program
+// is loaded, also checks that the C library has the locale the environment
+// names, and otherwise sets LC_ALL=C.UTF-8 for C code, so that GTK
+// (initialised before main by the native dialog package) stays quiet.
+//
 // Import it for its side effect, blank, from package main. It must import
-// nothing beyond os and strings: Go initialises, at each step, the first
+// nothing beyond os and strings (and cgo's runtime): Go initialises, at each step, the first
 // package in import-path order whose imports are all initialised (the
 // language specification, "Package initialization"). Fyne's lang package
 // imports text/template, which needs os and strings and sorts after this
