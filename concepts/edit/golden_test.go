@@ -210,7 +210,7 @@ func TestGoldenMultiConcept(t *testing.T) {
 	var cfg perfusionConfig
 	golden.JSON(t, "perfusion_config.json", &cfg)
 	f := golden.Open(t, ioFile)
-	ins, is := golden.Float32(t, f, "multi.target_inputs")    // [M, D]
+	ins, is := golden.Float32(t, f, "multi.target_inputs")   // [M, D]
 	outs, os := golden.Float32(t, f, "multi.target_outputs") // [M, T, O]
 	mc := len(cfg.Multi.Beta)
 	if is[0] != mc || os[0] != mc || len(cfg.Multi.Tau) != mc {
