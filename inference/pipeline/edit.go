@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/perfusion-studio/perfusion/inference/ops"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 	"github.com/perfusion-studio/perfusion/inference/tokenizer"
 	"github.com/perfusion-studio/perfusion/inference/unet"
@@ -32,6 +33,7 @@ type Conditioning struct {
 	// WordIDs are the token ids of the edit's Words, in order.
 	WordIDs   []int
 	Tokenizer *tokenizer.Tokenizer
+	Engine    *ops.Engine // runs the models
 
 	reencode func(ctx context.Context, replace map[int]int) (tensor.Tensor, error)
 }
@@ -76,7 +78,7 @@ func (p *Pipeline) conditioning(ctx context.Context, r Request, b int, guided bo
 	if err != nil || r.Edit == nil {
 		return cond, nil, err
 	}
-	c := &Conditioning{Context: cond, Tokenizer: p.Tokenizer}
+	c := &Conditioning{Context: cond, Tokenizer: p.Tokenizer, Engine: p.Engine}
 	for _, i := range rows {
 		var ids []int
 		for _, ch := range encs[i].Chunks {
