@@ -48,18 +48,29 @@ func tensorOf(t *testing.T, f *safetensors.File, name string) tensor.Tensor {
 	return tensor.MustNew(v, shape...)
 }
 
-// pairName is the reference's tensor prefix of a (beta, tau) pair, Python's
-// str() of each float ("beta0.75_tau0.1").
-func pairName(beta, tau float64) string {
-	return "beta" + pyFloat(beta) + "_tau" + pyFloat(tau)
-}
-
-func pyFloat(v float64) string {
-	s := strconv.FormatFloat(v, 'f', -1, 64)
-	if !strings.Contains(s, ".") {
-		s += ".0"
+// pairNames maps each (beta, tau) pair of the io file to its tensor prefix
+// ("beta0.75_tau0.1"), read from the file's names so that no float
+// formatting has to match Python's.
+func pairNames(t *testing.T, f *safetensors.File) map[[2]float64]string {
+	t.Helper()
+	out := map[[2]float64]string{}
+	for _, n := range f.Names() {
+		prefix, ok := strings.CutSuffix(n, ".K")
+		if !ok || !strings.HasPrefix(prefix, "beta") {
+			continue
+		}
+		b, tau, ok := strings.Cut(strings.TrimPrefix(prefix, "beta"), "_tau")
+		if !ok {
+			continue
+		}
+		bv, err1 := strconv.ParseFloat(b, 64)
+		tv, err2 := strconv.ParseFloat(tau, 64)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: cannot read beta and tau from the name", n)
+		}
+		out[[2]float64{bv, tv}] = prefix
 	}
-	return s
+	return out
 }
 
 // goldenConcept is the io file's single concept with per-position targets
@@ -94,8 +105,16 @@ func TestGoldenGatedKV(t *testing.T) {
 	if len(cfg.Pairs) == 0 {
 		t.Fatal("perfusion_config.json lists no (beta, tau) pairs")
 	}
+	names := pairNames(t, f)
+	if len(names) != len(cfg.Pairs) {
+		t.Errorf("the io file has %d (beta, tau) pairs, the config %d", len(names), len(cfg.Pairs))
+	}
 	for _, p := range cfg.Pairs {
-		name := pairName(p.Beta, p.Tau)
+		name, ok := names[[2]float64{p.Beta, p.Tau}]
+		if !ok {
+			t.Errorf("no tensors for beta %g, tau %g", p.Beta, p.Tau)
+			continue
+		}
 		c := goldenConcept(t, f, p.Beta, p.Tau, tensorOf(t, f, "v_target_output"))
 		ed, err := NewEditor(testEngine(), ctx, []*Concept{c}, m, Options{})
 		if err != nil {
