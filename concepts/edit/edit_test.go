@@ -581,6 +581,8 @@ func TestErrors(t *testing.T) {
 	bad("another context", err, "another")
 	_, err = ed.Project(w.layers[0], unet.Key, x, w.weight(1, 0))
 	bad("weight of another layer", err, "target 0")
+	_, err = InitTargets([]unet.CrossAttention{{Name: "l", ToK: w.weight(0, 0), ToV: w.weight(0, 1)}}, c.Input[:3])
+	bad("init targets of another width", err, "encoding of 3 values")
 	_, err = NewDenseMetric([]float64{1, 2, 3}, 2)
 	bad("metric size", err, "want 4")
 	_, err = NewDenseMetric([]float64{1, 2, 0, 1}, 2)
