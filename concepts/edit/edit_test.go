@@ -437,4 +437,3 @@ func TestBatchRowsIndependent(t *testing.T) {
 		}
 	}
 }
-
