@@ -84,10 +84,11 @@ func Caption(e Emoji, bg Background, v int) string {
 
 // Words lower-cases s and turns the separators of names, groups and
 // subgroups ("face-smiling", "flag: japan", "smileys & emotion") into
-// plain words ("face smiling", "flag japan", "smileys and emotion").
+// plain words ("face smiling", "flag japan", "smileys and emotion"), with
+// curly apostrophes made straight (as the tokenizer's ftfy step does).
 func Words(s string) string {
 	s = strings.ToLower(s)
-	s = strings.NewReplacer("&", " and ", "-", " ", ":", " ", ",", " ", "“", " ", "”", " ", ".", " ", "!", " ").Replace(s)
+	s = strings.NewReplacer("’", "'", "‘", "'", "&", " and ", "-", " ", ":", " ", ",", " ", "“", " ", "”", " ", ".", " ", "!", " ").Replace(s)
 	return strings.Join(strings.Fields(s), " ")
 }
 
@@ -167,12 +168,48 @@ func Build(ctx context.Context, p Paths, size int, progress func(done, total int
 // Captions lists every caption of the training items (all backgrounds and
 // variants), in a fixed order: the corpus the vocabulary is learned from.
 func (s *Set) Captions() []string {
+	list := make([]Emoji, len(s.Train))
+	for i, it := range s.Train {
+		list[i] = it.Emoji
+	}
+	return Captions(list)
+}
+
+// Captions lists every caption of the emoji of list (all backgrounds and
+// variants) in a fixed order.
+func Captions(list []Emoji) []string {
 	var out []string
-	for _, it := range s.Train {
+	for _, e := range list {
 		for _, bg := range Backgrounds() {
 			for v := range NumVariants {
-				out = append(out, Caption(it.Emoji, bg, v))
+				out = append(out, Caption(e, bg, v))
 			}
+		}
+	}
+	return out
+}
+
+// WithoutHeldOut returns list less the held-out emoji.
+func WithoutHeldOut(list []Emoji) []Emoji {
+	held := map[string]bool{}
+	for _, c := range HeldOut() {
+		held[string(c.Runes)] = true
+	}
+	var out []Emoji
+	for _, e := range list {
+		if !held[string(e.Runes)] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Superordinates lists the distinct words of HeldOut, in order.
+func Superordinates() []string {
+	var out []string
+	for _, c := range HeldOut() {
+		if !slices.Contains(out, c.Word) {
+			out = append(out, c.Word)
 		}
 	}
 	return out
