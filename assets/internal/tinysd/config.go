@@ -40,22 +40,22 @@ func Default(vocab, size int) Config {
 		UNet: unet.Config{
 			InChannels:           4,
 			OutChannels:          4,
-			ModelChannels:        64,
-			ChannelMult:          []int{1, 2, 2},
+			ModelChannels:        48,
+			ChannelMult:          []int{1, 2, 3}, // 48, 96, 144 channels at 16, 8, 4 latent pixels
 			NumResBlocks:         1,
 			AttentionResolutions: []int{4, 2, 1}, // cross-attention at every level (SD1.5 order), for Perfusion to edit
 			NumHeads:             4,
 			NumHeadChannels:      -1,
 			TransformerDepth:     1,
 			ContextDim:           128,
-			NormGroups:           32,
+			NormGroups:           16, // 32 does not divide 48
 			NormEps:              1e-5,
 		},
 		VAE: vae.Config{
 			InChannels:   3,
 			OutChannels:  3,
 			Ch:           32,
-			ChMult:       []int{1, 2, 2}, // 4x downsampling: 64x64 images, 16x16 latents
+			ChMult:       []int{1, 1, 2}, // 4x downsampling: 64x64 images, 16x16 latents
 			NumResBlocks: 1,
 			AttnLevels:   []int{},
 			ZChannels:    4,

@@ -55,7 +55,7 @@ type Options struct {
 // DefaultOptions is the plan of assets/README.md.
 func DefaultOptions() Options {
 	return Options{
-		Seed: 20251205, VAESteps: 1500, UNetSteps: 4000, VAEBatch: 8, UNetBatch: 32,
+		Seed: 20251205, VAESteps: 1200, UNetSteps: 2700, VAEBatch: 8, UNetBatch: 24,
 		VAELR: 1e-3, UNetLR: 5e-4, Warmup: 100, KLWeight: 1e-4, CaptionDrop: 0.1,
 		CheckpointEvery: 50,
 	}
@@ -183,12 +183,14 @@ func randn(rng *rand.Rand, n int) []float32 {
 	return out
 }
 
-// step bookkeeping shared by the phases: logging, checkpoints, limits.
-func (r *runner) after(ctx context.Context, phase string, step, total int, loss float64, norm float64, t0 time.Time) error {
+// after is the bookkeeping of a finished step shared by the phases:
+// logging (first is the phase's first step in this call, at time t0),
+// checkpoints, limits.
+func (r *runner) after(ctx context.Context, phase string, first, step, total int, loss float64, norm float64, t0 time.Time) error {
 	r.st.Step = step + 1
 	r.done++
-	if (step+1)%10 == 0 || step+1 == total || r.done == 1 {
-		per := time.Since(t0).Seconds() / float64(r.done)
+	if (step+1)%10 == 0 || step+1 == total || r.done <= 5 {
+		per := time.Since(t0).Seconds() / float64(step+1-first)
 		r.opt.Log("%s step %d/%d loss %.5f grad norm %.3f, %.2f s/step, %s left in this phase",
 			phase, step+1, total, loss, norm, per, time.Duration(per*float64(total-step-1))*time.Second)
 	}
@@ -212,7 +214,7 @@ func (r *runner) vaePhase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("train: vae: %w", err)
 	}
-	ps := params(pm)
+	ps, first := params(pm), r.st.Step
 	t0 := time.Now()
 	for step := r.st.Step; step < r.opt.VAESteps; step++ {
 		loss, rec, err := r.vaeLoss(ctx, m, step)
@@ -223,7 +225,7 @@ func (r *runner) vaePhase(ctx context.Context) error {
 			return err
 		}
 		norm := r.st.Opt.Update(ps, Schedule(r.opt.VAELR, step, r.opt.Warmup, r.opt.VAESteps))
-		if err := r.after(ctx, "vae", step, r.opt.VAESteps, float64(rec.Data()[0]), norm, t0); err != nil {
+		if err := r.after(ctx, "vae", first, step, r.opt.VAESteps, float64(rec.Data()[0]), norm, t0); err != nil {
 			return err
 		}
 	}
@@ -281,7 +283,7 @@ func (r *runner) unetPhase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("train: vae: %w", err)
 	}
-	ps := params(pm)
+	ps, first := params(pm), r.st.Step
 	t0 := time.Now()
 	for step := r.st.Step; step < r.opt.UNetSteps; step++ {
 		loss, err := r.unetLoss(ctx, te, un, ae, step)
@@ -292,7 +294,7 @@ func (r *runner) unetPhase(ctx context.Context) error {
 			return err
 		}
 		norm := r.st.Opt.Update(ps, Schedule(r.opt.UNetLR, step, r.opt.Warmup, r.opt.UNetSteps))
-		if err := r.after(ctx, "unet", step, r.opt.UNetSteps, float64(loss.Data()[0]), norm, t0); err != nil {
+		if err := r.after(ctx, "unet", first, step, r.opt.UNetSteps, float64(loss.Data()[0]), norm, t0); err != nil {
 			return err
 		}
 	}
