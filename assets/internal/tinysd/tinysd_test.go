@@ -14,7 +14,7 @@ import (
 	"github.com/perfusion-studio/perfusion/inference/weights"
 )
 
-func smallVocab(t *testing.T) (*bpe.Vocab, []byte, []byte) {
+func smallVocab(t testing.TB) (*bpe.Vocab, []byte, []byte) {
 	t.Helper()
 	v, err := bpe.Learn([]string{"grinning face on a red background", "cat face, animal mammal"}, 600, []string{"cat"})
 	if err != nil {
