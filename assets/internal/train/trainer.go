@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"runtime"
 	"sort"
 	"time"
 
@@ -191,8 +192,10 @@ func (r *runner) after(ctx context.Context, phase string, first, step, total int
 	r.done++
 	if (step+1)%10 == 0 || step+1 == total || r.done <= 5 {
 		per := time.Since(t0).Seconds() / float64(step+1-first)
-		r.opt.Log("%s step %d/%d loss %.5f grad norm %.3f, %.2f s/step, %s left in this phase",
-			phase, step+1, total, loss, norm, per, time.Duration(per*float64(total-step-1))*time.Second)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		r.opt.Log("%s step %d/%d loss %.5f grad norm %.3f, %.2f s/step, %s left in this phase, heap %d MB",
+			phase, step+1, total, loss, norm, per, time.Duration(per*float64(total-step-1))*time.Second, ms.HeapAlloc>>20)
 	}
 	if r.opt.CheckpointEvery > 0 && (step+1)%r.opt.CheckpointEvery == 0 {
 		if err := r.save(); err != nil {
