@@ -134,7 +134,7 @@ func run() error {
 		return err
 	}
 	logf("wrote %s", *out)
-	return samples(ctx, *out, filepath.Join(*work, "samples"), logf)
+	return samples(ctx, *out, filepath.Join(*work, "samples"), *size, logf)
 }
 
 // dataset adapts the emoji set to train.Data.
@@ -174,9 +174,9 @@ func printPlan(cfg tinysd.Config, opt train.Options, logf func(string, ...any)) 
 	return nil
 }
 
-// samples generates a few prompts with the exported model (20 DDIM steps,
-// CFG 7.5) into dir, to look at.
-func samples(ctx context.Context, model, dir string, logf func(string, ...any)) error {
+// samples generates a few prompts with the exported model (size x size,
+// 20 DDIM steps, CFG 7.5) into dir, to look at.
+func samples(ctx context.Context, model, dir string, size int, logf func(string, ...any)) error {
 	p, err := pipeline.Load(ctx, model, pipeline.LoadOptions{})
 	if err != nil {
 		return fmt.Errorf("load the exported model: %w", err)
@@ -187,7 +187,7 @@ func samples(ctx context.Context, model, dir string, logf func(string, ...any)) 
 	prompts := []string{"cat face on a white background", "red apple on a blue background", "grinning face", "evergreen tree on a red background"}
 	for i, prompt := range prompts {
 		start := time.Now()
-		res, err := p.Generate(ctx, pipeline.Request{Prompt: prompt, Seed: uint64(i), Steps: 20, CFG: 7.5, Width: 64, Height: 64}, nil)
+		res, err := p.Generate(ctx, pipeline.Request{Prompt: prompt, Seed: uint64(i), Steps: 20, CFG: 7.5, Width: size, Height: size}, nil)
 		if err != nil {
 			return err
 		}
