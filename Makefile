@@ -26,11 +26,19 @@ TEST_DEBS := $(RUN_DEBS) xvfb xauth x11-utils imagemagick
 TEST_STEPS := test-fmt test-vet test-go
 TEST_GO    := test-go-all test-go-race test-go-purego
 
+# The default model's training data (see assets/README.md): the Noto Color
+# Emoji bitmaps, the Unicode emoji names and the CLDR annotations.
+MODEL_DEBS := fonts-noto-color-emoji unicode-data unicode-cldr-core
+# Work folder (vocabulary, resumable training checkpoint, samples) and the
+# finished diffusers folder of `make default-model`.
+MODEL_WORK ?= build/default-model
+MODEL_OUT  ?= assets/defaultmodel
+
 # fyne CLI used by `make package` (fetched through the Go module proxy).
 FYNE_CLI := fyne.io/tools/cmd/fyne@v1.7.4
 PKG_OS   ?= $(shell $(GO) env GOOS 2>/dev/null)
 
-.PHONY: run build test deps deps-test check-go $(TEST_STEPS) $(TEST_GO) icon package clean
+.PHONY: run build test deps deps-test check-go $(TEST_STEPS) $(TEST_GO) icon package clean default-model
 # Steps run one after another, in the order listed, even under make -j.
 .NOTPARALLEL:
 
@@ -76,6 +84,14 @@ test-go-purego: check-go
 # Redraw assets/icon.png (a test checks the committed file matches).
 icon: check-go
 	$(GO) run ./assets/internal/mkicon -o assets/icon.png
+
+# Build the embedded default model: install the data packages, render the
+# emoji, learn the vocabulary, train (about 2 hours on 2 cores) and write
+# $(MODEL_OUT). Stop it at any time; running it again resumes from the
+# checkpoint in $(MODEL_WORK). MODEL_FLAGS passes options (e.g. -max-steps).
+default-model: check-go
+	@$(call install-packages,$(MODEL_DEBS))
+	$(GO) run ./assets/internal/mkdefault -work $(MODEL_WORK) -out $(MODEL_OUT) $(MODEL_FLAGS)
 
 # Package the app for PKG_OS from FyneApp.toml (linux: a .tar.xz with a
 # desktop entry). Note: `fyne package` bumps Details.Build in FyneApp.toml.

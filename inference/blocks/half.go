@@ -46,6 +46,12 @@ func (m HalfMode) String() string {
 // value keeps each layer weight in its checkpoint's dtype.
 type LoadOptions struct {
 	Half HalfMode
+	// Params, when not nil, makes the model trainable: every tensor is
+	// read as float32 (Half is ignored) into a leaf that requires
+	// gradients, and recorded here under its full checkpoint key. The
+	// source's float32 data is used as is (a weights.Map's slices are the
+	// parameters). For training; inference leaves it nil.
+	Params map[string]tensor.Tensor
 }
 
 // HalfTensor is a layer weight held as float16 (raw IEEE binary16). Each

@@ -74,6 +74,7 @@ type loadState struct {
 	miss   []Want
 	bytes  int64 // memory of the weights read, as held
 	pool   *WeightPool
+	params map[string]tensor.Tensor // trainable leaves by key (LoadOptions.Params), or nil
 }
 
 // NewLoader starts loading the model named model (for messages) whose
@@ -85,11 +86,15 @@ func NewLoader(src weights.Source, model, root string, opts ...LoadOptions) Load
 	if len(opts) > 0 {
 		opt = opts[len(opts)-1]
 	}
+	half := opt.Half
+	if opt.Params != nil {
+		half = HalfNever
+	}
 	return Loader{
 		st: &loadState{model: model, src: src, root: root, used: map[string]bool{}, ignore: map[string]bool{},
-			pool: new(WeightPool)},
+			pool: new(WeightPool), params: opt.Params},
 		prefix: root,
-		half:   opt.Half,
+		half:   half,
 	}
 }
 
@@ -103,6 +108,9 @@ func (l Loader) Sub(name string) Loader {
 // float32 tensors, like the UNet's cross-attention K/V projections that
 // editors are given).
 func (l Loader) WithHalf(m HalfMode) Loader {
+	if l.st.params != nil {
+		return l // trainable: always float32
+	}
 	l.half = m
 	return l
 }
@@ -225,12 +233,19 @@ func (l Loader) float32(key string, shape []int) tensor.Tensor {
 }
 
 func (l Loader) wrap(key string, data []float32, shape []int) tensor.Tensor {
-	t, err := tensor.New(data, shape...)
+	newTensor := tensor.New
+	if l.st.params != nil {
+		newTensor = tensor.NewParam
+	}
+	t, err := newTensor(data, shape...)
 	if err != nil {
 		l.problem("tensor %q: %v", key, err)
 		return tensor.Tensor{}
 	}
 	l.st.bytes += 4 * int64(len(data))
+	if l.st.params != nil {
+		l.st.params[key] = t
+	}
 	return t
 }
 

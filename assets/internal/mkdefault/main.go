@@ -1,0 +1,218 @@
+// Command mkdefault builds the app's default model (`make default-model`):
+// it renders the emoji data set from the Debian packages, learns the
+// vocabulary, trains the VAE and then the text encoder and UNet with the
+// runtime's autograd, and exports a diffusers folder. It checkpoints into
+// its work folder and resumes from there when run again, so it can be
+// stopped (Ctrl-C) and restarted at any time. See assets/README.md.
+//
+//	go run ./assets/internal/mkdefault [-work build/default-model] [-out assets/defaultmodel]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/perfusion-studio/perfusion/assets/internal/bpe"
+	"github.com/perfusion-studio/perfusion/assets/internal/emoji"
+	"github.com/perfusion-studio/perfusion/assets/internal/tinysd"
+	"github.com/perfusion-studio/perfusion/assets/internal/train"
+	"github.com/perfusion-studio/perfusion/inference/backend/cpu"
+	"github.com/perfusion-studio/perfusion/inference/ops"
+	"github.com/perfusion-studio/perfusion/inference/pipeline"
+	"github.com/perfusion-studio/perfusion/inference/tokenizer"
+)
+
+func main() {
+	if err := run(); err != nil {
+		if errors.Is(err, train.ErrStopped) || errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "mkdefault: stopped; the checkpoint is saved: run again to resume")
+			return
+		}
+		fmt.Fprintln(os.Stderr, "mkdefault:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	opt := train.DefaultOptions()
+	work := flag.String("work", "build/default-model", "work folder: vocabulary, training checkpoint, samples")
+	out := flag.String("out", "assets/defaultmodel", "where the finished diffusers folder is written")
+	size := flag.Int("size", 64, "image size: 64, or 32 for a cheaper model")
+	plan := flag.Bool("plan", false, "print the model size and FLOP estimate, then stop")
+	flag.Uint64Var(&opt.Seed, "seed", opt.Seed, "random seed (a checkpoint only resumes with its own seed)")
+	flag.IntVar(&opt.VAESteps, "vae-steps", opt.VAESteps, "VAE training steps")
+	flag.IntVar(&opt.UNetSteps, "unet-steps", opt.UNetSteps, "text encoder + UNet training steps")
+	flag.IntVar(&opt.VAEBatch, "vae-batch", opt.VAEBatch, "images per VAE step")
+	flag.IntVar(&opt.UNetBatch, "unet-batch", opt.UNetBatch, "images per UNet step")
+	flag.IntVar(&opt.MaxSteps, "max-steps", 0, "stop after this many steps in this call (0: train to the end)")
+	flag.IntVar(&opt.CheckpointEvery, "checkpoint-every", opt.CheckpointEvery, "steps between checkpoints")
+	blas := flag.Bool("blas", false, "use OpenBLAS for matrix products (default: the pure-Go kernels, which do not oversubscribe the cores when spago runs backward operators concurrently)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *size != 64 && *size != 32 {
+		return fmt.Errorf("-size %d: want 64 or 32", *size)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+
+	paths := emoji.DefaultPaths()
+	if miss := paths.Missing(); len(miss) > 0 {
+		return fmt.Errorf("missing %v: install fonts-noto-color-emoji, unicode-data and unicode-cldr-core (make default-model does)", miss)
+	}
+	t0 := time.Now()
+	set, err := emoji.Build(ctx, paths, *size, nil)
+	if err != nil {
+		return err
+	}
+	logf("data: %d training emoji, %d held out, %d skipped, %d backgrounds, rendered in %s",
+		len(set.Train), len(set.HeldOut), len(set.Skipped), len(emoji.Backgrounds()), time.Since(t0).Round(time.Millisecond))
+
+	tokDir := filepath.Join(*work, "tokenizer")
+	vocab, err := bpe.Learn(set.Captions(), bpe.DefaultSize, emoji.Superordinates())
+	if err != nil {
+		return err
+	}
+	if err := vocab.Write(tokDir); err != nil {
+		return err
+	}
+	vj, err := os.ReadFile(filepath.Join(tokDir, bpe.VocabFile))
+	if err != nil {
+		return err
+	}
+	mt, err := os.ReadFile(filepath.Join(tokDir, bpe.MergesFile))
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.Load(tokenizer.Source{Vocab: filepath.Join(tokDir, bpe.VocabFile), Merges: filepath.Join(tokDir, bpe.MergesFile)})
+	if err != nil {
+		return err
+	}
+	tok.SkipHTMLUnescape = true // as pipeline.OpenTokenizer
+	cfg := tinysd.Default(len(vocab.Tokens), *size)
+	if err := printPlan(cfg, opt, logf); err != nil || *plan {
+		return err
+	}
+
+	if !*blas {
+		opt.Engine = ops.NewEngine(cpu.NewGo())
+	}
+	opt.Checkpoint = filepath.Join(*work, "state.safetensors")
+	opt.Log = logf
+	if err := os.MkdirAll(*work, 0o755); err != nil {
+		return err
+	}
+	st, err := train.Run(ctx, cfg, tok, dataset{set}, opt)
+	if err != nil {
+		return err
+	}
+	final, w := st.Model(cfg)
+	if err := final.Export(*out, w, vj, mt); err != nil {
+		return err
+	}
+	logf("wrote %s", *out)
+	return samples(ctx, *out, filepath.Join(*work, "samples"), *size, logf)
+}
+
+// dataset adapts the emoji set to train.Data.
+type dataset struct{ s *emoji.Set }
+
+func (d dataset) Len() int                  { return len(d.s.Train) }
+func (d dataset) Backgrounds() int          { return len(emoji.Backgrounds()) }
+func (d dataset) Variants() int             { return emoji.NumVariants }
+func (d dataset) Image(i, bg int) []float32 { return d.s.Train[i].Image(emoji.Backgrounds()[bg]) }
+func (d dataset) Caption(i, bg, v int) string {
+	return emoji.Caption(d.s.Train[i].Emoji, emoji.Backgrounds()[bg], v)
+}
+
+// printPlan logs parameter counts and the FLOPs of the planned steps.
+func printPlan(cfg tinysd.Config, opt train.Options, logf func(string, ...any)) error {
+	shapes, err := cfg.Tensors()
+	if err != nil {
+		return err
+	}
+	var n int64
+	for _, sh := range shapes {
+		k := int64(1)
+		for _, d := range sh {
+			k *= int64(d)
+		}
+		n += k
+	}
+	f := cfg.Estimate()
+	// Training a layer costs about 3 forwards (forward, input and weight
+	// gradients); the frozen VAE encoder of the UNet phase runs forward only.
+	vaeStep := 3 * (f.VAEEncode + f.VAEDecode) * float64(opt.VAEBatch)
+	unetStep := (3*(f.UNet+f.CLIP) + f.VAEEncode) * float64(opt.UNetBatch)
+	logf("model: %d parameters (%.1f MB as float16); forward GFLOP per image: text %.3f, UNet %.3f, VAE encode %.3f, decode %.3f",
+		n, float64(2*n)/1e6, f.CLIP/1e9, f.UNet/1e9, f.VAEEncode/1e9, f.VAEDecode/1e9)
+	logf("plan: %d VAE steps x %.1f GFLOP + %d UNet steps x %.1f GFLOP = %.0f TFLOP",
+		opt.VAESteps, vaeStep/1e9, opt.UNetSteps, unetStep/1e9, (float64(opt.VAESteps)*vaeStep+float64(opt.UNetSteps)*unetStep)/1e12)
+	return nil
+}
+
+// samples generates a few prompts with the exported model (size x size,
+// 20 DDIM steps, CFG 7.5) into dir, to look at.
+func samples(ctx context.Context, model, dir string, size int, logf func(string, ...any)) error {
+	p, err := pipeline.Load(ctx, model, pipeline.LoadOptions{})
+	if err != nil {
+		return fmt.Errorf("load the exported model: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	prompts := []string{"cat face on a white background", "red apple on a blue background", "grinning face", "evergreen tree on a red background"}
+	for i, prompt := range prompts {
+		start := time.Now()
+		res, err := p.Generate(ctx, pipeline.Request{Prompt: prompt, Seed: uint64(i), Steps: 20, CFG: 7.5, Width: size, Height: size}, nil)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, fmt.Sprintf("%d.png", i))
+		if err := writePNG(path, res.Images[0]); err != nil {
+			return err
+		}
+		logf("sample %q -> %s in %s", prompt, path, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+func writePNG(path string, img image.Image) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".sample*")
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

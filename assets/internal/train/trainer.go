@@ -1,0 +1,390 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"runtime"
+	"sort"
+	"time"
+
+	"github.com/perfusion-studio/perfusion/assets/internal/tinysd"
+	"github.com/perfusion-studio/perfusion/inference/blocks"
+	"github.com/perfusion-studio/perfusion/inference/clip"
+	"github.com/perfusion-studio/perfusion/inference/ops"
+	"github.com/perfusion-studio/perfusion/inference/sampler"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
+	"github.com/perfusion-studio/perfusion/inference/tokenizer"
+	"github.com/perfusion-studio/perfusion/inference/unet"
+	"github.com/perfusion-studio/perfusion/inference/vae"
+	"github.com/perfusion-studio/perfusion/inference/weights"
+)
+
+// Data is a captioned image set: item i on background bg, as planes
+// [3, S, S] in [-1, 1], with caption variant v.
+type Data interface {
+	Len() int
+	Backgrounds() int
+	Variants() int
+	Image(i, bg int) []float32
+	Caption(i, bg, v int) string
+}
+
+// Options set a run. Steps are counted per phase; a run with a
+// checkpoint resumes where it stopped.
+type Options struct {
+	Seed            uint64
+	VAESteps        int     // autoencoder steps
+	UNetSteps       int     // text encoder + UNet steps
+	VAEBatch        int     // images a VAE step
+	UNetBatch       int     // images a UNet step
+	VAELR, UNetLR   float64 // peak learning rates
+	Warmup          int     // warm-up steps of each phase
+	KLWeight        float64 // weight of the KL term against the per-pixel MSE
+	CaptionDrop     float64 // probability of an empty caption (for classifier-free guidance)
+	Checkpoint      string  // state file path ("" for none)
+	CheckpointEvery int     // steps between checkpoints (and one at every stop)
+	MaxSteps        int     // stop after this many steps in this call (<= 0: no limit)
+	Engine          *ops.Engine
+	Log             func(format string, args ...any) // progress lines; nil: none
+}
+
+// DefaultOptions is the plan of assets/README.md.
+func DefaultOptions() Options {
+	return Options{
+		Seed: 20251205, VAESteps: 1200, UNetSteps: 2700, VAEBatch: 8, UNetBatch: 24,
+		VAELR: 1e-3, UNetLR: 5e-4, Warmup: 100, KLWeight: 1e-4, CaptionDrop: 0.1,
+		CheckpointEvery: 50,
+	}
+}
+
+// ErrStopped is returned when MaxSteps ends a call before training is done.
+var ErrStopped = errors.New("train: stopped after the requested steps")
+
+// Run trains cfg's model on data with tok's ids: the VAE, then the text
+// encoder and UNet. It resumes from opt.Checkpoint when that file exists,
+// and saves it every CheckpointEvery steps and when ctx is cancelled. It
+// returns the final state (Phase PhaseDone; Weights hold the model and
+// ScaleFactor its latent scale).
+func Run(ctx context.Context, cfg tinysd.Config, tok *tokenizer.Tokenizer, data Data, opt Options) (*State, error) {
+	if opt.Engine == nil {
+		opt.Engine = ops.CPU()
+	}
+	if opt.Log == nil {
+		opt.Log = func(string, ...any) {}
+	}
+	if data.Len() == 0 || opt.VAEBatch <= 0 || opt.UNetBatch <= 0 {
+		return nil, fmt.Errorf("train: %d items, batches %d and %d", data.Len(), opt.VAEBatch, opt.UNetBatch)
+	}
+	st, err := start(cfg, opt)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: cfg, tok: tok, data: data, opt: opt, st: st, e: opt.Engine}
+	for st.Phase != PhaseDone {
+		switch st.Phase {
+		case PhaseVAE:
+			err = r.vaePhase(ctx)
+		case PhaseUNet:
+			err = r.unetPhase(ctx)
+		default:
+			err = fmt.Errorf("train: unknown phase %q in the checkpoint", st.Phase)
+		}
+		if err != nil {
+			if serr := r.save(); serr != nil {
+				return nil, errors.Join(err, serr)
+			}
+			return st, err
+		}
+	}
+	return st, r.save()
+}
+
+// start loads the checkpoint or initialises a new run.
+func start(cfg tinysd.Config, opt Options) (*State, error) {
+	shapes, err := cfg.Tensors()
+	if err != nil {
+		return nil, err
+	}
+	if opt.Checkpoint != "" {
+		if _, err := os.Stat(opt.Checkpoint); err == nil {
+			st, err := LoadState(opt.Checkpoint)
+			if err != nil {
+				return nil, err
+			}
+			if st.Seed != opt.Seed {
+				return nil, fmt.Errorf("train: %s was started with seed %d, not %d: delete it to start over", opt.Checkpoint, st.Seed, opt.Seed)
+			}
+			for k, sh := range shapes {
+				if !reflect.DeepEqual(st.Weights[k].Shape, sh) {
+					return nil, fmt.Errorf("train: %s does not fit the model (%s is %v, want %v): delete it to start over", opt.Checkpoint, k, st.Weights[k].Shape, sh)
+				}
+			}
+			return st, nil
+		}
+	}
+	w, err := cfg.Init(opt.Seed)
+	if err != nil {
+		return nil, err
+	}
+	return &State{Phase: PhaseVAE, Seed: opt.Seed, Weights: w, Opt: NewAdamW()}, nil
+}
+
+type runner struct {
+	cfg  tinysd.Config
+	tok  *tokenizer.Tokenizer
+	data Data
+	opt  Options
+	st   *State
+	e    *ops.Engine
+	done int // steps done in this call
+}
+
+func (r *runner) save() error {
+	if r.opt.Checkpoint == "" {
+		return nil
+	}
+	return r.st.Save(r.opt.Checkpoint)
+}
+
+// rng is the random source of one step: a function of seed, phase, step.
+func (r *runner) rng(phase uint64, step int) *rand.Rand {
+	return rand.New(rand.NewPCG(r.st.Seed, phase<<40|uint64(step)))
+}
+
+// params returns a phase's trainable tensors, sorted by key.
+func params(m map[string]tensor.Tensor) []Param {
+	out := make([]Param, 0, len(m))
+	for k, t := range m {
+		out = append(out, Param{k, t})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// images draws a batch: items, backgrounds and their pixels [B, 3, S, S].
+func (r *runner) images(rng *rand.Rand, b int) (items, bgs []int, x []float32) {
+	for range b {
+		i, bg := rng.IntN(r.data.Len()), rng.IntN(r.data.Backgrounds())
+		items, bgs = append(items, i), append(bgs, bg)
+		x = append(x, r.data.Image(i, bg)...)
+	}
+	return items, bgs, x
+}
+
+func randn(rng *rand.Rand, n int) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = float32(rng.NormFloat64())
+	}
+	return out
+}
+
+// after is the bookkeeping of a finished step shared by the phases:
+// logging (first is the phase's first step in this call, at time t0),
+// checkpoints, limits.
+func (r *runner) after(ctx context.Context, phase string, first, step, total int, loss float64, norm float64, t0 time.Time) error {
+	r.st.Step = step + 1
+	r.done++
+	if (step+1)%10 == 0 || step+1 == total || r.done <= 5 {
+		per := time.Since(t0).Seconds() / float64(step+1-first)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		r.opt.Log("%s step %d/%d loss %.5f grad norm %.3f, %.2f s/step, %s left in this phase, heap %d MB",
+			phase, step+1, total, loss, norm, per, time.Duration(per*float64(total-step-1))*time.Second, ms.HeapAlloc>>20)
+	}
+	if r.opt.CheckpointEvery > 0 && (step+1)%r.opt.CheckpointEvery == 0 {
+		if err := r.save(); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.opt.MaxSteps > 0 && r.done >= r.opt.MaxSteps {
+		return ErrStopped
+	}
+	return nil
+}
+
+func (r *runner) vaePhase(ctx context.Context) error {
+	pm := map[string]tensor.Tensor{}
+	m, err := vae.Load(r.e, r.st.Weights, r.cfg.VAE, blocks.LoadOptions{Params: pm})
+	if err != nil {
+		return fmt.Errorf("train: vae: %w", err)
+	}
+	ps, first := params(pm), r.st.Step
+	t0 := time.Now()
+	for step := r.st.Step; step < r.opt.VAESteps; step++ {
+		loss, rec, err := r.vaeLoss(ctx, m, step)
+		if err != nil {
+			return err
+		}
+		if err := Backward(loss); err != nil {
+			return err
+		}
+		norm := r.st.Opt.Update(ps, Schedule(r.opt.VAELR, step, r.opt.Warmup, r.opt.VAESteps))
+		if err := r.after(ctx, "vae", first, step, r.opt.VAESteps, float64(rec.Data()[0]), norm, t0); err != nil {
+			return err
+		}
+	}
+	scale, err := r.latentScale(ctx)
+	if err != nil {
+		return err
+	}
+	r.opt.Log("vae done: latent scale factor %.5f", scale)
+	r.st.ScaleFactor = scale
+	r.st.Phase, r.st.Step, r.st.Opt = PhaseUNet, 0, NewAdamW()
+	return r.save()
+}
+
+// latentScale is 1 / the standard deviation of the posterior means of up
+// to 256 fixed images (Rombach et al. rescale latents to unit variance).
+func (r *runner) latentScale(ctx context.Context) (float32, error) {
+	m, err := vae.Load(r.e, r.st.Weights, r.cfg.VAE)
+	if err != nil {
+		return 0, fmt.Errorf("train: vae: %w", err)
+	}
+	var sum, sq float64
+	n := 0
+	s := r.cfg.ImageSize
+	for k := 0; k < min(256, r.data.Len()*r.data.Backgrounds()); k += 16 {
+		var x []float32
+		for j := k; j < k+16; j++ {
+			x = append(x, r.data.Image(j%r.data.Len(), j%r.data.Backgrounds())...)
+		}
+		post, err := m.Encode(ctx, tensor.MustNew(x, 16, 3, s, s))
+		if err != nil {
+			return 0, fmt.Errorf("train: latent scale: %w", err)
+		}
+		for _, v := range post.Mean.Data() {
+			sum += float64(v)
+			sq += float64(v) * float64(v)
+			n++
+		}
+	}
+	mean := sum / float64(n)
+	std := math.Sqrt(max(sq/float64(n)-mean*mean, 1e-12))
+	return float32(1 / std), nil
+}
+
+func (r *runner) unetPhase(ctx context.Context) error {
+	pm := map[string]tensor.Tensor{}
+	te, err := clip.Load(r.e, r.st.Weights, r.cfg.CLIP, blocks.LoadOptions{Params: pm})
+	if err != nil {
+		return fmt.Errorf("train: text encoder: %w", err)
+	}
+	un, err := unet.Load(r.e, r.st.Weights, r.cfg.UNet, blocks.LoadOptions{Params: pm})
+	if err != nil {
+		return fmt.Errorf("train: unet: %w", err)
+	}
+	ae, err := vae.Load(r.e, r.st.Weights, r.cfg.VAE) // frozen
+	if err != nil {
+		return fmt.Errorf("train: vae: %w", err)
+	}
+	ps, first := params(pm), r.st.Step
+	t0 := time.Now()
+	for step := r.st.Step; step < r.opt.UNetSteps; step++ {
+		loss, err := r.unetLoss(ctx, te, un, ae, step)
+		if err != nil {
+			return err
+		}
+		if err := Backward(loss); err != nil {
+			return err
+		}
+		norm := r.st.Opt.Update(ps, Schedule(r.opt.UNetLR, step, r.opt.Warmup, r.opt.UNetSteps))
+		if err := r.after(ctx, "unet", first, step, r.opt.UNetSteps, float64(loss.Data()[0]), norm, t0); err != nil {
+			return err
+		}
+	}
+	r.st.Phase, r.st.Step = PhaseDone, 0
+	return nil
+}
+
+// Model returns the trained weights and the config with its latent scale.
+func (s *State) Model(cfg tinysd.Config) (tinysd.Config, weights.Map) {
+	cfg.VAE.ScaleFactor = s.ScaleFactor
+	return cfg, s.Weights
+}
+
+// vaeLoss is the VAE loss of step's batch: per-pixel MSE of the
+// reconstruction from a posterior sample, plus KLWeight times the KL
+// term; rec is the MSE alone.
+func (r *runner) vaeLoss(ctx context.Context, m *vae.Model, step int) (loss, rec tensor.Tensor, err error) {
+	b, s := r.opt.VAEBatch, r.cfg.ImageSize
+	rng := r.rng(1, step)
+	_, _, x := r.images(rng, b)
+	post, err := m.Encode(ctx, tensor.MustNew(x, b, 3, s, s)) // moments [B, 2E, h, w]
+	if err != nil {
+		return loss, rec, fmt.Errorf("train: vae step %d: %w", step, err)
+	}
+	z, err := Sample(post.Moments, randn(rng, post.Moments.Size()/2)) // [B, E, h, w]
+	if err != nil {
+		return loss, rec, err
+	}
+	y, err := m.Decode(ctx, z) // [B, 3, S, S]
+	if err != nil {
+		return loss, rec, fmt.Errorf("train: vae step %d: %w", step, err)
+	}
+	if rec, err = MSE(y, x); err != nil {
+		return loss, rec, err
+	}
+	kl, err := KL(post.Moments)
+	if err != nil {
+		return loss, rec, err
+	}
+	loss, err = Sum([]tensor.Tensor{rec, kl}, []float32{1, float32(r.opt.KLWeight)})
+	return loss, rec, err
+}
+
+// unetLoss is the denoising loss of step's batch (Ho et al., "Denoising
+// Diffusion Probabilistic Models", 2020: MSE between the UNet's eps and
+// the noise added at a uniform timestep of SD1.5's schedule), with
+// captions dropped at rate CaptionDrop.
+func (r *runner) unetLoss(ctx context.Context, te *clip.Model, un *unet.Model, ae *vae.Model, step int) (tensor.Tensor, error) {
+	acp := sampler.SD15().AlphasCumprod64
+	b, s := r.opt.UNetBatch, r.cfg.ImageSize
+	rng := r.rng(2, step)
+	items, bgs, x := r.images(rng, b)
+	var ids []int
+	for k := range items {
+		caption := ""
+		if rng.Float64() >= r.opt.CaptionDrop {
+			caption = r.data.Caption(items[k], bgs[k], rng.IntN(r.data.Variants()))
+		}
+		ids = append(ids, r.tok.IDs77(caption)...)
+	}
+	post, err := ae.Encode(ctx, tensor.MustNew(x, b, 3, s, s))
+	if err != nil {
+		return tensor.Tensor{}, fmt.Errorf("train: unet step %d: encode: %w", step, err)
+	}
+	x0, err := post.Sample(randn(rng, post.Mean.Size())) // [B, E, h, w]
+	if err != nil {
+		return tensor.Tensor{}, err
+	}
+	noise := randn(rng, x0.Size())
+	ts := make([]float32, b)
+	xt := make([]float32, x0.Size())
+	per := x0.Size() / b
+	for k := range b {
+		t := rng.IntN(len(acp))
+		ts[k] = float32(t)
+		a, c := math.Sqrt(acp[t]), math.Sqrt(1-acp[t])
+		for j := k * per; j < (k+1)*per; j++ {
+			xt[j] = float32(a*float64(r.st.ScaleFactor*x0.Data()[j]) + c*float64(noise[j]))
+		}
+	}
+	cond, err := te.Forward(ids, b) // [B, T, D]
+	if err != nil {
+		return tensor.Tensor{}, fmt.Errorf("train: unet step %d: %w", step, err)
+	}
+	eps, err := un.Forward(ctx, tensor.MustNew(xt, x0.Shape()...), ts, cond) // [B, E, h, w]
+	if err != nil {
+		return tensor.Tensor{}, fmt.Errorf("train: unet step %d: %w", step, err)
+	}
+	return MSE(eps, noise)
+}

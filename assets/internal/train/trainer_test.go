@@ -1,0 +1,271 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"math"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/perfusion-studio/perfusion/assets/internal/bpe"
+	"github.com/perfusion-studio/perfusion/assets/internal/tinysd"
+	"github.com/perfusion-studio/perfusion/inference/blocks"
+	"github.com/perfusion-studio/perfusion/inference/clip"
+	"github.com/perfusion-studio/perfusion/inference/ops"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
+	"github.com/perfusion-studio/perfusion/inference/tokenizer"
+	"github.com/perfusion-studio/perfusion/inference/unet"
+	"github.com/perfusion-studio/perfusion/inference/vae"
+	"github.com/perfusion-studio/perfusion/inference/weights"
+)
+
+// squares is a synthetic data set: a coloured square on a background.
+type squares struct{ size int }
+
+var squareColors = [][3]float32{{1, -1, -1}, {-1, 1, -1}, {-1, -1, 1}, {1, 1, -1}}
+var squareNames = []string{"red", "green", "blue", "yellow"}
+
+func (d squares) Len() int         { return 4 }
+func (d squares) Backgrounds() int { return 2 }
+func (d squares) Variants() int    { return 2 }
+func (d squares) Image(i, bg int) []float32 {
+	s := d.size
+	out := make([]float32, 3*s*s)
+	for c := range 3 {
+		for y := range s {
+			for x := range s {
+				v := float32(2*bg - 1) // black or white
+				if x >= s/4 && x < 3*s/4 && y >= s/4 && y < 3*s/4 {
+					v = squareColors[i][c]
+				}
+				out[c*s*s+y*s+x] = v
+			}
+		}
+	}
+	return out
+}
+func (d squares) Caption(i, bg, v int) string {
+	c := squareNames[i] + " square"
+	if v == 1 {
+		return c
+	}
+	return c + " on a " + []string{"black", "white"}[bg] + " background"
+}
+
+// tiny is a small model of the default one's family and its tokenizer.
+func tiny(t *testing.T) (tinysd.Config, *tokenizer.Tokenizer) {
+	t.Helper()
+	d := squares{}
+	var texts []string
+	for i := range d.Len() {
+		for bg := range 2 {
+			texts = append(texts, d.Caption(i, bg, 0))
+		}
+	}
+	v, err := bpe.Learn(texts, 560, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := v.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(tokenizer.Source{Vocab: filepath.Join(dir, bpe.VocabFile), Merges: filepath.Join(dir, bpe.MergesFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tinysd.Default(len(v.Tokens), 16)
+	c.CLIP.HiddenSize, c.CLIP.NumLayers, c.CLIP.NumHeads, c.CLIP.IntermediateSize = 16, 1, 2, 32
+	c.UNet.ModelChannels, c.UNet.NormGroups, c.UNet.ContextDim, c.UNet.NumHeads = 8, 4, 16, 2
+	c.UNet.ChannelMult, c.UNet.AttentionResolutions = []int{1, 2}, []int{2}
+	c.VAE.Ch, c.VAE.NormGroups, c.VAE.ChMult = 8, 4, []int{1, 2}
+	return c, tok
+}
+
+func tinyOptions() Options {
+	o := DefaultOptions()
+	o.VAESteps, o.UNetSteps, o.VAEBatch, o.UNetBatch, o.Warmup = 3, 3, 2, 2, 1
+	o.CheckpointEvery = 0
+	return o
+}
+
+func maxDiff(a, b weights.Map) (float64, string) {
+	worst, at := 0.0, ""
+	for k, t := range a {
+		for i, v := range t.Data {
+			if d := math.Abs(float64(v) - float64(b[k].Data[i])); d > worst || math.IsNaN(d) {
+				worst, at = d, k
+			}
+		}
+	}
+	return worst, at
+}
+
+// A run stopped after each step and resumed from its checkpoint ends
+// where an uninterrupted run ends (up to float rounding: parallel
+// reductions may add in another order).
+func TestRunResume(t *testing.T) {
+	cfg, tok := tiny(t)
+	data := squares{size: 16}
+	opt := tinyOptions()
+	straight, err := Run(context.Background(), cfg, tok, data, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if straight.Phase != PhaseDone || straight.ScaleFactor <= 0 || math.IsInf(float64(straight.ScaleFactor), 0) {
+		t.Fatalf("phase %q scale %v", straight.Phase, straight.ScaleFactor)
+	}
+	init, _ := cfg.Init(opt.Seed)
+	if d, _ := maxDiff(straight.Weights, init); d == 0 {
+		t.Fatal("training changed no weight")
+	}
+	opt.Checkpoint = filepath.Join(t.TempDir(), "state.safetensors")
+	opt.MaxSteps = 1
+	calls := 0
+	var st *State
+	for {
+		calls++
+		st, err = Run(context.Background(), cfg, tok, data, opt)
+		if !errors.Is(err, ErrStopped) {
+			break
+		}
+		if calls > 10 {
+			t.Fatal("no end after 10 calls")
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 6 && calls != 7 {
+		t.Errorf("%d calls for 3 + 3 steps of one", calls)
+	}
+	if d, k := maxDiff(straight.Weights, st.Weights); d > 1e-4 {
+		t.Errorf("resumed run differs from the straight one by %v (%s)", d, k)
+	}
+	if straight.ScaleFactor != st.ScaleFactor && math.Abs(float64(straight.ScaleFactor/st.ScaleFactor-1)) > 1e-3 {
+		t.Errorf("scale factors %v and %v", straight.ScaleFactor, st.ScaleFactor)
+	}
+	// A checkpoint from another seed is refused.
+	opt.Seed++
+	if _, err := Run(context.Background(), cfg, tok, data, opt); err == nil {
+		t.Error("a checkpoint of another seed was resumed")
+	}
+}
+
+// Every weight of the VAE, the text encoder and the UNet gets a gradient,
+// and the largest entries match central differences of the loss.
+func TestWeightGradients(t *testing.T) {
+	cfg, tok := tiny(t)
+	opt := tinyOptions()
+	w, err := cfg.Init(opt.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Non-zero starts for the zero-initialised layers, so that gradients
+	// reach the layers before them.
+	for k, tw := range w {
+		for i := range tw.Data {
+			if tw.Data[i] == 0 && len(tw.Shape) > 1 {
+				tw.Data[i] = float32(0.05 * math.Sin(float64(i+len(k))))
+			}
+		}
+	}
+	e := ops.CPU()
+	r := &runner{cfg: cfg, tok: tok, data: squares{size: 16}, opt: opt, e: e,
+		st: &State{Seed: opt.Seed, Weights: w, ScaleFactor: 0.7}}
+	ctx := context.Background()
+
+	pv := map[string]tensor.Tensor{}
+	mv, err := vae.Load(e, w, cfg.VAE, blocks.LoadOptions{Params: pv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkModelGrads(t, "vae", pv, func() float64 {
+		loss, _, err := r.vaeLoss(ctx, mv, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(loss.Data()[0])
+	}, func() {
+		loss, _, err := r.vaeLoss(ctx, mv, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Backward(loss); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	pu := map[string]tensor.Tensor{}
+	te, err := clip.Load(e, w, cfg.CLIP, blocks.LoadOptions{Params: pu})
+	if err != nil {
+		t.Fatal(err)
+	}
+	un, err := unet.Load(e, w, cfg.UNet, blocks.LoadOptions{Params: pu})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ae, err := vae.Load(e, w, cfg.VAE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.opt.CaptionDrop = 0
+	loss := func() tensor.Tensor {
+		l, err := r.unetLoss(ctx, te, un, ae, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	checkModelGrads(t, "clip+unet", pu, func() float64 { return float64(loss().Data()[0]) }, func() {
+		if err := Backward(loss()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func checkModelGrads(t *testing.T, model string, ps map[string]tensor.Tensor, value func() float64, backward func()) {
+	t.Helper()
+	backward()
+	type entry struct {
+		name string
+		i    int
+		g    float32
+	}
+	var top []entry
+	for k, p := range ps {
+		g := p.Grad()
+		if g == nil {
+			t.Errorf("%s: %s has no gradient", model, k)
+			continue
+		}
+		best := 0
+		for i := range g {
+			if math.Abs(float64(g[i])) > math.Abs(float64(g[best])) {
+				best = i
+			}
+		}
+		top = append(top, entry{k, best, g[best]})
+	}
+	sort.Slice(top, func(i, j int) bool { return math.Abs(float64(top[i].g)) > math.Abs(float64(top[j].g)) })
+	// The weights with the largest gradients: float32 central differences
+	// with a step of 1e-2 are good to about 1e-3 there.
+	for _, en := range top[:min(8, len(top))] {
+		d := ps[en.name].Data()
+		orig := d[en.i]
+		const h = 1e-2
+		d[en.i] = orig + h
+		up := value()
+		d[en.i] = orig - h
+		down := value()
+		d[en.i] = orig
+		fd := (up - down) / (2 * h)
+		if math.Abs(fd-float64(en.g)) > 0.03*math.Abs(fd)+2e-3 {
+			t.Errorf("%s: d loss / d %s[%d] = %v, finite difference %v", model, en.name, en.i, en.g, fd)
+		}
+	}
+	for _, p := range ps {
+		p.ZeroGrad()
+	}
+}
