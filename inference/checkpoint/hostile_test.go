@@ -7,9 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/perfusion-studio/perfusion/inference/checkpoint/internal/ckpttest"
 )
@@ -120,41 +118,6 @@ func TestSources(t *testing.T) {
 		"vae/config.json", "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"} {
 		if !slices.Contains(got, filepath.Join(folder, want)) {
 			t.Errorf("diffusers: %s missing from %v", want, got)
-		}
-	}
-}
-
-// TestSpecialFiles: a FIFO as the weights or as a config.json is refused at
-// once instead of blocking.
-func TestSpecialFiles(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no FIFOs")
-	}
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "model.safetensors")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
-	folder := filepath.Join(dir, "pipe")
-	diffusersParts(t, folder, "vae")
-	if err := syscall.Mkfifo(filepath.Join(folder, "unet", "config.json"), 0o600); err != nil {
-		if err := os.MkdirAll(filepath.Join(folder, "unet"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Mkfifo(filepath.Join(folder, "unet", "config.json"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, p := range []string{fifo, folder} {
-		done := make(chan error, 1)
-		go func() { _, err := Open(p); done <- err }()
-		select {
-		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), "named pipe") || !errors.Is(err, ErrFormat) {
-				t.Errorf("%s: %v", p, err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: Open blocked", p)
 		}
 	}
 }
