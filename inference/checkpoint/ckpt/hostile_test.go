@@ -203,3 +203,22 @@ func corruptMember(t *testing.T, file []byte, name string) []byte {
 	t.Fatalf("no member %s", name)
 	return nil
 }
+
+// TestDamagedPickle flips a byte of data.pkl: its CRC-32 is checked as it
+// is read whole.
+func TestDamagedPickle(t *testing.T) {
+	file := ckpttest.Checkpoint(sample()[:1], ckpttest.Options{})
+	zr, err := zip.NewReader(bytes.NewReader(file), int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := zr.File[0].DataOffset() // archive/data.pkl, written first
+	if err != nil || zr.File[0].Name != "archive/data.pkl" {
+		t.Fatalf("%s: %v", zr.File[0].Name, err)
+	}
+	i := off + int64(bytes.Index(file[off:], []byte("model.diffusion_model")))
+	file[i] ^= 0x20 // "Model..." is still a valid pickle
+	if _, err := openBytes(file); err == nil || !strings.Contains(err.Error(), "checksum") || !errors.Is(err, ErrFormat) {
+		t.Errorf("got %v, want a checksum error", err)
+	}
+}
