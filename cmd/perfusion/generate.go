@@ -141,6 +141,9 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if err := p.CheckOutput(g.out); err != nil {
+		return err
+	}
 	pr.line(fmt.Sprintf("loaded in %.1f s", time.Since(start).Seconds()))
 	msg, restore := setMemoryLimit(p, g.width, g.height, 1)
 	defer restore()

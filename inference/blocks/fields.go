@@ -54,11 +54,52 @@ func (f *Fields) Get(key string, dst any) bool {
 	}
 	if err := json.Unmarshal(f.m[key], dst); err != nil {
 		if f.err == nil {
-			f.err = fmt.Errorf("field %q: %w", key, err)
+			f.err = fieldError(key, f.m[key], dst, err)
 		}
 		return false
 	}
 	return true
+}
+
+// fieldError says which field has which wrong type: `field
+// "block_out_channels" is a string, want a list of integers`.
+func fieldError(key string, raw json.RawMessage, dst any, err error) error {
+	var want string
+	switch dst.(type) {
+	case *int:
+		want = "an integer"
+	case *[]int:
+		want = "a list of integers"
+	case *float32, *float64:
+		want = "a number"
+	case *bool:
+		want = "true or false"
+	case *string:
+		want = "a string"
+	case *[]string:
+		want = "a list of strings"
+	default:
+		return fmt.Errorf("field %q: %w", key, err)
+	}
+	got := "a number"
+	switch s := strings.TrimSpace(string(raw)); {
+	case strings.HasPrefix(s, `"`):
+		got = "a string"
+	case strings.HasPrefix(s, "["):
+		got = "a list"
+		if te, ok := err.(*json.UnmarshalTypeError); ok && strings.HasPrefix(want, "a list") {
+			kind, _, _ := strings.Cut(te.Value, " ") // "number 2.5" -> "number"
+			got = "a list with a " + kind + " element"
+		}
+	case strings.HasPrefix(s, "{"):
+		got = "an object"
+	case s == "true" || s == "false":
+		got = "a boolean"
+	}
+	if len(raw) <= 40 {
+		return fmt.Errorf("field %q is %s (%s), want %s", key, got, raw, want)
+	}
+	return fmt.Errorf("field %q is %s, want %s", key, got, want)
 }
 
 // Int sets *dst from key.

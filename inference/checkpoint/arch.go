@@ -153,6 +153,9 @@ func (c *Checkpoint) Architecture() (Arch, error) {
 
 // lookalike guesses what a non-SD file is, from its names.
 func (c *Checkpoint) lookalike() string {
+	if c.kind == KindDiffusers && !c.hasPrefix(unetPrefix) {
+		return fmt.Sprintf("the diffusers folder lacks %s, so it has no UNet (an incomplete download?)", strings.Join(c.absent, " and "))
+	}
 	switch {
 	case c.hasPart("lora_") || c.hasPart(".lora_down.") || c.hasPart(".lora_A."):
 		return "it looks like a LoRA (add-on weights for a model), which is not supported yet"
@@ -160,9 +163,12 @@ func (c *Checkpoint) lookalike() string {
 		return "it looks like a textual-inversion embedding"
 	case c.hasPrefix("control_model.") || c.hasPart("input_hint_block"):
 		return "it looks like a ControlNet"
-	case c.Has("encoder.conv_in.weight") || c.Has("decoder.conv_in.weight") || (c.hasPrefix(vaePrefix) && !c.hasPrefix("model.")):
+	case c.hasPrefix(unetPrefix) || c.hasPrefix("model_ema."):
+		return fmt.Sprintf("it has UNet weights but not %sinput_blocks.0.0.weight (the UNet's first convolution, conv_in): "+
+			"the file is incomplete or damaged", unetPrefix)
+	case c.Has("encoder.conv_in.weight") || c.Has("decoder.conv_in.weight") || (c.hasPrefix(vaePrefix) && !c.hasPrefix(textPrefix)):
 		return "it looks like a standalone VAE"
-	case c.hasPrefix(textPrefix) || c.hasPrefix("text_model."):
+	case (c.hasPrefix(textPrefix) || c.hasPrefix("text_model.")) && !c.hasPrefix(vaePrefix):
 		return "it holds only a text encoder"
 	}
 	return fmt.Sprintf("it has no UNet weights (%sinput_blocks.0.0.weight)", unetPrefix)

@@ -81,7 +81,9 @@ type Checkpoint struct {
 	names   []string // sorted
 	configs map[string]json.RawMessage
 	closers []io.Closer
-	ema     bool // UNet weights come from model_ema.*
+	ema     bool     // UNet weights come from model_ema.*
+	sources []string // every file read: weights and configs
+	absent  []string // diffusers components without weights, for messages
 }
 
 // entry is one tensor: where it comes from and how to read it.
@@ -137,6 +139,11 @@ func (c *Checkpoint) Close() error {
 
 // Path is the file or folder the checkpoint was opened from.
 func (c *Checkpoint) Path() string { return c.path }
+
+// Sources lists every file the checkpoint was read from: the weights file,
+// or a diffusers folder's weight files and the config files it read. A
+// program writing output must not overwrite any of them.
+func (c *Checkpoint) Sources() []string { return append([]string(nil), c.sources...) }
 
 // Kind is the layout the checkpoint was read from.
 func (c *Checkpoint) Kind() Kind { return c.kind }

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/perfusion-studio/perfusion/inference/internal/regfile"
 )
 
 // Diffusers folders and their conversion to the CompVis names: the one
@@ -77,19 +80,26 @@ const maxConfigSize = 1 << 20
 // openDiffusers opens the unet, vae and text_encoder of a pipeline folder.
 func openDiffusers(dir string) (*Checkpoint, error) {
 	c := &Checkpoint{kind: KindDiffusers, tensors: map[string]*entry{}, configs: map[string]json.RawMessage{}}
+	for _, comp := range components {
+		if err := reachable(filepath.Join(dir, comp.dir)); err != nil {
+			return nil, err
+		}
+	}
 	for name, file := range configFiles {
-		b, err := readConfig(filepath.Join(dir, file))
+		p := filepath.Join(dir, file)
+		b, err := readConfig(p)
 		if err != nil {
 			return nil, err
 		}
 		if b != nil {
 			c.configs[name] = b
+			c.sources = append(c.sources, p)
 		}
 	}
 	if err := checkPipeline(dir, c.configs); err != nil {
 		return nil, err
 	}
-	found := 0
+	var found, missing []string
 	for _, comp := range components {
 		ok, err := c.addComponent(dir, comp)
 		if err != nil {
@@ -97,24 +107,44 @@ func openDiffusers(dir string) (*Checkpoint, error) {
 			return nil, err
 		}
 		if ok {
-			found++
+			found = append(found, comp.dir)
+		} else {
+			missing = append(missing, fmt.Sprintf("%s/ (%s.safetensors or .bin)", comp.dir, comp.files[0]))
 		}
 	}
-	if found == 0 {
+	if len(found) == 0 {
 		return nil, fmt.Errorf("checkpoint: folder %s has no unet/, vae/ or text_encoder/ weights: "+
 			"choose a model file, or a diffusers model folder (the one holding model_index.json): %w", dir, ErrFormat)
 	}
+	c.absent = missing
 	return c, nil
+}
+
+// reachable reports a path that exists but cannot be opened (a broken
+// symbolic link, a link loop, no permission) rather than treating it as
+// absent.
+func reachable(path string) error {
+	_, err := os.Stat(path)
+	if err == nil {
+		return nil
+	}
+	if _, lerr := os.Lstat(path); lerr != nil && os.IsNotExist(err) {
+		return nil // simply absent
+	}
+	return fmt.Errorf("checkpoint: %s cannot be opened: %v: %w", path, err, ErrFormat)
 }
 
 // readConfig reads a JSON file, or returns nil if it does not exist.
 func readConfig(path string) (json.RawMessage, error) {
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path)
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
+		if _, ok := err.(*fs.PathError); ok {
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+		return nil, fmt.Errorf("checkpoint: %w: %w", err, ErrFormat)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
@@ -168,6 +198,7 @@ func (c *Checkpoint) addComponent(dir string, comp component) (bool, error) {
 			return false, err
 		}
 		c.closers = append(c.closers, closer)
+		c.sources = append(c.sources, p)
 		for n, e := range m {
 			raw[n] = e
 		}
@@ -206,6 +237,9 @@ func weightFiles(dir string, bases []string) ([]string, error) {
 			p := filepath.Join(dir, base+ext)
 			if _, err := os.Stat(p); err == nil {
 				return []string{p}, nil
+			}
+			if err := reachable(p); err != nil {
+				return nil, err
 			}
 			idx, err := readConfig(p + ".index.json")
 			if err != nil || idx == nil {

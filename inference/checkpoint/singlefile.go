@@ -3,10 +3,11 @@ package checkpoint
 import (
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"strings"
 
 	"github.com/perfusion-studio/perfusion/inference/checkpoint/ckpt"
+	"github.com/perfusion-studio/perfusion/inference/internal/regfile"
 	"github.com/perfusion-studio/perfusion/inference/safetensors"
 )
 
@@ -17,7 +18,7 @@ func openSingle(path string, opt Options) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Checkpoint{kind: kind, tensors: raw, closers: []io.Closer{closer}}
+	c := &Checkpoint{kind: kind, tensors: raw, closers: []io.Closer{closer}, sources: []string{path}}
 	c.normalise(opt)
 	return c, nil
 }
@@ -25,24 +26,27 @@ func openSingle(path string, opt Options) (*Checkpoint, error) {
 // readWeights opens one weights file and lists its tensors under their
 // stored names.
 func readWeights(path string) (map[string]*entry, Kind, io.Closer, error) {
-	f, err := os.Open(path)
+	f, size, err := regfile.Open(path)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("checkpoint: %w", err)
+		if _, ok := err.(*fs.PathError); ok {
+			return nil, 0, nil, fmt.Errorf("checkpoint: %w", err)
+		}
+		return nil, 0, nil, fmt.Errorf("checkpoint: %w: %w", err, ErrFormat)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	head := make([]byte, 9) // safetensors: 8-byte header length, then '{'
+	head := make([]byte, safetensors.SniffSize)
 	n, _ := f.ReadAt(head, 0)
 	head = head[:n]
 	out := map[string]*entry{}
 	kind := KindSafetensors
-	isST := n == 9 && head[8] == '{'
-	if !isST && n > 0 && (head[0] == 0x80 || strings.HasPrefix(string(head), "PK")) {
+	isST := n >= 9 && head[8] == '{' // safetensors: 8-byte header length, then '{'
+	isZip := strings.HasPrefix(string(head), "PK")
+	if what := safetensors.Sniff(head); !isST && !isZip && n > 0 && head[0] != 0x80 && what != "" {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("checkpoint: %s is %s, not a model file (.safetensors, or a PyTorch .ckpt/.pt/.bin): %w", path, what, ErrFormat)
+	}
+	if !isST && (isZip || (n > 0 && head[0] == 0x80)) {
 		kind = KindPickle
-		cf, err := ckpt.NewReader(f, st.Size())
+		cf, err := ckpt.NewReader(f, size)
 		if err != nil {
 			f.Close()
 			return nil, 0, nil, fmt.Errorf("checkpoint: %s: %w", path, classify(err))
@@ -52,7 +56,7 @@ func readWeights(path string) (map[string]*entry, Kind, io.Closer, error) {
 			out[name] = &entry{dtype: t.DType, shape: t.Shape, origin: path + ": " + name, read: t.Bytes}
 		}
 	} else {
-		sf, err := safetensors.NewReader(f, st.Size())
+		sf, err := safetensors.NewReader(f, size)
 		if err != nil {
 			f.Close()
 			return nil, 0, nil, fmt.Errorf("checkpoint: %s: %w", path, classify(err))

@@ -62,6 +62,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("clip: config: sizes must be positive: %v", c)
 	case c.NumHeads <= 0 || c.HiddenSize%c.NumHeads != 0:
 		return fmt.Errorf("clip: config: width %d does not split into %d heads", c.HiddenSize, c.NumHeads)
+	case !(c.LayerNormEps > 0 && c.LayerNormEps < 1): // NaN fails too
+		return fmt.Errorf("clip: config: layer_norm_eps %g must be positive and small (CLIP uses 1e-5)", c.LayerNormEps)
 	case c.HiddenAct != QuickGELU && c.HiddenAct != GELU:
 		return fmt.Errorf("clip: config: unsupported hidden_act %q", c.HiddenAct)
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -13,6 +14,23 @@ import (
 	"github.com/perfusion-studio/perfusion/inference/unet"
 	"github.com/perfusion-studio/perfusion/inference/vae"
 )
+
+// ErrNonFinite is wrapped by the error of a generation whose values became
+// NaN or infinite, which would give a black image: the model's weights hold
+// NaN or Inf (a damaged file) or overflow float16.
+var ErrNonFinite = errors.New("NaN or infinite values: the model is damaged (NaN/Inf weights: download it again) " +
+	"or its float16 weights overflow (use a float32 copy of the model)")
+
+// firstNonFinite returns the index of the first NaN or infinite value, or
+// -1. It runs once per UNet evaluation, over the latents only.
+func firstNonFinite(v []float32) int {
+	for i, x := range v {
+		if x-x != 0 { // NaN - NaN and Inf - Inf are NaN
+			return i
+		}
+	}
+	return -1
+}
 
 // DefaultSampler is the sampler of a Request that names none: CompVis
 // txt2img's DDIM (eta 0).
@@ -153,6 +171,9 @@ func (p *Pipeline) Generate(ctx context.Context, r Request, progress func(Progre
 			return nil, err
 		}
 		e := out.Data()
+		if i := firstNonFinite(e); i >= 0 {
+			return nil, fmt.Errorf("the UNet gave %v at its evaluation %d (timestep %g): %w", e[i], call+1, t, ErrNonFinite)
+		}
 		if !guided {
 			p.trace.emit("eps_cond", call, e)
 			return e, nil
@@ -186,6 +207,9 @@ func (p *Pipeline) Generate(ctx context.Context, r Request, progress func(Progre
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 
+	if i := firstNonFinite(final); i >= 0 {
+		return nil, fmt.Errorf("pipeline: the sampled latents hold %v: %w", final[i], ErrNonFinite)
+	}
 	latents, err := tensor.New(final, b, c, lh, lw) // [B, C, h, w]
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
@@ -198,6 +222,9 @@ func (p *Pipeline) Generate(ctx context.Context, r Request, progress func(Progre
 		return nil, fmt.Errorf("pipeline: decode: %w", err)
 	}
 	p.trace.emit("decoded", 0, decoded.Data())
+	if i := firstNonFinite(decoded.Data()); i >= 0 {
+		return nil, fmt.Errorf("pipeline: the VAE decoder gave %v: %w", decoded.Data()[i], ErrNonFinite)
+	}
 	images, err := vae.ToImages(decoded)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)

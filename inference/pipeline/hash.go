@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/perfusion-studio/perfusion/inference/internal/regfile"
 )
 
 // ModelHashLen is the length of a model hash: the AUTOMATIC1111 web UI's
@@ -20,18 +22,14 @@ const ModelHashLen = 10
 // (1.5 s for a 2.1 GB file on a CPU with SHA instructions), and the
 // hash stops with ctx.Err() once ctx is done.
 func ModelHash(ctx context.Context, path string) (string, error) {
-	f, err := os.Open(path)
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return "", nil
+	}
+	f, _, err := regfile.Open(path) // a FIFO would block the read forever
 	if err != nil {
 		return "", fmt.Errorf("pipeline: model hash: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("pipeline: model hash: %w", err)
-	}
-	if st.IsDir() {
-		return "", nil
-	}
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
 	for {

@@ -77,7 +77,7 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Pipeline, error) 
 	if err != nil {
 		return nil, err
 	}
-	tok, err := OpenTokenizer(path, opt)
+	tok, tsrc, err := openTokenizer(path, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +91,12 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Pipeline, error) 
 	}
 	src := newProgressSource(ctx, ck, opt.Progress, clip.Prefix, unet.Prefix, vae.Prefix)
 	p := &Pipeline{Path: path, Arch: arch, Engine: e, Tokenizer: tok, Schedule: sampler.SD15()}
+	p.sources = ck.Sources()
+	for _, f := range []string{tsrc.BPE, tsrc.Vocab, tsrc.Merges} {
+		if f != "" {
+			p.sources = append(p.sources, f)
+		}
+	}
 	load := func(what string, fn func() error) error {
 		if err := fn(); err != nil {
 			if ctx.Err() != nil {
@@ -175,6 +181,12 @@ func (p *Pipeline) checkWidths() error {
 // opt.DataDir). Like SD1.5's Hugging Face CLIPTokenizer it skips openai's
 // html.unescape.
 func OpenTokenizer(ckpt string, opt LoadOptions) (*tokenizer.Tokenizer, error) {
+	tok, _, err := openTokenizer(ckpt, opt)
+	return tok, err
+}
+
+// openTokenizer is OpenTokenizer, also returning the files it read.
+func openTokenizer(ckpt string, opt LoadOptions) (*tokenizer.Tokenizer, tokenizer.Source, error) {
 	var src tokenizer.Source
 	var err error
 	if opt.Tokenizer != "" {
@@ -183,14 +195,40 @@ func OpenTokenizer(ckpt string, opt LoadOptions) (*tokenizer.Tokenizer, error) {
 		src, err = tokenizer.Locate(ckpt, opt.DataDir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
+		return nil, src, fmt.Errorf("pipeline: %w", err)
 	}
 	tok, err := tokenizer.Load(src)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: tokenizer: %w", err)
+		return nil, src, fmt.Errorf("pipeline: tokenizer: %w", err)
 	}
 	tok.SkipHTMLUnescape = true
-	return tok, nil
+	return tok, src, nil
+}
+
+// Sources lists every file the pipeline was loaded from: the checkpoint's
+// weight and config files (see checkpoint.Checkpoint.Sources) and the
+// tokenizer's vocabulary.
+func (p *Pipeline) Sources() []string { return append([]string(nil), p.sources...) }
+
+// CheckOutput refuses an output path that names one of the files the
+// pipeline was loaded from (the same file under any name: a link, another
+// path), so that saving an image never replaces the model. A path that
+// does not exist yet is fine.
+func (p *Pipeline) CheckOutput(path string) error {
+	out, err := os.Stat(path)
+	if err != nil {
+		return nil // nothing there to overwrite; writing will report other problems
+	}
+	for _, src := range p.sources {
+		if st, err := os.Stat(src); err == nil && os.SameFile(out, st) {
+			what := "the model file"
+			if filepath.Clean(src) != filepath.Clean(p.Path) {
+				what = "a file the model was loaded from"
+			}
+			return fmt.Errorf("pipeline: %s is %s (%s): writing there would replace it, choose another output name", path, what, src)
+		}
+	}
+	return nil
 }
 
 // tokenizerAt resolves an explicit vocabulary path (see

@@ -44,6 +44,8 @@ type Pipeline struct {
 	Tokenizer *tokenizer.Tokenizer
 	Schedule  *sampler.Schedule // training noise schedule (SD1.x's)
 
+	sources []string // files loaded from (Sources)
+
 	// trace, when set (tests), receives the intermediate values of
 	// Generate: "cond_embedding", "uncond_embedding", "x_T", then per
 	// 0-based step "eps_uncond", "eps_cond" (UNet outputs), "x" and

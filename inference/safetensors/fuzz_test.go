@@ -27,6 +27,11 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		rawFile(t, map[string]any{"a": map[string]any{"dtype": "U8", "shape": []int{2}, "data_offsets": []int{0, 1}}}, []byte{0}),
 		append(binary.LittleEndian.AppendUint64(nil, 4), "{}  "...),
 		[]byte("\x89PNG\r\n\x1a\n"),
+		rawHeader(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}`, 2),
+		rawHeader(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"dtype":"I8"},"__metadata__":{"k":"1","k":"2"}}`, 1),
+		rawHeader(manyEmpty(3), 0),
+		[]byte("version https://git-lfs.github.com/spec/v1\noid sha256:4c86\nsize 4265146304\n"),
+		[]byte("<!DOCTYPE html><html><body>404</body></html>"),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -172,7 +173,17 @@ func TestBadFiles(t *testing.T) {
 		{"seven bytes", []byte("1234567"), "too short", ErrFormat},
 		{"png renamed", png, "PNG image", ErrFormat},
 		{"zip renamed", append([]byte("PK\x03\x04"), make([]byte, 60)...), "zip archive", ErrFormat},
-		{"huge header length", append(binary.LittleEndian.AppendUint64(nil, 1<<40), "{}"...), "does not fit", ErrFormat},
+		{"huge header length", append(binary.LittleEndian.AppendUint64(nil, 1<<40), "{}"...), "starts with bytes 00 00 00 00 00 01 00 00, which is no safetensors header length", ErrFormat},
+		{"foreign binary", append([]byte{0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4}, make([]byte, 60)...), "starts with bytes de ad be ef 01 02 03 04", ErrFormat},
+		{"text file", []byte("these are my notes about models\n"), `a text file (starting "these are my notes`, ErrFormat},
+		{"html page", []byte("\n<!DOCTYPE html><html><body>Not found</body></html>"), "an HTML page", ErrFormat},
+		{"git lfs pointer", []byte("version https://git-lfs.github.com/spec/v1\noid sha256:4c86\nsize 4265146304\n"), "Git LFS pointer", ErrFormat},
+		{"duplicate tensor", rawHeader(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}`, 2), `tensor "a" appears twice`, ErrFormat},
+		{"duplicate field", rawHeader(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"dtype":"I8"}}`, 1), `key "dtype" appears twice in the header entry "a"`, ErrFormat},
+		{"duplicate metadata", rawHeader(`{"__metadata__":{"k":"1","k":"2"}}`, 0), `key "k" appears twice`, ErrFormat},
+		{"deep entry", rawHeader(`{"a":{"dtype":"U8","shape":[[[1]]],"data_offsets":[0,1]}}`, 1), "nests deeper", ErrFormat},
+		{"huge shape", rawHeader(`{"a":{"dtype":"U8","shape":[`+strings.Repeat("1,", 2000)+`1],"data_offsets":[0,1]}}`, 1), "more than 1024 JSON values", ErrFormat},
+		{"too many tensors", rawHeader(manyEmpty(MaxTensors+1), 0), "more than 16384 tensors", ErrUnsupported},
 		{"truncated header", encode(t, good, nil)[:20], "does not fit", ErrFormat},
 		{"header not json", append(binary.LittleEndian.AppendUint64(nil, 8), "{abcdefg"...), "not a JSON object", ErrFormat},
 		{"header is a list", append(binary.LittleEndian.AppendUint64(nil, 8), "[1,2,3] "...), "does not start with '{'", ErrFormat},
@@ -207,6 +218,62 @@ func TestBadFiles(t *testing.T) {
 				t.Errorf("error %q does not wrap %v", err, c.kind)
 			}
 		})
+	}
+}
+
+// rawHeader makes a file of a literal JSON header (kept as written, with
+// any duplicate keys) and data bytes of zeros.
+func rawHeader(h string, data int) []byte {
+	for len(h)%8 != 0 {
+		h += " "
+	}
+	b := append(binary.LittleEndian.AppendUint64(nil, uint64(len(h))), h...)
+	return append(b, make([]byte, data)...)
+}
+
+// manyEmpty is a header of n empty tensors.
+func manyEmpty(n int) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"t%d":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}`, i)
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// TestManyTensorsBoundedMemory refuses a 50 MB header of a million empty
+// tensors without building them: the walk stops at MaxTensors (past that
+// point this header repeats one entry, which nothing reads).
+func TestManyTensorsBoundedMemory(t *testing.T) {
+	size := 50 << 20
+	if testing.Short() {
+		size = 5 << 20
+	}
+	h := manyEmpty(MaxTensors + 1)
+	entry := `,"t":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}`
+	h = h[:len(h)-1] + strings.Repeat(entry, (size-len(h))/len(entry)) + "}"
+	file := rawHeader(h, 0)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := NewReader(bytes.NewReader(file), int64(len(file)))
+	runtime.ReadMemStats(&after)
+	if err == nil || !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("%d-byte header: %v", len(file), err)
+	}
+	// The header itself is read; beyond it the walk allocates per tensor
+	// up to MaxTensors only.
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(len(file))+32<<20; got > limit {
+		t.Errorf("%d-byte header: allocated %d bytes, want at most %d", len(file), got, limit)
+	}
+	// At the bound, the file opens.
+	ok := rawHeader(manyEmpty(MaxTensors), 0)
+	if f, err := NewReader(bytes.NewReader(ok), int64(len(ok))); err != nil || len(f.Names()) != MaxTensors {
+		t.Errorf("%d tensors: %v", MaxTensors, err)
 	}
 }
 

@@ -92,6 +92,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("unet: config: num_res_blocks %d, transformer_depth %d, context_dim %d must be positive", c.NumResBlocks, c.TransformerDepth, c.ContextDim)
 	case c.NormGroups <= 0:
 		return fmt.Errorf("unet: config: norm groups %d must be positive", c.NormGroups)
+	case !(c.NormEps > 0 && c.NormEps < 1): // NaN fails too
+		return fmt.Errorf("unet: config: norm_eps %g must be positive and small (SD uses 1e-5)", c.NormEps)
 	case c.NumHeadChannels <= 0 && c.NumHeads <= 0:
 		return fmt.Errorf("unet: config: need num_heads or num_head_channels")
 	}
@@ -241,7 +243,7 @@ func ConfigFromJSON(data []byte) (Config, error) {
 	} else {
 		c, err = fromCompVis(f)
 	}
-	if err == nil {
+	if f.Err() != nil { // a field of the wrong type explains any later error
 		err = f.Err()
 	}
 	if err == nil {

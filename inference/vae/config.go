@@ -206,7 +206,7 @@ func ConfigFromJSON(data []byte) (Config, error) {
 	} else {
 		err = fromCompVis(f, &c)
 	}
-	if err == nil {
+	if f.Err() != nil { // a field of the wrong type explains any later error
 		err = f.Err()
 	}
 	if err == nil {

@@ -15,8 +15,10 @@
 //
 // Opening reads the zip directory and data.pkl only; tensor data is read on
 // demand through an io.ReaderAt (stored zip members, as torch writes them,
-// are read in place; compressed ones are decompressed on demand). Allocations
-// are bounded by the file size and the limits in scan.go.
+// are read in place; compressed ones are decompressed on demand). Every
+// member's CRC-32 is checked before its data is used. Allocations are
+// bounded by the file size, the limits in scan.go, safetensors.MaxTensors
+// tensors, and the inflation bound of compressed storages (tensor.go).
 //
 // The saved object must be a dict of tensors, or a dict whose "state_dict"
 // entry is one (PyTorch Lightning checkpoints). Legacy (pre-1.6, non-zip)
@@ -32,11 +34,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"sort"
 	"strings"
 
 	"github.com/nlpodyssey/gopickle/types"
+	"github.com/perfusion-studio/perfusion/inference/internal/regfile"
 	"github.com/perfusion-studio/perfusion/inference/safetensors"
 )
 
@@ -56,20 +59,14 @@ type File struct {
 
 // Open opens the checkpoint at path.
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, size, err := regfile.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("ckpt: %w", err)
+		if _, ok := err.(*fs.PathError); ok {
+			return nil, fmt.Errorf("ckpt: %w", err)
+		}
+		return nil, fmt.Errorf("ckpt: %w: %w", err, ErrFormat)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("ckpt: %w", err)
-	}
-	if st.IsDir() {
-		f.Close()
-		return nil, fmt.Errorf("ckpt: %s is a folder, not a file: %w", path, ErrFormat)
-	}
-	cf, err := NewReader(f, st.Size())
+	cf, err := NewReader(f, size)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -189,6 +186,10 @@ func stateDict(obj interface{}) (map[string]*tensorRef, error) {
 				items = inner
 			}
 		}
+	}
+	if len(items) > safetensors.MaxTensors {
+		return nil, fmt.Errorf("ckpt: the state dict has %d entries, more than the %d a model file may hold (Stable Diffusion 1.x has about 1,200): %w",
+			len(items), safetensors.MaxTensors, ErrUnsupported)
 	}
 	out := map[string]*tensorRef{}
 	var keys []string

@@ -20,20 +20,37 @@ func pickleSeeds() [][]byte {
 	strided.Op(0x80, 2, '}', '(').Str("t").TensorRef("F32", "0", 6, 0, []int{3, 2}, []int{1, 3}).Op('u', '.')
 	var proto4 ckpttest.Pickler
 	proto4.Op(0x80, 4, 0x95).Op(8, 0, 0, 0, 0, 0, 0, 0).Op(0x8c, 1, 'a', 0x94, 0x8c, 1, 'b', 0x94, 0x93, 0x94, '.')
+	var chain ckpttest.Pickler // a placeholder called again and again
+	chain.Op(0x80, 2, '}').Str("x").Global("numpy", "dtype").Op(bytes.Repeat([]byte{')', 'R'}, 8)...).Op('s', '.')
+	var shared ckpttest.Pickler // names sharing one memoised tensor
+	shared.Op(0x80, 2, '}', '(').Str("w").TensorRef("F32", "0", 2, 0, []int{2}, []int{1}).Op('q', 200)
+	for _, n := range []string{"a", "b", "c"} {
+		shared.Str(n).Op('h', 200)
+	}
+	shared.Op('u', '.')
 	return [][]byte{
 		ckpttest.StateDictPickle(sample(), ckpttest.Options{}),
 		ckpttest.StateDictPickle(sample()[:2], ckpttest.Options{Nested: true, Metadata: true}),
 		sys.B.Bytes(),
 		strided.B.Bytes(),
 		proto4.B.Bytes(),
+		chain.B.Bytes(),
+		shared.B.Bytes(),
+		append(append([]byte{0x80, 2, '('}, bytes.Repeat([]byte{'N'}, 64)...), 'l', '.'),
 	}
 }
 
 // zipSeeds are whole checkpoints.
 func zipSeeds() [][]byte {
+	damaged := ckpttest.Checkpoint(sample()[:1], ckpttest.Options{})
+	damaged[bytes.Index(damaged, f32s(1, 2, 3))+1] ^= 0x10 // a storage byte: the CRC-32 no longer matches
+	var small ckpttest.Pickler                             // a compressed storage longer than its values
+	small.Op(0x80, 2, '}').Str("w").TensorRef("F32", "0", 2, 0, []int{2}, []int{1}).Op('s', '.')
 	return [][]byte{
 		ckpttest.Checkpoint(sample()[:2], ckpttest.Options{}),
 		ckpttest.Checkpoint(sample()[3:4], ckpttest.Options{Nested: true, Deflate: true}),
+		damaged,
+		ckpttest.Zip(small.B.Bytes(), map[string][]byte{"0": f32s(1, 2, 3)}, ckpttest.Options{Deflate: true}),
 	}
 }
 

@@ -6,16 +6,30 @@ import (
 	"fmt"
 )
 
-// Limits that keep a hostile pickle from exhausting memory or time. Real
-// Stable Diffusion pickles (data.pkl) are under 2 MiB and cost well under
-// 16 MiB by the estimate below.
+// Limits that keep a hostile pickle from exhausting memory or time. The
+// cost estimate below bounds everything the unpickler allocates, garbage
+// included (TestCostEstimateBoundsAllocation checks it for every kind of
+// bulk input); a Stable Diffusion state dict costs about 10 KiB per tensor
+// by it, so the limit leaves room for 12,000 tensors, optimizer state
+// included.
 const (
 	maxPickleSize = 32 << 20  // bytes of data.pkl
-	maxPickleCost = 256 << 20 // estimated bytes the unpickler may allocate
+	maxPickleCost = 128 << 20 // estimated bytes the unpickler may allocate
 	maxMarkDepth  = 256       // MARKs open at once (each costs a new stack)
 	maxNumberLine = 256       // text INT/LONG/FLOAT arguments
 	maxLongBytes  = 64        // LONG1/LONG4 arguments (decoding is quadratic)
 )
+
+// slot is the cost of one value pushed on the unpickler's stack: its stack
+// slot (the stack grows by doubling, and a MARK's items are copied when
+// popped) and the entry it may become in a list, set, dict or OrderedDict
+// (each also grown by doubling, an OrderedDict entry being a map entry, a
+// list element and a record). Measured at about 90 to 190 bytes.
+const slot = 256
+
+// baseCost is what the unpickler allocates for any pickle (its memo, stacks
+// and reader).
+const baseCost = 32 << 10
 
 // argKind is how an opcode's argument is laid out in the stream.
 type argKind uint8
@@ -35,39 +49,52 @@ const (
 	argFrame           // FRAME: 8-byte length of the ops that follow
 )
 
+// argCost is the bytes allocated per argument byte: a counted argument is
+// read into a buffer and copied into its value; a line is read into a
+// buffer grown by doubling, then converted (and unescaped) once or twice.
+func (k argKind) argCost() int {
+	switch k {
+	case argLine, argLine2, argNum:
+		return 6
+	case argFrame:
+		return 0 // counted in full with the frame
+	}
+	return 2
+}
+
 // opInfo describes one pickle opcode for the scan: argument layout, an
 // estimate of the bytes the unpickler allocates for it, and its effect on
 // the MARK depth.
 type opInfo struct {
 	arg  argKind
 	n    int  // width for argFixed
-	cost int  // bytes allocated, besides a counted argument
+	cost int  // bytes allocated (slot for each value pushed), besides a counted argument
 	mark int8 // +1 pushes a MARK, -1 pops one
 }
 
 // opcodes lists every opcode of pickle protocols 0-5
 // (https://github.com/python/cpython/blob/main/Lib/pickletools.py).
 var opcodes = map[byte]opInfo{
-	'(': {mark: 1, cost: 320}, '.': {}, '0': {}, '1': {mark: -1}, '2': {cost: 16},
-	'F': {arg: argNum, cost: 48}, 'I': {arg: argNum, cost: 48}, 'L': {arg: argNum, cost: 96},
-	'J': {arg: argFixed, n: 4, cost: 48}, 'K': {arg: argFixed, n: 1, cost: 48}, 'M': {arg: argFixed, n: 2, cost: 48},
-	'N': {cost: 16}, 'P': {arg: argLine, cost: 256}, 'Q': {cost: 256}, 'R': {cost: 256},
-	'S': {arg: argLine, cost: 64}, 'T': {arg: argCount4s, cost: 64}, 'U': {arg: argCount1, cost: 64},
-	'V': {arg: argLine, cost: 64}, 'X': {arg: argCount4, cost: 64},
-	'a': {cost: 32}, 'b': {cost: 64}, 'c': {arg: argLine2, cost: 128}, 'd': {mark: -1, cost: 160},
-	'}': {cost: 160}, 'e': {mark: -1, cost: 32}, 'g': {arg: argNum, cost: 16}, 'h': {arg: argFixed, n: 1, cost: 16},
-	'i': {arg: argLine2, mark: -1, cost: 256}, 'j': {arg: argFixed, n: 4, cost: 16}, 'l': {mark: -1, cost: 64},
-	']': {cost: 64}, 'o': {mark: -1, cost: 256}, 'p': {arg: argNum, cost: 64}, 'q': {arg: argFixed, n: 1, cost: 64},
-	'r': {arg: argFixed, n: 4, cost: 64}, 's': {cost: 64}, 't': {mark: -1, cost: 64}, ')': {cost: 48},
-	'u': {mark: -1, cost: 64}, 'G': {arg: argFixed, n: 8, cost: 48},
-	'B': {arg: argCount4, cost: 64}, 'C': {arg: argCount1, cost: 64},
-	0x80: {arg: argFixed, n: 1}, 0x81: {cost: 256}, 0x82: {arg: argFixed, n: 1}, 0x83: {arg: argFixed, n: 2},
-	0x84: {arg: argFixed, n: 4}, 0x85: {cost: 64}, 0x86: {cost: 80}, 0x87: {cost: 96}, 0x88: {cost: 16},
-	0x89: {cost: 16}, 0x8a: {arg: argLong1, cost: 96}, 0x8b: {arg: argLong4, cost: 96},
-	0x8c: {arg: argCount1, cost: 64}, 0x8d: {arg: argCount8, cost: 64}, 0x8e: {arg: argCount8, cost: 64},
-	0x8f: {cost: 128}, 0x90: {mark: -1, cost: 64}, 0x91: {mark: -1, cost: 128}, 0x92: {cost: 256},
-	0x93: {cost: 128}, 0x94: {cost: 64}, 0x95: {arg: argFrame}, 0x96: {arg: argCount8, cost: 64},
-	0x97: {}, 0x98: {},
+	'(': {mark: 1, cost: 512}, '.': {}, '0': {}, '1': {mark: -1}, '2': {cost: slot},
+	'F': {arg: argNum, cost: slot + 64}, 'I': {arg: argNum, cost: slot + 64}, 'L': {arg: argNum, cost: slot + 128},
+	'J': {arg: argFixed, n: 4, cost: slot + 16}, 'K': {arg: argFixed, n: 1, cost: slot + 16}, 'M': {arg: argFixed, n: 2, cost: slot + 16},
+	'N': {cost: slot}, 'P': {arg: argLine, cost: slot + 256}, 'Q': {cost: slot + 256}, 'R': {cost: slot + 256},
+	'S': {arg: argLine, cost: slot + 64}, 'T': {arg: argCount4s, cost: slot + 64}, 'U': {arg: argCount1, cost: slot + 64},
+	'V': {arg: argLine, cost: slot + 64}, 'X': {arg: argCount4, cost: slot + 64},
+	'a': {}, 'b': {cost: 64}, 'c': {arg: argLine2, cost: slot + 128}, 'd': {mark: -1, cost: slot + 192},
+	'}': {cost: slot + 192}, 'e': {mark: -1}, 'g': {arg: argNum, cost: slot}, 'h': {arg: argFixed, n: 1, cost: slot},
+	'i': {arg: argLine2, mark: -1, cost: slot + 256}, 'j': {arg: argFixed, n: 4, cost: slot}, 'l': {mark: -1, cost: slot + 64},
+	']': {cost: slot + 128}, 'o': {mark: -1, cost: slot + 256}, 'p': {arg: argNum, cost: 128}, 'q': {arg: argFixed, n: 1, cost: 128},
+	'r': {arg: argFixed, n: 4, cost: 128}, 's': {}, 't': {mark: -1, cost: slot + 64}, ')': {cost: slot + 48},
+	'u': {mark: -1}, 'G': {arg: argFixed, n: 8, cost: slot + 16},
+	'B': {arg: argCount4, cost: slot + 64}, 'C': {arg: argCount1, cost: slot + 64},
+	0x80: {arg: argFixed, n: 1}, 0x81: {cost: slot + 256}, 0x82: {arg: argFixed, n: 1, cost: slot + 64}, 0x83: {arg: argFixed, n: 2, cost: slot + 64},
+	0x84: {arg: argFixed, n: 4, cost: slot + 64}, 0x85: {cost: slot + 64}, 0x86: {cost: slot + 80}, 0x87: {cost: slot + 96}, 0x88: {cost: slot},
+	0x89: {cost: slot}, 0x8a: {arg: argLong1, cost: slot + 128}, 0x8b: {arg: argLong4, cost: slot + 128},
+	0x8c: {arg: argCount1, cost: slot + 64}, 0x8d: {arg: argCount8, cost: slot + 64}, 0x8e: {arg: argCount8, cost: slot + 64},
+	0x8f: {cost: slot + 128}, 0x90: {mark: -1}, 0x91: {mark: -1, cost: slot + 192}, 0x92: {cost: slot + 256},
+	0x93: {cost: slot + 128}, 0x94: {cost: 128}, 0x95: {arg: argFrame}, 0x96: {arg: argCount8, cost: slot + 64},
+	0x97: {cost: slot}, 0x98: {},
 }
 
 // scan walks the opcodes of a pickle up to its first STOP without building
@@ -76,7 +103,13 @@ var opcodes = map[byte]opInfo{
 // maxPickleCost. It runs before the unpickler, which allocates a counted
 // argument before reading it.
 func scan(p []byte) error {
-	pos, depth, cost := 0, 0, 0
+	_, err := scanCost(p)
+	return err
+}
+
+// scanCost is scan, also returning the estimated allocation in bytes.
+func scanCost(p []byte) (int, error) {
+	pos, depth, cost := 0, 0, baseCost
 	need := func(n int) error {
 		if n < 0 || n > len(p)-pos {
 			return fmt.Errorf("ckpt: pickle opcode at byte %d needs %d bytes, %d remain (truncated or corrupt data.pkl): %w",
@@ -95,7 +128,7 @@ func scan(p []byte) error {
 		op := p[pos]
 		info, ok := opcodes[op]
 		if !ok {
-			return fmt.Errorf("ckpt: unknown pickle opcode 0x%02x at byte %d (corrupt data.pkl): %w", op, pos, ErrFormat)
+			return 0, fmt.Errorf("ckpt: unknown pickle opcode 0x%02x at byte %d (corrupt data.pkl): %w", op, pos, ErrFormat)
 		}
 		at := pos
 		pos++
@@ -124,7 +157,7 @@ func scan(p []byte) error {
 			if err = need(4); err == nil {
 				v := binary.LittleEndian.Uint32(p[pos:])
 				if info.arg != argCount4 && v>>31 != 0 {
-					return fmt.Errorf("ckpt: pickle opcode at byte %d has a negative length: %w", at, ErrFormat)
+					return 0, fmt.Errorf("ckpt: pickle opcode at byte %d has a negative length: %w", at, ErrFormat)
 				}
 				n = 4 + int(v)
 			}
@@ -132,7 +165,7 @@ func scan(p []byte) error {
 			if err = need(8); err == nil {
 				v := binary.LittleEndian.Uint64(p[pos:])
 				if v > uint64(len(p)) {
-					return fmt.Errorf("ckpt: pickle opcode at byte %d claims %d bytes, the pickle has %d (corrupt data.pkl): %w", at, v, len(p), ErrFormat)
+					return 0, fmt.Errorf("ckpt: pickle opcode at byte %d claims %d bytes, the pickle has %d (corrupt data.pkl): %w", at, v, len(p), ErrFormat)
 				}
 				n = 8 + int(v)
 				if info.arg == argFrame {
@@ -145,26 +178,26 @@ func scan(p []byte) error {
 			err = need(n)
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if (info.arg == argLong1 || info.arg == argLong4) && (n == 1 || (info.arg == argLong4 && n == 4) || n > maxLongBytes+4) {
-			return fmt.Errorf("ckpt: pickle integer at byte %d has %d bytes, not 1 to %d: %w", at, n, maxLongBytes, ErrUnsupported)
+			return 0, fmt.Errorf("ckpt: pickle integer at byte %d has %d bytes, not 1 to %d: %w", at, n, maxLongBytes, ErrUnsupported)
 		}
 		pos += n
-		cost += info.cost + 2*n
+		cost += info.cost + info.arg.argCost()*n
 		depth += int(info.mark)
 		if depth < 0 {
-			return fmt.Errorf("ckpt: pickle opcode 0x%02x at byte %d pops a MARK that was never pushed: %w", op, at, ErrFormat)
+			return 0, fmt.Errorf("ckpt: pickle opcode 0x%02x at byte %d pops a MARK that was never pushed: %w", op, at, ErrFormat)
 		}
 		if depth > maxMarkDepth {
-			return fmt.Errorf("ckpt: pickle nests more than %d MARKs: %w", maxMarkDepth, ErrUnsupported)
+			return 0, fmt.Errorf("ckpt: pickle nests more than %d MARKs: %w", maxMarkDepth, ErrUnsupported)
 		}
 		if cost > maxPickleCost {
-			return fmt.Errorf("ckpt: pickle would need more than %d MiB to load: %w", maxPickleCost>>20, ErrUnsupported)
+			return 0, fmt.Errorf("ckpt: pickle would need more than %d MiB to load: %w", maxPickleCost>>20, ErrUnsupported)
 		}
 		if op == '.' {
-			return nil
+			return cost, nil
 		}
 	}
-	return fmt.Errorf("ckpt: pickle ends without a STOP opcode (truncated data.pkl): %w", ErrFormat)
+	return 0, fmt.Errorf("ckpt: pickle ends without a STOP opcode (truncated data.pkl): %w", ErrFormat)
 }

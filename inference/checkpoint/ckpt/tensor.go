@@ -3,10 +3,22 @@ package ckpt
 import (
 	"archive/zip"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
+	"sync"
 
 	"github.com/perfusion-studio/perfusion/inference/safetensors"
+)
+
+// Compressed storages: torch.save stores them uncompressed, and float
+// weights barely compress, so a member that inflates far beyond its
+// compressed size is damaged or crafted to exhaust memory (a few MB that
+// would inflate to gigabytes). Highly regular small tensors (position ids,
+// zero biases) fit in the slack.
+const (
+	maxInflateRatio = 16      // inflated bytes per compressed byte
+	inflateSlack    = 1 << 20 // bytes allowed beyond the ratio per member
 )
 
 // storage is one archive member X/data/<key>: numel values of dtype.
@@ -18,9 +30,14 @@ type storage struct {
 	r      io.ReaderAt // the file, for stored members
 	base   int64       // offset of the member's bytes in the file, or -1 if compressed
 	member *zip.File
+
+	once sync.Once // verifies the member's CRC-32 once
+	err  error     // the verification's result
 }
 
-// openStorage checks that a referenced storage exists and is big enough.
+// openStorage checks that a referenced storage exists, is big enough, and,
+// when compressed, does not inflate beyond what its values need or what
+// real weights compress to.
 func openStorage(r io.ReaderAt, size int64, members map[string]*zip.File, prefix string, ref *storageRef) (*storage, error) {
 	m, ok := members[prefix+"data/"+ref.key]
 	if !ok {
@@ -37,30 +54,80 @@ func openStorage(r io.ReaderAt, size int64, members map[string]*zip.File, prefix
 			return nil, fmt.Errorf("ckpt: storage %q lies outside the file (truncated download?): %w", ref.key, ErrFormat)
 		}
 		st.base = off
+		return st, nil
+	}
+	if need := uint64(st.numel * st.width); m.UncompressedSize64 > need {
+		return nil, fmt.Errorf("ckpt: compressed storage %q inflates to %d bytes, its %d %s values need %d (damaged or crafted file): %w",
+			ref.key, m.UncompressedSize64, ref.numel, ref.dtype, need, ErrFormat)
+	}
+	if m.CompressedSize64 > uint64(size) || m.UncompressedSize64 > maxInflateRatio*m.CompressedSize64+inflateSlack {
+		return nil, fmt.Errorf("ckpt: compressed storage %q would inflate from %d to %d bytes, more than model weights compress "+
+			"(damaged or crafted file; re-save it with torch.save, which stores weights uncompressed): %w",
+			ref.key, m.CompressedSize64, m.UncompressedSize64, ErrUnsupported)
 	}
 	return st, nil
 }
 
-// read returns n bytes of the storage starting at byte from.
+// verify checks the member's CRC-32 once, reading it through: the zip
+// reader compares the checksum when a member is read to its end.
+func (s *storage) verify() error {
+	s.once.Do(func() {
+		rc, err := s.member.Open()
+		if err == nil {
+			_, err = io.Copy(io.Discard, rc)
+			rc.Close()
+		}
+		if err != nil {
+			s.err = fmt.Errorf("ckpt: storage %q is damaged (%v): download the file again: %w", s.key, err, ErrFormat)
+		}
+	})
+	return s.err
+}
+
+// checkSum compares a whole member's bytes with its CRC-32, sparing a
+// second read when a tensor spans its whole storage (the usual layout).
+func (s *storage) checkSum(buf []byte) error {
+	s.once.Do(func() {
+		if got := crc32.ChecksumIEEE(buf); got != s.member.CRC32 {
+			s.err = fmt.Errorf("ckpt: storage %q is damaged (CRC-32 %08x, the archive says %08x): download the file again: %w",
+				s.key, got, s.member.CRC32, ErrFormat)
+		}
+	})
+	return s.err
+}
+
+// read returns n bytes of the storage starting at byte from, after
+// checking the member's CRC-32.
 func (s *storage) read(from, n int64) ([]byte, error) {
+	whole := from == 0 && uint64(n) == s.member.UncompressedSize64 && s.member.CRC32 != 0
+	if !whole {
+		if err := s.verify(); err != nil {
+			return nil, err
+		}
+	}
+	var buf []byte
 	if s.base >= 0 {
-		buf := make([]byte, n)
+		buf = make([]byte, n)
 		if _, err := s.r.ReadAt(buf, s.base+from); err != nil {
 			return nil, fmt.Errorf("ckpt: read storage %q: %w", s.key, err)
 		}
-		return buf, nil
+	} else {
+		rc, err := s.member.Open()
+		if err != nil {
+			return nil, fmt.Errorf("ckpt: open storage %q: %v: %w", s.key, err, ErrFormat)
+		}
+		defer rc.Close()
+		if _, err = io.CopyN(io.Discard, rc, from); err == nil {
+			buf, err = io.ReadAll(io.LimitReader(rc, n)) // grows with the data actually present
+		}
+		if err != nil || int64(len(buf)) != n {
+			return nil, fmt.Errorf("ckpt: storage %q is damaged (%d of %d bytes inflated: %v): download the file again: %w", s.key, len(buf), n, err, ErrFormat)
+		}
 	}
-	rc, err := s.member.Open()
-	if err != nil {
-		return nil, fmt.Errorf("ckpt: open storage %q: %v: %w", s.key, err, ErrFormat)
-	}
-	defer rc.Close()
-	if _, err := io.CopyN(io.Discard, rc, from); err != nil {
-		return nil, fmt.Errorf("ckpt: read storage %q: %v: %w", s.key, err, ErrFormat)
-	}
-	buf, err := io.ReadAll(io.LimitReader(rc, n)) // grows with the data actually present
-	if err != nil || int64(len(buf)) != n {
-		return nil, fmt.Errorf("ckpt: read storage %q: got %d of %d bytes (%v): %w", s.key, len(buf), n, err, ErrFormat)
+	if whole {
+		if err := s.checkSum(buf); err != nil {
+			return nil, err
+		}
 	}
 	return buf, nil
 }

@@ -140,14 +140,18 @@ func (rebuildFromType) Call(args ...interface{}) (interface{}, error) {
 // objects "built" from it; it records nothing and runs nothing.
 type inert struct{ name string }
 
-// Call returns another placeholder.
-func (c *inert) Call(args ...interface{}) (interface{}, error) {
-	return &inert{name: c.name + "()"}, nil
-}
+// Call returns the placeholder of an instance; calling that again returns
+// it unchanged, so that a chain of calls cannot grow the name.
+func (c *inert) Call(args ...interface{}) (interface{}, error) { return c.instance(), nil }
 
-// PyNew returns another placeholder.
-func (c *inert) PyNew(args ...interface{}) (interface{}, error) {
-	return &inert{name: c.name + "()"}, nil
+// PyNew returns the placeholder of an instance, as Call.
+func (c *inert) PyNew(args ...interface{}) (interface{}, error) { return c.instance(), nil }
+
+func (c *inert) instance() *inert {
+	if strings.HasSuffix(c.name, "()") {
+		return c
+	}
+	return &inert{name: c.name + "()"}
 }
 
 // PySetState ignores the state.
