@@ -17,14 +17,15 @@ GOFMT    = "$$($(GO) env GOROOT)/bin/gofmt"
 # OpenBLAS for the CPU backend.
 RUN_DEBS  := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
              libxinerama-dev libxi-dev libxxf86vm-dev libgtk-3-dev libopenblas-dev
-# ...plus what the real-window smoke test needs (Xvfb, xwininfo, import).
-TEST_DEBS := $(RUN_DEBS) xvfb xauth x11-utils imagemagick
+# ...plus what the real-window smoke test needs (Xvfb, xwininfo, import),
+# and qemu-user to run the arm64 tests on an x86-64 machine.
+TEST_DEBS := $(RUN_DEBS) xvfb xauth x11-utils imagemagick qemu-user
 
 # The steps of `make test`, run in this order after the set-up. To add a
 # check, write a target for it below and name it in TEST_STEPS (or, for
 # another `go test` line, in TEST_GO).
-TEST_STEPS := test-fmt test-vet test-go
-TEST_GO    := test-go-all test-go-race test-go-purego
+TEST_STEPS := test-fmt test-vet test-vet-darwin test-go
+TEST_GO    := test-go-all test-go-race test-go-purego test-go-arm64
 
 # The default model's training data (see assets/README.md): the Noto Color
 # Emoji bitmaps, the Unicode emoji names and the CLDR annotations.
@@ -65,6 +66,11 @@ test-fmt: check-go
 test-vet: check-go
 	$(GO) vet ./...
 
+# Everything below app/ builds for Apple Silicon without cgo (the pure-Go
+# kernels, no BLAS).
+test-vet-darwin: check-go
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./inference/... ./concepts/... ./internal/...
+
 test-go: $(TEST_GO)
 
 test-go-all: check-go
@@ -80,6 +86,26 @@ test-go-race: check-go
 # results.
 test-go-purego: check-go
 	CGO_ENABLED=0 $(GO) test -short ./inference/backend/... ./inference/kernels/... ./inference/ops/...
+
+# The runtime's pure-Go kernels pass their tests on arm64: natively on an
+# arm64 machine, under qemu-aarch64 (Debian's qemu-user) on Linux elsewhere.
+ARM64_PKGS := ./inference/backend/... ./inference/kernels/... ./inference/ops/... \
+              ./inference/internal/... ./inference/blocks/internal/f16/...
+
+test-go-arm64: check-go
+	@set -e; \
+	if [ "$$($(GO) env GOHOSTARCH)" = arm64 ]; then \
+		echo "CGO_ENABLED=0 $(GO) test -short (arm64 host)"; \
+		CGO_ENABLED=0 $(GO) test -short $(ARM64_PKGS); \
+	elif [ "$$(uname -s)" = Linux ]; then \
+		if ! command -v qemu-aarch64 >/dev/null 2>&1; then \
+			echo "qemu-aarch64 not found: install qemu-user (Debian/Ubuntu) or your system's qemu user-mode emulator"; exit 1; \
+		fi; \
+		echo "GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) test -short -exec qemu-aarch64"; \
+		GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) test -short -exec qemu-aarch64 $(ARM64_PKGS); \
+	else \
+		echo "test-go-arm64: skipped (needs an arm64 machine, or Linux with qemu-user)"; \
+	fi
 
 # Redraw assets/icon.png (a test checks the committed file matches).
 icon: check-go

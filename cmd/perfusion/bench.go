@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/perfusion-studio/perfusion/inference/backend/cpu"
+	"github.com/perfusion-studio/perfusion/inference/ops"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
 	"github.com/perfusion-studio/perfusion/inference/pipeline/perf"
 )
@@ -24,8 +26,15 @@ func benchCommand() command {
 	}
 }
 
-// benchOptions parses the flags of `perfusion bench`.
+// benchOptions parses the flags of `perfusion bench` for the stages.
 func benchOptions(args []string, stderr io.Writer) (perf.Options, error) {
+	opt, _, err := parseBench(args, stderr)
+	return opt, err
+}
+
+// parseBench parses the flags of `perfusion bench`: those of the stages and
+// those of the GEMM comparison.
+func parseBench(args []string, stderr io.Writer) (perf.Options, gemmOptions, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sizes := fs.String("sizes", "256,512", fmt.Sprintf("square image sizes in pixels, comma-separated (multiples of %d up to %d)", perf.SizeMultiple, pipeline.MaxSide))
@@ -33,14 +42,20 @@ func benchOptions(args []string, stderr io.Writer) (perf.Options, error) {
 	dtype := fs.String("dtype", "f16", "weights written to disk: f16 (as SD1.5 is distributed) or f32")
 	dir := fs.String("dir", "", "folder for the temporary checkpoint (2.1 GB in f16, 4.3 GB in f32); default: the system temp folder")
 	keep := fs.Bool("keep", false, "keep the random checkpoint (and a vocabulary beside it), e.g. to try perfusion generate on it; its path is printed")
+	g := gemmFlags(fs)
+	fail := func(err error) (perf.Options, gemmOptions, error) { return perf.Options{}, gemmOptions{}, err }
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			return perf.Options{}, err
+			return fail(err)
 		}
-		return perf.Options{}, fmt.Errorf("%w: %v", errUsage, err)
+		return fail(fmt.Errorf("%w: %v", errUsage, err))
 	}
 	if fs.NArg() > 0 {
-		return perf.Options{}, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		return fail(fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0)))
+	}
+	gopt, err := g.options(fs, *reps)
+	if err != nil {
+		return fail(err)
 	}
 	opt := perf.Options{Reps: *reps, Dir: *dir, Keep: *keep}
 	switch strings.ToLower(*dtype) {
@@ -49,26 +64,37 @@ func benchOptions(args []string, stderr io.Writer) (perf.Options, error) {
 	case "f32", "fp32", "float32":
 		opt.DType = "F32"
 	default:
-		return opt, fmt.Errorf("%w: --dtype %q: want f16 or f32", errUsage, *dtype)
+		return fail(fmt.Errorf("%w: --dtype %q: want f16 or f32", errUsage, *dtype))
 	}
 	if *reps < 1 {
-		return opt, fmt.Errorf("%w: --steps %d: want at least 1", errUsage, *reps)
+		return fail(fmt.Errorf("%w: --steps %d: want at least 1", errUsage, *reps))
 	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if m := perf.SizeMultiple; err != nil || n <= 0 || n%m != 0 || n > pipeline.MaxSide {
-			return opt, fmt.Errorf("%w: --sizes: %q is not a multiple of %d from %d to %d", errUsage, s, m, m, pipeline.MaxSide)
+			return fail(fmt.Errorf("%w: --sizes: %q is not a multiple of %d from %d to %d", errUsage, s, m, m, pipeline.MaxSide))
 		}
 		opt.Sizes = append(opt.Sizes, n)
 	}
-	return opt, nil
+	if gopt.threads > 0 {
+		be := cpu.New()
+		be.SetThreads(gopt.threads)
+		opt.Engine = ops.NewEngine(be)
+	}
+	return opt, gopt, nil
 }
 
 // runBench is `perfusion bench`: progress on stderr, the table on stdout.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	opt, err := benchOptions(args, stderr)
+	opt, gopt, err := parseBench(args, stderr)
 	if err != nil {
 		return err
+	}
+	switch {
+	case gopt.serve:
+		return serveGemm(ctx, gopt, os.Stdin, stdout)
+	case gopt.compare:
+		return compareGemm(ctx, gopt, stdout, stderr)
 	}
 	opt.Log = func(msg string) { fmt.Fprintln(stderr, "bench:", msg) }
 	restore := func() {}

@@ -3,6 +3,8 @@
 package blas
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/perfusion-studio/perfusion/inference/backend/internal/gemmtest"
@@ -24,5 +26,21 @@ func TestSgemm(t *testing.T) {
 func TestName(t *testing.T) {
 	if n := Name(); n != "openblas" && n != "accelerate" {
 		t.Errorf("Name() = %q, want openblas or accelerate", n)
+	}
+}
+
+// TestCore checks that OpenBLAS names the kernels it chose, and that it
+// honours OPENBLAS_CORETYPE when that names a known core.
+func TestCore(t *testing.T) {
+	core := Core()
+	t.Logf("%s core: %q (OPENBLAS_CORETYPE=%q)", Name(), core, os.Getenv("OPENBLAS_CORETYPE"))
+	if Name() != "openblas" {
+		return
+	}
+	if core == "" {
+		t.Fatal("Core() is empty for OpenBLAS")
+	}
+	if want := os.Getenv("OPENBLAS_CORETYPE"); want != "" && !strings.EqualFold(want, core) {
+		t.Logf("OPENBLAS_CORETYPE=%s but OpenBLAS runs %s (a core this CPU lacks, or a build without it)", want, core)
 	}
 }

@@ -12,12 +12,15 @@ package blas
 #define PS_LIB "accelerate"
 // Accelerate sizes its own thread pool; the thread count is advisory.
 static void ps_set_threads(int n) { (void)n; }
+static const char *ps_core(void) { return ""; }
 #else
 #include <cblas.h>
 #define PS_LIB "openblas"
 // Declared here in case the installed cblas.h lacks the OpenBLAS extensions.
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+char *openblas_get_corename(void);
+static const char *ps_core(void) { return openblas_get_corename(); }
 static void ps_set_threads(int n) {
 	if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
 }
@@ -45,6 +48,17 @@ const Available = true
 
 // Name is the library's short name: "openblas" or "accelerate".
 func Name() string { return C.GoString(C.ps_lib()) }
+
+// Core names the kernels the library chose for this CPU when it loaded,
+// as OpenBLAS reports them (e.g. "Haswell", "SkylakeX"; OpenBLAS reads
+// OPENBLAS_CORETYPE then); "" for Accelerate.
+func Core() string {
+	p := C.ps_core()
+	if p == nil {
+		return ""
+	}
+	return C.GoString(p)
+}
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C (row-major) with the
 // platform BLAS on the given number of threads. The caller checks sizes;

@@ -8,6 +8,9 @@ const Available = false
 // Name is empty when no platform BLAS is linked.
 func Name() string { return "" }
 
+// Core is empty when no platform BLAS is linked.
+func Core() string { return "" }
+
 // Sgemm panics: this build links no platform BLAS. Check Available first.
 func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {

@@ -1,8 +1,9 @@
 // Package f16 converts IEEE binary16 values to float32 in bulk, with the
-// F16C instruction VCVTPH2PS (eight values an instruction) on amd64 CPUs
-// that have it, and with weights.HalfToFloat32s elsewhere and for the
-// tails. Both are exact; the one difference is that F16C sets the quiet
-// bit of a signalling NaN (payload otherwise kept), which no weight
+// instruction VCVTPH2PS on amd64 CPUs that have it (on ZMM registers, 16
+// values an instruction, where the CPU has AVX-512; on YMM registers, eight
+// values, with F16C alone), and with weights.HalfToFloat32s elsewhere and
+// for the tails. All are exact; the one difference is that VCVTPH2PS sets the
+// quiet bit of a signalling NaN (payload otherwise kept), which no weight
 // holds in practice.
 package f16
 
@@ -18,3 +19,14 @@ func ToFloat32s(dst []float32, src []uint16) {
 
 // Vector reports whether ToFloat32s uses the F16C instructions.
 func Vector() bool { return hasF16C }
+
+// Kernel names the conversion ToFloat32s runs: "avx512", "f16c" or "go".
+func Kernel() string {
+	switch {
+	case hasF16C && hasAVX512:
+		return "avx512"
+	case hasF16C:
+		return "f16c"
+	}
+	return "go"
+}

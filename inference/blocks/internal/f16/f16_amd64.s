@@ -39,3 +39,40 @@ done:
 	VZEROUPPER
 	RET
 
+
+// func cvtAVX512(dst *float32, src *uint16, n int)
+// n is a multiple of 16. VCVTPH2PS on ZMM: 16 values an instruction.
+TEXT ·cvtAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+
+loop64:
+	CMPQ CX, $64
+	JLT  loop16
+	VCVTPH2PS 0(SI), Z0
+	VCVTPH2PS 32(SI), Z1
+	VCVTPH2PS 64(SI), Z2
+	VCVTPH2PS 96(SI), Z3
+	VMOVUPS   Z0, 0(DI)
+	VMOVUPS   Z1, 64(DI)
+	VMOVUPS   Z2, 128(DI)
+	VMOVUPS   Z3, 192(DI)
+	ADDQ      $128, SI
+	ADDQ      $256, DI
+	SUBQ      $64, CX
+	JMP       loop64
+
+loop16:
+	CMPQ CX, $16
+	JLT  done16
+	VCVTPH2PS 0(SI), Z0
+	VMOVUPS   Z0, 0(DI)
+	ADDQ      $32, SI
+	ADDQ      $64, DI
+	SUBQ      $16, CX
+	JMP       loop16
+
+done16:
+	VZEROUPPER
+	RET

@@ -2,6 +2,10 @@
 
 package f16
 
-var hasF16C = false // a var so that tests can toggle it on every platform
+// vars so that tests can toggle them on every platform
+var (
+	hasF16C   = false
+	hasAVX512 = false
+)
 
 func vector(dst []float32, src []uint16) int { return 0 }
