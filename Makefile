@@ -2,7 +2,8 @@
 #
 #   make run    install missing system packages, build bin/perfusion, open the app
 #   make test   install missing system and test packages, then gofmt, go vet
-#               and every test
+#               and every test; every step runs, and the failed ones are
+#               listed at the end
 #
 # System packages are installed only when missing (Debian/Ubuntu via apt-get,
 # with sudo when not root); on macOS only the Xcode command line tools are
@@ -21,11 +22,12 @@ RUN_DEBS  := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-
 # and qemu-user to run the arm64 tests on an x86-64 machine.
 TEST_DEBS := $(RUN_DEBS) xvfb xauth x11-utils imagemagick qemu-user
 
-# The steps of `make test`, run in this order after the set-up. To add a
-# check, write a target for it below and name it in TEST_STEPS (or, for
-# another `go test` line, in TEST_GO).
-TEST_STEPS := test-fmt test-vet test-vet-darwin test-go
+# The steps of `make test`, run in this order after the set-up. Every step
+# runs even when an earlier one fails; make test then lists the failed
+# steps and fails. To add a check, write a target for it below and name it
+# in TEST_STEPS (or, for another `go test` line, in TEST_GO).
 TEST_GO    := test-go-all test-go-race test-go-purego test-go-arm64
+TEST_STEPS := test-fmt test-vet test-vet-darwin $(TEST_GO)
 
 # The default model's training data (see assets/README.md): the Noto Color
 # Emoji bitmaps, the Unicode emoji names and the CLDR annotations.
@@ -39,7 +41,7 @@ MODEL_OUT  ?= assets/defaultmodel
 FYNE_CLI := fyne.io/tools/cmd/fyne@v1.7.4
 PKG_OS   ?= $(shell $(GO) env GOOS 2>/dev/null)
 
-.PHONY: run build test deps deps-test check-go $(TEST_STEPS) $(TEST_GO) icon package clean default-model
+.PHONY: run build test test-go deps deps-test check-go $(TEST_STEPS) icon package clean default-model
 # Steps run one after another, in the order listed, even under make -j.
 .NOTPARALLEL:
 
@@ -49,8 +51,8 @@ run: build
 build: deps check-go
 	$(GO) build -o $(BIN) ./cmd/perfusion
 
-test: deps-test check-go $(TEST_STEPS)
-	@echo "make test: all checks passed"
+test: deps-test check-go
+	@$(call run-steps,make test,$(TEST_STEPS))
 
 deps:
 	@$(call install-packages,$(RUN_DEBS))
@@ -71,16 +73,21 @@ test-vet: check-go
 test-vet-darwin: check-go
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./inference/... ./concepts/... ./internal/...
 
-test-go: $(TEST_GO)
+test-go: check-go
+	@$(call run-steps,make test-go,$(TEST_GO))
 
 test-go-all: check-go
 	$(GO) test ./...
 
 # The UI and services, and the runtime's concurrent kernels, under the race
-# detector.
+# detector. Both lines run even if the first fails.
 test-go-race: check-go
-	$(GO) test -race ./ui/... ./app/...
-	$(GO) test -race -short ./inference/backend/... ./inference/kernels/... ./inference/ops/...
+	@rc=0; \
+	for args in "./ui/... ./app/..." "-short ./inference/backend/... ./inference/kernels/... ./inference/ops/..."; do \
+		echo "$(GO) test -race $$args"; \
+		$(GO) test -race $$args || rc=1; \
+	done; \
+	exit $$rc
 
 # The pure-Go kernels (what a build without cgo or BLAS runs) give the same
 # results.
@@ -142,6 +149,21 @@ check-go:
 		exit !(v[1] > m[1] || (v[1] == m[1] && v[2] >= m[2])) }'; then \
 		echo "Found $$v, but Perfusion Studio needs Go $(GO_MIN) or newer. $(GO_HELP)"; exit 1; \
 	fi
+
+# run-steps: make each of the targets $(2) in turn, whatever the outcome of
+# the others, then list those that failed and fail, or say all passed.
+# $(1) names the whole run in the summary.
+define run-steps
+failed=""; \
+for step in $(2); do \
+	echo "==> $$step"; \
+	$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $$step || failed="$$failed $$step"; \
+done; \
+if [ -n "$$failed" ]; then \
+	echo "$(1): FAILED:$$failed"; exit 1; \
+fi; \
+echo "$(1): all checks passed"
+endef
 
 # install-packages: on Debian/Ubuntu, install those of the given packages
 # that dpkg does not list as installed (apt-get update only then); on macOS,

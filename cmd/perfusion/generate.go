@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,11 +30,57 @@ func generateCommand() command {
 
 // generateFlags are the settings of `perfusion generate`.
 type generateFlags struct {
-	model, prompt, negative, sampler, tokenizer, out string
-	seed                                             seedValue
-	steps, width, height, clipSkip                   int
-	cfg                                              float64
-	emphasis, longPrompts                            bool
+	model, negative, sampler, tokenizer, out string
+	prompts                                  promptList // one, or one per image
+	seed                                     seedValue
+	steps, width, height, clipSkip, batch    int
+	cfg                                      float64
+	emphasis, longPrompts                    bool
+}
+
+// promptList is the --prompt flag, which may be repeated.
+type promptList []string
+
+func (l *promptList) String() string { return strings.Join(*l, " | ") }
+
+func (l *promptList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// images is how many images the flags ask for.
+func (g generateFlags) images() int { return max(g.batch, len(g.prompts)) }
+
+// outputs are the PNG paths of the images: --out itself for one image,
+// else --out numbered from 1 (fox.png: fox-1.png, fox-2.png, ...; zero-
+// padded to the widest number).
+func (g generateFlags) outputs() []string {
+	n := g.images()
+	if n == 1 {
+		return []string{g.out}
+	}
+	ext := filepath.Ext(g.out)
+	base := strings.TrimSuffix(g.out, ext)
+	width := len(strconv.Itoa(n))
+	outs := make([]string, n)
+	for i := range outs {
+		outs[i] = fmt.Sprintf("%s-%0*d%s", base, width, i+1, ext)
+	}
+	return outs
+}
+
+// request is the generation the flags ask for.
+func (g generateFlags) request(seed uint64) pipeline.Request {
+	r := pipeline.Request{
+		Negative: g.negative, Seed: seed, Steps: g.steps, CFG: float32(g.cfg), Sampler: g.sampler,
+		Width: g.width, Height: g.height, ClipSkip: g.clipSkip, Emphasis: g.emphasis, LongPrompts: g.longPrompts,
+	}
+	if len(g.prompts) == 1 {
+		r.Prompt, r.BatchSize = g.prompts[0], g.batch
+	} else {
+		r.Prompts = g.prompts
+	}
+	return r
 }
 
 func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) {
@@ -41,7 +88,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&g.model, "model", "", "SD 1.x checkpoint: .safetensors or .ckpt file, or diffusers folder (required)")
-	fs.StringVar(&g.prompt, "prompt", "", "what to draw (required)")
+	fs.Var(&g.prompts, "prompt", "what to draw (required); repeat it to give each image of a batch its own prompt")
 	fs.StringVar(&g.negative, "negative", "", "negative prompt")
 	seed := fs.String("seed", "-1", "random seed, 0 to 2^64-1 (the noise uses its low 32 bits, as torch does); -1 picks one below 2^32 and prints it")
 	fs.IntVar(&g.steps, "steps", 20, "sampling steps")
@@ -53,6 +100,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 	fs.IntVar(&g.clipSkip, "clip-skip", 0, "text encoder layers to skip from the end (2 = penultimate layer)")
 	fs.BoolVar(&g.emphasis, "emphasis", true, "parse the web UI's emphasis syntax: (word:1.2), [word], BREAK")
 	fs.BoolVar(&g.longPrompts, "long-prompts", true, "encode prompts over 75 tokens in 75-token chunks instead of truncating")
+	fs.IntVar(&g.batch, "batch", 1, fmt.Sprintf("images made together from one noise draw of the seed, 1 to %d; several are written as OUT-1.png, OUT-2.png, ...", pipeline.MaxBatch))
 	fs.StringVar(&g.out, "out", "", "output PNG file (required)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -61,7 +109,11 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 		return g, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	var missing []string
-	for _, f := range []struct{ name, v string }{{"--model", g.model}, {"--prompt", g.prompt}, {"--out", g.out}} {
+	prompt := ""
+	if len(g.prompts) > 0 {
+		prompt = "set"
+	}
+	for _, f := range []struct{ name, v string }{{"--model", g.model}, {"--prompt", prompt}, {"--out", g.out}} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
@@ -78,6 +130,12 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 		return g, fmt.Errorf("%w: --seed %s: %v", errUsage, *seed, seedErr)
 	case g.steps < 1:
 		return g, fmt.Errorf("%w: --steps %d: want at least 1", errUsage, g.steps)
+	case g.batch < 1 || g.batch > pipeline.MaxBatch:
+		return g, fmt.Errorf("%w: --batch %d: want 1 to %d", errUsage, g.batch, pipeline.MaxBatch)
+	case len(g.prompts) > 1 && g.batch != 1 && g.batch != len(g.prompts):
+		return g, fmt.Errorf("%w: --batch %d with %d prompts: give one prompt, or one per image", errUsage, g.batch, len(g.prompts))
+	case len(g.prompts) > pipeline.MaxBatch:
+		return g, fmt.Errorf("%w: %d prompts: at most %d, one per image", errUsage, len(g.prompts), pipeline.MaxBatch)
 	}
 	// The exact size rule depends on the model (checked once it is loaded);
 	// these fail before minutes of loading.
@@ -97,9 +155,10 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 	return g, nil
 }
 
-// runGenerate is `perfusion generate`: load the model, generate one image
-// and write it with its settings. Progress goes to stderr, the result line
-// to stdout. Nothing is written unless the image is complete.
+// runGenerate is `perfusion generate`: load the model, generate the images
+// (one, or a batch) and write each with its settings. Progress goes to
+// stderr, a result line per image to stdout. Nothing is written unless the
+// images are complete.
 func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	g, err := parseGenerateFlags(args, stderr)
 	if err != nil {
@@ -145,14 +204,11 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	pr.line(fmt.Sprintf("loaded in %.1f s", time.Since(start).Seconds()))
-	msg, restore := setMemoryLimit(p, g.width, g.height, 1)
+	msg, restore := setMemoryLimit(p, g.width, g.height, g.images())
 	defer restore()
 	pr.line(msg)
 
-	req := pipeline.Request{
-		Prompt: g.prompt, Negative: g.negative, Seed: seed, Steps: g.steps, CFG: float32(g.cfg), Sampler: g.sampler,
-		Width: g.width, Height: g.height, ClipSkip: g.clipSkip, Emphasis: g.emphasis, LongPrompts: g.longPrompts,
-	}
+	req := g.request(seed)
 	res, err := p.Generate(ctx, req, func(s pipeline.Progress) {
 		pr.update(fmt.Sprintf("step %d/%d  elapsed %s  ETA %s", s.Step, s.Total, clock(s.Elapsed), clock(s.ETA)))
 	})
@@ -161,7 +217,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	settings := export.Settings{
-		Prompt: g.prompt, NegativePrompt: g.negative, Steps: g.steps, Sampler: pipeline.SamplerLabel(g.sampler),
+		NegativePrompt: g.negative, Steps: g.steps, Sampler: pipeline.SamplerLabel(g.sampler),
 		CFGScale: g.cfg, Seed: seed, Width: g.width, Height: g.height,
 		ModelName: strings.TrimSuffix(filepath.Base(g.model), filepath.Ext(g.model)),
 	}
@@ -177,11 +233,23 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if g.clipSkip > 1 {
 		settings.Extra = append(settings.Extra, [2]string{"Clip skip", strconv.Itoa(g.clipSkip)})
 	}
-	if err := export.SavePNG(g.out, res.Images[0], settings); err != nil {
-		return err
+	steps := fmt.Sprintf("%d steps", g.steps)
+	if run := len(res.Timesteps); run != g.steps {
+		steps += fmt.Sprintf(" (%d run)", run)
 	}
-	fmt.Fprintf(stdout, "%s: %dx%d, seed %d, %d steps %s, CFG %g, %.1f s\n", g.out, g.width, g.height, seed, g.steps,
-		settings.Sampler, g.cfg, res.Elapsed.Seconds())
+	outs := g.outputs()
+	for i, img := range res.Images {
+		s := settings
+		s.Prompt = g.prompts[min(i, len(g.prompts)-1)]
+		if len(outs) > 1 { // the web UI's batch fields; Batch pos counts from 0
+			s.Extra = append(slices.Clone(s.Extra), [2]string{"Batch size", strconv.Itoa(len(outs))}, [2]string{"Batch pos", strconv.Itoa(i)})
+		}
+		if err := export.SavePNG(outs[i], img, s); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %dx%d, seed %d, %s %s, CFG %g, %.1f s\n", outs[i], g.width, g.height, seed, steps,
+			settings.Sampler, g.cfg, res.Elapsed.Seconds())
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,6 +23,7 @@ type goldenRun struct {
 	Prompts      []string `json:"prompts"`
 	Negative     string   `json:"negative_prompt"`
 	Steps        int      `json:"ddim_steps_requested"`
+	StepsRun     int      `json:"ddim_steps_actual"` // DDIM may run one more than asked
 	CFG          float64  `json:"cfg_scale"`
 	InitialNoise string   `json:"initial_noise"`
 	ImageShape   []int    `json:"image_shape_nhwc"` // [B, H, W, 3]
@@ -32,47 +34,94 @@ func readGoldenRun(t *testing.T) (goldenRun, string) {
 	var g goldenRun
 	golden.JSON(t, "pipeline_config.json", &g)
 	m := regexp.MustCompile(`manual_seed\((\d+)\)`).FindStringSubmatch(g.InitialNoise)
-	if m == nil || len(g.Prompts) == 0 || len(g.ImageShape) != 4 {
+	if m == nil || len(g.Prompts) == 0 || len(g.ImageShape) != 4 || g.ImageShape[0] != len(g.Prompts) || g.StepsRun < 1 {
 		t.Fatalf("pipeline_config.json: unexpected %+v", g)
 	}
 	return g, m[1]
 }
 
 // generate on the tiny golden model (diffusers folder) writes the golden
-// image, with its settings in the PNG's parameters chunk.
+// images, with their settings in each PNG's parameters chunk: one prompt
+// with --batch when every row has the same prompt, else a --prompt per row.
 func TestGenerateGoldenPNG(t *testing.T) {
 	g, seed := readGoldenRun(t)
+	b, h, w := g.ImageShape[0], g.ImageShape[1], g.ImageShape[2]
 	out := filepath.Join(t.TempDir(), "tiny.png")
 	var stdout, stderr bytes.Buffer
-	args := []string{"--model", golden.Path(t, "tiny_diffusers"), "--prompt", g.Prompts[0], "--negative", g.Negative,
+	args := []string{"--model", golden.Path(t, "tiny_diffusers"), "--negative", g.Negative,
 		"--seed", seed, "--steps", fmt.Sprint(g.Steps), "--cfg", fmt.Sprint(g.CFG), "--sampler", "DDIM",
-		"--width", fmt.Sprint(g.ImageShape[2]), "--height", fmt.Sprint(g.ImageShape[1]), "--out", out}
+		"--width", fmt.Sprint(w), "--height", fmt.Sprint(h), "--out", out}
+	if slices.Equal(g.Prompts, slices.Repeat(g.Prompts[:1], b)) {
+		args = append(args, "--prompt", g.Prompts[0], "--batch", fmt.Sprint(b))
+	} else {
+		for _, p := range g.Prompts {
+			args = append(args, "--prompt", p)
+		}
+	}
 	if err := runGenerate(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("%v\nstderr:\n%s", err, stderr.String())
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
 	}
 	f := golden.Open(t, "pipeline_io.safetensors")
 	want, _, err := f.Bytes("image_uint8_nhwc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, w := g.ImageShape[1], g.ImageShape[2]
+	if len(want) != b*h*w*3 {
+		t.Fatalf("image_uint8_nhwc has %d values, want %d", len(want), b*h*w*3)
+	}
+	outs := []string{out}
+	if b > 1 {
+		outs = batchOutputs(out, b)
+	}
+	for i, path := range outs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		comparePNG(t, path, data, want[i*h*w*3:(i+1)*h*w*3], w, h)
+		chunks, err := export.TextChunks(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		params := chunks[export.ParametersKey]
+		for _, want := range []string{g.Prompts[i], fmt.Sprintf("Steps: %d", g.Steps), "Sampler: DDIM", fmt.Sprintf("CFG scale: %g", g.CFG),
+			"Seed: " + seed, fmt.Sprintf("Size: %dx%d", w, h), "Model: tiny_diffusers"} {
+			if !strings.Contains(params, want) {
+				t.Errorf("%s: parameters %q lack %q", path, params, want)
+			}
+		}
+		if !strings.Contains(stdout.String(), path) {
+			t.Errorf("stdout %q does not name %s", stdout.String(), path)
+		}
+	}
+	// Progress counts the steps run, which DDIM may make one more than
+	// asked (CompVis's schedule).
+	if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n") + 1; lines < g.StepsRun {
+		t.Errorf("stderr has %d lines, want a progress line per step:\n%s", lines, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), fmt.Sprintf("step %d/%d", g.StepsRun, g.StepsRun)) || !strings.Contains(stderr.String(), "ETA") {
+		t.Errorf("stderr lacks step progress up to %d/%d with ETA:\n%s", g.StepsRun, g.StepsRun, stderr.String())
+	}
+}
+
+// comparePNG decodes a PNG and applies the golden rule for 8-bit images
+// to it: opaque, w x h, every value at most 1 level off and at least 99%
+// exact.
+func comparePNG(t *testing.T, what string, data, want []byte, w, h int) {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
 	if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
-		t.Fatalf("PNG is %v, want %dx%d", b, w, h)
+		t.Fatalf("%s is %v, want %dx%d", what, b, w, h)
 	}
 	exact, worst := 0, 0
 	for y := range h {
 		for x := range w {
 			r, gg, b, a := img.At(x, y).RGBA()
 			if a != 0xffff {
-				t.Fatalf("pixel %d,%d not opaque", x, y)
+				t.Fatalf("%s: pixel %d,%d not opaque", what, x, y)
 			}
 			for c, v := range []uint32{r >> 8, gg >> 8, b >> 8} {
 				d := int(v) - int(want[(y*w+x)*3+c])
@@ -84,28 +133,7 @@ func TestGenerateGoldenPNG(t *testing.T) {
 		}
 	}
 	if frac := float64(exact) / float64(h*w*3); worst > 1 || frac < 0.99 {
-		t.Errorf("PNG vs golden: %.2f%% exact, worst %d levels off", 100*frac, worst)
-	}
-
-	chunks, err := export.TextChunks(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	params := chunks[export.ParametersKey]
-	for _, want := range []string{g.Prompts[0], fmt.Sprintf("Steps: %d", g.Steps), "Sampler: DDIM", fmt.Sprintf("CFG scale: %g", g.CFG),
-		"Seed: " + seed, fmt.Sprintf("Size: %dx%d", w, h), "Model: tiny_diffusers"} {
-		if !strings.Contains(params, want) {
-			t.Errorf("parameters %q lack %q", params, want)
-		}
-	}
-	if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n") + 1; lines < g.Steps {
-		t.Errorf("stderr has %d lines, want a progress line per step:\n%s", lines, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), fmt.Sprintf("step %d/%d", g.Steps, g.Steps)) || !strings.Contains(stderr.String(), "ETA") {
-		t.Errorf("stderr lacks step progress with ETA:\n%s", stderr.String())
-	}
-	if !strings.Contains(stdout.String(), out) {
-		t.Errorf("stdout %q does not name the output", stdout.String())
+		t.Errorf("%s vs golden: %.2f%% exact, worst %d levels off", what, 100*frac, worst)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/perfusion-studio/perfusion/inference/rng"
@@ -40,6 +41,13 @@ const DefaultSampler = "ddim"
 type Request struct {
 	Prompt   string
 	Negative string // the unconditional prompt of classifier-free guidance ("" as SD1.5)
+	// Prompts, when set, gives each image of the batch its own prompt
+	// (image i gets Prompts[i], as CompVis txt2img's prompt list), for a
+	// grid or a sweep; Prompt must then be "". Negatives likewise gives
+	// each image its own negative prompt in place of Negative. Each, when
+	// set, fixes the batch size: BatchSize must be 0 or its length.
+	Prompts   []string
+	Negatives []string
 	// Seed seeds torch.manual_seed: the initial noise is torch.randn([B, C,
 	// h, w]) and the ancestral samplers draw from the same generator
 	// afterwards. Only its low 32 bits matter.
@@ -60,8 +68,9 @@ type Request struct {
 	// Width and Height of the image in pixels: positive multiples of
 	// SizeMultiple (64 for SD1.x), at most MaxSide.
 	Width, Height int
-	// BatchSize images share the prompt and one noise draw
-	// (torch.randn([BatchSize, ...])); 0 means 1.
+	// BatchSize images share one noise draw (torch.randn([BatchSize,
+	// ...])) and the prompt, unless Prompts gives one each; 0 means 1, or
+	// len(Prompts) or len(Negatives) when set.
 	BatchSize int
 	// ClipSkip, Emphasis and LongPrompts: see TextOptions.
 	ClipSkip    int
@@ -102,6 +111,35 @@ func (r Request) text() TextOptions {
 	return TextOptions{ClipSkip: r.ClipSkip, Emphasis: r.Emphasis, LongPrompts: r.LongPrompts}
 }
 
+// batch is the number of images the request asks for (0 when its sizes
+// disagree, which check reports).
+func (r Request) batch() int {
+	b := r.BatchSize
+	for _, n := range []int{len(r.Prompts), len(r.Negatives)} {
+		switch {
+		case n == 0:
+		case b == 0:
+			b = n
+		case b != n:
+			return 0
+		}
+	}
+	return max(b, 1)
+}
+
+// rows returns the prompt and the negative prompt of each image of a batch
+// of b.
+func (r Request) rows(b int) (prompts, negatives []string) {
+	prompts, negatives = r.Prompts, r.Negatives
+	if len(prompts) == 0 {
+		prompts = slices.Repeat([]string{r.Prompt}, b)
+	}
+	if len(negatives) == 0 {
+		negatives = slices.Repeat([]string{r.Negative}, b)
+	}
+	return prompts, negatives
+}
+
 // check explains what is wrong with a request.
 func (p *Pipeline) check(r Request) error {
 	if err := p.checkSize(r.Width, r.Height); err != nil {
@@ -112,6 +150,15 @@ func (p *Pipeline) check(r Request) error {
 	}
 	if r.BatchSize < 0 || r.BatchSize > MaxBatch {
 		return fmt.Errorf("pipeline: batch size %d: want 1 to %d", r.BatchSize, MaxBatch)
+	}
+	if len(r.Prompts) > 0 && r.Prompt != "" {
+		return fmt.Errorf("pipeline: both Prompt and %d per-image Prompts are set: use one", len(r.Prompts))
+	}
+	if r.batch() == 0 {
+		return fmt.Errorf("pipeline: batch size %d, %d prompts and %d negative prompts: give one prompt per image", r.BatchSize, len(r.Prompts), len(r.Negatives))
+	}
+	if b := r.batch(); b > MaxBatch {
+		return fmt.Errorf("pipeline: %d prompts: want at most %d (MaxBatch)", b, MaxBatch)
 	}
 	if f := float64(r.CFG); math.IsNaN(f) || math.IsInf(f, 0) {
 		return fmt.Errorf("pipeline: guidance scale %g is not a number", f)
@@ -133,7 +180,7 @@ func (p *Pipeline) Generate(ctx context.Context, r Request, progress func(Progre
 	if name == "" {
 		name = DefaultSampler
 	}
-	b := max(r.BatchSize, 1)
+	b := r.batch()
 	c := p.UNet.Config.InChannels
 	lh, lw := r.Height/p.latentFactor(), r.Width/p.latentFactor()
 	n := c * lh * lw // values of one latent
@@ -258,30 +305,51 @@ func (p *Pipeline) decode(ctx context.Context, latents tensor.Tensor) (tensor.Te
 }
 
 // conditioning encodes the request's prompts into the UNet context: with
-// guidance [2B, T, D] = cat(uncond x B, cond x B) (CompVis's order), else
-// [B, T, D] of the prompt. With a Request.Edit it also returns the edit's
-// K/V editor (nil without).
+// guidance [2B, T, D] = cat(uncond rows, cond rows) (CompVis's order), else
+// [B, T, D] of the prompts. Each distinct prompt is encoded once. With a
+// Request.Edit it also returns the edit's K/V editor (nil without).
 func (p *Pipeline) conditioning(ctx context.Context, r Request, b int, guided bool) (tensor.Tensor, unet.KVEditor, error) {
-	prompts := []string{r.Negative, r.Prompt}
-	rows := make([]int, 0, 2*b) // the prompt of each UNet row
-	if guided {
-		for range b {
-			rows = append(rows, 0)
+	prompts, negatives := r.rows(b)
+	var unique []string
+	index := map[string]int{}
+	for _, text := range slices.Concat(negatives, prompts) {
+		if _, ok := index[text]; !ok {
+			index[text] = len(unique)
+			unique = append(unique, text)
 		}
-	}
-	for range b {
-		rows = append(rows, 1)
 	}
 	opt := r.text()
 	if r.Edit != nil {
 		opt.Words, opt.Embeddings = r.Edit.Words()
 	}
-	encs, err := p.EncodePrompts(ctx, prompts, opt)
+	encs, err := p.EncodePrompts(ctx, unique, opt) // each [1, T, D], one T
 	if err != nil {
 		return tensor.Tensor{}, nil, err
 	}
-	p.trace.emit("uncond_embedding", 0, encs[0].Hidden.Data())
-	p.trace.emit("cond_embedding", 0, encs[1].Hidden.Data())
+	rowsOf := func(texts []string) []int {
+		out := make([]int, len(texts))
+		for i, text := range texts {
+			out[i] = index[text]
+		}
+		return out
+	}
+	uncondRows, condRows := rowsOf(negatives), rowsOf(prompts)
+	if p.trace != nil {
+		uc, err := stackRows(encs, uncondRows) // [B, T, D]
+		if err != nil {
+			return tensor.Tensor{}, nil, err
+		}
+		cc, err := stackRows(encs, condRows) // [B, T, D]
+		if err != nil {
+			return tensor.Tensor{}, nil, err
+		}
+		p.trace.emit("uncond_embedding", 0, uc.Data())
+		p.trace.emit("cond_embedding", 0, cc.Data())
+	}
+	rows := condRows // the prompt of each UNet row
+	if guided {
+		rows = slices.Concat(uncondRows, condRows)
+	}
 	cond, err := stackRows(encs, rows) // [2B or B, T, D]
 	if err != nil || r.Edit == nil {
 		return cond, nil, err

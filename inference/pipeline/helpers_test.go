@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -52,18 +53,16 @@ func readConfig(t *testing.T) (pipelineConfig, uint64) {
 	if len(cfg.Prompts) == 0 || len(cfg.LatentShape) != 4 || len(cfg.ImageShape) != 4 || cfg.Eta != 0 || cfg.Discretize != "uniform" {
 		t.Fatalf("pipeline_config.json: unexpected settings %+v", cfg)
 	}
-	for _, p := range cfg.Prompts {
-		if p != cfg.Prompts[0] {
-			t.Fatalf("pipeline_config.json: a batch of different prompts %q is not supported by Request", cfg.Prompts)
-		}
+	if len(cfg.Prompts) != cfg.LatentShape[0] || len(cfg.Prompts) != cfg.ImageShape[0] {
+		t.Fatalf("pipeline_config.json: %d prompts for latent %v and images %v", len(cfg.Prompts), cfg.LatentShape, cfg.ImageShape)
 	}
 	return cfg, seed
 }
 
-// request is the golden run as a Request.
+// request is the golden run as a Request: one Prompt for the batch when
+// every row has the same prompt, else per-image Prompts.
 func (cfg pipelineConfig) request(seed uint64) Request {
-	return Request{
-		Prompt:    cfg.Prompts[0],
+	r := Request{
 		Negative:  cfg.Negative,
 		Seed:      seed,
 		Steps:     cfg.StepsRequested,
@@ -73,6 +72,12 @@ func (cfg pipelineConfig) request(seed uint64) Request {
 		Height:    cfg.ImageShape[1],
 		BatchSize: len(cfg.Prompts),
 	}
+	if slices.Equal(cfg.Prompts, slices.Repeat(cfg.Prompts[:1], len(cfg.Prompts))) {
+		r.Prompt = cfg.Prompts[0]
+	} else {
+		r.Prompts = cfg.Prompts
+	}
+	return r
 }
 
 // mergeGolden writes the given golden weight files as one single-file

@@ -47,7 +47,8 @@ type Pipeline struct {
 	sources []string // files loaded from (Sources)
 
 	// trace, when set (tests), receives the intermediate values of
-	// Generate: "cond_embedding", "uncond_embedding", "x_T", then per
+	// Generate: "uncond_embedding", "cond_embedding" ([B, T, D], a row
+	// per image), "x_T", then per
 	// 0-based step "eps_uncond", "eps_cond" (UNet outputs), "x" and
 	// "pred_x0" (after the step), and last "decoded".
 	trace tracer

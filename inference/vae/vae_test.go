@@ -3,6 +3,7 @@ package vae
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -204,24 +205,78 @@ func TestStrictLoad(t *testing.T) {
 }
 
 // Attention inside levels (attn_resolutions) is loaded under down.i.attn.j
-// and up.i.attn.j.
+// and up.i.attn.j: asking for it at a level the checkpoint has none
+// reports each of its tensors missing, and nothing else. Checked on the
+// golden VAE and on zero weights of a config with two ResnetBlocks per
+// level and three levels.
 func TestLevelAttentionNames(t *testing.T) {
 	_, src := tiny(t)
+	checkLevelAttention(t, src, goldenConfig(t))
+
 	cfg := goldenConfig(t)
-	cfg.AttnLevels = []int{0}
+	cfg.NumResBlocks, cfg.ChMult, cfg.AttnLevels = 2, []int{1, 2, 2}, nil
+	shapes, err := Tensors(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros := weights.Map{}
+	for n, s := range shapes {
+		zeros[n] = weights.Tensor{Data: make([]float32, tensor.Numel(s)), Shape: s}
+	}
+	checkLevelAttention(t, zeros, cfg)
+}
+
+// checkLevelAttention loads src, which has no attention at some level of
+// cfg, with attention asked for there. The expected problems come from the
+// config and the file: an AttnBlock has as many tensors as the middle
+// block's, an encoder level NumResBlocks of them and a decoder level one
+// more.
+func checkLevelAttention(t *testing.T, src weights.Source, cfg Config) {
+	t.Helper()
+	level := -1
+	for i := range cfg.ChMult {
+		if !slices.Contains(cfg.AttnLevels, i) {
+			level = i
+			break
+		}
+	}
+	if level < 0 {
+		t.Logf("every level of %v has attention; none to add", cfg)
+		return
+	}
+	perBlock := 0
+	for _, n := range src.Names() {
+		if strings.HasPrefix(n, Prefix+"decoder.mid.attn_1.") {
+			perBlock++
+		}
+	}
+	if perBlock == 0 {
+		t.Fatalf("no tensors under %sdecoder.mid.attn_1.", Prefix)
+	}
+	cfg.AttnLevels = append(slices.Clone(cfg.AttnLevels), level)
 	_, err := Load(ops.CPU(), src, cfg)
 	var le *blocks.LoadError
 	if !errors.As(err, &le) {
-		t.Fatalf("want *blocks.LoadError, got %v", err)
+		t.Fatalf("attention added at level %d: want *blocks.LoadError, got %v", level, err)
 	}
 	all := strings.Join(le.Problems, "\n")
-	for _, name := range []string{"encoder.down.0.attn.0.q.weight", "decoder.up.0.attn.1.proj_out.bias"} {
+	for _, name := range []string{
+		fmt.Sprintf("encoder.down.%d.attn.0.q.weight", level),
+		fmt.Sprintf("encoder.down.%d.attn.%d.norm.bias", level, cfg.NumResBlocks-1),
+		fmt.Sprintf("decoder.up.%d.attn.%d.proj_out.bias", level, cfg.NumResBlocks),
+	} {
 		if !strings.Contains(all, `"`+Prefix+name+`"`) {
 			t.Errorf("missing %s not reported:\n%s", name, all)
 		}
 	}
-	// 10 tensors per AttnBlock: 1 in the encoder level, 2 in the decoder's.
-	if len(le.Problems) != 30 || strings.Contains(all, "down.1.attn") || strings.Contains(all, "unexpected") {
-		t.Errorf("%d problems, want 30 missing level-0 attention tensors:\n%s", len(le.Problems), all)
+	nBlocks := 2*cfg.NumResBlocks + 1
+	if len(le.Problems) != perBlock*nBlocks || strings.Contains(all, "unexpected") {
+		t.Errorf("%d problems, want %d missing level-%d attention tensors (%d per block, %d blocks):\n%s",
+			len(le.Problems), perBlock*nBlocks, level, perBlock, nBlocks, all)
+	}
+	for _, p := range le.Problems {
+		if !strings.Contains(p, fmt.Sprintf("down.%d.attn.", level)) && !strings.Contains(p, fmt.Sprintf("up.%d.attn.", level)) {
+			t.Errorf("problem outside level %d: %s", level, p)
+		}
 	}
 }

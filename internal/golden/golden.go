@@ -8,7 +8,9 @@ package golden
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path"
@@ -152,13 +154,16 @@ func Check(t testing.TB, what string, got, want []float32, tol Tol) bool {
 	return true
 }
 
+// sd15Name is the file name of the SD1.5 tensor list.
+const sd15Name = "sd15_tensors.txt"
+
 // SD15Tensors returns the text of sd15_tensors.txt (every tensor name,
-// dtype and shape of a real SD1.5 checkpoint), which lies beside the golden
-// folder. It skips where the file is absent, and fails under CI.
+// dtype and shape of a real SD1.5 checkpoint), looked for inside the golden
+// folder and then beside it. It skips where neither has it, and fails under
+// CI.
 func SD15Tensors(t testing.TB) string {
 	t.Helper()
-	p := filepath.Join(filepath.Dir(Dir(t)), "sd15_tensors.txt")
-	b, err := os.ReadFile(p)
+	b, err := readFirst(sd15Paths(Dir(t)))
 	if err != nil {
 		msg := fmt.Sprintf("SD1.5 tensor list not found: %v", err)
 		if os.Getenv("CI") == "true" {
@@ -167,4 +172,22 @@ func SD15Tensors(t testing.TB) string {
 		t.Skip(msg)
 	}
 	return string(b)
+}
+
+// sd15Paths lists where the SD1.5 tensor list may lie for the golden
+// folder dir, in the order they are tried.
+func sd15Paths(dir string) []string {
+	return []string{filepath.Join(dir, sd15Name), filepath.Join(filepath.Dir(dir), sd15Name)}
+}
+
+// readFirst reads the first of paths that exists. Where none does, the
+// error names them all.
+func readFirst(paths []string) ([]byte, error) {
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return b, err
+		}
+	}
+	return nil, fmt.Errorf("none of %q exists", paths)
 }

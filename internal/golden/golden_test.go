@@ -2,6 +2,8 @@ package golden
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -33,5 +35,51 @@ func TestCheck(t *testing.T) {
 		if got := Check(r, c.name, c.got, c.want, tol); got != c.ok || r.failed == c.ok {
 			t.Errorf("%s: Check = %v (failed %v), want %v", c.name, got, r.failed, c.ok)
 		}
+	}
+}
+
+// The SD1.5 tensor list is read from inside the golden folder first, then
+// from beside it.
+func TestSD15TensorsPlaces(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "golden")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tolerances.json"), []byte(`{"entries": []}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvDir, dir)
+	t.Setenv("CI", "")
+
+	// Neither place: the test skips.
+	skipped := true
+	t.Run("absent", func(t *testing.T) {
+		SD15Tensors(t)
+		skipped = false
+	})
+	if !skipped {
+		t.Error("SD15Tensors did not skip with no tensor list")
+	}
+
+	write := func(p, text string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(root, sd15Name), "beside")
+	if got := SD15Tensors(t); got != "beside" {
+		t.Errorf("beside the folder: got %q", got)
+	}
+	write(filepath.Join(dir, sd15Name), "inside")
+	if got := SD15Tensors(t); got != "inside" {
+		t.Errorf("inside and beside the folder: got %q, want the one inside", got)
+	}
+	if err := os.Remove(filepath.Join(root, sd15Name)); err != nil {
+		t.Fatal(err)
+	}
+	if got := SD15Tensors(t); got != "inside" {
+		t.Errorf("inside the folder only: got %q", got)
 	}
 }
