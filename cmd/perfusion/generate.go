@@ -200,8 +200,10 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if err := p.CheckOutput(g.out); err != nil {
-		return err
+	for _, out := range g.outputs() {
+		if err := p.CheckOutput(out); err != nil {
+			return err
+		}
 	}
 	pr.line(fmt.Sprintf("loaded in %.1f s", time.Since(start).Seconds()))
 	msg, restore := setMemoryLimit(p, g.width, g.height, g.images())
