@@ -111,11 +111,11 @@ func lossless2(w, h int, r, g0, g1, b uint8) []byte {
 	bw.put(0x2f, 8)
 	bw.put(uint32(w-1), 14)
 	bw.put(uint32(h-1), 14)
-	bw.put(0, 1) // no alpha
-	bw.put(0, 3) // version 0
-	bw.put(0, 1) // no transform
-	bw.put(0, 1) // no colour cache
-	bw.put(0, 1) // no meta prefix codes
+	bw.put(0, 1)                          // no alpha
+	bw.put(0, 3)                          // version 0
+	bw.put(0, 1)                          // no transform
+	bw.put(0, 1)                          // no colour cache
+	bw.put(0, 1)                          // no meta prefix codes
 	bw.simpleCode(uint32(g0), uint32(g1)) // green (a shorter code: g0 gets 0, g1 gets 1)
 	bw.simpleCode(uint32(r))
 	bw.simpleCode(uint32(b))
