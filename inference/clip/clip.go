@@ -19,15 +19,10 @@ import (
 )
 
 // Model is a loaded text encoder. It only reads its weights during
-// Forward, so one Model may serve concurrent calls while ExtraEmbeddings is
-// not changed.
+// Forward, so one Model may serve concurrent calls; added word embeddings
+// are given per call (Options.Extra).
 type Model struct {
 	Config Config
-	// ExtraEmbeddings, when valid, is a table [N, D] of added word
-	// embeddings (textual inversion, Perfusion's concept word): token id
-	// VocabSize+i looks up its row i. It may require gradients; they flow
-	// back through Forward.
-	ExtraEmbeddings tensor.Tensor
 
 	e        *ops.Engine
 	tokenEmb tensor.Tensor    // embeddings.token_embedding.weight [V, D]
@@ -107,6 +102,11 @@ type Options struct {
 	ClipSkip int
 	// Hidden asks for Result.Hidden.
 	Hidden bool
+	// Extra, when valid, is a table [N, D] of added word embeddings for
+	// this call (textual inversion, Perfusion's concept words): token id
+	// VocabSize+i looks up its row i. It may require gradients; they flow
+	// back through the call.
+	Extra tensor.Tensor
 }
 
 // Result is the output of ForwardWith.
@@ -146,7 +146,7 @@ func (m *Model) ForwardWith(ids []int, batch int, opt Options) (Result, error) {
 		run = c.NumLayers - opt.ClipSkip + 1
 	}
 	f := blocks.NewFlow(m.e)
-	x := m.embed(f, ids, batch, t) // [B, T, D]
+	x := m.embed(f, ids, batch, t, opt.Extra) // [B, T, D]
 	if err := f.Err(); err != nil {
 		return Result{}, fmt.Errorf("clip: embeddings: %w", err)
 	}
@@ -186,10 +186,9 @@ func (m *Model) ForwardWith(ids []int, batch int, opt Options) (Result, error) {
 }
 
 // embed is token_embedding[ids] + position_embedding[0..T-1]; ids at or
-// above VocabSize look up ExtraEmbeddings.
-func (m *Model) embed(f *blocks.Flow, ids []int, batch, t int) tensor.Tensor {
+// above VocabSize look up extra (Options.Extra).
+func (m *Model) embed(f *blocks.Flow, ids []int, batch, t int, extra tensor.Tensor) tensor.Tensor {
 	v, d := m.Config.VocabSize, m.Config.HiddenSize
-	extra := m.ExtraEmbeddings
 	nExtra := 0
 	if extra.Valid() {
 		if extra.Rank() != 2 || extra.Dim(1) != d {

@@ -140,8 +140,9 @@ func layerNorm64(x, g, b []float32, eps float64) []float32 {
 	return out
 }
 
-// Extra embeddings: ids >= VocabSize read rows of ExtraEmbeddings, and
-// gradients reach that table (checked by finite differences).
+// Extra embeddings: ids >= VocabSize read rows of Options.Extra, and
+// gradients reach that table (checked by finite differences). The table
+// belongs to one call: the next call without it sees none.
 func TestExtraEmbeddings(t *testing.T) {
 	m, src := tiny(t)
 	ids, _ := goldenIDs(t)
@@ -161,12 +162,15 @@ func TestExtraEmbeddings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.ExtraEmbeddings = p
 	moved := slices.Clone(row)
 	moved[2], moved[4] = c.VocabSize, c.VocabSize+1
-	got, err := m.Forward(moved, 1)
+	res, err := m.ForwardWith(moved, 1, Options{Extra: p})
 	if err != nil {
 		t.Fatal(err)
+	}
+	got := res.Out
+	if _, err := m.Forward(moved, 1); err == nil {
+		t.Error("extra ids in a call without extra embeddings: no error")
 	}
 	golden.Check(t, "extra embeddings", got.Data(), want.Data(), golden.Tol{Atol: 1e-6})
 
@@ -185,13 +189,12 @@ func TestExtraEmbeddings(t *testing.T) {
 		t.Fatal("no gradient reached ExtraEmbeddings")
 	}
 	loss := func() float64 {
-		m.ExtraEmbeddings = tensor.MustNew(extra, 2, d)
-		out, err := m.Forward(moved, 1)
+		out, err := m.ForwardWith(moved, 1, Options{Extra: tensor.MustNew(extra, 2, d)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := 0.0
-		for i, v := range out.Data() {
+		for i, v := range out.Out.Data() {
 			s += float64(v) * float64(r[i])
 		}
 		return s
@@ -210,7 +213,7 @@ func TestExtraEmbeddings(t *testing.T) {
 		}
 	}
 	moved[3] = c.VocabSize + 2
-	if _, err := m.Forward(moved, 1); err == nil {
+	if _, err := m.ForwardWith(moved, 1, Options{Extra: p}); err == nil {
 		t.Error("id beyond the extra table: no error")
 	}
 }

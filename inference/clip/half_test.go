@@ -39,7 +39,7 @@ func loadWith(t *testing.T, src weights.Source, opt blocks.LoadOptions) *Model {
 }
 
 // A float16 checkpoint run with half storage gives the outputs (and the
-// gradients into ExtraEmbeddings) of the same rounded weights held as
+// gradients into Options.Extra) of the same rounded weights held as
 // float32: the conversion on use is exact.
 func TestHalfStorage(t *testing.T) {
 	all, err := weights.ReadAll(weights.Safetensors(golden.Open(t, "tiny_clip_text.safetensors")))
@@ -83,8 +83,8 @@ func TestHalfStorage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.ExtraEmbeddings = p
-		out, err := m.Forward(row, 1)
+		res, err := m.ForwardWith(row, 1, Options{Extra: p})
+		out := res.Out
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/perfusion-studio/perfusion/inference/rng"
 	"github.com/perfusion-studio/perfusion/inference/sampler"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
+	"github.com/perfusion-studio/perfusion/inference/unet"
 	"github.com/perfusion-studio/perfusion/inference/vae"
 )
 
@@ -50,6 +51,11 @@ type Request struct {
 	LongPrompts bool
 	// Previews asks for Progress.Preview after each step.
 	Previews bool
+	// Edit, when set, changes this generation's conditioning (Perfusion
+	// concepts): added placeholder words and a cross-attention K/V editor,
+	// applied to the unconditional rows too. nil leaves the base model's
+	// output bit for bit.
+	Edit ConditioningEdit
 }
 
 // Progress reports one finished sampling step.
@@ -115,7 +121,7 @@ func (p *Pipeline) Generate(ctx context.Context, r Request, progress func(Progre
 	n := c * lh * lw // values of one latent
 
 	guided := r.CFG != 1
-	cond, err := p.conditioning(ctx, r, b, guided) // [2B or B, T, D]
+	cond, editor, err := p.conditioning(ctx, r, b, guided) // [2B or B, T, D]
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +148,7 @@ func (p *Pipeline) Generate(ctx context.Context, r Request, progress func(Progre
 		for i := range ts {
 			ts[i] = float32(t)
 		}
-		out, err := p.UNet.Forward(ctx, tensor.MustNew(in, rows, c, lh, lw), ts, cond) // [rows, C, h, w]
+		out, err := p.UNet.Forward(ctx, tensor.MustNew(in, rows, c, lh, lw), ts, cond, unet.Call{Editor: editor}) // [rows, C, h, w]
 		if err != nil {
 			return nil, err
 		}
@@ -222,31 +228,6 @@ func (p *Pipeline) decode(ctx context.Context, latents tensor.Tensor) (tensor.Te
 		out = append(out, img.Data()...)
 	}
 	return tensor.New(out, b, img.Dim(1), img.Dim(2), img.Dim(3)) // [B, 3, H, W]
-}
-
-// conditioning encodes the request's prompts into the UNet context: with
-// guidance [2B, T, D] = cat(uncond x B, cond x B) (CompVis's order), else
-// [B, T, D] of the prompt.
-func (p *Pipeline) conditioning(ctx context.Context, r Request, b int, guided bool) (tensor.Tensor, error) {
-	encs, err := p.EncodePrompts(ctx, []string{r.Negative, r.Prompt}, r.text())
-	if err != nil {
-		return tensor.Tensor{}, err
-	}
-	uc, cc := encs[0].Hidden.Data(), encs[1].Hidden.Data() // [1, T, D] each
-	p.trace.emit("uncond_embedding", 0, uc)
-	p.trace.emit("cond_embedding", 0, cc)
-	parts := [][]float32{cc}
-	if guided {
-		parts = [][]float32{uc, cc}
-	}
-	data := make([]float32, 0, len(parts)*b*len(cc))
-	for _, part := range parts {
-		for range b {
-			data = append(data, part...)
-		}
-	}
-	t, d := encs[1].Hidden.Dim(1), encs[1].Hidden.Dim(2)
-	return tensor.New(data, len(parts)*b, t, d) // [2B or B, T, D]
 }
 
 // preview maps one clean-latent estimate [C, h, w] to an approximate RGB

@@ -30,10 +30,10 @@ import (
 )
 
 // Pipeline is a loaded SD1.x model ready to generate. Its models stay
-// reachable for callers that edit or train them (concepts/). Generate and
-// EncodePrompts only read the models, so calls may run concurrently as long
-// as nobody changes the models (UNet.Editor, CLIP.ExtraEmbeddings, ...)
-// meanwhile.
+// reachable for callers that train concepts (concepts/). Generate and
+// EncodePrompts only read the models, and edits are given per call
+// (Request.Edit, TextOptions.Words), so calls may run concurrently as long
+// as nobody changes the models meanwhile.
 type Pipeline struct {
 	Path      string          // the checkpoint file or folder
 	Arch      checkpoint.Arch // what the checkpoint holds

@@ -24,6 +24,33 @@ type TextOptions struct {
 	// ids, encodes each chunk separately and concatenates the encodings
 	// along the tokens (the web UI's behaviour); false truncates.
 	LongPrompts bool
+	// Words are words added for this call (Perfusion placeholders such as
+	// "<tubby>"), and Embeddings [len(Words), D] their input embeddings:
+	// Words[i] is token id VocabSize+i of the text encoder. The shared
+	// tokenizer and text encoder are not changed.
+	Words      []string
+	Embeddings tensor.Tensor
+}
+
+// words returns the tokenizer's per-call words and the text encoder's
+// extra table of opt, checked.
+func (p *Pipeline) words(opt TextOptions) (map[string]int, tensor.Tensor, error) {
+	if len(opt.Words) == 0 {
+		return nil, tensor.Tensor{}, nil
+	}
+	d, v := p.CLIP.Config.HiddenSize, p.CLIP.Config.VocabSize
+	e := opt.Embeddings
+	if !e.Valid() || e.Rank() != 2 || e.Dim(0) != len(opt.Words) || e.Dim(1) != d {
+		return nil, tensor.Tensor{}, fmt.Errorf("pipeline: %d added words with embeddings %v, want [%d, %d]", len(opt.Words), e, len(opt.Words), d)
+	}
+	m := make(map[string]int, len(opt.Words))
+	for i, w := range opt.Words {
+		if _, dup := m[w]; dup {
+			return nil, tensor.Tensor{}, fmt.Errorf("pipeline: word %q added twice", w)
+		}
+		m[w] = v + i
+	}
+	return m, e, nil
 }
 
 // Encoding is the conditioning of one prompt.
@@ -44,7 +71,11 @@ func (p *Pipeline) EncodePrompts(ctx context.Context, prompts []string, opt Text
 	if c := p.CLIP.Config; opt.ClipSkip < 0 || opt.ClipSkip > c.NumLayers {
 		return nil, fmt.Errorf("pipeline: clip skip %d: want 0 to %d (the text encoder has %d layers)", opt.ClipSkip, c.NumLayers, c.NumLayers)
 	}
-	topt := tokenizer.Options{Emphasis: opt.Emphasis, Chunks: opt.LongPrompts}
+	words, extra, err := p.words(opt)
+	if err != nil {
+		return nil, err
+	}
+	topt := tokenizer.Options{Emphasis: opt.Emphasis, Chunks: opt.LongPrompts, Words: words}
 	per := make([][]tokenizer.Chunk, len(prompts))
 	n := 1
 	for i, text := range prompts {
@@ -62,10 +93,23 @@ func (p *Pipeline) EncodePrompts(ctx context.Context, prompts []string, opt Text
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: empty prompt: %w", err)
 	}
-	ids := make([]int, 0, len(prompts)*n*tokenizer.ContextLen)
 	for i := range per {
 		for len(per[i]) < n {
 			per[i] = append(per[i], empty[0])
+		}
+	}
+	return p.encodeChunks(ctx, per, opt.ClipSkip, extra)
+}
+
+// encodeChunks encodes prompts already tokenized into the same number of
+// chunks each, with the extra word embeddings extra (may be the zero
+// Tensor), and applies their emphasis weights.
+func (p *Pipeline) encodeChunks(ctx context.Context, per [][]tokenizer.Chunk, clipSkip int, extra tensor.Tensor) ([]Encoding, error) {
+	n := len(per[0])
+	ids := make([]int, 0, len(per)*n*tokenizer.ContextLen)
+	for i := range per {
+		if len(per[i]) != n {
+			return nil, fmt.Errorf("pipeline: prompts of %d and %d chunks in one batch", n, len(per[i]))
 		}
 		for _, c := range per[i] {
 			ids = append(ids, c.IDs[:]...)
@@ -74,15 +118,15 @@ func (p *Pipeline) EncodePrompts(ctx context.Context, prompts []string, opt Text
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	res, err := p.CLIP.ForwardWith(ids, len(prompts)*n, clip.Options{ClipSkip: opt.ClipSkip})
+	res, err := p.CLIP.ForwardWith(ids, len(per)*n, clip.Options{ClipSkip: clipSkip, Extra: extra})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: encode prompts: %w", err)
 	}
 	z := res.Out.Data() // [P*n, 77, D]
 	d := p.CLIP.Config.HiddenSize
 	chunkLen := tokenizer.ContextLen * d
-	out := make([]Encoding, len(prompts))
-	for i := range prompts {
+	out := make([]Encoding, len(per))
+	for i := range per {
 		data := make([]float32, n*chunkLen)
 		copy(data, z[i*n*chunkLen:])
 		for j, c := range per[i] {

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -23,6 +24,12 @@ type Options struct {
 	// after that comma move to the next chunk (the web UI's
 	// comma_padding_backtrack = 20). False: truncate to 75 tokens, as SD1.5.
 	Chunks bool
+	// Words maps words added for this call only (Perfusion placeholders
+	// such as "<tubby>") to their token ids. They are matched as AddToken's
+	// words are (cleaned like the prompt, so case-insensitively, and not
+	// where glued to letters or digits) and shadow them; the tokenizer
+	// itself is not changed, so concurrent calls may use other words.
+	Words map[string]int
 }
 
 // Chunk is one CLIP sequence: BOS, up to 75 content ids, EOS, EOS padding;
@@ -50,9 +57,12 @@ func (s span) isBreak() bool { return s.text == "BREAK" && s.weight == -1 }
 // least one chunk. The only error is an emphasis weight that is not a number
 // ("(x:1.2.3)"), which the web UI also rejects.
 func (t *Tokenizer) Prompt(text string, opt Options) ([]Chunk, error) {
+	extra, err := t.callWords(opt.Words)
+	if err != nil {
+		return nil, err
+	}
 	spans := []span{{text, 1}}
 	if opt.Emphasis {
-		var err error
 		if spans, err = parseAttention(text); err != nil {
 			return nil, err
 		}
@@ -64,14 +74,63 @@ func (t *Tokenizer) Prompt(text string, opt Options) ([]Chunk, error) {
 			if s.isBreak() {
 				continue
 			}
-			for _, id := range t.Encode(s.text) {
+			for _, id := range t.encode(s.text, extra) {
 				ids = append(ids, id)
 				ws = append(ws, float32(s.weight))
 			}
 		}
 		return []Chunk{t.chunk(ids, ws)}, nil
 	}
-	return t.chunked(spans), nil
+	return t.chunked(spans, extra), nil
+}
+
+// callWords are the per-call words of Options.Words, cleaned.
+type callWords struct {
+	words []string       // longest first
+	ids   map[string]int // cleaned word -> id
+}
+
+// callWords cleans the per-call words (nil if there are none).
+func (t *Tokenizer) callWords(m map[string]int) (*callWords, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	cw := &callWords{ids: make(map[string]int, len(m))}
+	for s, id := range m {
+		w, err := t.addable(s)
+		if err != nil {
+			return nil, err
+		}
+		if id < 0 {
+			return nil, fmt.Errorf("tokenizer: word %q: negative id %d", s, id)
+		}
+		if old, dup := cw.ids[w]; dup && old != id {
+			return nil, fmt.Errorf("tokenizer: words %q clean to the same %q with ids %d and %d", s, w, old, id)
+		}
+		if _, dup := cw.ids[w]; !dup {
+			cw.words = append(cw.words, w)
+		}
+		cw.ids[w] = id
+	}
+	return cw, nil
+}
+
+// merge returns the per-call words and the added words (shadowed ones
+// dropped), longest first.
+func (c *callWords) merge(added []string) []string {
+	ws := append([]string(nil), c.words...)
+	for _, w := range added {
+		if _, ok := c.ids[w]; !ok {
+			ws = append(ws, w)
+		}
+	}
+	sort.SliceStable(ws, func(i, j int) bool {
+		if len(ws[i]) != len(ws[j]) {
+			return len(ws[i]) > len(ws[j])
+		}
+		return ws[i] < ws[j]
+	})
+	return ws
 }
 
 // chunk lays out up to ChunkTokens ids and weights as one sequence.
@@ -86,7 +145,7 @@ func (t *Tokenizer) chunk(ids []int, ws []float32) Chunk {
 }
 
 // chunked is the web UI's tokenize_line (sd_hijack_clip.py).
-func (t *Tokenizer) chunked(spans []span) []Chunk {
+func (t *Tokenizer) chunked(spans []span, extra *callWords) []Chunk {
 	var chunks []Chunk
 	var ids []int
 	var ws []float32
@@ -100,7 +159,7 @@ func (t *Tokenizer) chunked(spans []span) []Chunk {
 			next()
 			continue
 		}
-		for _, id := range t.Encode(s.text) {
+		for _, id := range t.encode(s.text, extra) {
 			if id == t.comma {
 				lastComma = len(ids)
 			} else if len(ids) == ChunkTokens && lastComma != -1 && len(ids)-lastComma <= commaBacktrack {

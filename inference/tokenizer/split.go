@@ -7,11 +7,22 @@ import (
 )
 
 // pieces splits cleaned text as CLIP's regex does and calls fn for each piece
-// (added < 0) or added word (its id). Added words are cut out first, where
-// they are not glued to letters or digits; the text between is split by
-// splitRegex.
-func (t *Tokenizer) pieces(s string, fn func(piece string, added int)) {
+// (added < 0) or added word (its id): the words of AddToken and the per-call
+// words of extra (nil: none), which shadow them. Added words are cut out
+// first, where they are not glued to letters or digits; the text between is
+// split by splitRegex.
+func (t *Tokenizer) pieces(s string, extra *callWords, fn func(piece string, added int)) {
 	words := t.addedWords()
+	id := t.addedID
+	if extra != nil {
+		words = extra.merge(words)
+		id = func(w string) int {
+			if v, ok := extra.ids[w]; ok {
+				return v
+			}
+			return t.addedID(w)
+		}
+	}
 	if words == nil {
 		splitRegex(s, func(p string) { fn(p, -1) })
 		return
@@ -25,7 +36,7 @@ func (t *Tokenizer) pieces(s string, fn func(piece string, added int)) {
 			continue
 		}
 		splitRegex(s[start:i], func(p string) { fn(p, -1) })
-		fn(w, t.addedID(w))
+		fn(w, id(w))
 		i += len(w)
 		start = i
 	}

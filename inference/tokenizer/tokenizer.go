@@ -248,14 +248,19 @@ func (t *Tokenizer) EOS() int { return t.eos }
 
 // Encode returns the BPE ids of text, without BOS/EOS and without truncation.
 func (t *Tokenizer) Encode(text string) []int {
+	return t.encode(text, nil)
+}
+
+// encode is Encode with per-call words (nil: none).
+func (t *Tokenizer) encode(text string, extra *callWords) []int {
 	var out []int
-	t.encodeClean(t.clean(text), func(id int) { out = append(out, id) })
+	t.encodeClean(t.clean(text), extra, func(id int) { out = append(out, id) })
 	return out
 }
 
 // encodeClean calls emit for every id of already-cleaned text.
-func (t *Tokenizer) encodeClean(clean string, emit func(int)) {
-	t.pieces(clean, func(piece string, added int) {
+func (t *Tokenizer) encodeClean(clean string, extra *callWords, emit func(int)) {
+	t.pieces(clean, extra, func(piece string, added int) {
 		switch {
 		case added >= 0:
 			emit(added)
@@ -305,12 +310,9 @@ func (t *Tokenizer) Lookup(word string) (ids []int, ok bool) {
 // spelling). Adding it again returns its id and an error wrapping
 // ErrTokenExists.
 func (t *Tokenizer) AddToken(s string) (int, error) {
-	w := t.clean(s)
-	if w == "" || strings.IndexFunc(w, unicode.IsSpace) >= 0 {
-		return 0, fmt.Errorf("tokenizer: added token %q must be one word without spaces", s)
-	}
-	if w == startToken || w == endToken {
-		return 0, fmt.Errorf("tokenizer: cannot add the special token %q", s)
+	w, err := t.addable(s)
+	if err != nil {
+		return 0, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -321,6 +323,18 @@ func (t *Tokenizer) AddToken(s string) (int, error) {
 	t.added[w] = id
 	t.addedIDs = append(t.addedIDs, w)
 	return id, nil
+}
+
+// addable returns the cleaned form of a word to add, or why it cannot be.
+func (t *Tokenizer) addable(s string) (string, error) {
+	w := t.clean(s)
+	if w == "" || strings.IndexFunc(w, unicode.IsSpace) >= 0 {
+		return "", fmt.Errorf("tokenizer: added token %q must be one word without spaces", s)
+	}
+	if w == startToken || w == endToken {
+		return "", fmt.Errorf("tokenizer: cannot add the special token %q", s)
+	}
+	return w, nil
 }
 
 // addedWords returns the added words, longest first (nil if none).

@@ -99,7 +99,7 @@ type basicBlock struct {
 	norm1 blocks.LayerNorm
 	attn1 *attention // self-attention
 	norm2 blocks.LayerNorm
-	attn2 *attention // cross-attention (K/V through Model.Editor)
+	attn2 *attention // cross-attention (K/V through Call.Editor)
 	norm3 blocks.LayerNorm
 	ffIn  blocks.Linear // ff.net.0.proj (GEGLU input) [2*4*inner, inner]
 	ffOut blocks.Linear // ff.net.2 (ff.net.1 is dropout) [inner, 4*inner]

@@ -58,13 +58,10 @@ type CrossAttention struct {
 }
 
 // Model is a loaded UNet. Forward reads the model only, so one Model may
-// serve concurrent calls as long as Editor and Trace are not changed
-// meanwhile.
+// serve concurrent calls (each with its own Call) as long as Trace is not
+// changed meanwhile.
 type Model struct {
 	Config Config
-	// Editor, when set, computes every attn2 to_k/to_v projection (nil: the
-	// plain Linear).
-	Editor KVEditor
 	// Trace, when set, receives each module's output under its checkpoint
 	// path, plus "t_emb" (sinusoidal embedding) and "time_embed".
 	Trace blocks.Tracer
@@ -177,6 +174,15 @@ func (m *Model) CrossAttentions() []CrossAttention {
 	return out
 }
 
+// Call holds what one Forward call adds to the model without changing it,
+// so that concurrent calls on one Model (a preview, a training step, a
+// render) never see each other's edits.
+type Call struct {
+	// Editor, when set, computes every attn2 to_k/to_v projection of this
+	// call (nil: the plain Linear).
+	Editor KVEditor
+}
+
 // run carries what every block of one forward pass needs.
 type run struct {
 	f       *blocks.Flow
@@ -192,13 +198,20 @@ type run struct {
 // text conditioning cond [B, T, Dc]. H and W may be any size (see
 // SizeMultiple): as diffusers does, each Downsample halves a side rounding
 // up, and each Upsample resizes to the exact size of the skip connection it
-// meets. ctx is checked between blocks.
-func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond tensor.Tensor) (tensor.Tensor, error) {
+// meets. ctx is checked between blocks. call (at most one) adds a K/V
+// editor for this call only.
+func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond tensor.Tensor, call ...Call) (tensor.Tensor, error) {
 	if err := m.checkInputs(x, t, cond); err != nil {
 		return tensor.Tensor{}, err
 	}
+	if len(call) > 1 {
+		return tensor.Tensor{}, fmt.Errorf("unet: %d Calls, want at most one", len(call))
+	}
 	f := blocks.NewFlow(m.e)
-	r := &run{f: f, context: cond, editor: m.Editor, trace: m.Trace}
+	r := &run{f: f, context: cond, trace: m.Trace}
+	if len(call) == 1 {
+		r.editor = call[0].Editor
+	}
 	b, mc := x.Dim(0), m.Config.ModelChannels
 
 	tEmb := f.Do(tensor.New(ops.TimestepEmbedding(t, mc), b, mc)) // [B, C]

@@ -181,8 +181,7 @@ func TestKVEditor(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := &editor{e: ops.CPU()}
-	m.Editor = id
-	same, err := m.Forward(ctx, x, ts, cond)
+	same, err := m.Forward(ctx, x, ts, cond, Call{Editor: id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,8 +197,7 @@ func TestKVEditor(t *testing.T) {
 		}
 	}
 
-	m.Editor = &editor{e: ops.CPU(), scaleV: 1.5}
-	scaled, err := m.Forward(ctx, x, ts, cond)
+	scaled, err := m.Forward(ctx, x, ts, cond, Call{Editor: &editor{e: ops.CPU(), scaleV: 1.5}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +205,20 @@ func TestKVEditor(t *testing.T) {
 		t.Errorf("scaling V by 1.5 changed eps by only %g", d)
 	}
 
-	m.Editor = badEditor{}
-	if _, err := m.Forward(ctx, x, ts, cond); err == nil || !strings.Contains(err.Error(), layers[0].Name) {
+	if _, err := m.Forward(ctx, x, ts, cond, Call{Editor: badEditor{}}); err == nil || !strings.Contains(err.Error(), layers[0].Name) {
 		t.Errorf("editor error not reported with the layer name: %v", err)
 	}
-	m.Editor = nil
+	if _, err := m.Forward(ctx, x, ts, cond, Call{}, Call{}); err == nil {
+		t.Error("two Calls: no error")
+	}
+	// An editor given to one call does not leak into the next.
+	again, err := m.Forward(ctx, x, ts, cond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(plain.Data(), again.Data()) {
+		t.Error("a call without an editor differs from the first plain call")
+	}
 }
 
 type badEditor struct{}
@@ -421,8 +428,7 @@ func editorGradient(t *testing.T, m *Model) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Editor = biasEditor{e: ops.CPU(), layer: layer.Name, bias: p}
-	eps, err := m.Forward(context.Background(), x, ts, cond)
+	eps, err := m.Forward(context.Background(), x, ts, cond, Call{Editor: biasEditor{e: ops.CPU(), layer: layer.Name, bias: p}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,8 +445,8 @@ func editorGradient(t *testing.T, m *Model) {
 		t.Fatal("no gradient reached the editor's parameter")
 	}
 	loss := func() float64 {
-		m.Editor = biasEditor{e: ops.CPU(), layer: layer.Name, bias: tensor.MustNew(vals, inner)}
-		out, err := m.Forward(context.Background(), x, ts, cond)
+		ed := biasEditor{e: ops.CPU(), layer: layer.Name, bias: tensor.MustNew(vals, inner)}
+		out, err := m.Forward(context.Background(), x, ts, cond, Call{Editor: ed})
 		if err != nil {
 			t.Fatal(err)
 		}
