@@ -1,9 +1,11 @@
 package train
 
 import (
+	"context"
 	"image"
 	"image/color"
 	"testing"
+	"time"
 )
 
 func TestMaskWeights(t *testing.T) {
@@ -26,5 +28,48 @@ func TestMaskWeights(t *testing.T) {
 		if v != 0.25 {
 			t.Fatalf("an empty mask gives %v, want the floor everywhere", empty)
 		}
+	}
+}
+
+// A job with a mask for its first photo weights that photo's views (and
+// their mirrors) and leaves the others at 1.
+func TestMaskedBatch(t *testing.T) {
+	p := tinyPipeline(t, 0)
+	job := tinyJob(t, p, 1)
+	m := image.NewGray(image.Rect(0, 0, 40, 40))
+	for y := range 40 {
+		for x := range 20 {
+			m.SetGray(x, y, color.Gray{255})
+		}
+	}
+	job.Masks = []image.Image{m, nil, nil}
+	tr, err := newTrainer(context.Background(), job, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.views) != 6 || tr.views[0].weight == nil || tr.views[1].weight == nil || tr.views[2].weight != nil {
+		t.Fatalf("views: %d, weights set %v %v %v", len(tr.views), tr.views[0].weight != nil, tr.views[1].weight != nil, tr.views[2].weight != nil)
+	}
+	hw := tr.latent[1] * tr.latent[2]
+	w0 := tr.views[0].weight
+	if w0[0] != 1 || w0[tr.latent[2]-1] != float32(job.Settings.MaskFloor) {
+		t.Errorf("mask weights row 0: %v", w0[:tr.latent[2]])
+	}
+	if f := tr.views[1].weight; f[0] != w0[tr.latent[2]-1] || f[tr.latent[2]-1] != w0[0] {
+		t.Error("the mirrored view's weights are not mirrored")
+	}
+	ss := []sample{{view: 0, latentNoise: make([]float32, tr.latent[0]*hw), eps: make([]float32, tr.latent[0]*hw)},
+		{view: 2, latentNoise: make([]float32, tr.latent[0]*hw), eps: make([]float32, tr.latent[0]*hw)}}
+	_, _, _, wts, _, _, err := tr.batch(ss, tr.concept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := tr.latent[0] * hw
+	if len(wts) != 2*n || wts[hw] != w0[0] || wts[n] != 1 || wts[2*n-1] != 1 {
+		t.Errorf("batch weights: %d values", len(wts))
+	}
+	job.Masks = []image.Image{m}
+	if _, err := Run(context.Background(), job); err == nil {
+		t.Error("1 mask for 3 photos: no error")
 	}
 }
