@@ -192,6 +192,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("stopped; run the same command again to continue from %s", g.resume)
 	}
+	if errors.Is(err, train.ErrNotLearned) {
+		return fmt.Errorf("%w; the concept was not written (run again with more --steps to continue from %s)", err, g.resume)
+	}
 	if err != nil {
 		return err
 	}

@@ -65,6 +65,19 @@ func TestResume(t *testing.T) {
 		t.Errorf("resumed i* differs by %g", d)
 	}
 
+	// More steps continue the finished run.
+	more := job
+	more.Settings.Steps = 8
+	resumedFrom = -1
+	more.Progress = job.Progress
+	res, err = Run(context.Background(), more)
+	if err != nil && !errors.Is(err, ErrNotLearned) {
+		t.Fatal(err)
+	}
+	if resumedFrom != 6 || len(res.Losses) != 8 {
+		t.Errorf("8 steps after 6: resumed from %d with %d losses", resumedFrom, len(res.Losses))
+	}
+
 	// Another run's resume file is not used; a broken one is an error.
 	other := job
 	other.Class = "cat"

@@ -57,6 +57,7 @@ func (tr *trainer) jobKey() string {
 	h := sha256.New()
 	s := tr.s
 	s.CheckpointEvery = 0 // may change between tries
+	s.Steps = 0           // more steps continue a finished or refused run
 	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%+v\x00", tr.p.Path, tr.job.Class, tr.classID, s)
 	for i, p := range tr.job.Photos {
 		st, err := os.Stat(p.Path)
