@@ -50,7 +50,7 @@ type trainFlags struct {
 	photos                                                       listFlag
 	steps, size, batch                                           int
 	seed                                                         uint64
-	noFlip, fresh                                                bool
+	noFlip, fresh, attnMask                                      bool
 }
 
 func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
@@ -66,6 +66,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	fs.IntVar(&g.size, "size", 0, "training image side in pixels (0: the preset's)")
 	fs.IntVar(&g.batch, "batch", 0, "samples per step (0: the preset's)")
 	fs.Uint64Var(&g.seed, "seed", 1, "seed of the photo order, timesteps and noise")
+	fs.BoolVar(&g.attnMask, "attention-mask", false, "weight the loss by where the model itself attends to the --class word in each photo (the paper's zero-shot mask, without a segmentation model)")
 	fs.BoolVar(&g.noFlip, "no-flip", false, "do not add mirrored photos (for text, logos and other asymmetric subjects)")
 	fs.StringVar(&g.out, "out", "", "the concept file to write, NAME.concept (required)")
 	fs.StringVar(&g.resume, "resume", "", "resume file (default: the output path + .resume); a run continues from it after a cancel or crash")
@@ -123,7 +124,7 @@ func (g trainFlags) settings() (train.Settings, error) {
 			s.Micro--
 		}
 	}
-	s.Seed, s.Flip = g.seed, !g.noFlip
+	s.Seed, s.Flip, s.AttentionMask = g.seed, !g.noFlip, g.attnMask
 	return s, nil
 }
 

@@ -4,8 +4,13 @@ import (
 	"context"
 	"image"
 	"image/color"
+	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/perfusion-studio/perfusion/inference/ops"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
 func TestMaskWeights(t *testing.T) {
@@ -71,5 +76,62 @@ func TestMaskedBatch(t *testing.T) {
 	job.Masks = []image.Image{m}
 	if _, err := Run(context.Background(), job); err == nil {
 		t.Error("1 mask for 3 photos: no error")
+	}
+}
+
+// classAttention equals the runtime's attention with values that are one
+// only at the class token (its output is then that token's attention
+// weight in every channel of a head).
+func TestClassAttention(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const n, tk, inner, heads, j = 6, 5, 8, 2, 3
+	q, k := normals(r, n*inner), normals(r, tk*inner)
+	v := make([]float32, tk*inner)
+	for i := range inner {
+		v[j*inner+i] = 1
+	}
+	e := ops.CPU()
+	o, err := e.Attention(tensor.MustNew(q, 1, n, inner), tensor.MustNew(k, 1, tk, inner), tensor.MustNew(v, 1, tk, inner),
+		heads, float32(1/math.Sqrt(inner/heads)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := classAttention(q, k, n, tk, inner, heads, j)
+	od := o.Data()
+	for p := range n {
+		var want float64
+		for i := range inner {
+			want += float64(od[p*inner+i]) / inner
+		}
+		if math.Abs(got[p]-want) > 1e-5 {
+			t.Errorf("pixel %d: %g, runtime attention %g", p, got[p], want)
+		}
+	}
+}
+
+// With AttentionMask, every view without a given mask gets weights from
+// the model's attention: in [floor, 1] with a maximum of 1.
+func TestAttentionMaskViews(t *testing.T) {
+	p := tinyPipeline(t, 0)
+	job := tinyJob(t, p, 1)
+	job.Settings.AttentionMask = true
+	tr, err := newTrainer(context.Background(), job, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range tr.views {
+		if len(v.weight) != tr.latent[1]*tr.latent[2] {
+			t.Fatalf("view %d: %d weights", i, len(v.weight))
+		}
+		mx, mn := float32(0), float32(2)
+		for _, w := range v.weight {
+			mx, mn = max(mx, w), min(mn, w)
+		}
+		if mx != 1 || mn < float32(job.Settings.MaskFloor) {
+			t.Errorf("view %d: weights in [%g, %g]", i, mn, mx)
+		}
+	}
+	if relDiff(tr.views[0].weight, tr.views[2].weight) == 0 {
+		t.Error("two different photos got the same attention mask")
 	}
 }

@@ -38,6 +38,10 @@ type Settings struct {
 	// MaskFloor is the least loss weight of a pixel outside the mask
 	// (spec §6.4: w = max(m/max(m), MaskFloor)); used only with masks.
 	MaskFloor float64
+	// AttentionMask derives the loss weights of each photo that has no
+	// given mask from the base model's cross-attention to the
+	// superordinate word (one UNet pass per view; see attentionMask).
+	AttentionMask bool
 
 	Seed uint64 // seeds photos order, timesteps and noise
 	// CheckpointEvery writes the resume file every this many steps (0:

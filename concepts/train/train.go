@@ -56,6 +56,7 @@ type Job struct {
 const (
 	StagePhotos  = "photos"  // decoding and cropping the photos
 	StageLatents = "latents" // encoding each view with the VAE
+	StageMask    = "mask"    // deriving loss masks from the model's attention
 	StageTrain   = "train"   // optimizer steps
 	StageCheck   = "check"   // the self-check renders
 )

@@ -120,6 +120,22 @@ func (tr *trainer) prepare(ctx context.Context) error {
 		tr.views = append(tr.views, cv)
 		tr.report(StageLatents, i+1, len(vs), 0, stageStart, 0)
 	}
+	if !tr.s.AttentionMask {
+		return nil
+	}
+	stageStart = time.Now()
+	for i := range tr.views {
+		if tr.views[i].weight != nil {
+			continue
+		}
+		if tr.views[i].weight, err = tr.attentionMask(ctx, tr.views[i], uint64(i)); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		tr.report(StageMask, i+1, len(tr.views), 0, stageStart, 0)
+	}
 	return nil
 }
 
