@@ -35,6 +35,9 @@ func BenchmarkEditSD15(b *testing.B) {
 		}
 	}
 	sort.Strings(layers)
+	if len(layers) != 16 {
+		b.Fatalf("SD1.5 has 16 cross-attention layers, found %d", len(layers))
+	}
 	const batch, tokens = 2, 77
 	d := cfg.ContextDim
 	r := newRand(1)

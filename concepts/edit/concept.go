@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/perfusion-studio/perfusion/inference/tensor"
+	"github.com/perfusion-studio/perfusion/inference/unet"
 )
 
 // Concept is what the edit needs of one trained concept (spec §5): its
@@ -15,8 +16,9 @@ type Concept struct {
 	Name string
 	// Word is the placeholder as written in prompts ("<tubby>").
 	Word string
-	// Embedding is the word's input embedding [D] (it may require
-	// gradients in training).
+	// Embedding is the word's input embedding [D] or [1, D] (it may
+	// require gradients in training, given to the text encoder through
+	// clip.Options.Extra).
 	Embedding tensor.Tensor
 	// Input is the target input i* [D], a text encoding.
 	Input []float32
@@ -59,4 +61,38 @@ func (c *Concept) check(d int) error {
 		return fmt.Errorf("edit: concept %q has no layer targets", c.Name)
 	}
 	return nil
+}
+
+// InitTargets returns the starting targets of a concept (spec §6.3): for
+// every cross-attention layer, o*_K = W_K ē and o*_V = W_V ē, where ē [D]
+// is the superclass word's encoding (averaged over the training prompts).
+// K stays fixed (the key lock); V is where training starts. The sums are
+// taken in float64.
+func InitTargets(layers []unet.CrossAttention, super []float32) (map[string]Targets, error) {
+	out := make(map[string]Targets, len(layers))
+	for _, l := range layers {
+		k, err := matVec32(l.ToK, super)
+		if err != nil {
+			return nil, fmt.Errorf("edit: %s.to_k: %w", l.Name, err)
+		}
+		v, err := matVec32(l.ToV, super)
+		if err != nil {
+			return nil, fmt.Errorf("edit: %s.to_v: %w", l.Name, err)
+		}
+		out[l.Name] = Targets{K: k, V: v}
+	}
+	return out, nil
+}
+
+// matVec32 is w [O, D] times x [D] as a tensor [O].
+func matVec32(w tensor.Tensor, x []float32) (tensor.Tensor, error) {
+	if !w.Valid() || w.Rank() != 2 || w.Dim(1) != len(x) {
+		return tensor.Tensor{}, fmt.Errorf("weight %v for an encoding of %d values", w, len(x))
+	}
+	o, d, data := w.Dim(0), w.Dim(1), w.Data()
+	y := make([]float32, o)
+	for i := range y {
+		y[i] = float32(dot64(data[i*d:(i+1)*d], x))
+	}
+	return tensor.New(y, o)
 }

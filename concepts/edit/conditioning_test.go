@@ -58,17 +58,20 @@ func tinyConcept(t testing.TB, p *pipeline.Pipeline, word, super string, seed ui
 	pos := slices.Index(encs[0].Chunks[0].IDs[:], ids[0])
 	in := slices.Clone(encs[0].Hidden.Data()[pos*d : (pos+1)*d])
 	r := newRand(seed)
-	c := &Concept{Name: word, Word: word, Superclass: super, Embedding: tensor.MustNew(emb, d), Input: in,
-		Beta: InferenceBeta, Tau: InferenceTau, Layers: map[string]Targets{}}
-	for _, l := range p.UNet.CrossAttentions() {
-		k := to32(matVec(f64(l.ToK.Data()), f64(in)))
-		v := to32(matVec(f64(l.ToV.Data()), f64(in)))
-		for i, x := range randn(r, len(v), 1) {
-			v[i] += x
-		}
-		c.Layers[l.Name] = Targets{K: tensor.MustNew(k, len(k)), V: tensor.MustNew(v, len(v))}
+	layers, err := InitTargets(p.UNet.CrossAttentions(), in)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return c
+	for _, l := range p.UNet.CrossAttentions() {
+		tg := layers[l.Name]
+		checkClose(t, "o*_K", tg.K.Data(), matVec(f64(l.ToK.Data()), f64(in)), 1e-5, 1e-5)
+		checkClose(t, "o*_V", tg.V.Data(), matVec(f64(l.ToV.Data()), f64(in)), 1e-5, 1e-5)
+		for i, x := range randn(r, tg.V.Size(), 1) { // as if learned
+			tg.V.Data()[i] += x
+		}
+	}
+	return &Concept{Name: word, Word: word, Superclass: super, Embedding: tensor.MustNew(emb, d), Input: in,
+		Beta: InferenceBeta, Tau: InferenceTau, Layers: layers}
 }
 
 func tinyRequest(prompt string) pipeline.Request {

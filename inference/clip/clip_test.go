@@ -186,7 +186,7 @@ func TestExtraEmbeddings(t *testing.T) {
 	}
 	grad := slices.Clone(p.Grad())
 	if grad == nil {
-		t.Fatal("no gradient reached ExtraEmbeddings")
+		t.Fatal("no gradient reached Options.Extra")
 	}
 	loss := func() float64 {
 		out, err := m.ForwardWith(moved, 1, Options{Extra: tensor.MustNew(extra, 2, d)})

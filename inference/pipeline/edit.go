@@ -49,34 +49,12 @@ func (c *Conditioning) Reencode(ctx context.Context, replace map[int]int) (tenso
 	return c.reencode(ctx, replace)
 }
 
-// conditioning encodes the request's prompts into the UNet context: with
-// guidance [2B, T, D] = cat(uncond x B, cond x B) (CompVis's order), else
-// [B, T, D] of the prompt. With a Request.Edit it also returns the edit's
-// K/V editor (nil without).
-func (p *Pipeline) conditioning(ctx context.Context, r Request, b int, guided bool) (tensor.Tensor, unet.KVEditor, error) {
-	opt := r.text()
-	if r.Edit != nil {
-		opt.Words, opt.Embeddings = r.Edit.Words()
-	}
-	encs, err := p.EncodePrompts(ctx, []string{r.Negative, r.Prompt}, opt)
+// editor builds the Conditioning of encs laid out as rows (the prompt of
+// each row of cond) and asks the edit for its editor.
+func (p *Pipeline) editor(ctx context.Context, edit ConditioningEdit, cond tensor.Tensor, encs []Encoding, rows []int, opt TextOptions) (unet.KVEditor, error) {
+	_, extra, err := p.words(opt)
 	if err != nil {
-		return tensor.Tensor{}, nil, err
-	}
-	p.trace.emit("uncond_embedding", 0, encs[0].Hidden.Data())
-	p.trace.emit("cond_embedding", 0, encs[1].Hidden.Data())
-	// rows lists the encoding of each UNet row: 0 uncond, 1 cond.
-	rows := make([]int, 0, 2*b)
-	if guided {
-		for range b {
-			rows = append(rows, 0)
-		}
-	}
-	for range b {
-		rows = append(rows, 1)
-	}
-	cond, err := stackRows(encs, rows)
-	if err != nil || r.Edit == nil {
-		return cond, nil, err
+		return nil, err
 	}
 	c := &Conditioning{Context: cond, Tokenizer: p.Tokenizer, Engine: p.Engine}
 	for _, i := range rows {
@@ -88,10 +66,6 @@ func (p *Pipeline) conditioning(ctx context.Context, r Request, b int, guided bo
 	}
 	for i := range opt.Words {
 		c.WordIDs = append(c.WordIDs, p.CLIP.Config.VocabSize+i)
-	}
-	_, extra, err := p.words(opt)
-	if err != nil {
-		return tensor.Tensor{}, nil, err
 	}
 	c.reencode = func(ctx context.Context, replace map[int]int) (tensor.Tensor, error) {
 		re := append([]Encoding(nil), encs...)
@@ -108,11 +82,11 @@ func (p *Pipeline) conditioning(ctx context.Context, r Request, b int, guided bo
 		}
 		return stackRows(re, rows)
 	}
-	ed, err := r.Edit.Editor(ctx, c)
+	ed, err := edit.Editor(ctx, c)
 	if err != nil {
-		return tensor.Tensor{}, nil, fmt.Errorf("pipeline: conditioning edit: %w", err)
+		return nil, fmt.Errorf("pipeline: conditioning edit: %w", err)
 	}
-	return cond, ed, nil
+	return ed, nil
 }
 
 // stackRows lays out encodings [1, T, D] as the rows [len(rows), T, D],

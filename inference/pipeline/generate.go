@@ -230,6 +230,39 @@ func (p *Pipeline) decode(ctx context.Context, latents tensor.Tensor) (tensor.Te
 	return tensor.New(out, b, img.Dim(1), img.Dim(2), img.Dim(3)) // [B, 3, H, W]
 }
 
+// conditioning encodes the request's prompts into the UNet context: with
+// guidance [2B, T, D] = cat(uncond x B, cond x B) (CompVis's order), else
+// [B, T, D] of the prompt. With a Request.Edit it also returns the edit's
+// K/V editor (nil without).
+func (p *Pipeline) conditioning(ctx context.Context, r Request, b int, guided bool) (tensor.Tensor, unet.KVEditor, error) {
+	prompts := []string{r.Negative, r.Prompt}
+	rows := make([]int, 0, 2*b) // the prompt of each UNet row
+	if guided {
+		for range b {
+			rows = append(rows, 0)
+		}
+	}
+	for range b {
+		rows = append(rows, 1)
+	}
+	opt := r.text()
+	if r.Edit != nil {
+		opt.Words, opt.Embeddings = r.Edit.Words()
+	}
+	encs, err := p.EncodePrompts(ctx, prompts, opt)
+	if err != nil {
+		return tensor.Tensor{}, nil, err
+	}
+	p.trace.emit("uncond_embedding", 0, encs[0].Hidden.Data())
+	p.trace.emit("cond_embedding", 0, encs[1].Hidden.Data())
+	cond, err := stackRows(encs, rows) // [2B or B, T, D]
+	if err != nil || r.Edit == nil {
+		return cond, nil, err
+	}
+	ed, err := p.editor(ctx, r.Edit, cond, encs, rows, opt)
+	return cond, ed, err
+}
+
 // preview maps one clean-latent estimate [C, h, w] to an approximate RGB
 // image, or nil when the SD1.x factors do not fit the latent channels.
 func (p *Pipeline) preview(latent []float32, h, w int) *image.RGBA {
