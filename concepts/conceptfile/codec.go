@@ -157,7 +157,7 @@ func decode(r io.Reader, full bool) (*Concept, error) {
 	if flags := binary.LittleEndian.Uint16(pre[len(Magic)+2:]); flags != 0 {
 		return nil, formatErr("unknown flags %#x", flags)
 	}
-	head, err := section(r, "header", MaxHeaderBytes)
+	head, err := section(r, "header", MaxHeaderBytes, -1)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func decode(r io.Reader, full bool) (*Concept, error) {
 	if err := c.checkHeader(); err != nil {
 		return nil, err
 	}
-	thumb, err := section(r, "thumbnail", MaxThumbnailBytes)
+	thumb, err := section(r, "thumbnail", MaxThumbnailBytes, -1)
 	if err != nil {
 		return nil, err
 	}
@@ -181,12 +181,9 @@ func decode(r io.Reader, full bool) (*Concept, error) {
 	if !full {
 		return c, nil
 	}
-	tens, err := section(r, "tensors", MaxTensorBytes)
+	tens, err := section(r, "tensors", MaxTensorBytes, 4*c.Floats())
 	if err != nil {
 		return nil, err
-	}
-	if want := 4 * c.Floats(); len(tens) != want {
-		return nil, formatErr("tensor section has %d bytes, the header's sizes need %d", len(tens), want)
 	}
 	if err := c.unpack(tens); err != nil {
 		return nil, err
@@ -198,8 +195,10 @@ func decode(r io.Reader, full bool) (*Concept, error) {
 	return c, nil
 }
 
-// section reads one length-prefixed, checksummed section of at most max bytes.
-func section(r io.Reader, name string, max int) ([]byte, error) {
+// section reads one length-prefixed, checksummed section of at most max
+// bytes, or of exactly want bytes when want >= 0; the length is checked
+// before anything is allocated.
+func section(r io.Reader, name string, max, want int) ([]byte, error) {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return nil, formatErr("%s: truncated file (%v)", name, err)
@@ -207,6 +206,9 @@ func section(r io.Reader, name string, max int) ([]byte, error) {
 	size := binary.LittleEndian.Uint32(n[:])
 	if int64(size) > int64(max) {
 		return nil, formatErr("%s of %d bytes, at most %d allowed", name, size, max)
+	}
+	if want >= 0 && int(size) != want {
+		return nil, formatErr("%s section has %d bytes, the header's sizes need %d", name, size, want)
 	}
 	buf := make([]byte, int(size)+4)
 	if _, err := io.ReadFull(r, buf); err != nil {

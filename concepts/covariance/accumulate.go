@@ -160,14 +160,22 @@ func (a *Accumulator) rowBlock(xt []float64, k, i0 int) {
 	}
 }
 
-// tile4 computes the 4×4 dot products s[r*4+c] = x_r · y_c.
+// tile4 computes the 4×4 dot products s[r*4+c] = x_r · y_c, as two 2×4
+// register tiles (8 accumulators and 6 operands fit the 16 float
+// registers of amd64; a 4×4 tile spills).
 func tile4(s *[16]float64, x0, x1, x2, x3, y0, y1, y2, y3 []float64) {
+	tile24((*[8]float64)(s[0:8]), x0, x1, y0, y1, y2, y3)
+	tile24((*[8]float64)(s[8:16]), x2, x3, y0, y1, y2, y3)
+}
+
+// tile24 computes s[r*4+c] = x_r · y_c for two rows x and four columns y.
+func tile24(s *[8]float64, x0, x1, y0, y1, y2, y3 []float64) {
 	n := len(x0)
-	x1, x2, x3 = x1[:n], x2[:n], x3[:n]
+	x1 = x1[:n]
 	y0, y1, y2, y3 = y0[:n], y1[:n], y2[:n], y3[:n]
-	var s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33 float64
+	var s00, s01, s02, s03, s10, s11, s12, s13 float64
 	for t := range n {
-		a0, a1, a2, a3 := x0[t], x1[t], x2[t], x3[t]
+		a0, a1 := x0[t], x1[t]
 		b0, b1, b2, b3 := y0[t], y1[t], y2[t], y3[t]
 		s00 += a0 * b0
 		s01 += a0 * b1
@@ -177,16 +185,8 @@ func tile4(s *[16]float64, x0, x1, x2, x3, y0, y1, y2, y3 []float64) {
 		s11 += a1 * b1
 		s12 += a1 * b2
 		s13 += a1 * b3
-		s20 += a2 * b0
-		s21 += a2 * b1
-		s22 += a2 * b2
-		s23 += a2 * b3
-		s30 += a3 * b0
-		s31 += a3 * b1
-		s32 += a3 * b2
-		s33 += a3 * b3
 	}
-	*s = [16]float64{s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33}
+	*s = [8]float64{s00, s01, s02, s03, s10, s11, s12, s13}
 }
 
 func dot(a, b []float64) float64 {

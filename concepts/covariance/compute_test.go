@@ -14,6 +14,7 @@ import (
 	"github.com/perfusion-studio/perfusion/concepts/captions"
 	"github.com/perfusion-studio/perfusion/inference/clip"
 	"github.com/perfusion-studio/perfusion/inference/ops"
+	"github.com/perfusion-studio/perfusion/inference/pipeline"
 	"github.com/perfusion-studio/perfusion/inference/tokenizer"
 	"github.com/perfusion-studio/perfusion/inference/weights"
 	"github.com/perfusion-studio/perfusion/internal/golden"
@@ -207,16 +208,16 @@ func TestTinyCLIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	caps, _ := captions.Generate(96, 3)
-	eh, err := WeightsHash(context.Background(), src, clip.Prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cv, st, err := Get(context.Background(), Request{Captions: caps, CorpusHash: captions.Hash(caps), Tokenizer: tok,
-		Encoder: CLIPEncoder{model}, EncoderHash: eh, CacheDir: t.TempDir()}, Options{Batch: 16})
+	p := &pipeline.Pipeline{Path: golden.Path(t, "tiny_clip_text.safetensors"), CLIP: model, Tokenizer: tok}
+	cacheDir := t.TempDir()
+	cv, st, err := ForPipeline(context.Background(), p, caps, cacheDir, Options{Batch: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Log(cv.Summary(), "; cache:", st.Path)
+	if again, st, err := ForPipeline(context.Background(), p, caps, cacheDir, Options{}); err != nil || !st.Hit || again.Key != cv.Key {
+		t.Errorf("second ForPipeline: %v, %+v", err, st)
+	}
 	var ids []int
 	for _, c := range caps {
 		ids = append(ids, tok.IDs77(c)...)
@@ -237,4 +238,44 @@ func TestTinyCLIP(t *testing.T) {
 		cv.FactoredCondition() > float64(cv.D)/RidgeEpsilon+1 {
 		t.Errorf("D %d, condition %g, ridge %g, condition after %g", cv.D, cv.Condition, cv.Ridge, cv.FactoredCondition())
 	}
+}
+
+func TestCheckpointEncoderHash(t *testing.T) {
+	p := golden.Path(t, "tiny_clip_text.safetensors")
+	got, err := CheckpointEncoderHash(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := WeightsHash(context.Background(), weights.Safetensors(golden.Open(t, "tiny_clip_text.safetensors")), clip.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || len(got) != 16 {
+		t.Errorf("checkpoint hash %q, weights hash %q", got, want)
+	}
+}
+
+// Covariance is the metric the edit package takes.
+var _ interface{ MulInverse(v []float64) []float64 } = (*Covariance)(nil)
+
+// FuzzDecodeCache: a cache file's bytes, however broken, give a C or an
+// error, never a panic.
+func FuzzDecodeCache(f *testing.F) {
+	cv, err := Factor([]float64{2, 1, 1, 3}, 2)
+	if err != nil {
+		f.Fatal(err)
+	}
+	cv.Key, cv.Captions, cv.Tokens = "k", 1, 77
+	p := filepath.Join(f.TempDir(), "c.bin")
+	if err := Save(p, cv); err != nil {
+		f.Fatal(err)
+	}
+	raw, _ := os.ReadFile(p)
+	f.Add(raw)
+	f.Add(raw[:30])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, err := decodeCache(data, "k"); err == nil && got.D*got.D != len(got.C) {
+			t.Fatalf("accepted C of %d values for D = %d", len(got.C), got.D)
+		}
+	})
 }

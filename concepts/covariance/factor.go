@@ -43,6 +43,13 @@ type Covariance struct {
 // the ridge when it exceeds MaxCondition (or C is not positive definite),
 // and computes the Cholesky factor in float64.
 func Factor(c []float64, d int) (*Covariance, error) {
+	return FactorWithLimit(c, d, MaxCondition)
+}
+
+// FactorWithLimit is Factor with another condition-number limit for the
+// ridge; math.Inf(1) adds it only when C is not positive definite, as the
+// reference implementations' plain inverse (for comparing with them).
+func FactorWithLimit(c []float64, d int, maxCondition float64) (*Covariance, error) {
 	if d <= 0 || len(c) != d*d {
 		return nil, fmt.Errorf("covariance: %d values for a %d×%d matrix", len(c), d, d)
 	}
@@ -68,7 +75,7 @@ func Factor(c []float64, d int) (*Covariance, error) {
 	if cv.MinEigen > 0 {
 		cv.Condition = cv.MaxEigen / cv.MinEigen
 	}
-	if cv.Condition <= MaxCondition {
+	if cv.Condition <= maxCondition {
 		if l, err := cholesky(c, d, 0); err == nil {
 			cv.l = l
 			return cv, nil
