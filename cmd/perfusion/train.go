@@ -16,8 +16,6 @@ import (
 	"github.com/perfusion-studio/perfusion/concepts/covariance"
 	"github.com/perfusion-studio/perfusion/concepts/photos"
 	"github.com/perfusion-studio/perfusion/concepts/train"
-	"github.com/perfusion-studio/perfusion/inference/checkpoint"
-	"github.com/perfusion-studio/perfusion/inference/clip"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
 )
 
@@ -72,7 +70,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	fs.StringVar(&g.resume, "resume", "", "resume file (default: the output path + .resume); a run continues from it after a cancel or crash")
 	fs.BoolVar(&g.fresh, "fresh", false, "ignore and replace an existing resume file")
 	fs.StringVar(&g.tokenizer, "tokenizer", "", "CLIP vocabulary (default: searched beside the model)")
-	fs.StringVar(&g.cacheDir, "cache", "", "folder for the text-encoder covariance cache (default: the user cache folder)")
+	fs.StringVar(&g.cacheDir, "cache", "", "folder for the text-encoder covariance cache (default: $"+envDataDir+"/covariance, else the user cache folder)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return g, err
@@ -217,30 +215,20 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // textCovariance returns C of the model's text encoder, from the cache or
-// computed from the built-in caption corpus (minutes for SD1.5).
+// computed from the built-in caption corpus (minutes for SD1.5) and cached.
 func textCovariance(ctx context.Context, p *pipeline.Pipeline, g trainFlags, pr *progressPrinter) (*covariance.Covariance, error) {
 	dir := g.cacheDir
+	if d := os.Getenv(envDataDir); dir == "" && d != "" {
+		dir = filepath.Join(d, "covariance")
+	}
 	if dir == "" {
 		base, err := os.UserCacheDir()
 		if err != nil {
 			return nil, fmt.Errorf("no cache folder (%v); give one with --cache", err)
 		}
-		dir = filepath.Join(base, "perfusion", "covariance")
+		dir = filepath.Join(base, "Perfusion Studio", "covariance")
 	}
-	ck, err := checkpoint.Open(g.model)
-	if err != nil {
-		return nil, err
-	}
-	defer ck.Close()
-	hash, err := covariance.WeightsHash(ctx, ck, clip.Prefix)
-	if err != nil {
-		return nil, err
-	}
-	caps := captions.Default()
-	cv, st, err := covariance.Get(ctx, covariance.Request{
-		Captions: caps, CorpusHash: captions.Hash(caps), Tokenizer: p.Tokenizer,
-		Encoder: covariance.CLIPEncoder{Model: p.CLIP}, EncoderHash: hash, CacheDir: dir,
-	}, covariance.Options{Progress: func(c covariance.Progress) {
+	cv, st, err := covariance.ForPipeline(ctx, p, captions.Default(), dir, covariance.Options{Progress: func(c covariance.Progress) {
 		pr.update(fmt.Sprintf("text covariance: %d/%d captions  ETA %s", c.Done, c.Total, clock(c.ETA)))
 	}})
 	pr.done()

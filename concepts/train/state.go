@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/perfusion-studio/perfusion/concepts/edit"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
@@ -179,9 +180,13 @@ func (tr *trainer) restoreOrInit(ctx context.Context) error {
 	for j, v := range sup {
 		st.Input[j] = float32(v)
 	}
+	targets, err := edit.InitTargets(tr.layers, st.Input)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
 	for _, l := range tr.layers {
-		st.OutK = append(st.OutK, matVec(l.ToK, sup))
-		st.OutV = append(st.OutV, matVec(l.ToV, sup))
+		st.OutK = append(st.OutK, slices.Clone(targets[l.Name].K.Data()))
+		st.OutV = append(st.OutV, slices.Clone(targets[l.Name].V.Data()))
 	}
 	st.Adam = tr.opt.export()
 	tr.st = st
@@ -205,19 +210,4 @@ func (tr *trainer) checkState(st *state) error {
 		return fmt.Errorf("step %d of %d with %d losses", st.Step, tr.s.Steps, len(st.Losses))
 	}
 	return nil
-}
-
-// matVec returns w v for a weight w [O, D] and v [D], in float64.
-func matVec(w tensor.Tensor, v []float64) []float32 {
-	o, d := w.Dim(0), w.Dim(1)
-	data := w.Data()
-	out := make([]float32, o)
-	for i := range o {
-		var s float64
-		for j, x := range data[i*d : (i+1)*d] {
-			s += float64(x) * v[j]
-		}
-		out[i] = float32(s)
-	}
-	return out
 }
