@@ -44,8 +44,11 @@ type Job struct {
 	Metric   edit.Metric // C⁻¹ of the base text encoder
 	Settings Settings
 	// Resume is the resume file: read at the start when it exists and
-	// belongs to this job, written every Settings.CheckpointEvery steps and
-	// on cancel ("" keeps no file).
+	// belongs to this job (the same model, photos, word and settings but
+	// for Steps: more steps continue a finished run), written atomically
+	// every Settings.CheckpointEvery steps, on cancel and at the end, and
+	// left in place (remove it once the concept is saved). "" keeps no
+	// file.
 	Resume string
 	// Progress, when set, is called after every stage step and every
 	// training step.
