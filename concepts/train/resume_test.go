@@ -29,8 +29,15 @@ func TestResume(t *testing.T) {
 
 	job.Resume = filepath.Join(t.TempDir(), "disc.resume")
 	ctx, cancel := context.WithCancel(context.Background())
+	crashed := job.Resume + ".crash"
 	job.Progress = func(pr Progress) {
 		if pr.Stage == StageTrain && pr.Step == 3 {
+			// what a crash now would leave: the periodic checkpoint of step 2
+			data, err := os.ReadFile(job.Resume)
+			if err != nil {
+				t.Error(err)
+			}
+			os.WriteFile(crashed, data, 0o644)
 			cancel()
 		}
 	}
@@ -63,6 +70,18 @@ func TestResume(t *testing.T) {
 	}
 	if d := relDiff(res.Concept.TargetInput, full.Concept.TargetInput); d > 1e-5 {
 		t.Errorf("resumed i* differs by %g", d)
+	}
+
+	// After a crash, the run continues from the last periodic checkpoint.
+	crash := job
+	crash.Resume = crashed
+	resumedFrom = -1
+	res, err = Run(context.Background(), crash)
+	if err != nil && !errors.Is(err, ErrNotLearned) {
+		t.Fatal(err)
+	}
+	if resumedFrom != 2 || relDiff(res.Concept.Embedding, full.Concept.Embedding) > 1e-4 {
+		t.Errorf("after a crash: resumed from %d, embedding off by %g", resumedFrom, relDiff(res.Concept.Embedding, full.Concept.Embedding))
 	}
 
 	// More steps continue the finished run.
