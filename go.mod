@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	fyne.io/fyne/v2 v2.7.1
+	github.com/disintegration/imaging v1.6.2
 	github.com/go-text/typesetting v0.2.1
 	github.com/jeandeaual/go-locale v0.0.0-20250612000132-0ef82f21eade
 	github.com/nlpodyssey/gopickle v0.2.0

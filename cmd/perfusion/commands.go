@@ -12,7 +12,7 @@ type command struct {
 }
 
 // commands is the table of headless subcommands. Only commands that work are
-// listed; train will join when it is built.
+// listed.
 func commands() []command {
-	return []command{generateCommand(), tokenizeCommand(), benchCommand(), conceptsCommand()}
+	return []command{generateCommand(), trainCommand(), tokenizeCommand(), benchCommand(), conceptsCommand()}
 }

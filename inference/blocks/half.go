@@ -98,12 +98,18 @@ func (h *HalfTensor) String() string { return fmt.Sprintf("HalfTensor%v", h.shap
 // Float32 converts the weight for one operator call and returns it as a
 // constant tensor, with release to call once the operator has returned.
 // keep is for calls that record a gradient graph (an operand requires
-// grad): the operator keeps the weight for its backward pass, so the
-// buffer is a fresh allocation left to the garbage collector. Otherwise it
-// is borrowed from the pool, and release gives it back; the tensor must
-// not be used after release.
+// grad), whose operator reads the weight again in its backward pass: the
+// tensor is then a lazy constant that converts the float16 values afresh
+// on every read (once in the forward pass, once in the backward pass), so
+// a training step never holds float32 copies of the weights between its
+// forward and backward passes (the recomputation costs one conversion per
+// layer). Otherwise the buffer is borrowed from the pool, and release
+// gives it back; the tensor must not be used after release.
 func (h *HalfTensor) Float32(e *ops.Engine, keep bool) (w tensor.Tensor, release func()) {
-	buf, release := h.buffer(keep)
+	if keep {
+		return h.lazy(e, false), func() {}
+	}
+	buf, release := h.buffer()
 	ConvertHalf(e, buf, h.data)
 	return tensor.MustNew(buf, h.shape...), release // len(buf) = numel by construction
 }
@@ -114,17 +120,29 @@ func (h *HalfTensor) Float32(e *ops.Engine, keep bool) (w tensor.Tensor, release
 // weight. The HalfTensor must have rank 4.
 func (h *HalfTensor) Float32OHIW(e *ops.Engine, keep bool) (w tensor.Tensor, release func()) {
 	s := h.shape
-	buf, release := h.buffer(keep)
+	if keep {
+		return h.lazy(e, true), func() {}
+	}
+	buf, release := h.buffer()
 	ConvertHalfOHIW(e, buf, h.data, s[0], s[1], s[2], s[3])
 	return tensor.MustNew(buf, s[0], s[2], s[1], s[3]), release
 }
 
-// buffer returns a float32 buffer for the converted weight (see Float32).
-func (h *HalfTensor) buffer(keep bool) ([]float32, func()) {
-	if keep || h.pool == nil {
-		if h.pool != nil {
-			h.pool.countUnpooled()
-		}
+// lazy returns the weight as a lazyWeight tensor, in the OHIW layout when
+// ohiw is set.
+func (h *HalfTensor) lazy(e *ops.Engine, ohiw bool) tensor.Tensor {
+	shape := h.shape
+	if ohiw {
+		shape = []int{h.shape[0], h.shape[2], h.shape[1], h.shape[3]}
+	}
+	t, _ := tensor.FromNode(&lazyWeight{h: h, e: e, ohiw: ohiw}, shape...) // same numel by construction
+	return t
+}
+
+// buffer returns a pooled float32 buffer for the converted weight (see
+// Float32), or a fresh one without a pool.
+func (h *HalfTensor) buffer() ([]float32, func()) {
+	if h.pool == nil {
 		return make([]float32, len(h.data)), func() {}
 	}
 	buf := h.pool.get(len(h.data))
@@ -233,7 +251,7 @@ type PoolStats struct {
 	InUse     int // buffers lent and not yet returned
 	Idle      int // buffers kept for the next calls
 	Allocated int // buffers allocated since the pool was made
-	Unpooled  int // conversions for gradient graphs, allocated outside the pool
+	Unpooled  int // conversions for gradient graphs (each read of a lazy weight), outside the pool
 }
 
 // Stats returns the current counts.

@@ -329,8 +329,8 @@ func TestHalfLayerGradient(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("gradient through a half weight\n%v\nwant\n%v", got, want)
 	}
-	if s := pool.Stats(); s.Unpooled != 1 || s.InUse != 0 {
-		t.Errorf("pool: %+v, want one unpooled conversion and nothing in use", s)
+	if s := pool.Stats(); s.Unpooled != 2 || s.InUse != 0 {
+		t.Errorf("pool: %+v, want two unpooled conversions (forward and backward) and nothing in use", s)
 	}
 }
 

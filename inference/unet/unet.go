@@ -181,6 +181,9 @@ type Call struct {
 	// Editor, when set, computes every attn2 to_k/to_v projection of this
 	// call (nil: the plain Linear).
 	Editor KVEditor
+	// Trace, when set, receives this call's module outputs as Model.Trace
+	// does (and replaces Model.Trace for this call).
+	Trace blocks.Tracer
 }
 
 // run carries what every block of one forward pass needs.
@@ -211,6 +214,9 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 	r := &run{f: f, context: cond, trace: m.Trace}
 	if len(call) == 1 {
 		r.editor = call[0].Editor
+		if call[0].Trace != nil {
+			r.trace = call[0].Trace
+		}
 	}
 	b, mc := x.Dim(0), m.Config.ModelChannels
 

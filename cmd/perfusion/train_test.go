@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/perfusion-studio/perfusion/concepts/conceptfile"
+	"github.com/perfusion-studio/perfusion/internal/golden"
+)
+
+// discPhotos writes n small photos of a yellow disc into a new folder.
+func discPhotos(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	for i := range n {
+		img := image.NewNRGBA(image.Rect(0, 0, 40+8*i, 40))
+		for y := range 40 {
+			for x := range 40 + 8*i {
+				c := color.NRGBA{uint8(40 + 30*i), 90, 160, 255}
+				if dx, dy := x-20-4*i, y-20; dx*dx+dy*dy < 100 {
+					c = color.NRGBA{250, 210, 40, 255}
+				}
+				img.SetNRGBA(x, y, c)
+			}
+		}
+		f, err := os.Create(filepath.Join(dir, "p"+string(rune('0'+i))+".png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(f, img); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	return dir
+}
+
+// train on the tiny golden model writes a concept file that reads back
+// with the model's layers, and removes its resume file.
+func TestTrainCommandTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains on the tiny model")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "disc.concept")
+	var stdout, stderr bytes.Buffer
+	args := []string{"--model", golden.Path(t, "tiny_diffusers"), "--name", "disc", "--class", "toy",
+		"--photos", discPhotos(t, 3), "--size", "32", "--steps", "20", "--out", out, "--cache", filepath.Join(dir, "cache")}
+	if err := runTrain(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\nstderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "disc.concept: concept <disc> (toy)") {
+		t.Errorf("stdout %q", stdout.String())
+	}
+	c, err := conceptfile.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "disc" || c.Superclass != "toy" || len(c.Layers) == 0 || len(c.Embedding) != c.Dim || len(c.Thumbnail) == 0 || c.Covariance == "" {
+		t.Errorf("concept file: %+v", c.Header)
+	}
+	if _, err := os.Stat(out + ".resume"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("resume file left behind: %v", err)
+	}
+}
+
+func TestTrainFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	base := []string{"--model", "m", "--name", "disc", "--class", "toy", "--photos", "a.png,b.png", "--out", "x/disc.concept"}
+	g, err := parseTrainFlags(append(base, "c.png"), &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.photos) != 3 || g.resume != "x/disc.concept.resume" {
+		t.Errorf("photos %v, resume %s", g.photos, g.resume)
+	}
+	s, err := g.settings()
+	if err != nil || s.Preset != "quick" || s.Size != 256 {
+		t.Errorf("default settings %+v %v", s, err)
+	}
+	g.preset, g.steps, g.size, g.batch = "paper", 7, 320, 6
+	s, err = g.settings()
+	if err != nil || s.Steps != 7 || s.Size != 320 || s.Batch != 6 || s.Batch%s.Micro != 0 {
+		t.Errorf("overrides: %+v %v", s, err)
+	}
+	for _, bad := range [][]string{
+		{"--model", "m"},
+		append(slices.Clone(base[:len(base)-1]), "x/disc.png"),
+		append(append([]string{}, base...), "--steps", "-1"),
+		{"--model", "m", "--name", "bad name", "--class", "toy", "--photos", "a.png", "--out", "x.concept"},
+	} {
+		if _, err := parseTrainFlags(bad, &stderr); !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want a usage error", bad, err)
+		}
+	}
+	g.preset = "slow"
+	if _, err := g.settings(); !errors.Is(err, errUsage) {
+		t.Errorf("unknown preset: %v", err)
+	}
+}
