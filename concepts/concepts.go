@@ -11,6 +11,8 @@ package concepts
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -158,4 +160,11 @@ func ToFile(c *edit.Concept, p *pipeline.Pipeline, m Meta) (*conceptfile.Concept
 		return nil, fmt.Errorf("concepts: concept %q has targets for %d layers, the model has %d", name, len(c.Layers), len(f.Layers))
 	}
 	return f, nil
+}
+
+// FileHash identifies a concept file's bytes (compositions record it): the
+// first 10 hex digits of their SHA-256.
+func FileHash(data []byte) string {
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:5])
 }

@@ -34,6 +34,7 @@ type generateFlags struct {
 	steps, width, height, clipSkip                   int
 	cfg                                              float64
 	emphasis, longPrompts                            bool
+	concepts                                         conceptFlags
 }
 
 func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) {
@@ -54,6 +55,11 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 	fs.BoolVar(&g.emphasis, "emphasis", true, "parse the web UI's emphasis syntax: (word:1.2), [word], BREAK")
 	fs.BoolVar(&g.longPrompts, "long-prompts", true, "encode prompts over 75 tokens in 75-token chunks instead of truncating")
 	fs.StringVar(&g.out, "out", "", "output PNG file (required)")
+	fs.Var(&g.concepts.files, "concept", "a .concept file to use, written <name> in the prompt (repeat for several)")
+	fs.Var(&g.concepts.gates, "gate", "a concept's gate: NAME=BETA,TAU or NAME=BETA (β 0 to 1: likeness ↔ prompt balance; τ 0.01 to 1); default: the file's (repeatable)")
+	fs.StringVar(&g.concepts.multi, "multi", "sum", "how several concepts combine: sum or exact")
+	fs.StringVar(&g.concepts.lock, "lock", "local", "concept key locking: local or global")
+	fs.StringVar(&g.concepts.cacheDir, "cache", "", "folder that caches the text covariance C concepts need (default: the user cache folder's perfusion/covariance)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return g, err
@@ -108,6 +114,10 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if st, err := os.Stat(filepath.Dir(g.out)); err != nil || !st.IsDir() {
 		return fmt.Errorf("output folder %s does not exist", filepath.Dir(g.out))
 	}
+	conceptFiles, gates, err := readConcepts(g.concepts, []string{g.prompt, g.negative}, stderr)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	seed := g.seed.v
 	if g.seed.random {
 		// Below 2^32, as the web UI picks, so that tools which take only
@@ -146,9 +156,16 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer restore()
 	pr.line(msg)
 
+	set, uses, err := conceptEdit(ctx, g.concepts, conceptFiles, gates, g.model, p, pr)
+	if err != nil {
+		return err
+	}
 	req := pipeline.Request{
 		Prompt: g.prompt, Negative: g.negative, Seed: seed, Steps: g.steps, CFG: float32(g.cfg), Sampler: g.sampler,
 		Width: g.width, Height: g.height, ClipSkip: g.clipSkip, Emphasis: g.emphasis, LongPrompts: g.longPrompts,
+	}
+	if set != nil {
+		req.Edit = set
 	}
 	res, err := p.Generate(ctx, req, func(s pipeline.Progress) {
 		pr.update(fmt.Sprintf("step %d/%d  elapsed %s  ETA %s", s.Step, s.Total, clock(s.Elapsed), clock(s.ETA)))
@@ -174,6 +191,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if g.clipSkip > 1 {
 		settings.Extra = append(settings.Extra, [2]string{"Clip skip", strconv.Itoa(g.clipSkip)})
 	}
+	settings.Extra = append(settings.Extra, export.ConceptParameters(uses, g.concepts.multi)...)
 	if err := export.SavePNG(g.out, res.Images[0], settings); err != nil {
 		return err
 	}
