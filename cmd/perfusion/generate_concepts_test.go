@@ -14,50 +14,10 @@ import (
 	"github.com/perfusion-studio/perfusion/app/export"
 	"github.com/perfusion-studio/perfusion/concepts"
 	"github.com/perfusion-studio/perfusion/concepts/conceptfile"
-	"github.com/perfusion-studio/perfusion/concepts/edit"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
-	"github.com/perfusion-studio/perfusion/inference/tensor"
+	"github.com/perfusion-studio/perfusion/internal/conceptstest"
 	"github.com/perfusion-studio/perfusion/internal/golden"
 )
-
-// writeTinyConcept writes a concept for the tiny model, started from the
-// superclass word as training starts one (value targets shifted as if
-// learned), recorded for base model base, to dir/name.concept.
-func writeTinyConcept(t *testing.T, p *pipeline.Pipeline, dir, name, super, base string) string {
-	t.Helper()
-	ids, ok := p.Tokenizer.Lookup(super)
-	if !ok || len(ids) != 1 {
-		t.Fatalf("%q is not one token", super)
-	}
-	d := p.CLIP.Config.HiddenSize
-	emb := slices.Clone(p.CLIP.TokenEmbedding().Data()[ids[0]*d : (ids[0]+1)*d])
-	encs, err := p.EncodePrompts(context.Background(), []string{"a photo of a " + super}, pipeline.TextOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pos := slices.Index(encs[0].Chunks[0].IDs[:], ids[0])
-	in := slices.Clone(encs[0].Hidden.Data()[pos*d : (pos+1)*d])
-	layers, err := edit.InitTargets(p.UNet.CrossAttentions(), in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tg := range layers {
-		for i := range tg.V.Data() {
-			tg.V.Data()[i] += 0.1 * float32(i%5-2)
-		}
-	}
-	c := &edit.Concept{Name: name, Word: concepts.Placeholder(name), Superclass: super, Embedding: tensor.MustNew(emb, d),
-		Input: in, Beta: edit.InferenceBeta, Tau: edit.InferenceTau, Layers: layers}
-	f, err := concepts.ToFile(c, p, concepts.Meta{BaseModel: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name+".concept")
-	if err := conceptfile.WriteFile(path, f); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // generate with --concept and --gate applies the concept (the image
 // differs from the base model's) and records it in the PNG; concepts of
@@ -74,9 +34,9 @@ func TestGenerateWithConcepts(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	tubby := writeTinyConcept(t, p, dir, "tubby", "cat", base)
-	pot := writeTinyConcept(t, p, dir, "pot", "dog", base)
-	other := writeTinyConcept(t, p, t.TempDir(), "alien", "cat", "0123456789")
+	tubby := conceptstest.Write(t, p, dir, "tubby", "cat", base, 0.1)
+	pot := conceptstest.Write(t, p, dir, "pot", "dog", base, 0.1)
+	other := conceptstest.Write(t, p, t.TempDir(), "alien", "cat", "0123456789", 0.1)
 	cache := t.TempDir()
 	common := []string{"--model", model, "--seed", "5", "--steps", "2", "--width", "32", "--height", "32", "--cache", cache}
 	run := func(out string, extra ...string) (string, error) {
