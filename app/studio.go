@@ -190,10 +190,10 @@ type TaskKind int
 
 // Task kinds.
 const (
-	TaskLoad   TaskKind = iota // loading a model
-	TaskRender                 // a final render
-	TaskExport                 // a batch export
-	TaskConcepts               // preparing concepts for a model (its covariance C)
+	TaskLoad     TaskKind = iota // loading a model
+	TaskRender                   // a final render
+	TaskExport                   // a batch export
+	TaskConcepts                 // preparing concepts for a model (its covariance C)
 )
 
 // Task is the progress of the work the status bar shows: a model load, a

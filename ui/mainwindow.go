@@ -41,6 +41,10 @@ type Options struct {
 	// PickSavePNG, when set, shows the native save dialog for a PNG with
 	// the suggested file name; same rules as PickModel.
 	PickSavePNG func(suggested string) (path string, ok bool, err error)
+	// PickConcept and PickSaveConcept are the same for importing and
+	// exporting a .concept file.
+	PickConcept     func() (path string, ok bool, err error)
+	PickSaveConcept func(suggested string) (path string, ok bool, err error)
 }
 
 // MainWindow is the studio's single window: the concept library on the left,
@@ -73,7 +77,7 @@ func NewMainWindow(w fyne.Window, studio *app.Studio, opt Options) *MainWindow {
 		do = fyne.Do
 	}
 	m := &MainWindow{window: w, studio: studio, do: do, opt: opt}
-	m.library = newLibrary()
+	m.library = newLibrary(m.onInsertConcept, m.onConceptAction, m.onImportConcept)
 	m.preview = newPreview(m.onOpenModel)
 	m.composer = newComposer(m.onChange, m.onRender, m.onExport)
 	m.status = newStatusBar(studio, do, opt.Version)
@@ -90,6 +94,8 @@ func NewMainWindow(w fyne.Window, studio *app.Studio, opt Options) *MainWindow {
 	m.menus.install()
 	w.SetOnDropped(m.onDropped)
 
+	m.refreshLibrary()
+	studio.Concepts.OnChange(func() { m.do(m.refreshLibrary) })
 	studio.Models.OnEvent(m.onModelEvent)
 	studio.OnPreview(m.onPreviewFrame)
 	studio.OnRender(m.onRenderResult)
@@ -112,6 +118,7 @@ func (m *MainWindow) onChange() {
 	if err != nil {
 		return // the field shows its own validation error
 	}
+	c = m.syncConcepts(c)
 	m.studio.Compose(c)
 }
 
@@ -162,7 +169,7 @@ func (m *MainWindow) onRender() {
 		m.showInfo("No model", "Open a Stable Diffusion 1.x model first (File ▸ Open model…).")
 		return
 	}
-	m.studio.Render(c)
+	m.studio.Render(m.syncConcepts(c))
 }
 
 // onRenderResult shows a finished render; it runs on the job worker.

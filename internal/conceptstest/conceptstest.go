@@ -82,3 +82,13 @@ func WriteSmall(t testing.TB, dir, name, super, base string) string {
 	}
 	return path
 }
+
+// WriteFor is Write for p's own base model (concepts.BaseHash of p.Path).
+func WriteFor(t testing.TB, p *pipeline.Pipeline, dir, name, super string, shift float32) string {
+	t.Helper()
+	base, err := concepts.BaseHash(context.Background(), p.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Write(t, p, dir, name, super, base, shift)
+}
