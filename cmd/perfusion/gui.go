@@ -54,7 +54,7 @@ func runGUI() error {
 	studio.SetMemoryLimit = func(bytes int64) { applyMemoryLimit(bytes) }
 
 	ui.NewMainWindow(w, studio, ui.Options{
-		Version:     info.Version,
+		Version:         info.Version,
 		PickModel:       pickModel,
 		PickSavePNG:     pickSavePNG,
 		PickConcept:     pickConcept,
