@@ -312,3 +312,34 @@ func TestConceptsCovarianceCancel(t *testing.T) {
 		t.Fatalf("render after a cancel: %v", err)
 	}
 }
+
+// A sweep renders one image per β, at the preview's settings; the images
+// differ; a concept the composition lacks is an error.
+func TestSweep(t *testing.T) {
+	s, _ := openTinyConcepts(t, t.TempDir())
+	s.SetPreviewSettings(PreviewSettings{MaxSide: 32, Steps: 2})
+	res := make(chan SweepResult, 4)
+	s.OnSweep(func(r SweepResult) { res <- r })
+	comp := tinyComposition(s)
+	comp.Prompt = "a <tubby>"
+	comp = s.Concepts.Sync(comp)
+	betas := SweepBetas(3)
+	if len(betas) != 3 || betas[0] >= betas[2] || betas[0] < MinBeta || betas[2] > MaxBeta {
+		t.Fatalf("SweepBetas(3) = %v", betas)
+	}
+	s.Sweep(comp, "tubby", betas)
+	r := wait(t, res, "sweep")
+	if r.Err != nil || len(r.Images) != 3 || r.Concept != "tubby" || !slices.Equal(r.Betas, betas) {
+		t.Fatalf("sweep %+v", r)
+	}
+	if slices.Equal(r.Images[0].Pix, r.Images[2].Pix) {
+		t.Error("the sweep's images do not differ")
+	}
+	if b, pc := r.Images[0].Bounds(), s.previewComposition(comp); b.Dx() != pc.Width || b.Dy() != pc.Height {
+		t.Errorf("sweep image %v, want the preview's %dx%d", b, pc.Width, pc.Height)
+	}
+	s.Sweep(comp, "pot", betas)
+	if r := wait(t, res, "sweep"); r.Err == nil || !strings.Contains(r.Err.Error(), "pot") {
+		t.Errorf("sweep of a concept not used: %v", r.Err)
+	}
+}

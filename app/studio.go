@@ -74,6 +74,7 @@ type Studio struct {
 	onStatus    map[int]func(string) // by registration order
 	onTask      []func(Task)
 	onRender    []func(RenderResult)
+	onSweep     []func(SweepResult)
 	previewSet  PreviewSettings
 	last        *export.Composition // newest composition asked for
 	cancelTasks map[int]func()      // foreground tasks that CancelTask stops
