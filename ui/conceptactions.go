@@ -4,10 +4,13 @@ import (
 	"fmt"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/perfusion-studio/perfusion/app"
 	"github.com/perfusion-studio/perfusion/app/export"
 )
 
@@ -164,4 +167,54 @@ func (m *MainWindow) importConcept(path string) {
 		return
 	}
 	m.studio.SetStatus(fmt.Sprintf("Imported %s: write <%s> in a prompt to use it", name, name))
+}
+
+// sweepSize is how many β values a sweep renders.
+const sweepSize = 5
+
+// onSweep renders a strip of β values for concept name on the current
+// seed (a row's "Sweep β…" button).
+func (m *MainWindow) onSweep(name string) {
+	c, err := m.composer.composition()
+	if err != nil {
+		m.showError("Cannot sweep", err)
+		return
+	}
+	if p, _ := m.studio.Models.Current(); p == nil {
+		m.showInfo("No model", "Open a Stable Diffusion 1.x model first (File ▸ Open model…).")
+		return
+	}
+	m.studio.Sweep(m.syncConcepts(c), name, app.SweepBetas(sweepSize))
+}
+
+// onSweepResult shows a finished sweep; it runs on the job worker.
+func (m *MainWindow) onSweepResult(r app.SweepResult) {
+	if r.Err != nil {
+		return // the status bar says why
+	}
+	m.do(func() { m.showSweep(r) })
+}
+
+// showSweep shows the strip; picking an image sets that β.
+func (m *MainWindow) showSweep(r app.SweepResult) {
+	var d dialog.Dialog
+	var picks []*widget.Button
+	cells := make([]fyne.CanvasObject, len(r.Images))
+	for i, img := range r.Images {
+		ci := canvas.NewImageFromImage(img)
+		ci.FillMode = canvas.ImageFillContain
+		ci.SetMinSize(fyne.NewSize(128, 128))
+		b := r.Betas[i]
+		pick := widget.NewButton(fmt.Sprintf("β %.2f", b), func() {
+			m.composer.concepts.setBeta(r.Concept, b)
+			d.Hide()
+		})
+		cells[i] = container.NewBorder(nil, pick, nil, nil, ci)
+		picks = append(picks, pick)
+	}
+	strip := container.NewGridWithColumns(len(cells), cells...)
+	caption := widget.NewLabel("Left: more likeness of <" + r.Concept + ">; right: more of the prompt. Pick one to use its β.")
+	d = dialog.NewCustom("Sweep of β for <"+r.Concept+">", "Close", container.NewBorder(caption, nil, nil, nil, strip), m.window)
+	m.sweepDialog, m.sweepPicks = d, picks
+	d.Show()
 }

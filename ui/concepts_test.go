@@ -168,4 +168,24 @@ func TestConceptsDisabledAndPreview(t *testing.T) {
 	s.q.pumpUntil(t, "a new preview after the slider moved", func() bool {
 		return s.m.preview.image.Image != first && strings.HasPrefix(s.m.preview.caption.Text, "Preview ")
 	})
+	// The β sweep: a strip of images; picking one sets its β.
+	var sweep *widget.Button
+	walk(s.m.composer.slidersColumn, func(o fyne.CanvasObject) {
+		if b, ok := o.(*widget.Button); ok && b.Text == "Sweep β…" {
+			sweep = b
+		}
+	})
+	if sweep == nil {
+		t.Fatal("no sweep button")
+	}
+	test.Tap(sweep)
+	s.q.pumpUntil(t, "the sweep", func() bool { return s.m.sweepDialog != nil })
+	betas := app.SweepBetas(sweepSize)
+	if len(s.m.sweepPicks) != len(betas) {
+		t.Fatalf("%d sweep images, want %d", len(s.m.sweepPicks), len(betas))
+	}
+	test.Tap(s.m.sweepPicks[len(betas)-1])
+	if got := s.m.composer.concepts.rows[0].beta.Value; math.Abs(got-betas[len(betas)-1]) > 0.006 {
+		t.Errorf("β after picking the last image: %g, want %g", got, betas[len(betas)-1])
+	}
 }

@@ -32,6 +32,7 @@ type conceptRow struct {
 // prompt, and the key-locking mode they share.
 type conceptSliders struct {
 	changed func()
+	sweep   func(name string) // the row's "Sweep β…" button; nil hides it
 	column  *fyne.Container
 	empty   *widget.Label
 	lock    *widget.Select
@@ -118,8 +119,21 @@ func (s *conceptSliders) newRow(u export.ConceptUse) *conceptRow {
 	ends := container.NewBorder(nil, nil, widget.NewLabel("Likeness"), widget.NewLabel("Prompt"), betaValue)
 	advanced := widget.NewAccordion(widget.NewAccordionItem("Advanced",
 		widget.NewForm(widget.NewFormItem("Gate sharpness τ", container.NewBorder(nil, nil, nil, tauValue, r.tau)))))
-	r.box = container.NewVBox(title, r.beta, ends, advanced)
+	head := fyne.CanvasObject(title)
+	if s.sweep != nil {
+		head = container.NewBorder(nil, nil, nil, widget.NewButton("Sweep β…", func() { s.sweep(u.Name) }), title)
+	}
+	r.box = container.NewVBox(head, r.beta, ends, advanced)
 	return r
+}
+
+// setBeta moves the β slider of concept name (reporting the change).
+func (s *conceptSliders) setBeta(name string, beta float64) {
+	for _, r := range s.rows {
+		if strings.EqualFold(r.use.Name, name) {
+			r.beta.SetValue(beta)
+		}
+	}
 }
 
 // uses reads the rows.

@@ -15,6 +15,8 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/perfusion-studio/perfusion/app"
 	"github.com/perfusion-studio/perfusion/app/export"
@@ -62,6 +64,9 @@ type MainWindow struct {
 	status   *StatusBar
 	menus    *menus
 	history  *HistoryDialog // the last one shown
+	// sweepDialog is the last β sweep shown.
+	sweepDialog dialog.Dialog
+	sweepPicks  []*widget.Button // its "β …" buttons
 
 	// The last final render, what Export PNG writes.
 	lastImage *image.RGBA
@@ -80,6 +85,7 @@ func NewMainWindow(w fyne.Window, studio *app.Studio, opt Options) *MainWindow {
 	m.library = newLibrary(m.onInsertConcept, m.onConceptAction, m.onImportConcept)
 	m.preview = newPreview(m.onOpenModel)
 	m.composer = newComposer(m.onChange, m.onRender, m.onExport)
+	m.composer.concepts.sweep = m.onSweep
 	m.status = newStatusBar(studio, do, opt.Version)
 	w.SetContent(m.build())
 	w.Resize(fyne.NewSize(defaultWidth, defaultHeight))
@@ -99,6 +105,7 @@ func NewMainWindow(w fyne.Window, studio *app.Studio, opt Options) *MainWindow {
 	studio.Models.OnEvent(m.onModelEvent)
 	studio.OnPreview(m.onPreviewFrame)
 	studio.OnRender(m.onRenderResult)
+	studio.OnSweep(m.onSweepResult)
 	w.Canvas().Focus(m.composer.prompt)
 	return m
 }
