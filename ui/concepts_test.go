@@ -145,7 +145,7 @@ func TestLibraryCardsAndSliders(t *testing.T) {
 // with the reason, and a concept of this model changes the live preview
 // when its slider moves.
 func TestConceptsDisabledAndPreview(t *testing.T) {
-	s := newStudioWindow(t, Options{}, app.Options{})
+	s := newStudioWindow(t, Options{}, app.Options{Captions: conceptstest.Captions(t)})
 	s.loadTiny(t)
 	p, _ := s.studio.Models.Current()
 	conceptstest.WriteFor(t, p, s.studio.Concepts.Dir(), "tubby", "cat", 0.1)

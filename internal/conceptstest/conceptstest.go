@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/perfusion-studio/perfusion/concepts"
+	"github.com/perfusion-studio/perfusion/concepts/captions"
 	"github.com/perfusion-studio/perfusion/concepts/conceptfile"
 	"github.com/perfusion-studio/perfusion/concepts/edit"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
@@ -91,4 +92,15 @@ func WriteFor(t testing.TB, p *pipeline.Pipeline, dir, name, super string, shift
 		t.Fatal(err)
 	}
 	return Write(t, p, dir, name, super, base, shift)
+}
+
+// Captions is a small caption corpus, so that tests compute the
+// covariance C in moments (app.Options.Captions).
+func Captions(t testing.TB) []string {
+	t.Helper()
+	caps, err := captions.Generate(48, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caps
 }
