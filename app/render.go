@@ -27,12 +27,6 @@ func request(c export.Composition, previews bool) (pipeline.Request, error) {
 	if err != nil {
 		return pipeline.Request{}, err
 	}
-	// Concepts plug in here: the concepts package will install its
-	// cross-attention editor on the UNet for c.Concepts. Until it exists a
-	// composition that names concepts cannot be rendered faithfully.
-	if len(c.Concepts) > 0 {
-		return pipeline.Request{}, fmt.Errorf("this composition uses concepts (%s), which this version cannot apply yet", c.Concepts[0].Name)
-	}
 	return pipeline.Request{
 		Prompt: c.Prompt, Negative: c.Negative, Seed: c.Seed, Steps: c.Steps, CFG: float32(c.CFG),
 		Sampler: name, Width: c.Width, Height: c.Height, ClipSkip: c.ClipSkip,
@@ -50,6 +44,14 @@ func (s *Studio) generate(ctx context.Context, p *Model, c export.Composition, p
 	if err != nil {
 		return nil, err
 	}
+	// The concepts' edit, per generation (the loaded model is shared).
+	ed, err := s.Concepts.edit(ctx, p, c)
+	if err != nil {
+		return nil, err
+	}
+	if ed != nil {
+		req.Edit = ed
+	}
 	if s.SetMemoryLimit != nil {
 		s.SetMemoryLimit(p.MemoryBudget(c.Width, c.Height, 1))
 	}
@@ -64,11 +66,15 @@ func (s *Studio) generate(ctx context.Context, p *Model, c export.Composition, p
 	return res.Images[0], nil
 }
 
-// withModel returns the current model and c naming it (name and hash), so
-// that the settings kept with an image name the model that made it.
+// withModel returns the current model and c naming it (name and hash) and
+// its concept files (hashes), so that the settings kept with an image name
+// what made it.
 func (s *Studio) withModel(c export.Composition) (*Model, export.Composition) {
 	p, info := s.Models.Current()
 	c.Model, c.ModelHash = info.Name, info.Hash
+	if len(c.Concepts) > 0 {
+		c = s.Concepts.Stamp(c)
+	}
 	return p, c
 }
 

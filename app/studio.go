@@ -41,6 +41,9 @@ type Options struct {
 	// system clock and preview.DefaultDelay.
 	Clock        preview.Clock
 	PreviewDelay time.Duration
+	// Captions is the corpus the concepts' covariance C is computed from;
+	// nil is the shipped one (tests pass a small one).
+	Captions []string
 }
 
 // Studio is the service the main window talks to. Its methods are safe for
@@ -59,6 +62,9 @@ type Studio struct {
 	Jobs     *jobs.Runner
 	// History keeps final renders; nil when there is no data folder.
 	History *history.Store
+	// Concepts is the concept library and what concepts need of the
+	// loaded model.
+	Concepts *Concepts
 
 	preview *preview.Scheduler
 
@@ -68,6 +74,7 @@ type Studio struct {
 	onStatus    map[int]func(string) // by registration order
 	onTask      []func(Task)
 	onRender    []func(RenderResult)
+	onSweep     []func(SweepResult)
 	previewSet  PreviewSettings
 	last        *export.Composition // newest composition asked for
 	cancelTasks map[int]func()      // foreground tasks that CancelTask stops
@@ -104,6 +111,10 @@ func OpenStudio(opt Options) (*Studio, error) {
 		previewSet: previewFromSettings(st.Get()),
 	}
 	s.Models = newModels(opt.Load, st, dataDir)
+	s.Concepts = newConcepts(s, dataDir, opt.Captions)
+	if dataDir != "" {
+		errs = append(errs, s.Concepts.libErr)
+	}
 	if dataDir != "" {
 		h, err := history.Open(filepath.Join(dataDir, "history"))
 		if err == nil {
@@ -174,18 +185,21 @@ func (s *Studio) SetStatus(msg string) {
 	}
 }
 
-// TaskKind says what a foreground task does.
+// TaskKind says what a foreground task does (TaskConcepts runs in the
+// background, beside previews).
 type TaskKind int
 
 // Task kinds.
 const (
-	TaskLoad   TaskKind = iota // loading a model
-	TaskRender                 // a final render
-	TaskExport                 // a batch export
+	TaskLoad     TaskKind = iota // loading a model
+	TaskRender                   // a final render
+	TaskExport                   // a batch export
+	TaskConcepts                 // preparing concepts for a model (its covariance C)
 )
 
-// Task is the progress of the foreground work the status bar shows: a
-// model load, a final render or a batch export (previews are not tasks).
+// Task is the progress of the work the status bar shows: a model load, a
+// final render, a batch export or preparing concepts (previews are not
+// tasks).
 type Task struct {
 	Kind     TaskKind
 	Label    string        // what is happening, for people
@@ -270,6 +284,9 @@ func (s *Studio) onModelEvent(e ModelEvent) {
 	case e.Loaded:
 		t.Done, t.Label = true, "Loaded "+name
 		s.SetStatus(fmt.Sprintf("Model %s loaded", name))
+		if p, info := s.Models.Current(); p != nil && info.Path == e.Path {
+			s.Concepts.setModel(p, info)
+		}
 		s.mu.Lock()
 		last := s.last
 		s.mu.Unlock()

@@ -339,12 +339,8 @@ func TestNoModel(t *testing.T) {
 	}
 }
 
-func TestConceptsAreRefusedUntilSupported(t *testing.T) {
-	c := export.Composition{Prompt: "<teddy>", Steps: 1, Width: 64, Height: 64, Concepts: []export.ConceptUse{{Name: "teddy"}}}
-	if _, err := request(c, false); err == nil || !strings.Contains(err.Error(), "teddy") {
-		t.Fatalf("err = %v", err)
-	}
-	c.Concepts, c.Sampler = nil, "Euler a"
+func TestRequestSampler(t *testing.T) {
+	c := export.Composition{Prompt: "a cat", Steps: 1, Width: 64, Height: 64, Sampler: "Euler a"}
 	if r, err := request(c, true); err != nil || r.Sampler != "euler_a" || !r.Previews {
 		t.Fatalf("request %+v, %v", r, err)
 	}

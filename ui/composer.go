@@ -34,7 +34,8 @@ type Composer struct {
 	negative      *widget.Entry
 	slidersTitle  *widget.Label
 	slidersEmpty  *widget.Label
-	slidersColumn *fyne.Container // one slider row per concept, later
+	slidersColumn *fyne.Container // one slider row per concept in the prompt
+	concepts      conceptSliders
 
 	seed     *widget.Entry
 	dice     *widget.Button
@@ -71,10 +72,11 @@ func (c *Composer) build() fyne.CanvasObject {
 	promptBox := container.NewBorder(promptTitle, container.NewVBox(c.negative, buttons), nil, nil, c.prompt)
 
 	c.slidersTitle = widget.NewLabelWithStyle("Concept strength", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	c.slidersEmpty = widget.NewLabel("Concepts used in the prompt get a strength slider here.")
+	c.slidersEmpty = widget.NewLabel("Concepts written <name> in the prompt get their sliders here: click a concept in the library to add it.")
 	c.slidersEmpty.Wrapping = fyne.TextWrapWord
 	c.slidersEmpty.Importance = widget.LowImportance
-	c.slidersColumn = container.NewVBox(c.slidersEmpty)
+	c.concepts.changed = c.changed
+	c.slidersColumn = c.concepts.build(c.slidersEmpty)
 
 	right := container.NewVBox(c.slidersTitle, c.slidersColumn, widget.NewSeparator(), c.buildSettings())
 	split := container.NewHSplit(promptBox, container.NewVScroll(right))
@@ -149,6 +151,7 @@ func (c *Composer) setComposition(comp export.Composition) {
 	c.cfg.SetValue(comp.CFG)
 	c.cfgValue.SetText(strconv.FormatFloat(comp.CFG, 'f', -1, 64))
 	c.sampler.SetSelected(app.SamplerLabel(comp.Sampler))
+	c.concepts.set(comp.Concepts)
 	for _, s := range []struct {
 		sel *widget.Select
 		v   int
@@ -188,7 +191,21 @@ func (c *Composer) composition() (export.Composition, error) {
 	return export.Composition{
 		Prompt: strings.TrimSpace(c.prompt.Text), Negative: strings.TrimSpace(c.negative.Text),
 		Seed: seed, Steps: steps, CFG: c.cfg.Value, Sampler: sampler, Width: w, Height: h,
+		Concepts: c.concepts.uses(),
 	}, nil
+}
+
+// insertConcept adds <name> to the prompt (at its end, after a space) and
+// gives the prompt the focus; the change schedules a preview.
+func (c *Composer) insertConcept(name string) {
+	text := c.prompt.Text
+	if text != "" && !strings.HasSuffix(text, " ") {
+		text += " "
+	}
+	c.prompt.SetText(text + app.Placeholder(name))
+	c.prompt.CursorRow = strings.Count(c.prompt.Text, "\n")
+	c.prompt.CursorColumn = len([]rune(c.prompt.Text[strings.LastIndex(c.prompt.Text, "\n")+1:]))
+	c.prompt.Refresh()
 }
 
 func parseSeed(s string) (uint64, error) {

@@ -15,6 +15,8 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/perfusion-studio/perfusion/app"
 	"github.com/perfusion-studio/perfusion/app/export"
@@ -41,6 +43,10 @@ type Options struct {
 	// PickSavePNG, when set, shows the native save dialog for a PNG with
 	// the suggested file name; same rules as PickModel.
 	PickSavePNG func(suggested string) (path string, ok bool, err error)
+	// PickConcept and PickSaveConcept are the same for importing and
+	// exporting a .concept file.
+	PickConcept     func() (path string, ok bool, err error)
+	PickSaveConcept func(suggested string) (path string, ok bool, err error)
 }
 
 // MainWindow is the studio's single window: the concept library on the left,
@@ -58,6 +64,9 @@ type MainWindow struct {
 	status   *StatusBar
 	menus    *menus
 	history  *HistoryDialog // the last one shown
+	// sweepDialog is the last β sweep shown.
+	sweepDialog dialog.Dialog
+	sweepPicks  []*widget.Button // its "β …" buttons
 
 	// The last final render, what Export PNG writes.
 	lastImage *image.RGBA
@@ -73,9 +82,10 @@ func NewMainWindow(w fyne.Window, studio *app.Studio, opt Options) *MainWindow {
 		do = fyne.Do
 	}
 	m := &MainWindow{window: w, studio: studio, do: do, opt: opt}
-	m.library = newLibrary()
+	m.library = newLibrary(m.onInsertConcept, m.onConceptAction, m.onImportConcept)
 	m.preview = newPreview(m.onOpenModel)
 	m.composer = newComposer(m.onChange, m.onRender, m.onExport)
+	m.composer.concepts.sweep = m.onSweep
 	m.status = newStatusBar(studio, do, opt.Version)
 	w.SetContent(m.build())
 	w.Resize(fyne.NewSize(defaultWidth, defaultHeight))
@@ -90,9 +100,12 @@ func NewMainWindow(w fyne.Window, studio *app.Studio, opt Options) *MainWindow {
 	m.menus.install()
 	w.SetOnDropped(m.onDropped)
 
+	m.refreshLibrary()
+	studio.Concepts.OnChange(func() { m.do(m.refreshLibrary) })
 	studio.Models.OnEvent(m.onModelEvent)
 	studio.OnPreview(m.onPreviewFrame)
 	studio.OnRender(m.onRenderResult)
+	studio.OnSweep(m.onSweepResult)
 	w.Canvas().Focus(m.composer.prompt)
 	return m
 }
@@ -112,6 +125,7 @@ func (m *MainWindow) onChange() {
 	if err != nil {
 		return // the field shows its own validation error
 	}
+	c = m.syncConcepts(c)
 	m.studio.Compose(c)
 }
 
@@ -162,7 +176,7 @@ func (m *MainWindow) onRender() {
 		m.showInfo("No model", "Open a Stable Diffusion 1.x model first (File ▸ Open model…).")
 		return
 	}
-	m.studio.Render(c)
+	m.studio.Render(m.syncConcepts(c))
 }
 
 // onRenderResult shows a finished render; it runs on the job worker.

@@ -20,6 +20,7 @@ var (
 	shortcutOpen   = &desktop.CustomShortcut{KeyName: fyne.KeyO, Modifier: fyne.KeyModifierShortcutDefault}
 	shortcutRender = &desktop.CustomShortcut{KeyName: fyne.KeyReturn, Modifier: fyne.KeyModifierShortcutDefault}
 	shortcutExport = &desktop.CustomShortcut{KeyName: fyne.KeyE, Modifier: fyne.KeyModifierShortcutDefault}
+	shortcutUndo   = &desktop.CustomShortcut{KeyName: fyne.KeyZ, Modifier: fyne.KeyModifierShortcutDefault}
 )
 
 // menus is the main menu. Its shortcuts work wherever the focus is: Fyne
@@ -46,12 +47,14 @@ func (u *menus) install() {
 	prefs := fyne.NewMenuItem("Settings…", u.onSettings)
 	file := fyne.NewMenu("File", open, u.recent, fyne.NewMenuItemSeparator(), render, exp, batch,
 		fyne.NewMenuItemSeparator(), hist, prefs)
+	undo := fyne.NewMenuItem("Undo delete concept", m.onUndoDelete)
+	undo.Shortcut = shortcutUndo
 	about := fyne.NewMenuItem("About", u.onAbout)
-	u.main = fyne.NewMainMenu(file, fyne.NewMenu("Help", about))
+	u.main = fyne.NewMainMenu(file, fyne.NewMenu("Edit", undo), fyne.NewMenu("Help", about))
 	u.refreshRecent()
 	m.window.SetMainMenu(u.main)
 	// Also on the canvas, for drivers without a main menu.
-	for sc, fn := range map[fyne.Shortcut]func(){shortcutOpen: m.onOpenModel, shortcutRender: m.onRender, shortcutExport: m.onExport} {
+	for sc, fn := range map[fyne.Shortcut]func(){shortcutOpen: m.onOpenModel, shortcutRender: m.onRender, shortcutExport: m.onExport, shortcutUndo: m.onUndoDelete} {
 		m.window.Canvas().AddShortcut(sc, func(fyne.Shortcut) { fn() })
 	}
 	m.studio.Settings.OnChange(func(settings.Settings) { m.do(u.refreshRecent) })

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // CompositionVersion is the version of the Composition JSON this package
@@ -29,9 +30,11 @@ type Composition struct {
 	// SHA-256 of its file ("" for a diffusers folder).
 	Model     string `json:"model,omitempty"`
 	ModelHash string `json:"model_hash,omitempty"`
-	// Concepts are the concepts used in the prompt with their gates; nil
-	// until concepts exist.
+	// Concepts are the concepts used in the prompt with their gates.
 	Concepts []ConceptUse `json:"concepts,omitempty"`
+	// ConceptMulti is how several concepts combine: "sum" (or "") or
+	// "exact".
+	ConceptMulti string `json:"concept_multi,omitempty"`
 }
 
 // ConceptUse is one concept of a composition and how it is applied.
@@ -99,5 +102,35 @@ func (c Composition) Settings(samplerLabel func(string) string) Settings {
 	if c.ClipSkip > 1 {
 		s.Extra = append(s.Extra, [2]string{"Clip skip", strconv.Itoa(c.ClipSkip)})
 	}
+	s.Extra = append(s.Extra, ConceptParameters(c.Concepts, c.ConceptMulti)...)
 	return s
+}
+
+// ConceptParameters are the "parameters" entries that record concepts:
+// Concepts: "name: beta B tau T locking L hash H, ..." (quoted, as the web
+// UI quotes values with commas) and, for several, Concept multi. None for
+// no concepts.
+func ConceptParameters(uses []ConceptUse, multi string) [][2]string {
+	if len(uses) == 0 {
+		return nil
+	}
+	parts := make([]string, len(uses))
+	for i, u := range uses {
+		p := fmt.Sprintf("%s: beta %s tau %s", u.Name, trimFloat(u.Beta), trimFloat(u.Tau))
+		if u.Locking != "" {
+			p += " locking " + u.Locking
+		}
+		if u.Hash != "" {
+			p += " hash " + u.Hash
+		}
+		parts[i] = p
+	}
+	out := [][2]string{{"Concepts", strconv.Quote(strings.Join(parts, ", "))}}
+	if len(uses) > 1 {
+		if multi == "" {
+			multi = "sum"
+		}
+		out = append(out, [2]string{"Concept multi", multi})
+	}
+	return out
 }

@@ -125,3 +125,17 @@ func TestSaveCompositionFile(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
+
+func TestConceptParameters(t *testing.T) {
+	if got := ConceptParameters(nil, "exact"); got != nil {
+		t.Errorf("no concepts: %q", got)
+	}
+	c := Composition{Prompt: "a <tubby> and a <pot>", Steps: 4, Width: 64, Height: 64, ConceptMulti: "exact",
+		Concepts: []ConceptUse{{Name: "tubby", Hash: "abc", Beta: 0.7, Tau: 0.15, Locking: "global"}, {Name: "pot", Beta: 0.55, Tau: 0.2}}}
+	got := c.Settings(nil).Parameters()
+	for _, want := range []string{`Concepts: "tubby: beta 0.7 tau 0.15 locking global hash abc, pot: beta 0.55 tau 0.2"`, "Concept multi: exact"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("parameters lack %q:\n%s", want, got)
+		}
+	}
+}

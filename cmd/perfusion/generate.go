@@ -31,19 +31,21 @@ func generateCommand() command {
 // generateFlags are the settings of `perfusion generate`.
 type generateFlags struct {
 	model, negative, sampler, tokenizer, out string
-	prompts                                  promptList // one, or one per image
+	prompts                                  repeated // one, or one per image
 	seed                                     seedValue
 	steps, width, height, clipSkip, batch    int
 	cfg                                      float64
 	emphasis, longPrompts                    bool
+	concepts                                 conceptFlags
 }
 
-// promptList is the --prompt flag, which may be repeated.
-type promptList []string
+// repeated is a flag that may be given several times (--prompt,
+// --concept, --gate), each value whole.
+type repeated []string
 
-func (l *promptList) String() string { return strings.Join(*l, " | ") }
+func (l *repeated) String() string { return strings.Join(*l, " | ") }
 
-func (l *promptList) Set(v string) error {
+func (l *repeated) Set(v string) error {
 	*l = append(*l, v)
 	return nil
 }
@@ -102,6 +104,11 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 	fs.BoolVar(&g.longPrompts, "long-prompts", true, "encode prompts over 75 tokens in 75-token chunks instead of truncating")
 	fs.IntVar(&g.batch, "batch", 1, fmt.Sprintf("images made together from one noise draw of the seed, 1 to %d; several are written as OUT-1.png, OUT-2.png, ...", pipeline.MaxBatch))
 	fs.StringVar(&g.out, "out", "", "output PNG file (required)")
+	fs.Var(&g.concepts.files, "concept", "a .concept file to use, written <name> in the prompt (repeat for several)")
+	fs.Var(&g.concepts.gates, "gate", "a concept's gate: NAME=BETA,TAU or NAME=BETA (β 0 to 1: likeness ↔ prompt balance; τ 0.01 to 1); default: the file's (repeatable)")
+	fs.StringVar(&g.concepts.multi, "multi", "sum", "how several concepts combine: sum or exact")
+	fs.StringVar(&g.concepts.lock, "lock", "local", "concept key locking: local or global")
+	fs.StringVar(&g.concepts.cacheDir, "cache", "", "folder that caches the text covariance C concepts need (default: the user cache folder's perfusion/covariance)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return g, err
@@ -167,6 +174,10 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if st, err := os.Stat(filepath.Dir(g.out)); err != nil || !st.IsDir() {
 		return fmt.Errorf("output folder %s does not exist", filepath.Dir(g.out))
 	}
+	conceptFiles, gates, err := readConcepts(g.concepts, append(slices.Clone(g.prompts), g.negative), stderr)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	seed := g.seed.v
 	if g.seed.random {
 		// Below 2^32, as the web UI picks, so that tools which take only
@@ -210,7 +221,14 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer restore()
 	pr.line(msg)
 
+	set, uses, err := conceptEdit(ctx, g.concepts, conceptFiles, gates, g.model, p, pr)
+	if err != nil {
+		return err
+	}
 	req := g.request(seed)
+	if set != nil {
+		req.Edit = set
+	}
 	res, err := p.Generate(ctx, req, func(s pipeline.Progress) {
 		pr.update(fmt.Sprintf("step %d/%d  elapsed %s  ETA %s", s.Step, s.Total, clock(s.Elapsed), clock(s.ETA)))
 	})
@@ -235,6 +253,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if g.clipSkip > 1 {
 		settings.Extra = append(settings.Extra, [2]string{"Clip skip", strconv.Itoa(g.clipSkip)})
 	}
+	settings.Extra = append(settings.Extra, export.ConceptParameters(uses, g.concepts.multi)...)
 	steps := fmt.Sprintf("%d steps", g.steps)
 	if run := len(res.Timesteps); run != g.steps {
 		steps += fmt.Sprintf(" (%d run)", run)

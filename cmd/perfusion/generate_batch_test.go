@@ -17,7 +17,7 @@ import (
 
 // batchOutputs are the files generate writes for --out out and n images.
 func batchOutputs(out string, n int) []string {
-	return generateFlags{out: out, batch: n, prompts: promptList{"p"}}.outputs()
+	return generateFlags{out: out, batch: n, prompts: repeated{"p"}}.outputs()
 }
 
 func TestOutputNames(t *testing.T) {

@@ -54,9 +54,11 @@ func runGUI() error {
 	studio.SetMemoryLimit = func(bytes int64) { applyMemoryLimit(bytes) }
 
 	ui.NewMainWindow(w, studio, ui.Options{
-		Version:     info.Version,
-		PickModel:   pickModel,
-		PickSavePNG: pickSavePNG,
+		Version:         info.Version,
+		PickModel:       pickModel,
+		PickSavePNG:     pickSavePNG,
+		PickConcept:     pickConcept,
+		PickSaveConcept: pickSaveConcept,
 	})
 	if studioErr != nil {
 		studio.SetStatus(studioErr.Error())
@@ -95,6 +97,20 @@ func pickModel() (path string, ok bool, err error) {
 func pickSavePNG(suggested string) (path string, ok bool, err error) {
 	return nativeDialog(func() (string, error) {
 		return dialog.File().Title("Export PNG").Filter("PNG image", "png").SetStartFile(suggested).Save()
+	})
+}
+
+// pickConcept shows the native open dialog for a concept file.
+func pickConcept() (path string, ok bool, err error) {
+	return nativeDialog(func() (string, error) {
+		return dialog.File().Title("Import a concept").Filter("Perfusion concept", "concept").Load()
+	})
+}
+
+// pickSaveConcept shows the native save dialog for a concept file.
+func pickSaveConcept(suggested string) (path string, ok bool, err error) {
+	return nativeDialog(func() (string, error) {
+		return dialog.File().Title("Export concept").Filter("Perfusion concept", "concept").SetStartFile(suggested).Save()
 	})
 }
 
