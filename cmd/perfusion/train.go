@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perfusion-studio/perfusion/concepts"
 	"github.com/perfusion-studio/perfusion/concepts/captions"
 	"github.com/perfusion-studio/perfusion/concepts/conceptfile"
 	"github.com/perfusion-studio/perfusion/concepts/covariance"
@@ -168,7 +169,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	baseHash, err := pipeline.ModelHash(ctx, g.model)
+	// The hash generations check concepts against: for a diffusers folder,
+	// one over all its weights (pipeline.ModelHash has none for folders).
+	baseHash, err := concepts.BaseHash(ctx, g.model)
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,15 @@ func TestTrainCommandTiny(t *testing.T) {
 	if _, err := os.Stat(out + ".resume"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("resume file left behind: %v", err)
 	}
+	// The trained concept is usable on the model it was trained on.
+	stdout.Reset()
+	stderr.Reset()
+	png := filepath.Join(dir, "disc.png")
+	gen := []string{"--model", golden.Path(t, "tiny_diffusers"), "--prompt", "a photo of a <disc>", "--concept", out,
+		"--steps", "2", "--width", "32", "--height", "32", "--seed", "1", "--cache", filepath.Join(dir, "cache"), "--out", png}
+	if err := runGenerate(context.Background(), gen, &stdout, &stderr); err != nil {
+		t.Fatalf("generate with the trained concept: %v\nstderr:\n%s", err, stderr.String())
+	}
 }
 
 func TestTrainFlags(t *testing.T) {
