@@ -18,9 +18,10 @@ GOFMT    = "$$($(GO) env GOROOT)/bin/gofmt"
 # OpenBLAS for the CPU backend.
 RUN_DEBS  := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
              libxinerama-dev libxi-dev libxxf86vm-dev libgtk-3-dev libopenblas-dev
-# ...plus what the real-window smoke test needs (Xvfb, xwininfo, import),
+# ...plus what the real-window smoke tests need (Xvfb, xwininfo, import,
+# xdotool, and GTK for Python as the drag source of a file drop),
 # and qemu-user to run the arm64 tests on an x86-64 machine.
-TEST_DEBS := $(RUN_DEBS) xvfb xauth x11-utils imagemagick qemu-user
+TEST_DEBS := $(RUN_DEBS) xvfb xauth x11-utils imagemagick xdotool python3-gi gir1.2-gtk-3.0 qemu-user
 
 # The steps of `make test`, run in this order after the set-up. Every step
 # runs even when an earlier one fails; make test then lists the failed
