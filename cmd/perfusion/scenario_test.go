@@ -62,24 +62,27 @@ func TestSmokeScenario(t *testing.T) {
 	events := &appEvents{t: t, out: stderr, exited: exited}
 
 	win := waitForWindow(t, tools["xwininfo"], display, info.Name, exited, stderr)
+	start := filepath.Join(shots, "scenario-1-start.png")
+	waitForDrawnWindow(t, x.importTool, display, start, win, exited, stderr)
+	win = waitForSteadyWindow(t, tools["xwininfo"], display, info.Name, win, exited, stderr)
 	area := previewArea(win)
 	t.Logf("window at %v, preview area %v", win, area)
 
 	// 1. The window as it first shows: the preview area is in its empty
 	// state unless the preview of the empty prompt beat the screenshot
 	// (the event is logged before the window shows the frame).
-	start := filepath.Join(shots, "scenario-1-start.png")
-	waitForDrawnWindow(t, x.importTool, display, start, win, exited, stderr)
-	emptyAtStart := !events.has(func(e event) bool { return e.Event == "preview" })
+	x.shot(start)
+	noPreviewYet := !events.has(func(e event) bool { return e.Event == "preview" })
 	startColours, _, err := colourStats(start, area)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if emptyAtStart && startColours > maxEmptyColours {
+	if noPreviewYet && startColours > maxEmptyColours {
 		t.Fatalf("before any preview the preview area has %d colours, want at most %d for its empty state (screenshot %s)",
 			startColours, maxEmptyColours, start)
 	}
-	t.Logf("start: %d colours in the preview area (empty state: %v)", startColours, emptyAtStart)
+	emptyAtStart := startColours <= maxEmptyColours
+	t.Logf("start: %d colours in the preview area (empty state: %v, before any preview: %v)", startColours, emptyAtStart, noPreviewYet)
 
 	// 2. The model loads.
 	loaded := events.wait("the model to load", func(e event) bool { return e.Event == "model" })
@@ -108,7 +111,9 @@ func TestSmokeScenario(t *testing.T) {
 		return colours >= minPreviewColours && (!emptyAtStart || changed >= 0.2), why
 	}, exited, stderr)
 	if path := os.Getenv(envReadmeShot); path != "" {
-		writeWindowShot(t, previewShot, win, path)
+		readme := filepath.Join(shots, "scenario-readme.png")
+		x.steady(readme, area)
+		writeWindowShot(t, readme, win, path)
 	}
 
 	// 4. Drop a photo from another program onto the window.
@@ -158,6 +163,26 @@ const (
 	maxEmptyColours   = 200
 	minPreviewColours = 1000
 )
+
+// waitForSteadyWindow waits until the window's rectangle, first seen as
+// win, stays the same over two looks (a window may be mapped before it
+// takes its final size) and returns it.
+func waitForSteadyWindow(t *testing.T, xwininfo, display, title string, win image.Rectangle, exited chan error, stderr *syncBuffer) image.Rectangle {
+	t.Helper()
+	deadline := time.Now().Add(startupDeadline)
+	for {
+		time.Sleep(300 * time.Millisecond)
+		now := waitForWindow(t, xwininfo, display, title, exited, stderr)
+		if now == win {
+			return win
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the window keeps moving: last at %v, then %v", win, now)
+		}
+		t.Logf("window moved from %v to %v", win, now)
+		win = now
+	}
+}
 
 // previewArea is the middle of the preview panel in a window of the main
 // window's layout (library on the left fifth, preview over the composer).
@@ -267,6 +292,9 @@ func writeWindowShot(t *testing.T, shot string, win image.Rectangle, path string
 	if !ok {
 		t.Fatalf("screenshot %s: %T cannot be cropped", shot, img)
 	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".screenshot-*.png")
 	if err != nil {
 		t.Fatal(err)
@@ -278,6 +306,9 @@ func writeWindowShot(t *testing.T, shot string, win image.Rectangle, path string
 		t.Fatal(err)
 	}
 	if err := tmp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
@@ -342,6 +373,30 @@ func (x xtools) shot(path string) {
 	x.t.Helper()
 	if out, err := exec.Command(x.importTool, "-display", x.display, "-window", "root", path).CombinedOutput(); err != nil {
 		x.t.Fatalf("import -window root: %v\n%s", err, out)
+	}
+}
+
+// steady screenshots into path until area looks the same in two
+// screenshots in a row (the window has drawn what it was sent), for at
+// most startupDeadline.
+func (x xtools) steady(path string, area image.Rectangle) {
+	x.t.Helper()
+	prev := path + ".prev.png"
+	defer os.Remove(prev)
+	x.shot(prev)
+	deadline := time.Now().Add(startupDeadline)
+	for {
+		time.Sleep(300 * time.Millisecond)
+		x.shot(path)
+		if pixelChange(x.t, prev, path, area) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			x.t.Fatalf("the window is still changing after %v (screenshot %s)", startupDeadline, path)
+		}
+		if err := os.Rename(path, prev); err != nil {
+			x.t.Fatal(err)
+		}
 	}
 }
 
