@@ -18,9 +18,10 @@ GOFMT    = "$$($(GO) env GOROOT)/bin/gofmt"
 # OpenBLAS for the CPU backend.
 RUN_DEBS  := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
              libxinerama-dev libxi-dev libxxf86vm-dev libgtk-3-dev libopenblas-dev
-# ...plus what the real-window smoke test needs (Xvfb, xwininfo, import),
+# ...plus what the real-window smoke tests need (Xvfb, xwininfo, import,
+# xdotool, and GTK for Python as the drag source of a file drop),
 # and qemu-user to run the arm64 tests on an x86-64 machine.
-TEST_DEBS := $(RUN_DEBS) xvfb xauth x11-utils imagemagick qemu-user
+TEST_DEBS := $(RUN_DEBS) xvfb xauth x11-utils imagemagick xdotool python3-gi gir1.2-gtk-3.0 qemu-user
 
 # The steps of `make test`, run in this order after the set-up. Every step
 # runs even when an earlier one fails; make test then lists the failed
@@ -41,7 +42,7 @@ MODEL_OUT  ?= assets/defaultmodel
 FYNE_CLI := fyne.io/tools/cmd/fyne@v1.7.4
 PKG_OS   ?= $(shell $(GO) env GOOS 2>/dev/null)
 
-.PHONY: run build test test-go deps deps-test check-go $(TEST_STEPS) icon package clean default-model
+.PHONY: run build test test-go deps deps-test check-go $(TEST_STEPS) icon screenshot package clean default-model
 # Steps run one after another, in the order listed, even under make -j.
 .NOTPARALLEL:
 
@@ -117,6 +118,12 @@ test-go-arm64: check-go
 # Redraw assets/icon.png (a test checks the committed file matches).
 icon: check-go
 	$(GO) run ./assets/internal/mkicon -o assets/icon.png
+
+# Redraw docs/screenshot.png, the README's picture of the window at work:
+# the real-window scenario test on the tiny golden model (so the preview is
+# noise), under Xvfb.
+screenshot: deps-test check-go
+	PERFUSION_README_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(GO) test -count=1 -run '^TestSmokeScenario$$' ./cmd/perfusion
 
 # Build the embedded default model: install the data packages, render the
 # emoji, learn the vocabulary, train (about 2 hours on 2 cores) and write

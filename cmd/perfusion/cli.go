@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/perfusion-studio/perfusion"
@@ -28,10 +29,10 @@ var errUsage = errors.New("usage")
 // cli dispatches a command line to the GUI or a headless subcommand.
 type cli struct {
 	commands []command
-	gui      func() error // opens the desktop app and returns when it closes
-	signals  []os.Signal  // cancel a headless command's context
-	stdout   io.Writer    // --version and help output
-	stderr   io.Writer    // usage and errors
+	gui      func(guiOptions) error // opens the desktop app and returns when it closes
+	signals  []os.Signal            // cancel a headless command's context
+	stdout   io.Writer              // --version and help output
+	stderr   io.Writer              // usage and errors
 }
 
 func newCLI(stdout, stderr io.Writer) *cli {
@@ -50,6 +51,8 @@ func (c *cli) run(args []string) int {
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() { c.usage(c.stderr) }
 	version := fs.Bool("version", false, "print the version and exit")
+	var opt guiOptions
+	fs.StringVar(&opt.model, "model", "", "open the desktop app on this model")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -59,8 +62,20 @@ func (c *cli) run(args []string) int {
 	switch {
 	case *version:
 		return c.printVersion()
+	case opt.model != "" && fs.NArg() > 0:
+		fmt.Fprintf(c.stderr, "perfusion: --model %s opens the desktop app; give a headless command its own flags (perfusion %s --model ...)\n",
+			opt.model, fs.Arg(0))
+		return exitUsage
 	case fs.NArg() == 0:
-		if err := c.gui(); err != nil {
+		if opt.model != "" {
+			abs, err := filepath.Abs(opt.model)
+			if err != nil {
+				fmt.Fprintf(c.stderr, "perfusion: --model %s: %v\n", opt.model, err)
+				return exitUsage
+			}
+			opt.model = abs
+		}
+		if err := c.gui(opt); err != nil {
 			fmt.Fprintln(c.stderr, "perfusion:", err)
 			return exitError
 		}
@@ -149,6 +164,7 @@ func (c *cli) printVersion() int {
 func (c *cli) usage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   perfusion                     open the Perfusion Studio desktop app
+  perfusion --model PATH        open the app on a model (.safetensors, .ckpt, diffusers folder)
   perfusion --version           print the version and exit
   perfusion COMMAND [args...]   run a headless command; Ctrl-C cancels it
   perfusion help [COMMAND]      print this text, or a command's flags

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ func testCLI(cmds ...command) (c *cli, stdout, stderr *bytes.Buffer, guiRuns *in
 	c = newCLI(stdout, stderr)
 	c.commands = cmds
 	guiRuns = new(int)
-	c.gui = func() error { *guiRuns++; return nil }
+	c.gui = func(guiOptions) error { *guiRuns++; return nil }
 	return c, stdout, stderr, guiRuns
 }
 
@@ -45,9 +46,58 @@ func TestNoArgsOpensGUI(t *testing.T) {
 	if code := c.run(nil); code != exitOK || *guiRuns != 1 {
 		t.Errorf("exit %d after %d GUI runs, want 0 after 1", code, *guiRuns)
 	}
-	c.gui = func() error { return errors.New("no display") }
+	c.gui = func(guiOptions) error { return errors.New("no display") }
 	if code := c.run(nil); code != exitError || !strings.Contains(stderr.String(), "perfusion: no display") {
 		t.Errorf("exit %d, stderr %q; want 1 and the error", code, stderr)
+	}
+}
+
+// TestModelFlagOpensGUIOnModel: --model PATH opens the window on PATH made
+// absolute; with a headless command, or without a value, it is a usage error.
+func TestModelFlagOpensGUIOnModel(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--model", "m.safetensors"}, filepath.Join(dir, "m.safetensors")},
+		{[]string{"-model=sub/folder/"}, filepath.Join(dir, "sub", "folder")},
+		{[]string{"--model", "/abs/model.ckpt"}, "/abs/model.ckpt"},
+	} {
+		c, _, stderr, _ := testCLI()
+		var got []guiOptions
+		c.gui = func(opt guiOptions) error { got = append(got, opt); return nil }
+		if code := c.run(tc.args); code != exitOK || len(got) != 1 || got[0].model != tc.want {
+			t.Errorf("%q: exit %d, GUI runs %+v, stderr %q; want 0 and one run on %q", tc.args, code, got, stderr, tc.want)
+		}
+	}
+	c, _, _, guiRuns := testCLI()
+	if code := c.run(nil); code != exitOK || *guiRuns != 1 {
+		t.Fatalf("no args: exit %d, %d GUI runs", code, *guiRuns)
+	}
+	c.gui = func(opt guiOptions) error {
+		if opt.model != "" {
+			t.Errorf("no --model, yet the GUI opens %q", opt.model)
+		}
+		return nil
+	}
+	c.run(nil)
+
+	for _, tc := range []struct {
+		args     []string
+		inStderr string
+	}{
+		{[]string{"--model", "m.safetensors", "generate"}, "--model m.safetensors opens the desktop app"},
+		{[]string{"--model"}, "flag needs an argument"},
+	} {
+		c, _, stderr, guiRuns := testCLI(command{name: "generate", run: func(context.Context, []string) error {
+			t.Errorf("%q ran the headless command", tc.args)
+			return nil
+		}})
+		if code := c.run(tc.args); code != exitUsage || *guiRuns != 0 || !strings.Contains(stderr.String(), tc.inStderr) {
+			t.Errorf("%q: exit %d after %d GUI runs, stderr %q; want %d, none, and %q", tc.args, code, *guiRuns, stderr, exitUsage, tc.inStderr)
+		}
 	}
 }
 

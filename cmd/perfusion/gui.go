@@ -21,8 +21,13 @@ import (
 // settings.json, and the data folder (history) unless the settings move it.
 const configFolder = "perfusion-studio"
 
+// guiOptions are the command line's settings for the window.
+type guiOptions struct {
+	model string // absolute path of the model to open at start; "" for none
+}
+
 // runGUI opens the main window and returns when the app quits.
-func runGUI() error {
+func runGUI(opt guiOptions) error {
 	if err := checkDisplay(runtime.GOOS, os.Getenv); err != nil {
 		return err
 	}
@@ -45,15 +50,20 @@ func runGUI() error {
 	}
 	a.SetIcon(icon)
 
-	var opt app.Options
+	var studioOpt app.Options
 	if dir, err := os.UserConfigDir(); err == nil {
-		opt.ConfigDir = filepath.Join(dir, configFolder)
+		studioOpt.ConfigDir = filepath.Join(dir, configFolder)
 	}
-	studio, studioErr := app.OpenStudio(opt)
+	studio, studioErr := app.OpenStudio(studioOpt)
 	defer studio.Close()
 	studio.SetMemoryLimit = func(bytes int64) { applyMemoryLimit(bytes) }
 
-	ui.NewMainWindow(w, studio, ui.Options{
+	var events *eventLog
+	if os.Getenv(envTestLog) != "" {
+		events = &eventLog{w: os.Stderr}
+		events.watch(studio) // before the window's hooks: logged, then shown
+	}
+	ui.NewMainWindow(withEventLog(w, events), studio, ui.Options{
 		Version:         info.Version,
 		PickModel:       pickModel,
 		PickSavePNG:     pickSavePNG,
@@ -64,6 +74,9 @@ func runGUI() error {
 		studio.SetStatus(studioErr.Error())
 	}
 	// The embedded default model will be opened here once it exists.
+	if opt.model != "" {
+		studio.OpenModel(opt.model)
+	}
 	w.SetMaster()
 	w.ShowAndRun()
 	return nil

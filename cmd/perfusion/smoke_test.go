@@ -48,7 +48,7 @@ func TestSmokeRealWindow(t *testing.T) {
 		t.Fatalf("%s --version = %q, %v; want %q", bin, out, err, info.String())
 	}
 
-	app, exited, stderr := startApp(t, bin, display)
+	app, exited, stderr := startApp(t, bin, display, t.TempDir(), nil)
 	win := waitForWindow(t, tools["xwininfo"], display, info.Name, exited, stderr)
 	t.Logf("window %q at %v", info.Name, win)
 
@@ -142,11 +142,11 @@ func startXvfb(t *testing.T, xvfb string) string {
 	return ""
 }
 
-// startApp runs the GUI on display with a clean, temporary home. exited
-// receives Wait's result once the process ends.
-func startApp(t *testing.T, bin, display string) (*exec.Cmd, chan error, *syncBuffer) {
+// startApp runs the GUI with args on display with a clean home, plus
+// extraEnv ("KEY=value"). exited receives Wait's result once the process
+// ends.
+func startApp(t *testing.T, bin, display, home string, extraEnv []string, args ...string) (*exec.Cmd, chan error, *syncBuffer) {
 	t.Helper()
-	home := t.TempDir()
 	var env []string
 	for _, kv := range os.Environ() {
 		key, _, _ := strings.Cut(kv, "=")
@@ -160,9 +160,10 @@ func startApp(t *testing.T, bin, display string) (*exec.Cmd, chan error, *syncBu
 	}
 	env = append(env, "DISPLAY="+display, "HOME="+home, "LANG=C.UTF-8", "LANGUAGE=en_US",
 		"GSETTINGS_BACKEND=memory", "NO_AT_BRIDGE=1")
+	env = append(env, extraEnv...)
 
 	stderr := new(syncBuffer)
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Dir = home
 	cmd.Stdout = stderr
@@ -190,8 +191,9 @@ func startApp(t *testing.T, bin, display string) (*exec.Cmd, chan error, *syncBu
 // the last pair being the absolute position.
 var geometry = regexp.MustCompile(`(\d+)x(\d+)\+-?\d+\+-?\d+\s+\+(-?\d+)\+(-?\d+)\s*$`)
 
-// waitForWindow polls the window tree until a window titled title appears
-// and returns its rectangle in root coordinates (the largest, if several).
+// waitForWindow polls the window tree until a window whose title starts
+// with title appears and returns its rectangle in root coordinates (the
+// largest, if several).
 func waitForWindow(t *testing.T, xwininfo, display, title string, exited chan error, stderr *syncBuffer) image.Rectangle {
 	t.Helper()
 	deadline := time.Now().Add(startupDeadline)
@@ -202,7 +204,7 @@ func waitForWindow(t *testing.T, xwininfo, display, title string, exited chan er
 		var best image.Rectangle
 		if err == nil {
 			for _, line := range strings.Split(last, "\n") {
-				if !strings.Contains(line, `"`+title+`"`) {
+				if !strings.Contains(line, `"`+title) {
 					continue
 				}
 				m := geometry.FindStringSubmatch(line)
