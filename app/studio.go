@@ -72,6 +72,7 @@ type Studio struct {
 	last        *export.Composition // newest composition asked for
 	cancelTasks map[int]func()      // foreground tasks that CancelTask stops
 	nextTask    int
+	training    *Training // made by Training()
 }
 
 // NewStudio returns a Studio that keeps everything in memory, with no
