@@ -1,0 +1,161 @@
+package ui
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/storage"
+	"fyne.io/fyne/v2/test"
+
+	"github.com/perfusion-studio/perfusion/app"
+)
+
+// writeSheetPhotos writes n small landscape photos and returns their URIs.
+func writeSheetPhotos(t *testing.T, n int) []fyne.URI {
+	t.Helper()
+	dir := t.TempDir()
+	var out []fyne.URI
+	for i := range n {
+		img := image.NewNRGBA(image.Rect(0, 0, 48+8*i, 40))
+		for y := range 40 {
+			for x := range 48 + 8*i {
+				c := color.NRGBA{uint8(40 + 30*i), 90, 160, 255}
+				if dx, dy := x-20-4*i, y-20; dx*dx+dy*dy < 100 {
+					c = color.NRGBA{250, 210, 40, 255}
+				}
+				img.SetNRGBA(x, y, c)
+			}
+		}
+		p := filepath.Join(dir, fmt.Sprintf("p%d.jpg", i)) // PNG data named .jpg: decoded by content
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(f, img); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		out = append(out, storage.NewFileURI(p))
+	}
+	return out
+}
+
+func TestDropNonImagesSaysSo(t *testing.T) {
+	s := newStudioWindow(t, Options{}, app.Options{})
+	txt := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(txt, []byte("hello"), 0o644)
+	bad := filepath.Join(t.TempDir(), "broken.jpg")
+	os.WriteFile(bad, []byte("not a jpeg"), 0o644)
+	s.m.onDropped(fyne.NewPos(1, 1), []fyne.URI{storage.NewFileURI(txt), storage.NewFileURI(bad)})
+	sh := s.m.trainSheet
+	if sh == nil {
+		t.Fatal("dropping a .jpg did not open the training sheet")
+	}
+	s.q.pumpUntil(t, "the photo check", func() bool { return strings.Contains(sh.message.Text, "broken.jpg") })
+	if !strings.Contains(sh.message.Text, "notes.txt: not a JPEG") || !strings.Contains(sh.message.Text, "broken.jpg: not a JPEG, PNG or WebP image") {
+		t.Errorf("message %q", sh.message.Text)
+	}
+	if len(sh.photos) != 0 || !sh.start.Disabled() {
+		t.Errorf("%d photos, start enabled %v", len(sh.photos), !sh.start.Disabled())
+	}
+}
+
+// TestTrainSheetDropFillStartCancel drops photos on the main window, fills
+// the sheet, starts training on the tiny model, sees progress and cancels.
+func TestTrainSheetDropFillStartCancel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts training on the tiny model")
+	}
+	s := newStudioWindow(t, Options{}, app.Options{})
+	s.loadTiny(t)
+	// Loading saved the recent models, which resets the preview settings
+	// from the saved ones: make previews cheap again.
+	s.studio.SetPreviewSettings(app.PreviewSettings{MaxSide: 32, Steps: 2})
+	s.small(t)
+	tr := s.studio.Training()
+	t.Cleanup(func() { tr.Cancel(); tr.Wait() })
+
+	s.m.onDropped(fyne.NewPos(10, 10), writeSheetPhotos(t, 3))
+	sh := s.m.trainSheet
+	if sh == nil || sh.window == nil {
+		t.Fatal("no training sheet")
+	}
+	s.q.pumpUntil(t, "thumbnails", func() bool { return len(sh.photos) == 3 })
+	if sh.photos[0].cropBox() != image.Rect(4, 0, 44, 40) {
+		t.Errorf("default crop %v, want the centred square", sh.photos[0].cropBox())
+	}
+	test.Tap(sh.photos[0].button)
+	if sh.photos[0].cropBox() != image.Rect(0, 0, 40, 40) || sh.photos[0].button.Text != "Crop: start" {
+		t.Errorf("crop after a tap %v %q", sh.photos[0].cropBox(), sh.photos[0].button.Text)
+	}
+	if !sh.start.Disabled() {
+		t.Error("start enabled without name and word")
+	}
+	test.Type(sh.name, "my disc")
+	if sh.nameMsg.Text == "" {
+		t.Error("no message for a name with a space")
+	}
+	sh.name.SetText("disc")
+	test.Type(sh.word, "teddy bear")
+	if !strings.Contains(sh.wordMsg.Text, "one") || !strings.Contains(sh.wordMsg.Text, "bear") {
+		t.Errorf("word message %q, want one token and a suggestion", sh.wordMsg.Text)
+	}
+	sh.word.SetText("toy")
+	if sh.nameMsg.Text != "" || sh.wordMsg.Text != "" || sh.start.Disabled() {
+		t.Fatalf("messages %q %q, start disabled %v", sh.nameMsg.Text, sh.wordMsg.Text, sh.start.Disabled())
+	}
+	sh.steps.SetText("20")
+	sh.size.SetText("32")
+	r := sh.request()
+	if r.Steps != 20 || r.Size != 32 || r.Preset != app.PresetQuick || len(r.Photos) != 3 || r.Photos[0].Crop != image.Rect(0, 0, 40, 40) {
+		t.Fatalf("request %+v", r)
+	}
+
+	test.Tap(sh.start)
+	s.q.pumpUntil(t, "progress", func() bool {
+		if strings.HasPrefix(sh.message.Text, "Cannot start") {
+			t.Fatal(sh.message.Text)
+		}
+		return sh.progress.Value > 0
+	})
+	if !sh.cancel.Visible() || !sh.start.Disabled() {
+		t.Error("while training: cancel hidden or start enabled")
+	}
+	// The main window stays usable: the prompt takes typing.
+	test.Type(s.m.composer.prompt, "a fox")
+	test.Tap(sh.cancel)
+	s.q.pumpUntil(t, "cancelled", func() bool { return strings.Contains(sh.message.Text, "stopped") })
+	if sh.cancel.Visible() || sh.start.Text != "Continue training" || sh.start.Disabled() {
+		t.Errorf("after cancel: cancel visible %v, start %q disabled %v", sh.cancel.Visible(), sh.start.Text, sh.start.Disabled())
+	}
+}
+
+func TestSparklineDraws(t *testing.T) {
+	test.NewTempApp(t)
+	sp := newSparkline()
+	if img := sp.draw(50, 20).(*image.NRGBA); !blank(img) {
+		t.Error("an empty sparkline drew something")
+	}
+	sp.SetValues([]float64{1, 0.5, 0.7, 0.2})
+	img := sp.draw(50, 20).(*image.NRGBA)
+	// the first point is at the top left, the last (lowest) at the bottom right
+	if img.NRGBAAt(0, 0).A == 0 || img.NRGBAAt(49, 19).A == 0 || img.NRGBAAt(49, 0).A != 0 {
+		t.Errorf("corner pixels %v %v %v", img.NRGBAAt(0, 0), img.NRGBAAt(49, 19), img.NRGBAAt(49, 0))
+	}
+}
+
+func blank(img *image.NRGBA) bool {
+	for i := 3; i < len(img.Pix); i += 4 {
+		if img.Pix[i] != 0 {
+			return false
+		}
+	}
+	return true
+}
