@@ -102,7 +102,7 @@ func (m *MainWindow) onDropped(_ fyne.Position, uris []fyne.URI) {
 			c, err := m.studio.ImportPNG(path)
 			m.do(func() {
 				if errors.Is(err, export.ErrNoSettings) {
-					m.openTrainSheet([]string{path}) // a plain PNG: a photo to train on
+					m.dropPhotos([]string{path}, nil) // a plain PNG: a photo to train on
 					return
 				}
 				if err != nil {

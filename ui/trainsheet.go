@@ -32,7 +32,8 @@ var presetLabels = map[string]string{
 // sheetPhoto is one photo in the sheet.
 type sheetPhoto struct {
 	preview app.PhotoPreview
-	crop    int // 0 centre, 1 start (left/top), 2 end (right/bottom)
+	crop    int // 0 centre, 1 start (left/top), 2 end (right/bottom), -1 custom
+	custom  image.Rectangle
 	image   *canvas.Image
 	button  *widget.Button
 }
@@ -57,6 +58,8 @@ type TrainSheet struct {
 	stage, eta              *widget.Label
 	spark                   *Sparkline
 	running                 bool
+	unfinished              *fyne.Container            // "Continue <name>" buttons
+	crops                   map[string]image.Rectangle // crops to restore, by photo
 }
 
 // openTrainSheet shows the training sheet (making it on first use) and
@@ -66,7 +69,9 @@ func (m *MainWindow) openTrainSheet(paths []string) {
 		m.trainSheet = newTrainSheet(m)
 	}
 	m.trainSheet.show()
-	m.trainSheet.addPhotos(paths)
+	if len(paths) > 0 {
+		m.trainSheet.addPhotos(paths)
+	}
 }
 
 func newTrainSheet(m *MainWindow) *TrainSheet {
@@ -125,8 +130,54 @@ func (t *TrainSheet) build() fyne.CanvasObject {
 	run := container.NewVBox(t.stage, t.progress, container.NewBorder(nil, nil, nil, t.eta, t.spark), container.NewHBox(t.start, t.cancel))
 	photos := container.NewVScroll(t.grid)
 	photos.SetMinSize(fyne.NewSize(photoThumbSide*4, photoThumbSide+48))
+	t.unfinished = container.NewHBox()
 	t.validate()
-	return container.NewBorder(container.NewVBox(photos, t.message), run, nil, nil, container.NewVScroll(form))
+	go t.findUnfinished()
+	return container.NewBorder(container.NewVBox(t.unfinished, photos, t.message), run, nil, nil, container.NewVScroll(form))
+}
+
+// findUnfinished offers to continue the runs that were cancelled or cut
+// short by a crash.
+func (t *TrainSheet) findUnfinished() {
+	rs, err := t.training.Unfinished()
+	if err != nil || len(rs) == 0 {
+		return
+	}
+	t.m.do(func() {
+		for _, r := range rs {
+			t.unfinished.Add(widget.NewButton("Continue <"+r.Name+">", func() { t.restore(r) }))
+		}
+	})
+}
+
+// restore fills the sheet with an unfinished run's request; Start then
+// continues it from its resume file.
+func (t *TrainSheet) restore(r app.TrainRequest) {
+	t.photos = nil
+	t.grid.RemoveAll()
+	t.crops = map[string]image.Rectangle{}
+	var paths []string
+	for _, p := range r.Photos {
+		t.crops[p.Path] = p.Crop
+		paths = append(paths, p.Path)
+	}
+	t.name.SetText(r.Name)
+	t.word.SetText(r.Word)
+	t.preset.SetSelected(presetLabels[app.PresetQuick])
+	if r.Preset == app.PresetPaper {
+		t.preset.SetSelected(presetLabels[app.PresetPaper])
+	}
+	t.steps.SetText(countText(r.Steps))
+	t.size.SetText(countText(r.Size))
+	t.start.SetText("Continue training")
+	t.addPhotos(paths)
+}
+
+func countText(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
 }
 
 // optionalCount accepts "" or a positive whole number.
@@ -156,39 +207,47 @@ func filePaths(uris []fyne.URI) []string {
 // skipped names dropped files that were not images at all.
 func (t *TrainSheet) addPhotos(paths []string, skipped ...string) {
 	go func() {
-		var ok []app.PhotoPreview
-		var bad []string
-		for _, n := range skipped {
-			bad = append(bad, n+": not a JPEG, PNG or WebP photo")
-		}
-		for _, p := range paths {
-			pv, err := app.LoadPhoto(p, photoThumbSide)
-			if err != nil {
-				bad = append(bad, err.Error())
-				continue
-			}
-			ok = append(ok, pv)
-		}
-		t.m.do(func() {
-			for _, pv := range ok {
-				if len(t.photos) >= app.MaxTrainPhotos {
-					bad = append(bad, fmt.Sprintf("%s: at most %d photos", filepath.Base(pv.Path), app.MaxTrainPhotos))
-					continue
-				}
-				if t.has(pv.Path) {
-					continue
-				}
-				t.addPhoto(pv)
-			}
-			switch {
-			case len(bad) > 0:
-				t.message.SetText("Not used: " + strings.Join(bad, "; "))
-			case len(t.photos) > 0:
-				t.message.SetText(fmt.Sprintf("%d photos. The bright square is what training sees; tap Crop to move it.", len(t.photos)))
-			}
-			t.validate()
-		})
+		ok, bad := loadPhotos(paths, skipped)
+		t.m.do(func() { t.showPhotos(ok, bad) })
 	}()
+}
+
+// loadPhotos decodes the photos at paths (run it off the UI thread); bad
+// says why each unusable one, and each skipped file, is not used.
+func loadPhotos(paths, skipped []string) (ok []app.PhotoPreview, bad []string) {
+	for _, n := range skipped {
+		bad = append(bad, n+": not a JPEG, PNG or WebP photo")
+	}
+	for _, p := range paths {
+		pv, err := app.LoadPhoto(p, photoThumbSide)
+		if err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		ok = append(ok, pv)
+	}
+	return ok, bad
+}
+
+// showPhotos adds the decoded photos and says why the others are not used.
+func (t *TrainSheet) showPhotos(ok []app.PhotoPreview, bad []string) {
+	for _, pv := range ok {
+		if len(t.photos) >= app.MaxTrainPhotos {
+			bad = append(bad, fmt.Sprintf("%s: at most %d photos", filepath.Base(pv.Path), app.MaxTrainPhotos))
+			continue
+		}
+		if t.has(pv.Path) {
+			continue
+		}
+		t.addPhoto(pv)
+	}
+	switch {
+	case len(bad) > 0:
+		t.message.SetText("Not used: " + strings.Join(bad, "; "))
+	case len(t.photos) > 0:
+		t.message.SetText(fmt.Sprintf("%d photos. The bright square is what training sees; tap Crop to move it.", len(t.photos)))
+	}
+	t.validate()
 }
 
 func (t *TrainSheet) has(path string) bool {
@@ -203,6 +262,16 @@ func (t *TrainSheet) has(path string) bool {
 // addPhoto shows one photo with its crop and a button that moves it.
 func (t *TrainSheet) addPhoto(pv app.PhotoPreview) {
 	sp := &sheetPhoto{preview: pv}
+	if c, ok := t.crops[pv.Path]; ok {
+		for i := range cropNames { // the crop of a continued run
+			if sp.crop = i; sp.cropBox() == c {
+				break
+			}
+		}
+		if sp.cropBox() != c {
+			sp.crop, sp.custom = -1, c
+		}
+	}
 	sp.image = canvas.NewImageFromImage(nil)
 	sp.image.FillMode = canvas.ImageFillContain
 	sp.button = widget.NewButton("", nil)
@@ -223,7 +292,7 @@ func (t *TrainSheet) addPhoto(pv app.PhotoPreview) {
 	t.grid.Add(cell)
 }
 
-// cropOf is the photo's crop box in its pixels.
+// cropBox is the photo's crop box in its pixels.
 func (sp *sheetPhoto) cropBox() image.Rectangle {
 	r := app.CenterSquare(sp.preview.Size)
 	sz := sp.preview.Size
@@ -232,6 +301,8 @@ func (sp *sheetPhoto) cropBox() image.Rectangle {
 		r = r.Sub(r.Min)
 	case 2:
 		r = r.Add(image.Pt(sz.X-r.Max.X, sz.Y-r.Max.Y))
+	case -1:
+		r = sp.custom
 	}
 	return r
 }
@@ -259,7 +330,11 @@ func (t *TrainSheet) showCrop(sp *sheetPhoto) {
 	}
 	sp.image.Image = out
 	sp.image.Refresh()
-	sp.button.SetText(cropNames[sp.crop])
+	if sp.crop < 0 {
+		sp.button.SetText("Crop: as before")
+	} else {
+		sp.button.SetText(cropNames[sp.crop])
+	}
 }
 
 // validate shows what is wrong with the fields and enables Start when
@@ -366,6 +441,8 @@ func (t *TrainSheet) onEvent(e app.TrainingEvent) {
 			return
 		}
 		t.setRunning(false)
+		t.unfinished.RemoveAll()
+		go t.findUnfinished()
 		switch {
 		case e.Err == nil:
 			t.message.SetText(fmt.Sprintf("Concept <%s> is in the library: write <%s> in a prompt to use it.", e.Concept, e.Concept))
@@ -400,15 +477,24 @@ func (m *MainWindow) onDroppedPhotos(uris []fyne.URI) {
 			other = append(other, filepath.Base(p))
 		}
 	}
-	if len(imgs) == 0 {
-		m.showInfo("Not photos", "To teach a concept, drop JPEG, PNG or WebP photos. Not images: "+strings.Join(other, ", ")+".")
-		return
-	}
-	if m.trainSheet == nil {
-		m.trainSheet = newTrainSheet(m)
-	}
-	m.trainSheet.show()
-	m.trainSheet.addPhotos(imgs, other...)
+	m.dropPhotos(imgs, other)
+}
+
+// dropPhotos decodes dropped photos off the UI thread, then adds them to
+// the training sheet. When none is usable and the sheet holds none, the
+// main window says why and no sheet opens.
+func (m *MainWindow) dropPhotos(paths, skipped []string) {
+	go func() {
+		ok, bad := loadPhotos(paths, skipped)
+		m.do(func() {
+			if len(ok) == 0 && (m.trainSheet == nil || len(m.trainSheet.photos) == 0) {
+				m.showInfo("Cannot train on these files", "To teach a concept, drop JPEG, PNG or WebP photos.\n\n"+strings.Join(bad, "\n"))
+				return
+			}
+			m.openTrainSheet(nil)
+			m.trainSheet.showPhotos(ok, bad)
+		})
+	}()
 }
 
 // onAddPhotos (File ▸ Add photos…) opens the training sheet and a file

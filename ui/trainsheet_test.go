@@ -11,8 +11,10 @@ import (
 	"testing"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/perfusion-studio/perfusion/app"
 )
@@ -54,17 +56,39 @@ func TestDropNonImagesSaysSo(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "broken.jpg")
 	os.WriteFile(bad, []byte("not a jpeg"), 0o644)
 	s.m.onDropped(fyne.NewPos(1, 1), []fyne.URI{storage.NewFileURI(txt), storage.NewFileURI(bad)})
-	sh := s.m.trainSheet
-	if sh == nil {
-		t.Fatal("dropping a .jpg did not open the training sheet")
+	s.q.pumpUntil(t, "a message", func() bool { return s.w.Canvas().Overlays().Top() != nil })
+	if s.m.trainSheet != nil {
+		t.Error("a training sheet opened without a usable photo")
 	}
-	s.q.pumpUntil(t, "the photo check", func() bool { return strings.Contains(sh.message.Text, "broken.jpg") })
-	if !strings.Contains(sh.message.Text, "notes.txt: not a JPEG") || !strings.Contains(sh.message.Text, "broken.jpg: not a JPEG, PNG or WebP image") {
-		t.Errorf("message %q", sh.message.Text)
+	msg := overlayText(s.w.Canvas().Overlays().Top())
+	if !strings.Contains(msg, "notes.txt: not a JPEG") || !strings.Contains(msg, "broken.jpg: not a JPEG, PNG or WebP image") {
+		t.Errorf("message %q", msg)
 	}
-	if len(sh.photos) != 0 || !sh.start.Disabled() {
-		t.Errorf("%d photos, start enabled %v", len(sh.photos), !sh.start.Disabled())
+}
+
+// overlayText joins the texts of the labels in o.
+func overlayText(o fyne.CanvasObject) string {
+	var out []string
+	var walk func(fyne.CanvasObject)
+	walk = func(o fyne.CanvasObject) {
+		switch w := o.(type) {
+		case *widget.Label:
+			out = append(out, w.Text)
+		case *canvas.Text:
+			out = append(out, w.Text)
+		case *fyne.Container:
+			for _, c := range w.Objects {
+				walk(c)
+			}
+		case fyne.Widget:
+			r := test.WidgetRenderer(w)
+			for _, c := range r.Objects() {
+				walk(c)
+			}
+		}
 	}
+	walk(o)
+	return strings.Join(out, "\n")
 }
 
 // TestTrainSheetDropFillStartCancel drops photos on the main window, fills
@@ -83,11 +107,11 @@ func TestTrainSheetDropFillStartCancel(t *testing.T) {
 	t.Cleanup(func() { tr.Cancel(); tr.Wait() })
 
 	s.m.onDropped(fyne.NewPos(10, 10), writeSheetPhotos(t, 3))
+	s.q.pumpUntil(t, "thumbnails", func() bool { return s.m.trainSheet != nil && len(s.m.trainSheet.photos) == 3 })
 	sh := s.m.trainSheet
-	if sh == nil || sh.window == nil {
-		t.Fatal("no training sheet")
+	if sh.window == nil {
+		t.Fatal("the training sheet is not shown")
 	}
-	s.q.pumpUntil(t, "thumbnails", func() bool { return len(sh.photos) == 3 })
 	if sh.photos[0].cropBox() != image.Rect(4, 0, 44, 40) {
 		t.Errorf("default crop %v, want the centred square", sh.photos[0].cropBox())
 	}
@@ -134,6 +158,23 @@ func TestTrainSheetDropFillStartCancel(t *testing.T) {
 	s.q.pumpUntil(t, "cancelled", func() bool { return strings.Contains(sh.message.Text, "stopped") })
 	if sh.cancel.Visible() || sh.start.Text != "Continue training" || sh.start.Disabled() {
 		t.Errorf("after cancel: cancel visible %v, start %q disabled %v", sh.cancel.Visible(), sh.start.Text, sh.start.Disabled())
+	}
+
+	// The stopped run is offered again: continuing restores its photos,
+	// crops and fields.
+	s.q.pumpUntil(t, "the continue button", func() bool { return len(sh.unfinished.Objects) == 1 })
+	cont := sh.unfinished.Objects[0].(*widget.Button)
+	if cont.Text != "Continue <disc>" {
+		t.Fatalf("button %q", cont.Text)
+	}
+	sh.name.SetText("other")
+	test.Tap(cont)
+	s.q.pumpUntil(t, "restored photos", func() bool { return len(sh.photos) == 3 })
+	if sh.name.Text != "disc" || sh.word.Text != "toy" || sh.steps.Text != "20" || sh.size.Text != "32" {
+		t.Errorf("restored fields %q %q %q %q", sh.name.Text, sh.word.Text, sh.steps.Text, sh.size.Text)
+	}
+	if got := sh.request(); got.Photos[0].Crop != image.Rect(0, 0, 40, 40) || got.Photos[1].Crop != image.Rect(8, 0, 48, 40) {
+		t.Errorf("restored crops %v %v", got.Photos[0].Crop, got.Photos[1].Crop)
 	}
 }
 
