@@ -124,8 +124,10 @@ func OpenStudio(opt Options) (*Studio, error) {
 	return s, errors.Join(errs...)
 }
 
-// Close stops the preview, cancels all work and waits for the job worker.
+// Close stops the preview and a training run (keeping its resume file),
+// cancels all work and waits for the job worker.
 func (s *Studio) Close() {
+	s.stopTraining()
 	s.preview.Stop()
 	s.Models.CancelLoad()
 	s.Jobs.Close()

@@ -136,6 +136,18 @@ func (s *Studio) Training() *Training {
 	return s.training
 }
 
+// stopTraining cancels the run in progress, if any, and waits for it to
+// save its resume file.
+func (s *Studio) stopTraining() {
+	s.mu.Lock()
+	t := s.training
+	s.mu.Unlock()
+	if t != nil {
+		t.Cancel()
+		t.Wait()
+	}
+}
+
 // OnEvent registers fn to receive every training event, on the training
 // goroutine.
 func (t *Training) OnEvent(fn func(TrainingEvent)) {

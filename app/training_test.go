@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/perfusion-studio/perfusion/app/jobs"
 	"github.com/perfusion-studio/perfusion/concepts/captions"
@@ -251,5 +252,67 @@ func TestNotLearnedMessage(t *testing.T) {
 	err := notLearned(fmt.Errorf("%w: the loss on fixed samples did not fall (1, 2); try more steps (--steps), more varied photos", train.ErrNotLearned))
 	if !IsNotLearned(err) || strings.Contains(err.Error(), "--steps") || !strings.Contains(err.Error(), "did not fall") {
 		t.Errorf("%v", err)
+	}
+}
+
+// A run holding the worker lets queued previews go first at each yield,
+// and stops when the runner closes.
+func TestTrainingHoldYields(t *testing.T) {
+	r := jobs.New()
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first, err := acquire(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hold{runner: r, cur: first, cancel: cancel}
+	var ran []string
+	var mu sync.Mutex
+	note := func(s string) { mu.Lock(); ran = append(ran, s); mu.Unlock() }
+	p := r.Submit(jobs.Preview, "preview", func(context.Context) error { note("preview"); return nil })
+	rd := r.Submit(jobs.Render, "render", func(context.Context) error { note("render"); return nil })
+	select {
+	case <-p.Done():
+		t.Fatal("a preview ran while training held the worker")
+	case <-time.After(20 * time.Millisecond):
+	}
+	h.yield(ctx)
+	if h.cur == nil || ctx.Err() != nil {
+		t.Fatal("yield lost the worker")
+	}
+	select {
+	case <-p.Done():
+	default:
+		t.Fatal("the queued preview did not run at the yield")
+	}
+	<-rd.Done()
+	mu.Lock()
+	if !slices.Equal(ran, []string{"preview", "render"}) {
+		t.Errorf("ran %v", ran)
+	}
+	mu.Unlock()
+
+	// A cancelled run waiting for the worker gives up.
+	busy := make(chan struct{})
+	r.Submit(jobs.Preview, "long preview", func(context.Context) error { <-busy; return nil })
+	h.drop()
+	c2, cancel2 := context.WithCancel(context.Background())
+	go func() { time.Sleep(10 * time.Millisecond); cancel2() }()
+	if _, err := acquire(c2, r); !errors.Is(err, context.Canceled) {
+		t.Errorf("acquire after cancel: %v", err)
+	}
+	close(busy)
+
+	// A closing runner stops the run at its next yield.
+	again, err := acquire(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cur = again
+	r.Close()
+	h.yield(ctx)
+	if ctx.Err() == nil {
+		t.Error("the run goes on after the runner closed")
 	}
 }

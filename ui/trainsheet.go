@@ -45,6 +45,7 @@ type TrainSheet struct {
 	m        *MainWindow
 	training *app.Training
 	window   fyne.Window
+	content  fyne.CanvasObject // built once, shown again when reopened
 
 	photos  []*sheetPhoto
 	grid    *fyne.Container
@@ -83,8 +84,11 @@ func newTrainSheet(m *MainWindow) *TrainSheet {
 // show opens the sheet's window, or raises it.
 func (t *TrainSheet) show() {
 	if t.window == nil {
+		if t.content == nil {
+			t.content = t.build()
+		}
 		t.window = fyne.CurrentApp().NewWindow("Teach a concept")
-		t.window.SetContent(t.build())
+		t.window.SetContent(t.content) // reopened, it shows the same photos and run
 		t.window.Resize(fyne.NewSize(640, 620))
 		t.window.SetOnClosed(func() { t.window = nil }) // a run goes on; reopening shows it
 		t.window.SetOnDropped(func(_ fyne.Position, uris []fyne.URI) { t.addPhotos(filePaths(uris)) })
