@@ -189,8 +189,15 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 func notLearned(err error) error {
 	msg := strings.ReplaceAll(err.Error(), " (--steps)", "")
 	msg = strings.TrimPrefix(msg, train.ErrNotLearned.Error()+": ")
-	return fmt.Errorf("%w: %s. The concept was not saved; start again with more steps to continue this run", train.ErrNotLearned, msg)
+	return notLearnedError(fmt.Sprintf("The concept learned nothing usable: %s. It was not saved; start again with more steps to continue this run.", msg))
 }
+
+// notLearnedError is a failed self-check, worded for people; it is
+// train.ErrNotLearned.
+type notLearnedError string
+
+func (e notLearnedError) Error() string        { return string(e) }
+func (e notLearnedError) Is(target error) bool { return target == train.ErrNotLearned }
 
 // save writes the trained concept into the library, under a free name if
 // its own was taken meanwhile.

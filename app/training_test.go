@@ -250,7 +250,8 @@ func TestTrainingCancelResumeSaves(t *testing.T) {
 
 func TestNotLearnedMessage(t *testing.T) {
 	err := notLearned(fmt.Errorf("%w: the loss on fixed samples did not fall (1, 2); try more steps (--steps), more varied photos", train.ErrNotLearned))
-	if !IsNotLearned(err) || strings.Contains(err.Error(), "--steps") || !strings.Contains(err.Error(), "did not fall") {
+	if !IsNotLearned(err) || strings.Contains(err.Error(), "--steps") || strings.Contains(err.Error(), "train:") ||
+		!strings.HasPrefix(err.Error(), "The concept learned nothing usable: the loss on fixed samples did not fall (1, 2); try more steps, more varied photos.") {
 		t.Errorf("%v", err)
 	}
 }
