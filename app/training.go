@@ -93,6 +93,10 @@ type TrainingEvent struct {
 	// Concept is the library name the concept was saved under (Done, no
 	// Err); Path is its file.
 	Concept, Path string
+	// Sample is the self-check's render of the concept ("a photo of a
+	// <name>", a few DDIM steps at the training size), on success; nil when
+	// it could not be decoded.
+	Sample *image.RGBA
 }
 
 // Fraction is the run's progress within its stage, 0 to 1.
@@ -103,8 +107,12 @@ func (e TrainingEvent) Fraction() float64 {
 	return float64(e.Step) / float64(e.Total)
 }
 
+// ErrNotLearned is the error of a run whose concept failed its self-check
+// (the message explains what to try); the concept is not saved.
+var ErrNotLearned = train.ErrNotLearned
+
 // IsNotLearned reports whether err is a failed self-check.
-func IsNotLearned(err error) bool { return errors.Is(err, train.ErrNotLearned) }
+func IsNotLearned(err error) bool { return errors.Is(err, ErrNotLearned) }
 
 // Training trains concepts in the background, one at a time, on the
 // studio's current model. Its methods are safe for concurrent use.

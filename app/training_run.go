@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/perfusion-studio/perfusion/concepts/photos"
 	"github.com/perfusion-studio/perfusion/concepts/train"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
+	"github.com/perfusion-studio/perfusion/inference/vae"
 )
 
 // slot is the job runner's worker, held by a training run between two
@@ -181,7 +183,24 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 	t.Discard(r.Name) // the resume file's work is saved
 	t.studio.SetStatus(fmt.Sprintf("Concept <%s> trained in %s", name, res.Elapsed.Round(time.Second)))
 	ev(TrainingEvent{Stage: StageSave, Label: "Concept " + name + " saved", Step: 1, Total: 1,
-		Losses: slices.Clone(res.Losses), Done: true, Concept: name, Path: path})
+		Losses: slices.Clone(res.Losses), Done: true, Concept: name, Path: path, Sample: checkSample(ctx, p, res.Check)})
+}
+
+// checkSample decodes the self-check's render of the concept (nil when it
+// cannot): one VAE decode at the training size.
+func checkSample(ctx context.Context, p *pipeline.Pipeline, c train.Check) *image.RGBA {
+	if !c.Concept.Valid() || c.Concept.Rank() != 4 {
+		return nil
+	}
+	x, err := p.VAE.DecodeLatents(ctx, c.Concept) // [1, 3, H, W]
+	if err != nil {
+		return nil
+	}
+	img, err := vae.ToRGBA(x, 0)
+	if err != nil {
+		return nil
+	}
+	return img
 }
 
 // notLearned restates a failed self-check for the app (no command-line

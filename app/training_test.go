@@ -225,7 +225,7 @@ func TestTrainingCancelResumeSaves(t *testing.T) {
 	if i < 0 || evs[i].Resumed != 3 || evs[i].Step != 4 {
 		t.Fatalf("first training event %+v, want resumed from step 3", evs[i])
 	}
-	if !last.Done || last.Concept != "disc" || len(last.Losses) != 20 {
+	if !last.Done || last.Concept != "disc" || len(last.Losses) != 20 || last.Sample == nil || last.Sample.Bounds().Dx() != 32 {
 		t.Fatalf("last event %+v", last)
 	}
 	lib, err := tr2.Library()

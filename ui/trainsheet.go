@@ -58,6 +58,7 @@ type TrainSheet struct {
 	progress                *widget.ProgressBar
 	stage, eta              *widget.Label
 	spark                   *Sparkline
+	sample                  *canvas.Image // the finished concept's self-check render
 	running                 bool
 	unfinished              *fyne.Container            // "Continue <name>" buttons
 	crops                   map[string]image.Rectangle // crops to restore, by photo
@@ -131,7 +132,12 @@ func (t *TrainSheet) build() fyne.CanvasObject {
 	t.progress = widget.NewProgressBar()
 	t.stage, t.eta = widget.NewLabel(""), widget.NewLabel("")
 	t.spark = newSparkline()
-	run := container.NewVBox(t.stage, t.progress, container.NewBorder(nil, nil, nil, t.eta, t.spark), container.NewHBox(t.start, t.cancel))
+	t.sample = canvas.NewImageFromImage(nil)
+	t.sample.FillMode = canvas.ImageFillContain
+	t.sample.SetMinSize(fyne.NewSize(64, 64))
+	t.sample.Hide()
+	run := container.NewVBox(t.stage, t.progress, container.NewBorder(nil, nil, nil, container.NewHBox(t.eta, t.sample), t.spark),
+		container.NewHBox(t.start, t.cancel))
 	photos := container.NewVScroll(t.grid)
 	photos.SetMinSize(fyne.NewSize(photoThumbSide*4, photoThumbSide+48))
 	t.unfinished = container.NewHBox()
@@ -396,6 +402,7 @@ func (t *TrainSheet) onStart() {
 	}
 	r := t.request()
 	t.setRunning(true)
+	t.sample.Hide()
 	t.stage.SetText("Starting…")
 	go func() {
 		_, err := t.training.Start(r)
@@ -449,6 +456,11 @@ func (t *TrainSheet) onEvent(e app.TrainingEvent) {
 		go t.findUnfinished()
 		switch {
 		case e.Err == nil:
+			if e.Sample != nil {
+				t.sample.Image = e.Sample
+				t.sample.Show()
+				t.sample.Refresh()
+			}
 			t.message.SetText(fmt.Sprintf("Concept <%s> is in the library: write <%s> in a prompt to use it.", e.Concept, e.Concept))
 			t.start.SetText("Start training")
 		case errors.Is(e.Err, context.Canceled):

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -199,4 +200,29 @@ func blank(img *image.NRGBA) bool {
 		}
 	}
 	return true
+}
+
+// The end of a run: a saved concept shows its sample, a failed self-check
+// its explanation, and either way Start is back.
+func TestTrainSheetShowsOutcome(t *testing.T) {
+	s := newStudioWindow(t, Options{}, app.Options{})
+	s.m.openTrainSheet(nil)
+	sh := s.m.trainSheet
+	sh.setRunning(true)
+	sh.onEvent(app.TrainingEvent{Name: "disc", Stage: "train", Label: "Training step 5 of 10", Step: 5, Total: 10, Losses: []float64{1, 0.8}, ETA: 90 * time.Second})
+	s.q.pumpUntil(t, "progress", func() bool { return sh.progress.Value == 0.5 })
+	if sh.eta.Text != "about 1m30s left" || len(sh.spark.Values()) != 2 || sh.stage.Text != "Training step 5 of 10" {
+		t.Errorf("eta %q, %d losses, stage %q", sh.eta.Text, len(sh.spark.Values()), sh.stage.Text)
+	}
+	sh.onEvent(app.TrainingEvent{Name: "disc", Done: true, Err: fmt.Errorf("%w: the loss did not fall", app.ErrNotLearned)})
+	s.q.pumpUntil(t, "the explanation", func() bool { return strings.Contains(sh.message.Text, "did not fall") })
+	if sh.cancel.Visible() || sh.start.Text != "Continue training" || sh.sample.Visible() {
+		t.Errorf("after a failed check: cancel %v, start %q, sample %v", sh.cancel.Visible(), sh.start.Text, sh.sample.Visible())
+	}
+	sh.setRunning(true)
+	sh.onEvent(app.TrainingEvent{Name: "disc", Done: true, Concept: "disc", Sample: image.NewRGBA(image.Rect(0, 0, 32, 32))})
+	s.q.pumpUntil(t, "the saved concept", func() bool { return strings.Contains(sh.message.Text, "<disc> is in the library") })
+	if !sh.sample.Visible() || sh.cancel.Visible() {
+		t.Errorf("after success: sample %v, cancel %v", sh.sample.Visible(), sh.cancel.Visible())
+	}
 }
