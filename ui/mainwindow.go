@@ -52,13 +52,14 @@ type MainWindow struct {
 	do     func(func())
 	opt    Options
 
-	library    *Library
-	preview    *Preview
-	composer   *Composer
-	status     *StatusBar
-	menus      *menus
-	history    *HistoryDialog // the last one shown
-	trainSheet *TrainSheet    // made on the first drop of photos
+	library  *Library
+	preview  *Preview
+	composer *Composer
+	status   *StatusBar
+	menus    *menus
+	history  *HistoryDialog // the last one shown
+
+	trainSheet *TrainSheet // made on the first drop of photos
 
 	// The last final render, what Export PNG writes.
 	lastImage *image.RGBA
