@@ -79,6 +79,7 @@ type Studio struct {
 	last        *export.Composition // newest composition asked for
 	cancelTasks map[int]func()      // foreground tasks that CancelTask stops
 	nextTask    int
+	training    *Training // made by Training()
 }
 
 // NewStudio returns a Studio that keeps everything in memory, with no
@@ -134,8 +135,10 @@ func OpenStudio(opt Options) (*Studio, error) {
 	return s, errors.Join(errs...)
 }
 
-// Close stops the preview, cancels all work and waits for the job worker.
+// Close stops the preview and a training run (keeping its resume file),
+// cancels all work and waits for the job worker.
 func (s *Studio) Close() {
+	s.stopTraining()
 	s.preview.Stop()
 	s.Models.CancelLoad()
 	s.Jobs.Close()

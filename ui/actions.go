@@ -88,6 +88,10 @@ func (m *MainWindow) onDropped(_ fyne.Position, uris []fyne.URI) {
 	if len(uris) == 0 {
 		return
 	}
+	if len(uris) > 1 || photoExtensions[strings.ToLower(filepath.Ext(uris[0].Path()))] {
+		m.onDroppedPhotos(uris)
+		return
+	}
 	path := uris[0].Path()
 	ext := strings.ToLower(filepath.Ext(path))
 	switch {
@@ -97,6 +101,10 @@ func (m *MainWindow) onDropped(_ fyne.Position, uris []fyne.URI) {
 		go func() {
 			c, err := m.studio.ImportPNG(path)
 			m.do(func() {
+				if errors.Is(err, export.ErrNoSettings) {
+					m.dropPhotos([]string{path}, nil) // a plain PNG: a photo to train on
+					return
+				}
 				if err != nil {
 					m.showError("Cannot restore settings from "+filepath.Base(path), err)
 					return
@@ -104,8 +112,6 @@ func (m *MainWindow) onDropped(_ fyne.Position, uris []fyne.URI) {
 				m.restore(c)
 			})
 		}()
-	case photoExtensions[ext]:
-		m.showInfo("Training is not available yet", "Teaching a concept from photos comes in a later version.")
 	default:
 		m.openModel(path)
 	}

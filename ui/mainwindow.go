@@ -68,6 +68,8 @@ type MainWindow struct {
 	sweepDialog dialog.Dialog
 	sweepPicks  []*widget.Button // its "β …" buttons
 
+	trainSheet *TrainSheet // made on the first drop of photos
+
 	// The last final render, what Export PNG writes.
 	lastImage *image.RGBA
 	lastComp  export.Composition

@@ -43,9 +43,10 @@ func (u *menus) install() {
 	exp := fyne.NewMenuItem("Export PNG…", m.onExport)
 	exp.Shortcut = shortcutExport
 	batch := fyne.NewMenuItem("Export batch of seeds…", m.onExportBatch)
+	addPhotos := fyne.NewMenuItem("Add photos…", m.onAddPhotos)
 	hist := fyne.NewMenuItem("History…", m.onHistory)
 	prefs := fyne.NewMenuItem("Settings…", u.onSettings)
-	file := fyne.NewMenu("File", open, u.recent, fyne.NewMenuItemSeparator(), render, exp, batch,
+	file := fyne.NewMenu("File", open, u.recent, addPhotos, fyne.NewMenuItemSeparator(), render, exp, batch,
 		fyne.NewMenuItemSeparator(), hist, prefs)
 	undo := fyne.NewMenuItem("Undo delete concept", m.onUndoDelete)
 	undo.Shortcut = shortcutUndo
