@@ -139,7 +139,14 @@ func (s *Studio) Training() *Training {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.training == nil {
-		s.training = &Training{studio: s, dataDir: s.Models.dataDir, captions: captions.Default}
+		t := &Training{studio: s, dataDir: s.Models.dataDir, captions: captions.Default}
+		// A saved concept is a library change: the library panel refreshes.
+		t.OnEvent(func(e TrainingEvent) {
+			if e.Done && e.Err == nil && e.Concept != "" && s.Concepts != nil {
+				s.Concepts.changed()
+			}
+		})
+		s.training = t
 	}
 	return s.training
 }

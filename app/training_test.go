@@ -186,6 +186,8 @@ func TestTrainingCancelResumeSaves(t *testing.T) {
 	t.Cleanup(s2.Close)
 	wait(t, s2.OpenModel(model), "model load")
 	tr2 := trainingOn(t, s2)
+	libraryChanged := make(chan struct{}, 16)
+	s2.Concepts.OnChange(func() { libraryChanged <- struct{}{} })
 	un, err := tr2.Unfinished()
 	if err != nil || len(un) != 1 || un[0].Name != "disc" || len(un[0].Photos) != 3 {
 		t.Fatalf("unfinished runs %+v, %v", un, err)
@@ -238,6 +240,15 @@ func TestTrainingCancelResumeSaves(t *testing.T) {
 	}
 	if un, _ := tr2.Unfinished(); len(un) != 0 {
 		t.Errorf("still unfinished: %+v", un)
+	}
+	// The studio's concept library (the panel's source) heard of it.
+	select {
+	case <-libraryChanged:
+	default:
+		t.Error("saving the trained concept did not notify the concept library")
+	}
+	if infos, err := s2.Concepts.List(); err != nil || !slices.ContainsFunc(infos, func(c ConceptInfo) bool { return c.Name == "disc" }) {
+		t.Errorf("studio concepts %+v, %v", infos, err)
 	}
 	if _, err := os.Stat(tr2.resumePath("disc")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("resume file left: %v", err)
