@@ -57,7 +57,7 @@ func applyMemoryLimit(budget int64) (prev int64) {
 // pass that keeps every activation holds several times more, so no limit
 // is set then: the collector would run without end near it.
 func setTrainMemoryLimit(p *pipeline.Pipeline, s train.Settings) (msg string, restore func()) {
-	if !s.Recomputes() {
+	if _, env := os.LookupEnv(memoryLimitEnv); !env && !s.Recomputes() {
 		return "no memory limit: activations are kept, not recomputed", func() {}
 	}
 	return setMemoryLimit(p, s.Size, s.Size, s.Micro)
