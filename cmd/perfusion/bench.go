@@ -35,6 +35,12 @@ func benchOptions(args []string, stderr io.Writer) (perf.Options, error) {
 // parseBench parses the flags of `perfusion bench`: those of the stages and
 // those of the GEMM comparison.
 func parseBench(args []string, stderr io.Writer) (perf.Options, gemmOptions, error) {
+	opt, g, _, err := parseBenchAll(args, stderr)
+	return opt, g, err
+}
+
+// parseBenchAll is parseBench with the flags of --train too.
+func parseBenchAll(args []string, stderr io.Writer) (perf.Options, gemmOptions, trainBenchOptions, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sizes := fs.String("sizes", "256,512", fmt.Sprintf("square image sizes in pixels, comma-separated (multiples of %d up to %d)", perf.SizeMultiple, pipeline.MaxSide))
@@ -43,7 +49,10 @@ func parseBench(args []string, stderr io.Writer) (perf.Options, gemmOptions, err
 	dir := fs.String("dir", "", "folder for the temporary checkpoint (2.1 GB in f16, 4.3 GB in f32); default: the system temp folder")
 	keep := fs.Bool("keep", false, "keep the random checkpoint (and a vocabulary beside it), e.g. to try perfusion generate on it; its path is printed")
 	g := gemmFlags(fs)
-	fail := func(err error) (perf.Options, gemmOptions, error) { return perf.Options{}, gemmOptions{}, err }
+	tf := trainBenchFlags(fs)
+	fail := func(err error) (perf.Options, gemmOptions, trainBenchOptions, error) {
+		return perf.Options{}, gemmOptions{}, trainBenchOptions{}, err
+	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return fail(err)
@@ -56,6 +65,13 @@ func parseBench(args []string, stderr io.Writer) (perf.Options, gemmOptions, err
 	gopt, err := g.options(fs, *reps)
 	if err != nil {
 		return fail(err)
+	}
+	topt, err := tf.options()
+	if err != nil {
+		return fail(err)
+	}
+	if topt.on && (gopt.compare || gopt.serve) {
+		return fail(fmt.Errorf("%w: --train and --gemm exclude each other", errUsage))
 	}
 	opt := perf.Options{Reps: *reps, Dir: *dir, Keep: *keep}
 	switch strings.ToLower(*dtype) {
@@ -81,16 +97,18 @@ func parseBench(args []string, stderr io.Writer) (perf.Options, gemmOptions, err
 		be.SetThreads(gopt.threads)
 		opt.Engine = ops.NewEngine(be)
 	}
-	return opt, gopt, nil
+	return opt, gopt, topt, nil
 }
 
 // runBench is `perfusion bench`: progress on stderr, the table on stdout.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	opt, gopt, err := parseBench(args, stderr)
+	opt, gopt, topt, err := parseBenchAll(args, stderr)
 	if err != nil {
 		return err
 	}
 	switch {
+	case topt.on:
+		return runTrainBench(ctx, opt, topt, stdout, stderr)
 	case gopt.serve:
 		return serveGemm(ctx, gopt, os.Stdin, stdout)
 	case gopt.compare:

@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/perfusion-studio/perfusion/concepts/train"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
 )
 
@@ -46,4 +47,18 @@ func applyMemoryLimit(budget int64) (prev int64) {
 		return debug.SetMemoryLimit(-1)
 	}
 	return debug.SetMemoryLimit(budget)
+}
+
+// setTrainMemoryLimit applies the memory budget of a training run with
+// settings s: that of generating s.Micro images of s.Size pixels (with
+// classifier-free guidance, so twice the rows a pass has), which covers a
+// pass that recomputes its activations (one UNet block's graph at a time,
+// on top of the forward's skips) and the VAE encoding of the photos. A
+// pass that keeps every activation holds several times more, so no limit
+// is set then: the collector would run without end near it.
+func setTrainMemoryLimit(p *pipeline.Pipeline, s train.Settings) (msg string, restore func()) {
+	if _, env := os.LookupEnv(memoryLimitEnv); !env && !s.Recomputes() {
+		return "no memory limit: activations are kept, not recomputed", func() {}
+	}
+	return setMemoryLimit(p, s.Size, s.Size, s.Micro)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/perfusion-studio/perfusion/concepts/train"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
 	"github.com/perfusion-studio/perfusion/internal/golden"
 )
@@ -44,5 +45,40 @@ func TestSetMemoryLimit(t *testing.T) {
 	}
 	if prev := applyMemoryLimit(1 << 30); prev != before || debug.SetMemoryLimit(-1) != before {
 		t.Error("applyMemoryLimit changed the limit although GOMEMLIMIT is set")
+	}
+}
+
+// Training sets the budget of its size as the limit when it recomputes
+// activations, none when it keeps them, and defers to GOMEMLIMIT.
+func TestSetTrainMemoryLimit(t *testing.T) {
+	p, err := pipeline.Load(context.Background(), golden.Path(t, "tiny_diffusers"), pipeline.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(memoryLimitEnv, "")
+	os.Unsetenv(memoryLimitEnv)
+	before := debug.SetMemoryLimit(-1)
+	s, err := train.PresetSettings(train.Quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Size, s.Micro, s.Batch = 64, 2, 2
+	s.Recompute = train.RecomputeOn
+	_, restore := setTrainMemoryLimit(p, s)
+	if got, want := debug.SetMemoryLimit(-1), p.MemoryBudget(64, 64, 2); got != want {
+		t.Errorf("recomputing: limit %d, want the budget %d", got, want)
+	}
+	restore()
+	s.Recompute = train.RecomputeOff
+	msg, restore := setTrainMemoryLimit(p, s)
+	restore()
+	if got := debug.SetMemoryLimit(-1); got != before || !strings.Contains(msg, "no memory limit") {
+		t.Errorf("keeping activations: limit %d (want %d), message %q", got, before, msg)
+	}
+	t.Setenv(memoryLimitEnv, "8GiB")
+	msg, restore = setTrainMemoryLimit(p, s)
+	defer restore()
+	if !strings.Contains(msg, "8GiB from GOMEMLIMIT") {
+		t.Errorf("with GOMEMLIMIT: message %q", msg)
 	}
 }

@@ -162,6 +162,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	msg, restore := setTrainMemoryLimit(p, s)
+	defer restore()
+	pr.line(msg)
 	if _, err := train.SuperclassToken(p.Tokenizer, g.class); err != nil {
 		return err
 	}

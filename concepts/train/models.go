@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 
+	"github.com/perfusion-studio/perfusion/inference/blocks"
 	"github.com/perfusion-studio/perfusion/inference/clip"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 	"github.com/perfusion-studio/perfusion/inference/unet"
@@ -22,4 +23,10 @@ func encodeText(m *clip.Model, ids []int, batch int, extra tensor.Tensor) (tenso
 // predictNoise runs the UNet with ed (nil: unedited) for this call.
 func predictNoise(ctx context.Context, m *unet.Model, x tensor.Tensor, t []float32, cond tensor.Tensor, ed unet.KVEditor) (tensor.Tensor, error) {
 	return m.Forward(ctx, x, t, cond, unet.Call{Editor: ed})
+}
+
+// predictNoiseRecompute is predictNoise with its blocks checkpointed on rc
+// (see unet.Call.Recompute; check rc.Err after the backward pass).
+func predictNoiseRecompute(ctx context.Context, m *unet.Model, x tensor.Tensor, t []float32, cond tensor.Tensor, ed unet.KVEditor, rc *blocks.Recompute) (tensor.Tensor, error) {
+	return m.Forward(ctx, x, t, cond, unet.Call{Editor: ed, Recompute: rc})
 }

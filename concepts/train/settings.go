@@ -43,10 +43,47 @@ type Settings struct {
 	// superordinate word (one UNet pass per view; see attentionMask).
 	AttentionMask bool
 
+	// Recompute chooses activation recomputation for the UNet's backward
+	// pass (see RecomputeMode); the zero value decides by size.
+	Recompute RecomputeMode
+
 	Seed uint64 // seeds photos order, timesteps and noise
 	// CheckpointEvery writes the resume file every this many steps (0:
 	// DefaultCheckpointEvery).
 	CheckpointEvery int
+}
+
+// RecomputeMode says whether a training pass keeps the UNet's activations
+// for backward or recomputes them block by block (unet.Call.Recompute:
+// each input, middle and output block runs forward without its graph and
+// again, with it, during backward). Recomputation costs about one more
+// UNet forward per pass and holds one block's graph at a time instead of
+// all of them; the gradients are the same to float rounding.
+type RecomputeMode int
+
+const (
+	// RecomputeAuto recomputes from RecomputeFromPixels pixels per pass
+	// on (Micro × Size²): every preset, where SD1.5's graph would hold
+	// gigabytes, and not for the small sizes of tests, where it would
+	// only cost time.
+	RecomputeAuto RecomputeMode = iota
+	RecomputeOn                 // always recompute
+	RecomputeOff                // keep every activation (fastest, most memory)
+)
+
+// RecomputeFromPixels is where RecomputeAuto starts recomputing: one
+// 256×256 sample.
+const RecomputeFromPixels = 256 * 256
+
+// Recomputes reports whether a run with s recomputes activations.
+func (s Settings) Recomputes() bool {
+	switch s.Recompute {
+	case RecomputeOn:
+		return true
+	case RecomputeOff:
+		return false
+	}
+	return s.Micro*s.Size*s.Size >= RecomputeFromPixels
 }
 
 // DefaultCheckpointEvery is how often a run saves its resume file.
@@ -103,6 +140,8 @@ func (s Settings) Check(mult int) error {
 		return fmt.Errorf("train: i* EMA decay %g: want 0 to below 1", s.EMA)
 	case !(s.MaskFloor >= 0 && s.MaskFloor <= 1):
 		return fmt.Errorf("train: mask floor %g: want 0 to 1", s.MaskFloor)
+	case s.Recompute < RecomputeAuto || s.Recompute > RecomputeOff:
+		return fmt.Errorf("train: unknown recompute mode %d", s.Recompute)
 	case s.CheckpointEvery < 0:
 		return fmt.Errorf("train: checkpoint interval %d is negative", s.CheckpointEvery)
 	}

@@ -59,6 +59,7 @@ func (tr *trainer) jobKey() string {
 	s := tr.s
 	s.CheckpointEvery = 0 // may change between tries
 	s.Steps = 0           // more steps continue a finished or refused run
+	s.Recompute = 0       // the same gradients, to float rounding
 	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%+v\x00", tr.p.Path, tr.job.Class, tr.classID, s)
 	for i, p := range tr.job.Photos {
 		st, err := os.Stat(p.Path)
@@ -162,6 +163,20 @@ func (tr *trainer) restoreOrInit(ctx context.Context) error {
 			return nil
 		}
 	}
+	if err := tr.initState(key); err != nil {
+		return err
+	}
+	var err error
+	if tr.st.EvalStart, err = tr.evalLoss(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// initState starts a run's state (spec §6.3): the embedding from the
+// superordinate word's, and i*, o*_K and o*_V from the superordinate
+// word's encodings in the first pass's prompts.
+func (tr *trainer) initState(key string) error {
 	st := &state{Magic: stateMagic, Version: stateVersion, Job: key}
 	table := tr.p.CLIP.TokenEmbedding().Data() // [V, D]
 	st.Embedding = slices.Clone(table[tr.classID*tr.d : (tr.classID+1)*tr.d])
@@ -190,9 +205,6 @@ func (tr *trainer) restoreOrInit(ctx context.Context) error {
 	}
 	st.Adam = tr.opt.export()
 	tr.st = st
-	if st.EvalStart, err = tr.evalLoss(ctx); err != nil {
-		return err
-	}
 	return nil
 }
 

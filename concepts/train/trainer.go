@@ -13,6 +13,7 @@ import (
 
 	"github.com/perfusion-studio/perfusion/concepts/edit"
 	"github.com/perfusion-studio/perfusion/concepts/photos"
+	"github.com/perfusion-studio/perfusion/inference/blocks"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 	"github.com/perfusion-studio/perfusion/inference/unet"
@@ -316,7 +317,11 @@ func (tr *trainer) pass(ctx context.Context, ss []sample, scale float64, gEmb []
 	if err != nil {
 		return 0, fmt.Errorf("train: %w", err)
 	}
-	pred, err := predictNoise(ctx, tr.p.UNet, zt, ts, enc, ed) // [B, C, h, w]
+	var rc *blocks.Recompute
+	if tr.s.Recomputes() {
+		rc = &blocks.Recompute{}
+	}
+	pred, err := predictNoiseRecompute(ctx, tr.p.UNet, zt, ts, enc, ed, rc) // [B, C, h, w]
 	if err != nil {
 		return 0, err
 	}
@@ -327,6 +332,9 @@ func (tr *trainer) pass(ctx context.Context, ss []sample, scale float64, gEmb []
 	tensor.AccGrad(loss.Node(), []float32{1})
 	if err := ag.Backward(loss.Node()); err != nil {
 		return 0, fmt.Errorf("train: backward: %w", err)
+	}
+	if rc != nil && rc.Err() != nil {
+		return 0, fmt.Errorf("train: backward: %w", rc.Err())
 	}
 	if g := emb.Grad(); g != nil {
 		addTo(gEmb, g)

@@ -181,6 +181,9 @@ func (a *attention) forward(r *run, x, kv, res tensor.Tensor) tensor.Tensor {
 // project is to_k/to_v: the plain Linear, or the editor for attn2.
 func (a *attention) project(r *run, kv KV, lin blocks.Linear, ctx tensor.Tensor) tensor.Tensor {
 	f := r.f
+	if pre, ok := r.kv[a]; ok && a.cross && f.Err() == nil { // computed up front (Call.Recompute)
+		return pre[kv]
+	}
 	if !a.cross || r.editor == nil || f.Err() != nil {
 		return f.Linear(lin, ctx)
 	}

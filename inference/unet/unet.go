@@ -184,6 +184,13 @@ type Call struct {
 	// Trace, when set, receives this call's module outputs as Model.Trace
 	// does (and replaces Model.Trace for this call).
 	Trace blocks.Tracer
+	// Recompute, when set, makes every input, middle and output block a
+	// checkpoint of it (activation recomputation for training: the
+	// backward pass holds one block's graph at a time and recomputes it);
+	// check its Err after ag.Backward. The cross-attention K/V projections
+	// (and so the Editor) are then computed once, up front, outside the
+	// checkpoints. nil keeps every block's graph.
+	Recompute *blocks.Recompute
 }
 
 // run carries what every block of one forward pass needs.
@@ -194,6 +201,8 @@ type run struct {
 	editor  KVEditor
 	trace   blocks.Tracer
 	upTo    [2]int // size of the skip the next output block meets: an Upsample's target
+	rc      *blocks.Recompute
+	kv      map[*attention][2]tensor.Tensor // precomputed attn2 K, V [B, T, inner] (with rc)
 }
 
 // Forward predicts the noise eps [B, OutChannels, H, W] of latents x
@@ -217,6 +226,7 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 		if call[0].Trace != nil {
 			r.trace = call[0].Trace
 		}
+		r.rc = call[0].Recompute
 	}
 	b, mc := x.Dim(0), m.Config.ModelChannels
 
@@ -230,6 +240,11 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 	if err := f.Err(); err != nil {
 		return tensor.Tensor{}, fmt.Errorf("unet: time_embed: %w", err)
 	}
+	if r.rc != nil {
+		if err := m.projectAll(r); err != nil {
+			return tensor.Tensor{}, err
+		}
+	}
 
 	h := x // [B, Cin, H, W]
 	skips := make([]tensor.Tensor, 0, len(m.input))
@@ -238,7 +253,7 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 			return tensor.Tensor{}, err
 		}
 		var err error
-		if h, err = s.forward(r, h); err != nil { // [B, C_i, H_i, W_i]
+		if h, err = s.run(r, h, tensor.Tensor{}); err != nil { // [B, C_i, H_i, W_i]
 			return tensor.Tensor{}, err
 		}
 		skips = append(skips, h)
@@ -246,7 +261,7 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 	if err := ctx.Err(); err != nil {
 		return tensor.Tensor{}, err
 	}
-	h, err := m.middle.forward(r, h) // [B, C, H/8, W/8] (SD1.5)
+	h, err := m.middle.run(r, h, tensor.Tensor{}) // [B, C, H/8, W/8] (SD1.5)
 	if err != nil {
 		return tensor.Tensor{}, err
 	}
@@ -259,11 +274,7 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 		if len(skips) > 0 { // an Upsample ending this block resizes to the next skip
 			r.upTo = [2]int{skips[len(skips)-1].Dim(2), skips[len(skips)-1].Dim(3)}
 		}
-		h = f.Concat(h, skip) // [B, C + C_skip, H_i, W_i]: h first
-		if err := f.Err(); err != nil {
-			return tensor.Tensor{}, fmt.Errorf("unet: %s: skip concat: %w", s.name, err)
-		}
-		if h, err = s.forward(r, h); err != nil {
+		if h, err = s.run(r, h, skip); err != nil { // concat(h, skip) first
 			return tensor.Tensor{}, err
 		}
 	}

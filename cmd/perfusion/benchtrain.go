@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/perfusion-studio/perfusion/concepts/edit"
+	"github.com/perfusion-studio/perfusion/concepts/train"
+	"github.com/perfusion-studio/perfusion/inference/pipeline"
+	"github.com/perfusion-studio/perfusion/inference/pipeline/perf"
+)
+
+// trainBenchOptions are the settings of `perfusion bench --train`.
+type trainBenchOptions struct {
+	on        bool                // --train
+	recompute train.RecomputeMode // --recompute
+	noLimit   bool                // --no-memory-limit
+}
+
+// trainBenchFlagValues holds the parsed flag values until options() checks them.
+type trainBenchFlagValues struct {
+	on, noLimit *bool
+	recompute   *string
+}
+
+func trainBenchFlags(fs *flag.FlagSet) trainBenchFlagValues {
+	return trainBenchFlagValues{
+		on: fs.Bool("train", false, "instead of the stages, time one UNet forward and one Perfusion training sample (text encoder, edited UNet, backward to the embedding and every o*_V; batch 1) "+
+			"side by side at each size, with their ratio, allocations and peak resident memory"),
+		recompute: fs.String("recompute", "auto", "--train: activation recomputation, auto (as training decides: on from 256 px), on or off"),
+		noLimit:   fs.Bool("no-memory-limit", false, "--train: do not set the Go memory limit that perfusion train sets"),
+	}
+}
+
+func (v trainBenchFlagValues) options() (trainBenchOptions, error) {
+	o := trainBenchOptions{on: *v.on, noLimit: *v.noLimit}
+	switch strings.ToLower(*v.recompute) {
+	case "auto":
+		o.recompute = train.RecomputeAuto
+	case "on":
+		o.recompute = train.RecomputeOn
+	case "off":
+		o.recompute = train.RecomputeOff
+	default:
+		return o, fmt.Errorf("%w: --recompute %q: want auto, on or off", errUsage, *v.recompute)
+	}
+	return o, nil
+}
+
+// trainBenchRow is one size's figures.
+type trainBenchRow struct {
+	size                   int
+	recompute              bool
+	forward, sample        time.Duration // best of the reps
+	fwdAlloc, sampleAlloc  uint64        // bytes allocated by one (the last)
+	fwdMallocs, sampleMall uint64        // allocations by one (the last)
+	fwdPeak, samplePeak    int64         // peak RSS over the phase (0: unknown)
+}
+
+// allocsOf runs fn and returns the bytes and objects it allocated.
+func allocsOf(fn func() error) (bytes, mallocs uint64, err error) {
+	var a, b runtime.MemStats
+	runtime.ReadMemStats(&a)
+	err = fn()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc, b.Mallocs - a.Mallocs, err
+}
+
+// phasePeak resets the peak RSS (where the system allows), runs fn and
+// returns the peak over it; without a reset the process peak so far.
+func phasePeak(fn func() error) (int64, error) {
+	runtime.GC()
+	perf.ResetPeakRSS() // best effort: elsewhere the peak is the process's
+	if err := fn(); err != nil {
+		return 0, err
+	}
+	peak, _ := perf.PeakRSS()
+	return peak, nil
+}
+
+// runTrainBench is `perfusion bench --train`.
+func runTrainBench(ctx context.Context, opt perf.Options, to trainBenchOptions, stdout, stderr io.Writer) error {
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", args...) }
+	opt.Log = func(msg string) { fmt.Fprintln(stderr, "bench:", msg) }
+	b, err := perf.Prepare(ctx, opt)
+	if err != nil {
+		return err
+	}
+	p := b.P
+	d := p.CLIP.Config.HiddenSize
+	inv := make([]float64, d*d) // C⁻¹ = I: the metric's values do not change the work
+	for i := range d {
+		inv[i*d+i] = 1
+	}
+	metric, err := edit.NewDenseMetric(inv, d)
+	if err != nil {
+		return err
+	}
+	var rows []trainBenchRow
+	for _, size := range opt.Sizes {
+		s, err := train.PresetSettings(train.Quick)
+		if err != nil {
+			return err
+		}
+		s.Size, s.Batch, s.Micro, s.Recompute = size, 1, 1, to.recompute
+		restore := func() {}
+		if !to.noLimit {
+			var msg string
+			msg, restore = setTrainMemoryLimit(p, s)
+			logf("%d px: %s", size, msg)
+		}
+		row, err := trainBenchSize(ctx, p, metric, "a", s, opt.Reps, logf) // "a": one token of the byte vocabulary
+		restore()
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row)
+	}
+	return writeTrainBench(stdout, b, opt, rows)
+}
+
+// trainBenchSize measures one size: reps forwards and reps samples, the
+// fastest of each kept. class is the superordinate word, one token.
+func trainBenchSize(ctx context.Context, p *pipeline.Pipeline, m edit.Metric, class string, s train.Settings, reps int, logf func(string, ...any)) (trainBenchRow, error) {
+	row := trainBenchRow{size: s.Size, recompute: s.Recomputes()}
+	pb, err := train.NewProbe(p, m, class, s)
+	if err != nil {
+		return row, err
+	}
+	var fwds, samples []time.Duration
+	row.fwdPeak, err = phasePeak(func() error {
+		for range reps {
+			var d time.Duration
+			var err error
+			row.fwdAlloc, row.fwdMallocs, err = allocsOf(func() error {
+				d, err = pb.Forward(ctx)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			fwds = append(fwds, d)
+			logf("%d px: UNet forward %.2f s", s.Size, d.Seconds())
+		}
+		return nil
+	})
+	if err != nil {
+		return row, err
+	}
+	row.samplePeak, err = phasePeak(func() error {
+		for range reps {
+			start := time.Now()
+			var err error
+			row.sampleAlloc, row.sampleMall, err = allocsOf(func() error {
+				_, err := pb.Sample(ctx)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			samples = append(samples, time.Since(start))
+			logf("%d px: training sample %.2f s", s.Size, samples[len(samples)-1].Seconds())
+		}
+		return nil
+	})
+	if err != nil {
+		return row, err
+	}
+	row.forward, row.sample = slices.Min(fwds), slices.Min(samples)
+	return row, nil
+}
+
+func writeTrainBench(w io.Writer, b *perf.Bench, opt perf.Options, rows []trainBenchRow) error {
+	gb := func(v int64) string {
+		if v <= 0 {
+			return "?"
+		}
+		return fmt.Sprintf("%.2f GB", float64(v)/1e9)
+	}
+	fmt.Fprintf(w, "Perfusion training on SD1.5 shapes (random %s weights, %.2f GB held), batch 1, best of %d; %d threads\n",
+		b.DType, float64(b.P.WeightBytes())/1e9, opt.Reps, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(w, "A sample is the text encoder with the concept's embedding, the edited UNet forward, and the backward pass to the embedding and every o*_V;\n")
+	fmt.Fprintf(w, "the forward is one plain UNet pass of the same latents. Peak RSS is the process's over each phase (weights included).\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "size\trecompute\tforward\tsample\tsample/forward\tsamples/s\tforward allocs\tsample allocs\tpeak RSS forward\tpeak RSS sample\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d px\t%v\t%.2f s\t%.2f s\t%.2f×\t%.3f\t%.2f GB / %d\t%.2f GB / %d\t%s\t%s\t\n",
+			r.size, r.recompute, r.forward.Seconds(), r.sample.Seconds(), r.sample.Seconds()/r.forward.Seconds(), 1/r.sample.Seconds(),
+			float64(r.fwdAlloc)/1e9, r.fwdMallocs, float64(r.sampleAlloc)/1e9, r.sampleMall, gb(r.fwdPeak), gb(r.samplePeak))
+	}
+	return tw.Flush()
+}
