@@ -345,6 +345,19 @@ func (s *progressSource) Half(name string) ([]uint16, []int, error) {
 	return v, sh, err
 }
 
+// HalfView lends a float16 tensor (see weights.HalfViewer), counting it as
+// Half does.
+func (s *progressSource) HalfView(name string) ([]uint16, any, []int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	v, keep, sh, err := weights.HalfView(s.Source, name)
+	if err == nil {
+		s.count(len(v))
+	}
+	return v, keep, sh, err
+}
+
 // count adds n values read and reports the fraction when it grew.
 func (s *progressSource) count(n int) {
 	if s.report == nil || s.total == 0 {
