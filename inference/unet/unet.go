@@ -77,6 +77,7 @@ type Model struct {
 	cross      []*attention     // every attn2, in forward order
 	bytes      int64            // weight memory as held
 	pool       *blocks.WeightPool
+	arena      *blocks.Arena // recycles activations across forward passes
 }
 
 // Load builds the UNet of cfg from src, strictly: every tensor under Prefix
@@ -151,7 +152,7 @@ func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOpti
 	if err := l.Finish(); err != nil {
 		return nil, err
 	}
-	m.bytes, m.pool = l.WeightBytes(), l.Pool()
+	m.bytes, m.pool, m.arena = l.WeightBytes(), l.Pool(), new(blocks.Arena)
 	return m, nil
 }
 
@@ -207,7 +208,11 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 	if len(call) > 1 {
 		return tensor.Tensor{}, fmt.Errorf("unet: %d Calls, want at most one", len(call))
 	}
-	f := blocks.NewFlow(m.e)
+	arena := m.arena
+	if m.Trace != nil {
+		arena = nil // a tracer may keep intermediate results
+	}
+	f := blocks.NewArenaFlow(m.e, arena) // results recycled at scope ends, until a gradient graph needs them
 	r := &run{f: f, context: cond, trace: m.Trace}
 	if len(call) == 1 {
 		r.editor = call[0].Editor
@@ -232,18 +237,22 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 			return tensor.Tensor{}, err
 		}
 		var err error
+		mark := f.Mark()
 		if h, err = s.forward(r, h); err != nil { // [B, C_i, H_i, W_i]
 			return tensor.Tensor{}, err
 		}
+		f.Release(mark, h)
 		skips = append(skips, h)
 	}
 	if err := ctx.Err(); err != nil {
 		return tensor.Tensor{}, err
 	}
+	mark := f.Mark()
 	h, err := m.middle.forward(r, h) // [B, C, H/8, W/8] (SD1.5)
 	if err != nil {
 		return tensor.Tensor{}, err
 	}
+	f.Release(mark, h)
 	for _, s := range m.output {
 		if err := ctx.Err(); err != nil {
 			return tensor.Tensor{}, err
@@ -253,13 +262,17 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 		if len(skips) > 0 { // an Upsample ending this block resizes to the next skip
 			r.upTo = [2]int{skips[len(skips)-1].Dim(2), skips[len(skips)-1].Dim(3)}
 		}
-		h = f.Concat(h, skip) // [B, C + C_skip, H_i, W_i]: h first
+		cat := f.Concat(h, skip) // [B, C + C_skip, H_i, W_i]: h first
 		if err := f.Err(); err != nil {
 			return tensor.Tensor{}, fmt.Errorf("unet: %s: skip concat: %w", s.name, err)
 		}
-		if h, err = s.forward(r, h); err != nil {
+		f.Free(h, skip)
+		mark := f.Mark()
+		if h, err = s.forward(r, cat); err != nil {
 			return tensor.Tensor{}, err
 		}
+		f.Release(mark, h)
+		f.Free(cat)
 	}
 	if r.trace != nil {
 		h = f.GroupNorm(m.outNorm, h) // [B, C, H, W]
@@ -272,6 +285,7 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 	if err := f.Err(); err != nil {
 		return tensor.Tensor{}, fmt.Errorf("unet: out: %w", err)
 	}
+	f.Done(h)
 	return h, nil
 }
 
