@@ -54,6 +54,17 @@ type LoadOptions struct {
 // diffusers folder), checks that it is an SD1.x text-to-image model, finds
 // its tokenizer and loads its three models. It is cancelled through ctx,
 // also while reading weights.
+//
+// On Unix a .safetensors file (also inside a diffusers folder) is mapped
+// into memory rather than read: float16 layer weights kept as float16 are
+// used in place, so loading costs little more than the float32 tensors it
+// converts, and the weights are page cache the system can share and
+// reclaim. The models hold the mapping for as long as any of them is
+// reachable; the file is closed when Load returns, and deleting or
+// renaming it is harmless. A file truncated before Load is an error, but
+// one truncated or rewritten in place while its models live makes them
+// fault (SIGBUS): replace model files by writing a new file and renaming
+// it over the old one, as every safe writer does.
 func Load(ctx context.Context, path string, opt LoadOptions) (*Pipeline, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
