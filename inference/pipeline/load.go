@@ -46,7 +46,9 @@ type LoadOptions struct {
 	// at no cost in accuracy.
 	Half blocks.HalfMode
 	// Progress, when set, is called with the fraction of the weights read
-	// so far (0 to 1), often: after every tensor.
+	// so far (0 to 1), often: after every tensor. The models load on
+	// several goroutines; the calls come one at a time, with growing
+	// fractions.
 	Progress func(fraction float64)
 }
 
@@ -117,15 +119,19 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Pipeline, error) 
 		}
 		return ctx.Err()
 	}
+	// The three models load at the same time: each converts its own
+	// float32 tensors, and the checkpoint serves concurrent reads.
 	bo := blocks.LoadOptions{Half: opt.Half}
-	if err := load("text encoder", func() (err error) { p.CLIP, err = clip.Load(e, src, cc, bo); return }); err != nil {
-		return nil, err
-	}
-	if err := load("UNet", func() (err error) { p.UNet, err = unet.Load(e, src, uc, bo); return }); err != nil {
-		return nil, err
-	}
-	if err := load("VAE", func() (err error) { p.VAE, err = vae.Load(e, src, vc, bo); return }); err != nil {
-		return nil, err
+	var errs [3]error
+	var wg sync.WaitGroup
+	wg.Go(func() { errs[0] = load("text encoder", func() (err error) { p.CLIP, err = clip.Load(e, src, cc, bo); return }) })
+	wg.Go(func() { errs[1] = load("UNet", func() (err error) { p.UNet, err = unet.Load(e, src, uc, bo); return }) })
+	wg.Go(func() { errs[2] = load("VAE", func() (err error) { p.VAE, err = vae.Load(e, src, vc, bo); return }) })
+	wg.Wait()
+	for _, err := range errs { // in model order, so the error reported does not depend on timing
+		if err != nil {
+			return nil, err
+		}
 	}
 	if err := p.checkWidths(); err != nil {
 		return nil, err
@@ -375,14 +381,10 @@ func (s *progressSource) count(n int) {
 		return
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock() // the models load concurrently: one report at a time, growing
 	s.read += int64(n)
-	f := min(float64(s.read)/float64(s.total), 1)
-	report := f > s.reported
-	if report {
+	if f := min(float64(s.read)/float64(s.total), 1); f > s.reported {
 		s.reported = f
-	}
-	s.mu.Unlock()
-	if report {
 		s.report(f)
 	}
 }
