@@ -233,3 +233,41 @@ func maxDiff(a, b []float32) float64 {
 	}
 	return d
 }
+
+// viewSource lends its float16 tensors as views held by a keep value, as a
+// mapped checkpoint does.
+type viewSource struct {
+	weights.Map
+	keep  any
+	views int
+}
+
+func (s *viewSource) HalfView(name string) ([]uint16, any, []int, error) {
+	v, sh, err := s.Map.Half(name)
+	s.views++
+	return v, s.keep, sh, err
+}
+
+// A layer weight lent as a view holds what keeps the view valid, and so do
+// its reshapes.
+func TestLoaderKeepsViews(t *testing.T) {
+	h := make([]uint16, 6)
+	weights.Float32sToHalf(h, []float32{1, 2, 3, 4, 5, 6})
+	keep := new(int)
+	src := &viewSource{Map: weights.Map{"m.w.weight": {Half: h, Shape: []int{2, 3}}}, keep: keep}
+	l := NewLoader(src, "toy", "m.")
+	lin := LoadLinear(l, "w", 3, 2, false)
+	if err := l.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if src.views != 1 || lin.Half == nil || lin.Half.keep != keep {
+		t.Fatalf("views %d, half %v: the weight does not hold its view's keep", src.views, lin.Half)
+	}
+	if &lin.Half.Data()[0] != &h[0] {
+		t.Error("the view was copied")
+	}
+	r, err := lin.Half.Reshape(3, 2)
+	if err != nil || r.keep != keep {
+		t.Errorf("a reshape does not hold the keep value: %v", err)
+	}
+}

@@ -128,7 +128,7 @@ func best(ctx context.Context, n int, fn func(context.Context) error) (time.Dura
 func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "random SD1.5 weights: %.2f GB of %s on disk (written in %s, loaded in %s: %s)\n",
 		float64(rep.FileBytes)/1e9, rep.DType, secs(rep.Write), secs(rep.Load), rep.LoadUsage.summary())
-	fmt.Fprintf(w, "memory after loading: %s of live Go heap (the weights as held), peak RSS so far %s\n", gb(rep.LiveHeap), gb(rep.LoadRSS))
+	fmt.Fprintf(w, "memory after loading: %s of live Go heap (the weights held in it; mapped float16 weights are page cache), peak RSS so far %s\n", gb(rep.LiveHeap), gb(rep.LoadRSS))
 	fmt.Fprintf(w, "backend %s, %d threads; GEMM peak %.1f GFLOP/s (%d³ float32)\n", rep.Backend, rep.Threads, rep.PeakGFLOPs, bench.PeakSize)
 	fmt.Fprintf(w, "text encoder (prompt + negative, 2 x 77 tokens): %s; times are the best of %d\n\n", secs(rep.Text), rep.Reps)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
