@@ -124,7 +124,9 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Pipeline, error) 
 	bo := blocks.LoadOptions{Half: opt.Half}
 	var errs [3]error
 	var wg sync.WaitGroup
-	wg.Go(func() { errs[0] = load("text encoder", func() (err error) { p.CLIP, err = clip.Load(e, src, cc, bo); return }) })
+	wg.Go(func() {
+		errs[0] = load("text encoder", func() (err error) { p.CLIP, err = clip.Load(e, src, cc, bo); return })
+	})
 	wg.Go(func() { errs[1] = load("UNet", func() (err error) { p.UNet, err = unet.Load(e, src, uc, bo); return }) })
 	wg.Go(func() { errs[2] = load("VAE", func() (err error) { p.VAE, err = vae.Load(e, src, vc, bo); return }) })
 	wg.Wait()
