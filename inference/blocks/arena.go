@@ -38,6 +38,11 @@ func (a *Arena) Stats() ArenaStats {
 	return a.stats
 }
 
+// Clear drops every idle buffer (to the garbage collector), for a program
+// that keeps a model loaded but will not run it for a while. Passes in
+// flight are not disturbed: what they give back later is kept again.
+func (a *Arena) Clear() { a.trim(nil) }
+
 // get returns a zeroed buffer of n values, recycled if one is idle.
 func (a *Arena) get(n int) []float32 {
 	a.mu.Lock()

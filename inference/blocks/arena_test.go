@@ -210,6 +210,14 @@ func TestArenaTrimsUnusedSizes(t *testing.T) {
 	if got := a.Stats().IdleBytes; got != 2000 {
 		t.Errorf("idle %d bytes after a pass at another size, want 2000 (the old size dropped)", got)
 	}
+	a.Clear()
+	if got := a.Stats().IdleBytes; got != 0 {
+		t.Errorf("idle %d bytes after Clear", got)
+	}
+	run(500)
+	if got := a.Stats().IdleBytes; got != 2000 {
+		t.Errorf("idle %d bytes after a pass following Clear, want 2000", got)
+	}
 }
 
 func TestNewArenaFlowNil(t *testing.T) {
