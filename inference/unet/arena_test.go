@@ -45,4 +45,11 @@ func TestForwardRecyclesActivations(t *testing.T) {
 	if st.IdleBytes != warm.IdleBytes {
 		t.Errorf("idle arena memory went from %d to %d bytes for the same pass", warm.IdleBytes, st.IdleBytes)
 	}
+	m.ReleaseActivations()
+	if got := m.arena.Stats().IdleBytes; got != 0 {
+		t.Errorf("%d idle bytes after ReleaseActivations", got)
+	}
+	if again, err := m.Forward(context.Background(), x, ts, cond); err != nil || !slices.Equal(again.Data(), want) {
+		t.Errorf("a pass after ReleaseActivations: %v", err)
+	}
 }

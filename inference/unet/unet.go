@@ -156,6 +156,16 @@ func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOpti
 	return m, nil
 }
 
+// ReleaseActivations drops the activation buffers kept idle between
+// forward passes (see blocks.Arena): for a caller that is done sampling
+// for now and runs something else (the VAE decoder), or keeps the model
+// loaded while idle. The next pass allocates them again.
+func (m *Model) ReleaseActivations() {
+	if m.arena != nil {
+		m.arena.Clear()
+	}
+}
+
 // SizeMultiple is the number latent sides must be multiples of: 1, any
 // size works (see Forward).
 func (m *Model) SizeMultiple() int { return 1 }
@@ -328,10 +338,13 @@ func (s *sequence) add(m module) { s.modules = append(s.modules, m) }
 
 func (s *sequence) forward(r *run, x tensor.Tensor) (tensor.Tensor, error) {
 	for i, m := range s.modules {
-		var err error
-		if x, err = m.forward(r, x); err != nil {
+		mark := r.f.Mark()
+		y, err := m.forward(r, x)
+		if err != nil {
 			return tensor.Tensor{}, fmt.Errorf("unet: %s.%d: %w", s.name, i, err)
 		}
+		r.f.Release(mark, y) // the module's intermediates; its output lives to the caller's Release
+		x = y
 		if r.trace != nil {
 			r.trace(fmt.Sprintf("%s.%d", s.name, i), x)
 		}
