@@ -15,9 +15,11 @@ func TestMeasureCounts(t *testing.T) {
 	d, u, err := measure(context.Background(), 3, func(context.Context) error {
 		runs++
 		sink = make([]byte, 8<<20) // one 8 MiB object per run
+		// Burn 20 ms of CPU however busy the machine is (2 s of wall time
+		// where CPU time is unknown).
 		u0, s0, _, _ := processTimes()
-		deadline := time.Now().Add(2 * time.Second) // where CPU time is unknown, just 2 s
-		for time.Now().Before(deadline) { // burn 20 ms of CPU (however busy the machine is)
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
 			if u, s, _, _ := processTimes(); u+s-u0-s0 >= 20*time.Millisecond {
 				break
 			}
