@@ -8,13 +8,77 @@ import (
 // Flow runs a chain of operators with a sticky error, so model code reads
 // as one line per operator: after the first failure every call returns the
 // zero Tensor and Err reports that failure. A Flow is used by one goroutine.
+//
+// A Flow made with NewArenaFlow also recycles its operators' results
+// through an Arena: model code marks scopes (Mark, then Release with the
+// results that live on), frees dead tensors early (Free) and hands the
+// final result out with Done. Tensors given back must not be used again:
+// their buffers hold later results. As soon as an operator's result
+// requires gradients (a graph records the pass and may read any result in
+// its backward pass), the flow stops recycling for the rest of the pass.
 type Flow struct {
 	E   *ops.Engine
 	err error
+	out *flowOutputs // nil: results are not recycled
 }
 
 // NewFlow starts a flow on e.
 func NewFlow(e *ops.Engine) *Flow { return &Flow{E: e} }
+
+// NewArenaFlow starts a flow on e whose operators write their results
+// into buffers of a (see Arena); a nil a gives NewFlow(e). The flow's E is
+// a copy of e lending from the arena (ops.Engine.WithOutputs).
+func NewArenaFlow(e *ops.Engine, a *Arena) *Flow {
+	if a == nil || e == nil {
+		return NewFlow(e)
+	}
+	out := &flowOutputs{a: a, used: map[int]bool{}}
+	return &Flow{E: e.WithOutputs(out), out: out}
+}
+
+// Mark starts a scope: Release(mark, ...) gives back what the flow's
+// operators produce after it.
+func (f *Flow) Mark() int {
+	if f.out == nil {
+		return 0
+	}
+	f.out.mu.Lock()
+	defer f.out.mu.Unlock()
+	return len(f.out.owned)
+}
+
+// Release ends the scope begun by mark: every result produced since is
+// given back to the arena except those of keep (the scope's outputs),
+// which a later Release, Free or Done gives back. Without an arena it does
+// nothing.
+func (f *Flow) Release(mark int, keep ...tensor.Tensor) {
+	if f.out != nil {
+		f.out.release(mark, keep, nil)
+	}
+}
+
+// Free gives back the results under ts, dead from now on. A tensor that
+// shares its buffer with one still in use (a Reshape of it) must not be
+// freed. Tensors the flow did not produce are ignored.
+func (f *Flow) Free(ts ...tensor.Tensor) {
+	if f.out != nil {
+		f.out.free(ts)
+	}
+}
+
+// Done ends the pass: every result is given back except those of
+// results, which leave the arena for good (the caller owns them), and the
+// arena drops idle buffers of sizes this pass did not use.
+func (f *Flow) Done(results ...tensor.Tensor) {
+	if f.out == nil {
+		return
+	}
+	f.out.release(0, nil, results)
+	f.out.mu.Lock()
+	used := f.out.used
+	f.out.mu.Unlock()
+	f.out.a.trim(used)
+}
 
 // Err returns the first error of the flow.
 func (f *Flow) Err() error { return f.err }
@@ -27,10 +91,15 @@ func (f *Flow) Fail(err error) tensor.Tensor {
 	return tensor.Tensor{}
 }
 
-// Do records the error of one operator call and passes its result on.
+// Do records the error of one operator call and passes its result on. A
+// result that requires gradients stops the recycling of results (see
+// Flow).
 func (f *Flow) Do(y tensor.Tensor, err error) tensor.Tensor {
 	if err != nil {
 		return f.Fail(err)
+	}
+	if f.out != nil && y.Valid() && y.RequiresGrad() {
+		f.out.disable()
 	}
 	return y
 }

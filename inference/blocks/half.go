@@ -2,6 +2,7 @@ package blocks
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/perfusion-studio/perfusion/inference/blocks/internal/f16"
@@ -57,10 +58,16 @@ type LoadOptions struct {
 // HalfTensor is a layer weight held as float16 (raw IEEE binary16). Each
 // operator call converts it into a float32 buffer lent by the model's
 // WeightPool, so only the layers running at the moment exist in float32.
+//
+// The values may be a read-only view of a memory-mapped checkpoint (see
+// weights.HalfViewer): the HalfTensor then holds the mapping, which stays
+// valid as long as the HalfTensor (or a Reshape of it) is reachable, so a
+// model's mapped weights live exactly as long as the model.
 type HalfTensor struct {
 	data  []uint16
 	shape []int
 	pool  *WeightPool
+	keep  any // what keeps data valid (a file mapping), or nil
 }
 
 // NewHalfTensor wraps data (not copied) with a shape; pool lends its
@@ -78,7 +85,8 @@ func NewHalfTensor(data []uint16, pool *WeightPool, shape ...int) (*HalfTensor, 
 // Shape returns a copy of the shape.
 func (h *HalfTensor) Shape() []int { return append([]int(nil), h.shape...) }
 
-// Data returns the float16 values (not a copy; do not modify).
+// Data returns the float16 values (not a copy; do not modify: they may be
+// a read-only mapping). Keep h reachable while they are used.
 func (h *HalfTensor) Data() []uint16 { return h.data }
 
 // Bytes is the memory the values take (2 per value).
@@ -89,7 +97,7 @@ func (h *HalfTensor) Reshape(shape ...int) (*HalfTensor, error) {
 	if tensor.Numel(shape) != len(h.data) {
 		return nil, fmt.Errorf("blocks: cannot reshape %v to %v", h.shape, shape)
 	}
-	return &HalfTensor{data: h.data, shape: append([]int(nil), shape...), pool: h.pool}, nil
+	return &HalfTensor{data: h.data, shape: append([]int(nil), shape...), pool: h.pool, keep: h.keep}, nil
 }
 
 // String prints the shape, for errors.
@@ -111,6 +119,7 @@ func (h *HalfTensor) Float32(e *ops.Engine, keep bool) (w tensor.Tensor, release
 	}
 	buf, release := h.buffer()
 	ConvertHalf(e, buf, h.data)
+	runtime.KeepAlive(h)
 	return tensor.MustNew(buf, h.shape...), release // len(buf) = numel by construction
 }
 
@@ -125,6 +134,7 @@ func (h *HalfTensor) Float32OHIW(e *ops.Engine, keep bool) (w tensor.Tensor, rel
 	}
 	buf, release := h.buffer()
 	ConvertHalfOHIW(e, buf, h.data, s[0], s[1], s[2], s[3])
+	runtime.KeepAlive(h)
 	return tensor.MustNew(buf, s[0], s[2], s[1], s[3]), release
 }
 

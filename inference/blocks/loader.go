@@ -178,12 +178,16 @@ func (l Loader) Matrix(name string, shapes ...[]int) (tensor.Tensor, *HalfTensor
 	switch {
 	case l.half == HalfNever:
 	case dtype == "F16":
-		data, _, err := l.st.src.(weights.HalfSource).Half(key) // DType is "F16" only for a HalfSource
+		data, keep, _, err := weights.HalfView(l.st.src, key) // DType is "F16" only for a HalfSource
 		if err != nil {
 			l.problem("tensor %q: %v", key, err)
 			return tensor.Tensor{}, nil
 		}
-		return tensor.Tensor{}, l.half16(key, data, shapes[0])
+		h := l.half16(key, data, shapes[0])
+		if h != nil {
+			h.keep = keep // a mapped file's views live as long as the weight
+		}
+		return tensor.Tensor{}, h
 	case l.half == HalfAlways:
 		data, _, err := l.st.src.Float32(key)
 		if err != nil {

@@ -34,7 +34,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
+	"unsafe"
 
 	"github.com/perfusion-studio/perfusion/inference/safetensors"
 )
@@ -91,7 +93,10 @@ type entry struct {
 	dtype  string // safetensors dtype name
 	shape  []int
 	origin string                 // file and original name, for messages
-	read   func() ([]byte, error) // contiguous little-endian bytes
+	read   func() ([]byte, error) // contiguous little-endian bytes, a fresh copy
+	// view, when set, lends the bytes without copying (a mapped file): they
+	// are read-only and valid while keep is reachable (nil keep: a copy).
+	view func() (b []byte, keep any, err error)
 }
 
 // Open opens a checkpoint file or diffusers folder with default Options.
@@ -182,27 +187,33 @@ func (c *Checkpoint) Config(component string) (json.RawMessage, bool) {
 	return b, ok
 }
 
-// bytes reads a tensor's raw bytes.
-func (c *Checkpoint) bytes(name string) (*entry, []byte, error) {
+// bytes reads a tensor's raw bytes, read-only: a view of a mapped file
+// that stays valid while keep is reachable, or a copy (keep nil).
+func (c *Checkpoint) bytes(name string) (e *entry, b []byte, keep any, err error) {
 	e, ok := c.tensors[name]
 	if !ok {
-		return nil, nil, fmt.Errorf("checkpoint: no tensor %q in %s: %w", name, c.path, ErrFormat)
+		return nil, nil, nil, fmt.Errorf("checkpoint: no tensor %q in %s: %w", name, c.path, ErrFormat)
 	}
-	b, err := e.read()
+	if e.view != nil {
+		b, keep, err = e.view()
+	} else {
+		b, err = e.read()
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("checkpoint: read %s: %w", e.origin, classify(err))
+		return nil, nil, nil, fmt.Errorf("checkpoint: read %s: %w", e.origin, classify(err))
 	}
-	return e, b, nil
+	return e, b, keep, nil
 }
 
 // Float32 reads a tensor converted to float32, with its shape. float16 and
 // bfloat16 convert exactly.
 func (c *Checkpoint) Float32(name string) ([]float32, []int, error) {
-	e, b, err := c.bytes(name)
+	e, b, keep, err := c.bytes(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := safetensors.ToFloat32(b, e.dtype)
+	v, err := safetensors.ToFloat32(b, e.dtype) // a new slice
+	runtime.KeepAlive(keep)
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint: %s: %w", e.origin, classify(err))
 	}
@@ -210,15 +221,39 @@ func (c *Checkpoint) Float32(name string) ([]float32, []int, error) {
 }
 
 // Half reads a tensor stored as F16 as raw IEEE binary16 values, without
-// conversion (for memory-compact weights). A tensor of another dtype is an
-// error wrapping ErrUnsupported: read it with Float32.
+// conversion (for memory-compact weights), into a new slice. A tensor of
+// another dtype is an error wrapping ErrUnsupported: read it with Float32.
 func (c *Checkpoint) Half(name string) ([]uint16, []int, error) {
-	if d := c.DType(name); d != "F16" && d != "" {
-		return nil, nil, fmt.Errorf("checkpoint: tensor %q is %s, not F16: %w", name, d, ErrUnsupported)
-	}
-	e, b, err := c.bytes(name)
+	v, keep, sh, err := c.HalfView(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	return safetensors.ToUint16(b), append([]int(nil), e.shape...), nil
+	if keep != nil {
+		v = append([]uint16(nil), v...)
+		runtime.KeepAlive(keep)
+	}
+	return v, sh, nil
+}
+
+// HalfView is Half without a copy where the tensor lies in a memory-mapped
+// file (a .safetensors file of safetensors.MinMapSize bytes or more, on
+// Unix): the values are read-only and stay valid, even after Close, as
+// long as keep is reachable, so whoever holds them holds keep too. A nil
+// keep means v is an ordinary copy.
+func (c *Checkpoint) HalfView(name string) (v []uint16, keep any, shape []int, err error) {
+	if d := c.DType(name); d != "F16" && d != "" {
+		return nil, nil, nil, fmt.Errorf("checkpoint: tensor %q is %s, not F16: %w", name, d, ErrUnsupported)
+	}
+	e, b, keep, err := c.bytes(name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(b)%2 != 0 {
+		return nil, nil, nil, fmt.Errorf("checkpoint: %s: %d bytes are not a whole number of F16 values: %w", e.origin, len(b), ErrFormat)
+	}
+	v = safetensors.Uint16View(b)
+	if keep != nil && len(v) > 0 && unsafe.Pointer(unsafe.SliceData(v)) != unsafe.Pointer(unsafe.SliceData(b)) {
+		keep = nil // Uint16View copied (unaligned, or a big-endian host)
+	}
+	return v, keep, append([]int(nil), e.shape...), nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/perfusion-studio/perfusion/inference/checkpoint/internal/ckpttest"
@@ -27,7 +28,9 @@ func readAll(t *testing.T, c *Checkpoint) map[string]stored {
 	out := map[string]stored{}
 	for _, n := range c.Names() {
 		shape, _ := c.Shape(n)
-		_, b, err := c.bytes(n)
+		_, b, keep, err := c.bytes(n)
+		b = append([]byte(nil), b...) // a mapped view lives only as long as keep
+		runtime.KeepAlive(keep)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -56,17 +56,18 @@ func readWeights(path string) (map[string]*entry, Kind, io.Closer, error) {
 			out[name] = &entry{dtype: t.DType, shape: t.Shape, origin: path + ": " + name, read: t.Bytes}
 		}
 	} else {
-		sf, err := safetensors.NewReader(f, size)
+		sf, err := safetensors.OpenFile(f, size) // maps large files (see safetensors.File.View)
 		if err != nil {
 			f.Close()
 			return nil, 0, nil, fmt.Errorf("checkpoint: %s: %w", path, classify(err))
 		}
 		for _, name := range sf.Names() {
 			info, _ := sf.Info(name)
-			name := name
 			read := func() ([]byte, error) { b, _, err := sf.Bytes(name); return b, err }
-			out[name] = &entry{dtype: info.DType, shape: info.Shape, origin: path + ": " + name, read: read}
+			view := func() ([]byte, any, error) { b, _, keep, err := sf.View(name); return b, keep, err }
+			out[name] = &entry{dtype: info.DType, shape: info.Shape, origin: path + ": " + name, read: read, view: view}
 		}
+		return out, kind, sf, nil // closing sf closes f
 	}
 	return out, kind, f, nil
 }

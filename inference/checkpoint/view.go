@@ -44,6 +44,11 @@ func (v View) Float32(name string) ([]float32, []int, error) { return v.c.Float3
 // Half reads prefix+name as raw float16.
 func (v View) Half(name string) ([]uint16, []int, error) { return v.c.Half(v.prefix + name) }
 
+// HalfView lends prefix+name as raw float16, as Checkpoint.HalfView.
+func (v View) HalfView(name string) ([]uint16, any, []int, error) {
+	return v.c.HalfView(v.prefix + name)
+}
+
 // Require checks names relative to the prefix, as Checkpoint.Require.
 func (v View) Require(want map[string][]int) error {
 	full := make(map[string][]int, len(want))

@@ -26,7 +26,7 @@ func (f *add) Operands() []mat.Tensor { return operands(f.a, f.b) }
 
 func (f *add) Forward() (mat.Tensor, error) {
 	a, b := f.a.Data(), f.b.Data()
-	y := make([]float32, len(a))
+	y := f.e.output(len(a))
 	f.e.par(len(a), grain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			y[i] = a[i] + b[i]
@@ -66,7 +66,7 @@ func (f *addChannel) Operands() []mat.Tensor { return operands(f.x, f.c) }
 
 func (f *addChannel) Forward() (mat.Tensor, error) {
 	x, c, s := f.x.Data(), f.c.Data(), f.s
-	y := make([]float32, len(x)) // [B*C, S]
+	y := f.e.output(len(x)) // [B*C, S]
 	f.e.par(len(c), grain/(s+1)+1, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			v, xs, ys := c[p], x[p*s:(p+1)*s], y[p*s:(p+1)*s]
@@ -112,7 +112,7 @@ type scale struct {
 func (f *scale) Operands() []mat.Tensor { return operands(f.x) }
 
 func (f *scale) Forward() (mat.Tensor, error) {
-	return tensor.Leaf(f.e.scaled(f.x.Data(), f.s, make([]float32, f.x.Size()))), nil
+	return tensor.Leaf(f.e.scaled(f.x.Data(), f.s, f.e.output(f.x.Size()))), nil
 }
 
 func (f *scale) Backward(gy mat.Tensor) error {

@@ -87,7 +87,7 @@ type attentionFn struct {
 func (f *attentionFn) Operands() []mat.Tensor { return operands(f.q, f.k, f.v) }
 
 func (f *attentionFn) Forward() (mat.Tensor, error) {
-	out := make([]float32, f.p.B*f.p.Tq*f.p.Heads*f.p.Dv) // [B, Tq, H*Dv]
+	out := f.e.output(f.p.B * f.p.Tq * f.p.Heads * f.p.Dv) // [B, Tq, H*Dv]
 	var lse []float32
 	if anyGrad(f.q, f.k, f.v) {
 		lse = make([]float32, f.p.LSELen()) // [B, H, Tq]

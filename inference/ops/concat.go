@@ -35,7 +35,7 @@ func (f *concat) Operands() []mat.Tensor { return operands(f.a, f.b) }
 
 func (f *concat) Forward() (mat.Tensor, error) {
 	a, b, la, lb := f.a.Data(), f.b.Data(), f.la, f.lb
-	y := make([]float32, f.n*(la+lb)) // [B, la+lb]
+	y := f.e.output(f.n * (la + lb)) // [B, la+lb]
 	f.e.par(f.n, 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			copy(y[i*(la+lb):], a[i*la:(i+1)*la])

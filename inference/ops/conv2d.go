@@ -128,7 +128,7 @@ func (f *conv2d) Operands() []mat.Tensor { return operands(f.x, f.w, f.b, f.r) }
 
 func (f *conv2d) Forward() (mat.Tensor, error) {
 	g := f.g
-	y := make([]float32, g.B*g.O*g.Ho*g.Wo) // [B, O, Ho, Wo]
+	y := f.e.output(g.B * g.O * g.Ho * g.Wo) // [B, O, Ho, Wo]
 	beta := f.e.initOutput(y, f.b, f.r, g.B, g.O, g.Ho*g.Wo)
 	w, release := f.weightOHIW()
 	switch f.path {

@@ -45,7 +45,7 @@ func (f *embedding) Operands() []mat.Tensor { return operands(f.table) }
 
 func (f *embedding) Forward() (mat.Tensor, error) {
 	t, d := f.table.Data(), f.d
-	y := make([]float32, len(f.ids)*d) // [N, D]
+	y := f.e.output(len(f.ids) * d) // [N, D]
 	for i, id := range f.ids {
 		copy(y[i*d:(i+1)*d], t[id*d:(id+1)*d])
 	}

@@ -28,6 +28,7 @@ type Engine struct {
 	B backend.Backend
 
 	pool *bufpool.Pool // scratch buffers reused across calls
+	out  Outputs       // lends result buffers (see WithOutputs), or nil
 }
 
 // NewEngine returns an Engine on b.

@@ -38,7 +38,7 @@ func (f *gelu) Operands() []mat.Tensor { return operands(f.x) }
 
 func (f *gelu) Forward() (mat.Tensor, error) {
 	x := f.x.Data()
-	y := make([]float32, len(x))
+	y := f.e.output(len(x))
 	f.e.blocks(len(x), func(lo, hi int, s []float32) {
 		if f.quick {
 			vmath.Sigmoids(s, x[lo:hi], quickGELUAlpha)
@@ -133,7 +133,7 @@ func (f *geglu) rows(fn func(r, j0 int, a, g, s []float32)) {
 
 func (f *geglu) Forward() (mat.Tensor, error) {
 	d := f.d
-	y := make([]float32, f.x.Size()/2) // [rows, D]
+	y := f.e.output(f.x.Size() / 2) // [rows, D]
 	f.rows(func(r, j0 int, a, g, s []float32) {
 		vmath.Phis(s, g)
 		ys := y[r*d+j0:]

@@ -69,7 +69,7 @@ func (f *groupNorm) groupLen() int { return f.c / f.groups * f.s }
 
 func (f *groupNorm) Forward() (mat.Tensor, error) {
 	x, n, cg := f.x.Data(), f.groupLen(), f.c/f.groups
-	y := make([]float32, len(x)) // [B, C, S]
+	y := f.e.output(len(x)) // [B, C, S]
 	f.mean, f.rstd = make([]float64, f.b*f.groups), make([]float64, f.b*f.groups)
 	gamma, beta := affine(f.gamma, f.beta)
 	f.e.par(f.b*f.groups, grain/n+1, func(lo, hi int) {

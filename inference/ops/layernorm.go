@@ -37,7 +37,7 @@ func (f *layerNorm) Operands() []mat.Tensor { return operands(f.x, f.gamma, f.be
 
 func (f *layerNorm) Forward() (mat.Tensor, error) {
 	x, c := f.x.Data(), f.c
-	y := make([]float32, len(x)) // [rows, C]
+	y := f.e.output(len(x)) // [rows, C]
 	f.mean, f.rstd = make([]float64, f.rows), make([]float64, f.rows)
 	gamma, beta := affine(f.gamma, f.beta)
 	f.e.par(f.rows, grain/c+1, func(lo, hi int) {

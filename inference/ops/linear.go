@@ -45,7 +45,7 @@ type linear struct {
 func (f *linear) Operands() []mat.Tensor { return operands(f.x, f.w, f.b, f.r) }
 
 func (f *linear) Forward() (mat.Tensor, error) {
-	y := make([]float32, f.m*f.out) // [M, Out]
+	y := f.e.output(f.m * f.out) // [M, Out]
 	if f.m == 0 || f.out == 0 {
 		return tensor.Leaf(y), nil
 	}

@@ -24,7 +24,7 @@ func (f *silu) Operands() []mat.Tensor { return operands(f.x) }
 
 func (f *silu) Forward() (mat.Tensor, error) {
 	x := f.x.Data()
-	y := make([]float32, len(x))
+	y := f.e.output(len(x))
 	f.e.blocks(len(x), func(lo, hi int, s []float32) {
 		vmath.Sigmoids(s, x[lo:hi], 1)
 		for i, v := range x[lo:hi] {

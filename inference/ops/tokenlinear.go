@@ -60,7 +60,7 @@ func (f *tokenLinear) Operands() []mat.Tensor { return operands(f.x, f.w, f.b, f
 
 func (f *tokenLinear) Forward() (mat.Tensor, error) {
 	x, w, n, c, o := f.x.Data(), f.w.Data(), f.n, f.c, f.o
-	y := make([]float32, f.nb*n*o)
+	y := f.e.output(f.nb * n * o)
 	if f.fromTokens {
 		beta := f.e.initOutput(y, f.b, f.r, f.nb, o, n)
 		for b := 0; b < f.nb; b++ { // y_b [O, N] = w [O, C] x_b^T, x_b [N, C]

@@ -37,7 +37,7 @@ type transpose struct {
 func (f *transpose) Operands() []mat.Tensor { return operands(f.x) }
 
 func (f *transpose) Forward() (mat.Tensor, error) {
-	y := make([]float32, f.x.Size()) // [B, cols, rows]
+	y := f.e.output(f.x.Size()) // [B, cols, rows]
 	f.e.transposeInto(y, f.x.Data(), f.b, f.rows, f.cols)
 	return tensor.Leaf(y), nil
 }

@@ -28,7 +28,7 @@ func (f *upsample2x) Operands() []mat.Tensor { return operands(f.x) }
 
 func (f *upsample2x) Forward() (mat.Tensor, error) {
 	x, h, w := f.x.Data(), f.h, f.w
-	y := make([]float32, 4*len(x)) // [B*C, 2H, 2W]
+	y := f.e.output(4 * len(x)) // [B*C, 2H, 2W]
 	f.e.par(f.planes*h, grain/(4*w+1)+1, func(lo, hi int) {
 		for pr := lo; pr < hi; pr++ { // one input row
 			src := x[pr*w : (pr+1)*w]
@@ -97,7 +97,7 @@ func (f *upsampleNearest) cols() []int {
 
 func (f *upsampleNearest) Forward() (mat.Tensor, error) {
 	x, cols := f.x.Data(), f.cols()
-	y := make([]float32, f.planes*f.ho*f.wo) // [B*C, Ho, Wo]
+	y := f.e.output(f.planes * f.ho * f.wo) // [B*C, Ho, Wo]
 	f.e.par(f.planes*f.ho, grain/(f.wo+1)+1, func(lo, hi int) {
 		for pr := lo; pr < hi; pr++ { // one output row
 			p, i := pr/f.ho, pr%f.ho

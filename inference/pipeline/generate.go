@@ -261,6 +261,7 @@ func (p *Pipeline) Generate(ctx context.Context, r Request, progress func(Progre
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
+	p.UNet.ReleaseActivations()            // the decoder's memory, not the UNet's idle buffers (see MemoryBudget)
 	decoded, err := p.decode(ctx, latents) // [B, 3, H, W]
 	if err != nil {
 		if ctx.Err() != nil {

@@ -46,7 +46,9 @@ type LoadOptions struct {
 	// at no cost in accuracy.
 	Half blocks.HalfMode
 	// Progress, when set, is called with the fraction of the weights read
-	// so far (0 to 1), often: after every tensor.
+	// so far (0 to 1), often: after every tensor. The models load on
+	// several goroutines; the calls come one at a time, with growing
+	// fractions.
 	Progress func(fraction float64)
 }
 
@@ -54,6 +56,17 @@ type LoadOptions struct {
 // diffusers folder), checks that it is an SD1.x text-to-image model, finds
 // its tokenizer and loads its three models. It is cancelled through ctx,
 // also while reading weights.
+//
+// On Unix a .safetensors file (also inside a diffusers folder) is mapped
+// into memory rather than read: float16 layer weights kept as float16 are
+// used in place, so loading costs little more than the float32 tensors it
+// converts, and the weights are page cache the system can share and
+// reclaim. The models hold the mapping for as long as any of them is
+// reachable; the file is closed when Load returns, and deleting or
+// renaming it is harmless. A file truncated before Load is an error, but
+// one truncated or rewritten in place while its models live makes them
+// fault (SIGBUS): replace model files by writing a new file and renaming
+// it over the old one, as every safe writer does.
 func Load(ctx context.Context, path string, opt LoadOptions) (*Pipeline, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -106,15 +119,21 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Pipeline, error) 
 		}
 		return ctx.Err()
 	}
+	// The three models load at the same time: each converts its own
+	// float32 tensors, and the checkpoint serves concurrent reads.
 	bo := blocks.LoadOptions{Half: opt.Half}
-	if err := load("text encoder", func() (err error) { p.CLIP, err = clip.Load(e, src, cc, bo); return }); err != nil {
-		return nil, err
-	}
-	if err := load("UNet", func() (err error) { p.UNet, err = unet.Load(e, src, uc, bo); return }); err != nil {
-		return nil, err
-	}
-	if err := load("VAE", func() (err error) { p.VAE, err = vae.Load(e, src, vc, bo); return }); err != nil {
-		return nil, err
+	var errs [3]error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		errs[0] = load("text encoder", func() (err error) { p.CLIP, err = clip.Load(e, src, cc, bo); return })
+	})
+	wg.Go(func() { errs[1] = load("UNet", func() (err error) { p.UNet, err = unet.Load(e, src, uc, bo); return }) })
+	wg.Go(func() { errs[2] = load("VAE", func() (err error) { p.VAE, err = vae.Load(e, src, vc, bo); return }) })
+	wg.Wait()
+	for _, err := range errs { // in model order, so the error reported does not depend on timing
+		if err != nil {
+			return nil, err
+		}
 	}
 	if err := p.checkWidths(); err != nil {
 		return nil, err
@@ -345,20 +364,29 @@ func (s *progressSource) Half(name string) ([]uint16, []int, error) {
 	return v, sh, err
 }
 
+// HalfView lends a float16 tensor (see weights.HalfViewer), counting it as
+// Half does.
+func (s *progressSource) HalfView(name string) ([]uint16, any, []int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	v, keep, sh, err := weights.HalfView(s.Source, name)
+	if err == nil {
+		s.count(len(v))
+	}
+	return v, keep, sh, err
+}
+
 // count adds n values read and reports the fraction when it grew.
 func (s *progressSource) count(n int) {
 	if s.report == nil || s.total == 0 {
 		return
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock() // the models load concurrently: one report at a time, growing
 	s.read += int64(n)
-	f := min(float64(s.read)/float64(s.total), 1)
-	report := f > s.reported
-	if report {
+	if f := min(float64(s.read)/float64(s.total), 1); f > s.reported {
 		s.reported = f
-	}
-	s.mu.Unlock()
-	if report {
 		s.report(f)
 	}
 }

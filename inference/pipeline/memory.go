@@ -15,6 +15,16 @@ package pipeline
 // which Go zeroes on each allocation, and in returning memory to the
 // system: 1 to 6% of a generation's time, measured on 2 and 16 threads.
 //
+// Two things changed the picture since: float16 weights of a mapped
+// .safetensors file are page cache outside the Go heap (WeightBytes still
+// counts them), and the UNet recycles its activations through an arena
+// (blocks.Arena) that stays allocated between steps: measured on SD1.5's
+// CFG batch, about 0.15 GB at 256x256 and 0.8 GB at 512x512, more than
+// unetActivations estimates, because idle buffers are kept per size. The
+// budget keeps counting the mapped weights, which leaves the arena that
+// room; Generate releases the arena before decoding. Tightening the budget
+// to the heap alone needs an estimate of the arena first.
+//
 // This package never sets the limit itself: it is process-wide state that
 // belongs to the program (cmd/perfusion's commands, the desktop app), which
 // knows what else it runs. MemoryBudget computes the figure.

@@ -41,7 +41,16 @@ func ToFloat32(b []byte, dtype string) ([]float32, error) {
 		}
 	case "F16":
 		for i := range out {
-			out[i] = HalfToFloat32(le.Uint16(b[2*i:]))
+			// Normal values (nearly all weights) take a branch-free path:
+			// move the 15 magnitude bits into place and rebias the exponent
+			// (112 << 23); zeros, subnormals, infinities and NaNs (exponent
+			// field 0 or 31) go through HalfToFloat32.
+			h := le.Uint16(b[2*i:])
+			r := uint32(h&0x8000)<<16 | (uint32(h&0x7fff)<<13 + (127-15)<<23)
+			if (h+0x400)&0x7800 == 0 {
+				r = math.Float32bits(HalfToFloat32(h))
+			}
+			out[i] = math.Float32frombits(r)
 		}
 	case "BF16":
 		for i := range out {

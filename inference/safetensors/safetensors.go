@@ -7,9 +7,11 @@
 // dtype known, every shape consistent with its byte range, and the byte
 // ranges must tile the data section exactly (no overlap, no hole, nothing past
 // the end), as the reference implementation requires. Only the header is read
-// by Open; tensor data is read on demand through an io.ReaderAt, so opening a
-// multi-gigabyte file costs one small read. Every allocation is bounded by the
-// file size.
+// by Open; tensor data is read on demand, so opening a multi-gigabyte file
+// costs one small read. Every allocation is bounded by the file size. On Unix,
+// Open maps files of MinMapSize bytes or more into memory, and View and
+// HalfView lend tensors without copying them (see View for their lifetime);
+// elsewhere, and for small files, tensors are read through an io.ReaderAt.
 //
 // Writer streams a file tensor by tensor, with every byte range fixed in
 // the header up front; Create and WriteFile write files atomically (a
@@ -28,7 +30,10 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"os"
+	"runtime"
 	"sort"
+	"sync/atomic"
 
 	"github.com/perfusion-studio/perfusion/inference/internal/regfile"
 )
@@ -75,6 +80,8 @@ type File struct {
 	tensors  map[string]Info
 	names    []string
 	Metadata map[string]string
+	m        *mapping    // the whole file mapped, or nil (see View)
+	closed   atomic.Bool // Close was called
 }
 
 // Open reads and validates the header of the file at path.
@@ -86,12 +93,24 @@ func Open(path string) (*File, error) {
 		}
 		return nil, fmt.Errorf("safetensors: %w: %w", err, ErrFormat)
 	}
-	sf, err := NewReader(f, size)
+	sf, err := OpenFile(f, size)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return sf, nil
+}
+
+// OpenFile reads and validates the header of f, an open regular file of
+// size bytes, and maps it into memory where Open would. The File owns f
+// from then on (its Close closes f); on an error f is left open.
+func OpenFile(f *os.File, size int64) (*File, error) {
+	sf, err := NewReader(f, size)
+	if err != nil {
+		return nil, err
+	}
 	sf.closer = f
+	sf.m = mapFile(f, size) // after NewReader checked every byte range against size
 	return sf, nil
 }
 
@@ -243,12 +262,13 @@ func checkLayout(tensors map[string]Info, dataStart, size int64) error {
 	return nil
 }
 
-// Close releases the file.
+// Close releases the file. Views lent by View and HalfView stay valid (see
+// View); reads after Close fail.
 func (f *File) Close() error {
-	if f.closer != nil {
-		return f.closer.Close()
+	if f.closed.Swap(true) || f.closer == nil {
+		return nil
 	}
-	return nil
+	return f.closer.Close()
 }
 
 // Names lists the tensor names in sorted order.
@@ -277,6 +297,15 @@ func (f *File) Bytes(name string) ([]byte, Info, error) {
 	if !ok {
 		return nil, Info{}, fmt.Errorf("safetensors: no tensor %q", name)
 	}
+	if f.m != nil {
+		v, _, keep, err := f.View(name)
+		if err != nil {
+			return nil, info, err
+		}
+		out := append([]byte(nil), v...)
+		runtime.KeepAlive(keep)
+		return out, info, nil
+	}
 	buf := make([]byte, info.Length)
 	if info.Length == 0 { // some ReaderAts report io.EOF for empty reads at the end
 		return buf, info, nil
@@ -293,11 +322,12 @@ func (f *File) Bytes(name string) ([]byte, Info, error) {
 // Float32 reads the named tensor converted to float32 (from any float,
 // integer or bool dtype), with its shape.
 func (f *File) Float32(name string) ([]float32, []int, error) {
-	b, info, err := f.Bytes(name)
+	b, info, keep, err := f.View(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	out, err := ToFloat32(b, info.DType)
+	out, err := ToFloat32(b, info.DType) // a new slice: the view is not kept
+	runtime.KeepAlive(keep)
 	if err != nil {
 		return nil, nil, fmt.Errorf("safetensors: %q: %w", name, err)
 	}
@@ -315,20 +345,23 @@ func (f *File) Half(name string) ([]uint16, []int, error) {
 	if info.DType != "F16" {
 		return nil, nil, fmt.Errorf("safetensors: %q is %s, not F16: %w", name, info.DType, ErrUnsupported)
 	}
-	b, _, err := f.Bytes(name)
+	b, _, keep, err := f.View(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	return ToUint16(b), info.Shape, nil
+	out := ToUint16(b) // a copy
+	runtime.KeepAlive(keep)
+	return out, info.Shape, nil
 }
 
 // Float64 reads the named tensor converted to float64.
 func (f *File) Float64(name string) ([]float64, []int, error) {
-	b, info, err := f.Bytes(name)
+	b, info, keep, err := f.View(name)
 	if err != nil {
 		return nil, nil, err
 	}
 	out, err := ToFloat64(b, info.DType)
+	runtime.KeepAlive(keep)
 	if err != nil {
 		return nil, nil, fmt.Errorf("safetensors: %q: %w", name, err)
 	}
@@ -337,11 +370,12 @@ func (f *File) Float64(name string) ([]float64, []int, error) {
 
 // Int64 reads an integer or bool tensor as int64.
 func (f *File) Int64(name string) ([]int64, []int, error) {
-	b, info, err := f.Bytes(name)
+	b, info, keep, err := f.View(name)
 	if err != nil {
 		return nil, nil, err
 	}
 	out, err := ToInt64(b, info.DType)
+	runtime.KeepAlive(keep)
 	if err != nil {
 		return nil, nil, fmt.Errorf("safetensors: %q: %w", name, err)
 	}

@@ -49,10 +49,12 @@ func (s *sequence) crossLayers() []*attention {
 func (s *sequence) run(r *run, x, skip tensor.Tensor) (tensor.Tensor, error) {
 	if r.rc == nil {
 		if skip.Valid() {
-			x = r.f.Concat(x, skip) // [B, C + C_skip, H_i, W_i]: h first
+			cat := r.f.Concat(x, skip) // [B, C + C_skip, H_i, W_i]: h first
 			if err := r.f.Err(); err != nil {
 				return tensor.Tensor{}, fmt.Errorf("unet: %s: skip concat: %w", s.name, err)
 			}
+			r.f.Free(x, skip) // both live on only in cat
+			x = cat
 		}
 		return s.forward(r, x)
 	}

@@ -77,6 +77,7 @@ type Model struct {
 	cross      []*attention     // every attn2, in forward order
 	bytes      int64            // weight memory as held
 	pool       *blocks.WeightPool
+	arena      *blocks.Arena // recycles activations across forward passes
 }
 
 // Load builds the UNet of cfg from src, strictly: every tensor under Prefix
@@ -151,8 +152,18 @@ func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOpti
 	if err := l.Finish(); err != nil {
 		return nil, err
 	}
-	m.bytes, m.pool = l.WeightBytes(), l.Pool()
+	m.bytes, m.pool, m.arena = l.WeightBytes(), l.Pool(), new(blocks.Arena)
 	return m, nil
+}
+
+// ReleaseActivations drops the activation buffers kept idle between
+// forward passes (see blocks.Arena): for a caller that is done sampling
+// for now and runs something else (the VAE decoder), or keeps the model
+// loaded while idle. The next pass allocates them again.
+func (m *Model) ReleaseActivations() {
+	if m.arena != nil {
+		m.arena.Clear()
+	}
 }
 
 // SizeMultiple is the number latent sides must be multiples of: 1, any
@@ -219,7 +230,11 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 	if len(call) > 1 {
 		return tensor.Tensor{}, fmt.Errorf("unet: %d Calls, want at most one", len(call))
 	}
-	f := blocks.NewFlow(m.e)
+	arena := m.arena
+	if m.Trace != nil {
+		arena = nil // a tracer may keep intermediate results
+	}
+	f := blocks.NewArenaFlow(m.e, arena) // results recycled at scope ends, until a gradient graph needs them
 	r := &run{f: f, context: cond, trace: m.Trace}
 	if len(call) == 1 {
 		r.editor = call[0].Editor
@@ -253,18 +268,22 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 			return tensor.Tensor{}, err
 		}
 		var err error
+		mark := f.Mark()
 		if h, err = s.run(r, h, tensor.Tensor{}); err != nil { // [B, C_i, H_i, W_i]
 			return tensor.Tensor{}, err
 		}
+		f.Release(mark, h)
 		skips = append(skips, h)
 	}
 	if err := ctx.Err(); err != nil {
 		return tensor.Tensor{}, err
 	}
+	mark := f.Mark()
 	h, err := m.middle.run(r, h, tensor.Tensor{}) // [B, C, H/8, W/8] (SD1.5)
 	if err != nil {
 		return tensor.Tensor{}, err
 	}
+	f.Release(mark, h)
 	for _, s := range m.output {
 		if err := ctx.Err(); err != nil {
 			return tensor.Tensor{}, err
@@ -274,9 +293,11 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 		if len(skips) > 0 { // an Upsample ending this block resizes to the next skip
 			r.upTo = [2]int{skips[len(skips)-1].Dim(2), skips[len(skips)-1].Dim(3)}
 		}
+		mark := f.Mark()
 		if h, err = s.run(r, h, skip); err != nil { // concat(h, skip) first
 			return tensor.Tensor{}, err
 		}
+		f.Release(mark, h) // the concatenation too
 	}
 	if r.trace != nil {
 		h = f.GroupNorm(m.outNorm, h) // [B, C, H, W]
@@ -289,6 +310,7 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 	if err := f.Err(); err != nil {
 		return tensor.Tensor{}, fmt.Errorf("unet: out: %w", err)
 	}
+	f.Done(h)
 	return h, nil
 }
 
@@ -331,10 +353,13 @@ func (s *sequence) add(m module) { s.modules = append(s.modules, m) }
 
 func (s *sequence) forward(r *run, x tensor.Tensor) (tensor.Tensor, error) {
 	for i, m := range s.modules {
-		var err error
-		if x, err = m.forward(r, x); err != nil {
+		mark := r.f.Mark()
+		y, err := m.forward(r, x)
+		if err != nil {
 			return tensor.Tensor{}, fmt.Errorf("unet: %s.%d: %w", s.name, i, err)
 		}
+		r.f.Release(mark, y) // the module's intermediates; its output lives to the caller's Release
+		x = y
 		if r.trace != nil {
 			r.trace(fmt.Sprintf("%s.%d", s.name, i), x)
 		}

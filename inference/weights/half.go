@@ -21,6 +21,29 @@ type HalfSource interface {
 	Half(name string) ([]uint16, []int, error)
 }
 
+// HalfViewer is a HalfSource that can lend float16 tensors without copying
+// them: views of a memory-mapped file (a checkpoint.Checkpoint or View).
+// The values are read-only, and valid as long as keep is reachable: a
+// holder of the values holds keep beside them. A nil keep means the values
+// are an ordinary copy.
+type HalfViewer interface {
+	HalfView(name string) (v []uint16, keep any, shape []int, err error)
+}
+
+// HalfView lends a float16 tensor of src: through HalfViewer where src is
+// one, else a copy from HalfSource.Half (keep nil).
+func HalfView(src Source, name string) (v []uint16, keep any, shape []int, err error) {
+	if hv, ok := src.(HalfViewer); ok {
+		return hv.HalfView(name)
+	}
+	h, ok := src.(HalfSource)
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("weights: tensor %q is not stored as F16", name)
+	}
+	v, shape, err = h.Half(name)
+	return v, nil, shape, err
+}
+
 // DType returns the stored dtype of name in src: src.DType when src is a
 // HalfSource, otherwise "F32" for an existing tensor ("" if absent).
 func DType(src Source, name string) string {

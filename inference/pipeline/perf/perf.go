@@ -86,6 +86,7 @@ type Bench struct {
 	FileBytes int64         // size of the checkpoint that was written
 	Write     time.Duration // writing it
 	Load      time.Duration // pipeline.Load of it
+	LoadUsage Usage         // what loading cost
 	LiveHeap  int64         // Go heap in use after loading (weights, mostly), after a GC
 	LoadRSS   int64         // process peak resident memory after loading (0: unknown)
 	enc       []pipeline.Encoding
@@ -134,12 +135,13 @@ func Prepare(ctx context.Context, opt Options) (b *Bench, err error) {
 		return nil, err
 	}
 	opt.log("loading it")
-	start = time.Now()
+	snap := takeSnapshot()
 	b.P, err = pipeline.Load(ctx, path, pipeline.LoadOptions{Tokenizer: dir, Engine: opt.Engine, Half: opt.Half})
 	if err != nil {
 		return nil, err
 	}
-	b.Load = time.Since(start)
+	b.LoadUsage = snap.since()
+	b.Load = b.LoadUsage.Wall
 	if opt.Loaded != nil {
 		opt.Loaded(b.P)
 	}

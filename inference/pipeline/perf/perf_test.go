@@ -324,7 +324,9 @@ func TestWriteTable(t *testing.T) {
 		Rows: []Row{
 			{Size: 256, UNet1: time.Second, UNet2: 2 * time.Second, Decode: time.Second, FLOPs1: 100e9, FLOPs2: 100e9, PeakRSS: 5e9,
 				UNetRSS: 4.5e9, DecodeRSS: 5e9},
-			{Size: 512, UNet1: 4 * time.Second, UNet2: 8 * time.Second, Decode: 4 * time.Second, FLOPs1: 400e9, FLOPs2: 800e9},
+			{Size: 512, UNet1: 4 * time.Second, UNet2: 8 * time.Second, Decode: 4 * time.Second, FLOPs1: 400e9, FLOPs2: 800e9,
+				Step: Usage{Wall: 8 * time.Second, User: 14 * time.Second, Sys: 2 * time.Second, AllocBytes: 12.5e6, Mallocs: 321, GCs: 3,
+					MinorFaults: 77, MajorFaults: 0}, DecodeUsage: Usage{MinorFaults: -1}},
 		}}
 	var buf bytes.Buffer
 	if err := rep.WriteTable(&buf); err != nil {
@@ -336,7 +338,14 @@ func TestWriteTable(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, want := range []string{"512x512 CFG step: 12.5 MB allocated in 321 objects, 3 GC, CPU 16.00 s (sys 2.00 s) = 200% of one core, 77 minor / 0 major page faults",
+		"512x512 VAE decode: 0.0 MB allocated in 0 objects, 0 GC\n", "after 1 warm-up run(s)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("usage lines lack %q:\n%s", want, out)
+		}
+	}
+	table, _, _ := strings.Cut(out, "\nwhat the last run")
+	lines := strings.Split(strings.TrimSpace(table), "\n")
 	last, prev := lines[len(lines)-1], lines[len(lines)-2]
 	if len(last) != len(prev) {
 		t.Errorf("rows not aligned:\n%s\n%s", prev, last)

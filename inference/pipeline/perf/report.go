@@ -25,6 +25,7 @@ type Report struct {
 	FileBytes  int64
 	Write      time.Duration
 	Load       time.Duration
+	LoadUsage  Usage         // what loading cost (CPU, allocations, faults)
 	LiveHeap   int64         // Go heap in use after loading
 	LoadRSS    int64         // peak resident memory after loading (0: unknown)
 	PeakGFLOPs float64       // GEMM peak of the backend, same run
@@ -48,6 +49,10 @@ type Row struct {
 	// UNetRSS and DecodeRSS split PeakRSS into the UNet and the VAE
 	// decoder runs, where the peak can be reset; 0 when unknown.
 	UNetRSS, DecodeRSS int64
+	// Step and DecodeUsage are what the last CFG step (UNet batch 2) and
+	// the last decode cost: after Reps-1 runs of the same work, the steady
+	// state (see Usage).
+	Step, DecodeUsage Usage
 }
 
 // GFLOPs is the UNet's achieved speed on the CFG step.
@@ -72,7 +77,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 	be := b.P.Engine.B
 	rep := &Report{Backend: be.Name(), Threads: be.Threads(), DType: b.DType, FileBytes: b.FileBytes,
-		Write: b.Write, Load: b.Load, LiveHeap: b.LiveHeap, LoadRSS: b.LoadRSS, Reps: opt.Reps}
+		Write: b.Write, Load: b.Load, LoadUsage: b.LoadUsage, LiveHeap: b.LiveHeap, LoadRSS: b.LoadRSS, Reps: opt.Reps}
 	if opt.Keep {
 		rep.Path = b.Path
 	}
@@ -90,7 +95,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			return nil, err
 		}
 		opt.log("%dx%d: UNet batch 2 (CFG step)", s, s)
-		if r.UNet2, err = best(ctx, opt.Reps, func(ctx context.Context) error { return b.UNet(ctx, s, 2) }); err != nil {
+		if r.UNet2, r.Step, err = measure(ctx, opt.Reps, func(ctx context.Context) error { return b.UNet(ctx, s, 2) }); err != nil {
 			return nil, err
 		}
 		if resettable {
@@ -98,7 +103,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			resettable = ResetPeakRSS() == nil
 		}
 		opt.log("%dx%d: VAE decode", s, s)
-		if r.Decode, err = best(ctx, opt.Reps, func(ctx context.Context) error { return b.Decode(ctx, s) }); err != nil {
+		if r.Decode, r.DecodeUsage, err = measure(ctx, opt.Reps, func(ctx context.Context) error { return b.Decode(ctx, s) }); err != nil {
 			return nil, err
 		}
 		r.PeakRSS, _ = PeakRSS()
@@ -114,25 +119,16 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 
 // best runs fn n times and returns the shortest duration.
 func best(ctx context.Context, n int, fn func(context.Context) error) (time.Duration, error) {
-	var fastest time.Duration
-	for i := range n {
-		start := time.Now()
-		if err := fn(ctx); err != nil {
-			return 0, err
-		}
-		if d := time.Since(start); i == 0 || d < fastest {
-			fastest = d
-		}
-	}
-	return fastest, nil
+	d, _, err := measure(ctx, n, fn)
+	return d, err
 }
 
 // WriteTable prints the report: a few header lines, then one aligned row
 // per size.
 func (rep *Report) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "random SD1.5 weights: %.2f GB of %s on disk (written in %s, loaded in %s)\n",
-		float64(rep.FileBytes)/1e9, rep.DType, secs(rep.Write), secs(rep.Load))
-	fmt.Fprintf(w, "memory after loading: %s of live Go heap (the weights as held), peak RSS so far %s\n", gb(rep.LiveHeap), gb(rep.LoadRSS))
+	fmt.Fprintf(w, "random SD1.5 weights: %.2f GB of %s on disk (written in %s, loaded in %s: %s)\n",
+		float64(rep.FileBytes)/1e9, rep.DType, secs(rep.Write), secs(rep.Load), rep.LoadUsage.summary())
+	fmt.Fprintf(w, "memory after loading: %s of live Go heap (the weights held in it; mapped float16 weights are page cache), peak RSS so far %s\n", gb(rep.LiveHeap), gb(rep.LoadRSS))
 	fmt.Fprintf(w, "backend %s, %d threads; GEMM peak %.1f GFLOP/s (%d³ float32)\n", rep.Backend, rep.Threads, rep.PeakGFLOPs, bench.PeakSize)
 	fmt.Fprintf(w, "text encoder (prompt + negative, 2 x 77 tokens): %s; times are the best of %d\n\n", secs(rep.Text), rep.Reps)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -145,7 +141,28 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "%dx%d\t%s\t%s\t%s\t%.0f\t%.1f\t%.0f%%\t%s\t%s\t%s\t\n", r.Size, r.Size, secs(r.UNet1), secs(r.UNet2), secs(r.Decode),
 			r.FLOPs2/1e9, r.GFLOPs(), 100*r.GFLOPs()/rep.PeakGFLOPs, secs(rep.Image(r)), gb(r.PeakRSS), stages)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nwhat the last run of each stage cost (after %d warm-up run(s) of the same work):\n", rep.Reps-1)
+	for _, r := range rep.Rows {
+		fmt.Fprintf(w, "  %dx%d CFG step: %s\n", r.Size, r.Size, r.Step.summary())
+		fmt.Fprintf(w, "  %dx%d VAE decode: %s\n", r.Size, r.Size, r.DecodeUsage.summary())
+	}
+	return nil
+}
+
+// summary prints a Usage on one line: allocations, collections, CPU use
+// and page faults.
+func (u Usage) summary() string {
+	s := fmt.Sprintf("%.1f MB allocated in %d objects, %d GC", float64(u.AllocBytes)/1e6, u.Mallocs, u.GCs)
+	if u.CPU() > 0 {
+		s += fmt.Sprintf(", CPU %.2f s (sys %.2f s) = %.0f%% of one core", u.CPU().Seconds(), u.Sys.Seconds(), 100*u.Cores())
+	}
+	if u.MinorFaults >= 0 {
+		s += fmt.Sprintf(", %d minor / %d major page faults", u.MinorFaults, u.MajorFaults)
+	}
+	return s
 }
 
 // gb formats a byte count; 0 is unknown.
