@@ -13,9 +13,9 @@ import (
 // heap before collecting, and a loaded model's live heap is gigabytes of
 // weights, so a generation would peak at about twice the weights. The
 // program, which owns the process, therefore sets a Go memory limit after
-// loading a model: pipeline.MemoryBudget, the weights plus the activations
-// of the request size plus a margin (3.2 GB for SD1.5 in float16 at
-// 512x512). The collector then runs more often near the limit; the
+// loading a model: pipeline.MemoryBudget, the weights on the Go heap (not
+// those mapped from a .safetensors file) plus the activations of the
+// request size plus a margin. The collector then runs more often near the limit; the
 // weights hold no pointers, so each collection is cheap. GOGC stays at its
 // default: above the weights, the limit is what triggers collections.
 //
@@ -35,8 +35,8 @@ func setMemoryLimit(p *pipeline.Pipeline, width, height, batch int) (msg string,
 	budget := p.MemoryBudget(width, height, batch)
 	prev := applyMemoryLimit(budget)
 	restore = func() { debug.SetMemoryLimit(prev) }
-	return fmt.Sprintf("memory limit %.2f GB: weights %.2f GB + activations %.2f GB + margin (set %s to override)",
-		float64(budget)/1e9, float64(p.WeightBytes())/1e9, float64(p.ActivationBytes(width, height, batch))/1e9, memoryLimitEnv), restore
+	return fmt.Sprintf("memory limit %.2f GB for the Go heap: weights %.2f GB (besides %.2f GB mapped from the file) + activations + margin (set %s to override)",
+		float64(budget)/1e9, float64(p.WeightBytes()-p.MappedBytes())/1e9, float64(p.MappedBytes())/1e9, memoryLimitEnv), restore
 }
 
 // applyMemoryLimit sets the Go memory limit to budget bytes unless the

@@ -73,6 +73,7 @@ type loadState struct {
 	probs  []string
 	miss   []Want
 	bytes  int64 // memory of the weights read, as held
+	mapped int64 // the part of bytes that is views of a mapped file (page cache, not Go heap)
 	pool   *WeightPool
 	params map[string]tensor.Tensor // trainable leaves by key (LoadOptions.Params), or nil
 }
@@ -118,6 +119,10 @@ func (l Loader) WithHalf(m HalfMode) Loader {
 // WeightBytes is the memory the weights read so far take as held: 4 bytes
 // a float32 value, 2 a float16 one.
 func (l Loader) WeightBytes() int64 { return l.st.bytes }
+
+// MappedBytes is the part of WeightBytes held as views of a mapped file:
+// page cache the operating system manages, outside the Go heap.
+func (l Loader) MappedBytes() int64 { return l.st.mapped }
 
 // Pool is the WeightPool the model's half weights borrow their float32
 // buffers from.
@@ -186,6 +191,9 @@ func (l Loader) Matrix(name string, shapes ...[]int) (tensor.Tensor, *HalfTensor
 		h := l.half16(key, data, shapes[0])
 		if h != nil {
 			h.keep = keep // a mapped file's views live as long as the weight
+			if keep != nil {
+				l.st.mapped += h.Bytes()
+			}
 		}
 		return tensor.Tensor{}, h
 	case l.half == HalfAlways:

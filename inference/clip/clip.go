@@ -30,6 +30,7 @@ type Model struct {
 	layers   []*layer         // encoder.layers.i
 	final    blocks.LayerNorm // final_layer_norm
 	bytes    int64            // weight memory as held
+	mapped   int64            // part of bytes mapped from the file
 	pool     *blocks.WeightPool
 }
 
@@ -82,6 +83,7 @@ func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOpti
 		return nil, err
 	}
 	m.bytes, m.pool = l.WeightBytes(), l.Pool()
+	m.mapped = l.MappedBytes()
 	return m, nil
 }
 
@@ -89,6 +91,10 @@ func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOpti
 // float32 value, 2 a float16 one), not counting the pooled conversion
 // buffers of half weights.
 func (m *Model) WeightBytes() int64 { return m.bytes }
+
+// MappedBytes is the part of WeightBytes that is views of a mapped
+// checkpoint file rather than Go heap.
+func (m *Model) MappedBytes() int64 { return m.mapped }
 
 // TokenEmbedding returns the token table [VocabSize, D] (read-only).
 func (m *Model) TokenEmbedding() tensor.Tensor { return m.tokenEmb }

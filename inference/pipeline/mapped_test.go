@@ -80,6 +80,10 @@ func TestLoadMappedHalf(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Only the mapped file's float16 weights are page cache, not heap.
+		if m := p.MappedBytes(); (path == mapped) != (m > 0) || m > p.WeightBytes() {
+			t.Errorf("%s: MappedBytes %d of WeightBytes %d", filepath.Base(path), m, p.WeightBytes())
+		}
 		if path == mapped {
 			if err := os.Remove(path); err != nil { // the mapping outlives the name
 				t.Fatal(err)

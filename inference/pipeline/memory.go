@@ -15,15 +15,16 @@ package pipeline
 // which Go zeroes on each allocation, and in returning memory to the
 // system: 1 to 6% of a generation's time, measured on 2 and 16 threads.
 //
-// Two things changed the picture since: float16 weights of a mapped
-// .safetensors file are page cache outside the Go heap (WeightBytes still
-// counts them), and the UNet recycles its activations through an arena
+// Two things changed the picture since. Float16 weights of a mapped
+// .safetensors file are page cache outside the Go heap (MappedBytes), so
+// the Go limit leaves them out: counting them let the heap grow by their
+// size on top of them (4.1 GB resident for a 512x512 image instead of
+// 3.4). And the UNet recycles its activations through an arena
 // (blocks.Arena) that stays allocated between steps: measured on SD1.5's
-// CFG batch, about 0.15 GB at 256x256 and 0.8 GB at 512x512, more than
-// unetActivations estimates, because idle buffers are kept per size. The
-// budget keeps counting the mapped weights, which leaves the arena that
-// room; Generate releases the arena before decoding. Tightening the budget
-// to the heap alone needs an estimate of the arena first.
+// CFG batch, about 0.15 GB at 256x256 and 0.8 GB at 512x512, about three
+// times what unetActivations estimates, because idle buffers are kept per
+// size; the budget allows arenaFactor times the estimate for it. Generate
+// releases the arena before decoding.
 //
 // This package never sets the limit itself: it is process-wide state that
 // belongs to the program (cmd/perfusion's commands, the desktop app), which
@@ -31,6 +32,10 @@ package pipeline
 
 // float32Bytes is the size of one activation value.
 const float32Bytes = 4
+
+// arenaFactor is how much more than unetActivations the UNet's activation
+// arena holds between steps (see above), with some room.
+const arenaFactor = 4
 
 // memoryMargin covers what the estimate leaves out: the Go runtime's own
 // structures, the text encoder's activations (a few MB), the latents and
@@ -43,13 +48,25 @@ func (p *Pipeline) WeightBytes() int64 {
 	return p.CLIP.WeightBytes() + p.UNet.WeightBytes() + p.VAE.WeightBytes()
 }
 
+// MappedBytes is the part of WeightBytes held as views of a mapped
+// checkpoint file: resident as page cache, outside the Go heap.
+func (p *Pipeline) MappedBytes() int64 {
+	return p.CLIP.MappedBytes() + p.UNet.MappedBytes() + p.VAE.MappedBytes()
+}
+
 // MemoryBudget is a Go memory limit for generating batch images of width x
-// height pixels with this pipeline (for debug.SetMemoryLimit): WeightBytes
-// plus ActivationBytes plus a fixed margin of 256 MiB. The process's
-// resident memory stays near it; non-Go memory (a BLAS library's buffers,
-// the program's code) comes on top.
+// height pixels with this pipeline (for debug.SetMemoryLimit): the weights
+// on the Go heap (WeightBytes less MappedBytes), plus the activations (the
+// larger of the UNet's arena, arenaFactor times its estimate, and the VAE
+// decoder's peak), plus a fixed margin of 256 MiB. The process's resident
+// memory stays near it plus MappedBytes; non-Go memory (a BLAS library's
+// buffers, the program's code) comes on top.
 func (p *Pipeline) MemoryBudget(width, height, batch int) int64 {
-	return p.WeightBytes() + p.ActivationBytes(width, height, batch) + memoryMargin
+	batch = max(batch, 1)
+	f := p.latentFactor()
+	h, w := max(height/f, 1), max(width/f, 1)
+	act := max(arenaFactor*p.unetActivations(2*batch, h, w), p.vaeActivations(height, width))
+	return p.WeightBytes() - p.MappedBytes() + act + memoryMargin
 }
 
 // ActivationBytes estimates the most memory that one Generate call of

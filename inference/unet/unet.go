@@ -76,6 +76,7 @@ type Model struct {
 	outConv    blocks.Conv2D    // out.2
 	cross      []*attention     // every attn2, in forward order
 	bytes      int64            // weight memory as held
+	mapped     int64            // part of bytes mapped from the file
 	pool       *blocks.WeightPool
 	arena      *blocks.Arena // recycles activations across forward passes
 }
@@ -153,6 +154,7 @@ func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOpti
 		return nil, err
 	}
 	m.bytes, m.pool, m.arena = l.WeightBytes(), l.Pool(), new(blocks.Arena)
+	m.mapped = l.MappedBytes()
 	return m, nil
 }
 
@@ -174,6 +176,10 @@ func (m *Model) SizeMultiple() int { return 1 }
 // float32 value, 2 a float16 one), not counting the pooled conversion
 // buffers of half weights (one layer's worth per running forward pass).
 func (m *Model) WeightBytes() int64 { return m.bytes }
+
+// MappedBytes is the part of WeightBytes that is views of a mapped
+// checkpoint file rather than Go heap.
+func (m *Model) MappedBytes() int64 { return m.mapped }
 
 // CrossAttentions lists the cross-attention layers in forward order, with
 // their to_k/to_v weights.

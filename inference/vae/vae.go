@@ -36,6 +36,7 @@ type Model struct {
 	quantConv     blocks.Conv2D // quant_conv [2E, 2z, 1, 1]
 	postQuantConv blocks.Conv2D // post_quant_conv [z, E, 1, 1]
 	bytes         int64         // weight memory as held
+	mapped        int64         // part of bytes mapped from the file
 	pool          *blocks.WeightPool
 }
 
@@ -115,6 +116,7 @@ func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOpti
 		return nil, err
 	}
 	m.bytes, m.pool = l.WeightBytes(), l.Pool()
+	m.mapped = l.MappedBytes()
 	return m, nil
 }
 
@@ -122,6 +124,10 @@ func Load(e *ops.Engine, src weights.Source, cfg Config, opts ...blocks.LoadOpti
 // float32 value, 2 a float16 one), not counting the pooled conversion
 // buffers of half weights.
 func (m *Model) WeightBytes() int64 { return m.bytes }
+
+// MappedBytes is the part of WeightBytes that is views of a mapped
+// checkpoint file rather than Go heap.
+func (m *Model) MappedBytes() int64 { return m.mapped }
 
 // Decode maps latents z [B, E, h, w] (the autoencoder's own scale: divide
 // the diffusion latents by ScaleFactor first, or use DecodeLatents) to an
