@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/perfusion-studio/perfusion/app/export"
 	"github.com/perfusion-studio/perfusion/app/history"
@@ -141,31 +140,6 @@ func (s *Studio) Render(c export.Composition) *jobs.Job {
 		remove()
 	}()
 	return job
-}
-
-// ExportPNG writes img to path (a .png) with c's settings: the web UI's
-// "parameters" text and the full settings as JSON. The file is replaced
-// atomically.
-func (s *Studio) ExportPNG(path string, img image.Image, c export.Composition) error {
-	if img == nil {
-		return errors.New("export: no image to export yet: render one first")
-	}
-	if !strings.EqualFold(filepath.Ext(path), ".png") {
-		path += ".png"
-	}
-	return export.SaveComposition(path, img, c, samplerLabel)
-}
-
-// ImportPNG reads the settings a PNG carries (ours, or the web UI's
-// "parameters"), for restoring a composition from a dropped image.
-func (s *Studio) ImportPNG(path string) (export.Composition, error) {
-	return export.ReadCompositionFile(path, func(label string) (string, error) {
-		n, err := pipeline.ParseSampler(label)
-		if err != nil {
-			return label, nil // keep an unknown sampler; rendering says what is wrong
-		}
-		return n, nil
-	})
 }
 
 // BatchFileName is the file ExportBatch writes for seed.
