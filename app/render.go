@@ -51,6 +51,7 @@ func (s *Studio) generate(ctx context.Context, p *Model, c export.Composition, p
 	if ed != nil {
 		req.Edit = ed
 	}
+	req.Encodings = s.encodings
 	if s.SetMemoryLimit != nil {
 		s.SetMemoryLimit(p.MemoryBudget(c.Width, c.Height, 1))
 	}
@@ -64,6 +65,10 @@ func (s *Studio) generate(ctx context.Context, p *Model, c export.Composition, p
 	}
 	return res.Images[0], nil
 }
+
+// EncodingStats counts the text encodings reused (Hits) and computed
+// (Misses) by previews and renders.
+func (s *Studio) EncodingStats() pipeline.CacheStats { return s.encodings.Stats() }
 
 // withModel returns the current model and c naming it (name and hash) and
 // its concept files (hashes), so that the settings kept with an image name
