@@ -114,6 +114,9 @@ func (s *Studio) Render(c export.Composition) *jobs.Job {
 				Fraction: float64(st.Step) / float64(max(st.Total, 1)) * 0.95, ETA: st.ETA})
 		})
 		r := RenderResult{Composition: c, Image: img, Err: err}
+		if err == nil {
+			s.rendered(c.Seed)
+		}
 		if err == nil && s.History != nil {
 			r.Entry, r.SaveErr = s.History.Add(img, c)
 		}

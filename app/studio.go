@@ -84,6 +84,9 @@ type Studio struct {
 	cancelTasks map[int]func()      // foreground tasks that CancelTask stops
 	nextTask    int
 	training    *Training // made by Training()
+
+	lastSeed    uint64 // the last final render's seed, if hasLastSeed
+	hasLastSeed bool
 }
 
 // NewStudio returns a Studio that keeps everything in memory, with no
