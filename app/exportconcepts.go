@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"image"
@@ -78,7 +79,14 @@ func (s *Studio) ImportPNG(path string) (export.Composition, error) {
 	if st.Size() > maxImportPNG {
 		return export.Composition{}, fmt.Errorf("export: %s is %d MB, too large for an image made here (at most %d MB)", path, st.Size()>>20, maxImportPNG>>20)
 	}
-	c, err := export.ReadCompositionFile(path, func(label string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return export.Composition{}, fmt.Errorf("export: %w", err)
+	}
+	if !bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")) {
+		return export.Composition{}, fmt.Errorf("export: %s is not a PNG image", path)
+	}
+	c, err := export.ReadComposition(data, func(label string) (string, error) {
 		n, err := pipeline.ParseSampler(label)
 		if err != nil {
 			return label, nil // keep an unknown sampler; rendering says what is wrong
@@ -86,11 +94,7 @@ func (s *Studio) ImportPNG(path string) (export.Composition, error) {
 		return n, nil
 	})
 	if err != nil {
-		return export.Composition{}, err
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return export.Composition{}, fmt.Errorf("export: %w", err)
+		return export.Composition{}, fmt.Errorf("%w (%s)", err, path)
 	}
 	files, err := export.Concepts(data, maxConceptFile)
 	if err != nil {

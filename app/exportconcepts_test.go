@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/perfusion-studio/perfusion/app/export"
@@ -170,6 +171,18 @@ func TestImportPNGErrors(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "plain.png"), plain, 0o644)
 	if _, err := dst.ImportPNG(filepath.Join(dir, "plain.png")); !errors.Is(err, export.ErrNoSettings) {
 		t.Errorf("plain PNG: err = %v", err)
+	}
+	// A file too large for an image made here is refused before reading
+	// (a sparse file: no disk used).
+	huge := filepath.Join(dir, "huge.png")
+	if err := os.WriteFile(huge, plain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, maxImportPNG+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.ImportPNG(huge); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("huge PNG: err = %v", err)
 	}
 	// Exporting a concept missing from the library says so.
 	c.Concepts[0].Name = "gone"
