@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/perfusion-studio/perfusion/app/export"
 	"github.com/perfusion-studio/perfusion/app/history"
@@ -52,6 +51,7 @@ func (s *Studio) generate(ctx context.Context, p *Model, c export.Composition, p
 	if ed != nil {
 		req.Edit = ed
 	}
+	req.Encodings = s.encodings
 	if s.SetMemoryLimit != nil {
 		s.SetMemoryLimit(p.MemoryBudget(c.Width, c.Height, 1))
 	}
@@ -65,6 +65,10 @@ func (s *Studio) generate(ctx context.Context, p *Model, c export.Composition, p
 	}
 	return res.Images[0], nil
 }
+
+// EncodingStats counts the text encodings reused (Hits) and computed
+// (Misses) by previews and renders.
+func (s *Studio) EncodingStats() pipeline.CacheStats { return s.encodings.Stats() }
 
 // withModel returns the current model and c naming it (name and hash) and
 // its concept files (hashes), so that the settings kept with an image name
@@ -110,6 +114,9 @@ func (s *Studio) Render(c export.Composition) *jobs.Job {
 				Fraction: float64(st.Step) / float64(max(st.Total, 1)) * 0.95, ETA: st.ETA})
 		})
 		r := RenderResult{Composition: c, Image: img, Err: err}
+		if err == nil {
+			s.rendered(c.Seed)
+		}
 		if err == nil && s.History != nil {
 			r.Entry, r.SaveErr = s.History.Add(img, c)
 		}
@@ -141,31 +148,6 @@ func (s *Studio) Render(c export.Composition) *jobs.Job {
 		remove()
 	}()
 	return job
-}
-
-// ExportPNG writes img to path (a .png) with c's settings: the web UI's
-// "parameters" text and the full settings as JSON. The file is replaced
-// atomically.
-func (s *Studio) ExportPNG(path string, img image.Image, c export.Composition) error {
-	if img == nil {
-		return errors.New("export: no image to export yet: render one first")
-	}
-	if !strings.EqualFold(filepath.Ext(path), ".png") {
-		path += ".png"
-	}
-	return export.SaveComposition(path, img, c, samplerLabel)
-}
-
-// ImportPNG reads the settings a PNG carries (ours, or the web UI's
-// "parameters"), for restoring a composition from a dropped image.
-func (s *Studio) ImportPNG(path string) (export.Composition, error) {
-	return export.ReadCompositionFile(path, func(label string) (string, error) {
-		n, err := pipeline.ParseSampler(label)
-		if err != nil {
-			return label, nil // keep an unknown sampler; rendering says what is wrong
-		}
-		return n, nil
-	})
 }
 
 // BatchFileName is the file ExportBatch writes for seed.

@@ -25,6 +25,7 @@ import (
 	"github.com/perfusion-studio/perfusion/app/jobs"
 	"github.com/perfusion-studio/perfusion/app/preview"
 	"github.com/perfusion-studio/perfusion/app/settings"
+	"github.com/perfusion-studio/perfusion/inference/pipeline"
 )
 
 // StatusNoModel is the status a new Studio starts with.
@@ -67,6 +68,9 @@ type Studio struct {
 	Concepts *Concepts
 
 	preview *preview.Scheduler
+	// encodings keeps prompt encodings across previews and renders, so
+	// moving a gate slider does not run the text encoder again.
+	encodings *pipeline.EncodingCache
 
 	mu          sync.Mutex
 	status      string
@@ -80,6 +84,9 @@ type Studio struct {
 	cancelTasks map[int]func()      // foreground tasks that CancelTask stops
 	nextTask    int
 	training    *Training // made by Training()
+
+	lastSeed    uint64 // the last final render's seed, if hasLastSeed
+	hasLastSeed bool
 }
 
 // NewStudio returns a Studio that keeps everything in memory, with no
@@ -110,6 +117,7 @@ func OpenStudio(opt Options) (*Studio, error) {
 		Settings:   st,
 		Jobs:       jobs.New(),
 		previewSet: previewFromSettings(st.Get()),
+		encodings:  pipeline.NewEncodingCache(0),
 	}
 	s.Models = newModels(opt.Load, st, dataDir)
 	s.Concepts = newConcepts(s, dataDir, opt.Captions)

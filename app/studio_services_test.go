@@ -274,7 +274,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	img.Pix[5] = 200
 	c := export.Composition{Prompt: "fox", Seed: 3, Steps: 4, CFG: 7, Sampler: "euler_a", Width: 8, Height: 8, Model: "m"}
 	path := filepath.Join(t.TempDir(), "out") // ".png" is added
-	if err := s.ExportPNG(path, img, c); err != nil {
+	if err := s.ExportPNG(path, img, c, ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.ImportPNG(path + ".png")
@@ -285,7 +285,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, c) {
 		t.Fatalf("imported %+v\nwant %+v", got, c)
 	}
-	if err := s.ExportPNG(path, nil, c); err == nil {
+	if err := s.ExportPNG(path, nil, c, ExportOptions{}); err == nil {
 		t.Error("exporting no image: no error")
 	}
 	// A web UI PNG: the sampler's display name comes back as its name.

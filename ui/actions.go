@@ -136,7 +136,7 @@ func (m *MainWindow) onExport() {
 	suggested := app.BatchFileName(name, c.Seed)
 	save := func(path string) {
 		go func() {
-			err := m.studio.ExportPNG(path, img, c)
+			err := m.studio.ExportPNG(path, img, c, m.studio.ExportOptions())
 			m.do(func() {
 				if err != nil {
 					m.showError("Cannot export the PNG", err)

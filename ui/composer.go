@@ -39,6 +39,10 @@ type Composer struct {
 
 	seed     *widget.Entry
 	dice     *widget.Button
+	seedMode *widget.Select // app.SeedMode labels
+	// lastSeed is the last final render's seed (app.Studio.LastSeed),
+	// shown when the mode becomes "reuse"; nil for none.
+	lastSeed func() (uint64, bool)
 	steps    *widget.Entry
 	cfg      *widget.Slider
 	cfgValue *widget.Label
@@ -93,6 +97,12 @@ func (c *Composer) buildSettings() fyne.CanvasObject {
 	}
 	c.seed.OnChanged = func(string) { c.changed() }
 	c.dice = widget.NewButtonWithIcon("", theme.ViewRefreshIcon(), c.onRandomSeed)
+	var modes []string
+	for _, m := range app.SeedModes() {
+		modes = append(modes, m.String())
+	}
+	c.seedMode = widget.NewSelect(modes, c.onSeedMode)
+	c.seedMode.SetSelected(app.SeedFixed.String())
 	c.steps = widget.NewEntry()
 	c.steps.Validator = func(s string) error {
 		_, err := parseSteps(s)
@@ -119,7 +129,7 @@ func (c *Composer) buildSettings() fyne.CanvasObject {
 	c.height = widget.NewSelect(slices.Clone(sides), func(string) { c.changed() })
 	size := container.NewHBox(c.width, widget.NewLabel("×"), c.height)
 	form := widget.NewForm(
-		widget.NewFormItem("Seed", container.NewBorder(nil, nil, nil, c.dice, c.seed)),
+		widget.NewFormItem("Seed", container.NewBorder(nil, nil, nil, container.NewHBox(c.dice, c.seedMode), c.seed)),
 		widget.NewFormItem("Steps", c.steps),
 		widget.NewFormItem("CFG", container.NewBorder(nil, nil, nil, c.cfgValue, c.cfg)),
 		widget.NewFormItem("Sampler", c.sampler),
@@ -140,6 +150,33 @@ func (c *Composer) onRandomSeed() {
 	c.seed.SetText(strconv.FormatUint(uint64(rand.Uint32()), 10))
 }
 
+// onSeedMode follows the seed mode select: reusing shows the last render's
+// seed, so that the preview uses it too.
+func (c *Composer) onSeedMode(string) {
+	if c.mode() != app.SeedReuse || c.lastSeed == nil {
+		return
+	}
+	if seed, ok := c.lastSeed(); ok {
+		c.seed.SetText(strconv.FormatUint(seed, 10)) // previews it
+	}
+}
+
+// mode returns the selected seed mode.
+func (c *Composer) mode() app.SeedMode {
+	m, err := app.ParseSeedMode(c.seedMode.Selected)
+	if err != nil {
+		return app.SeedFixed
+	}
+	return m
+}
+
+// showSeed shows the seed a render used without scheduling a preview.
+func (c *Composer) showSeed(seed uint64) {
+	c.applying = true
+	defer func() { c.applying = false }()
+	c.seed.SetText(strconv.FormatUint(seed, 10))
+}
+
 // setComposition shows comp in the widgets without reporting changes.
 func (c *Composer) setComposition(comp export.Composition) {
 	c.applying = true
@@ -147,6 +184,7 @@ func (c *Composer) setComposition(comp export.Composition) {
 	c.prompt.SetText(comp.Prompt)
 	c.negative.SetText(comp.Negative)
 	c.seed.SetText(strconv.FormatUint(comp.Seed, 10))
+	c.seedMode.SetSelected(app.SeedFixed.String()) // a restored seed stays
 	c.steps.SetText(strconv.Itoa(comp.Steps))
 	c.cfg.SetValue(comp.CFG)
 	c.cfgValue.SetText(strconv.FormatFloat(comp.CFG, 'f', -1, 64))

@@ -87,6 +87,7 @@ func NewMainWindow(w fyne.Window, studio *app.Studio, opt Options) *MainWindow {
 	m.library = newLibrary(m.onInsertConcept, m.onConceptAction, m.onImportConcept)
 	m.preview = newPreview(m.onOpenModel)
 	m.composer = newComposer(m.onChange, m.onRender, m.onExport)
+	m.composer.lastSeed = studio.LastSeed
 	m.composer.concepts.sweep = m.onSweep
 	m.status = newStatusBar(studio, do, opt.Version)
 	w.SetContent(m.build())
@@ -177,6 +178,10 @@ func (m *MainWindow) onRender() {
 	if p, _ := m.studio.Models.Current(); p == nil {
 		m.showInfo("No model", "Open a Stable Diffusion 1.x model first (File ▸ Open model…).")
 		return
+	}
+	if seed := m.studio.RenderSeed(m.composer.mode(), c.Seed); seed != c.Seed {
+		c.Seed = seed
+		m.composer.showSeed(seed)
 	}
 	m.studio.Render(m.syncConcepts(c))
 }

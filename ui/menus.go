@@ -123,16 +123,20 @@ func (u *menus) onSettings() {
 		_, err := parseSteps(s)
 		return err
 	}
+	embed := widget.NewCheck("Put the concepts used in exported PNGs", nil)
+	embed.SetChecked(!cur.ExportWithoutConcepts)
 	items := []*widget.FormItem{
 		widget.NewFormItem("Threads", threads),
 		widget.NewFormItem("Data folder", dataDir),
 		widget.NewFormItem("Default sampler", sampler),
 		widget.NewFormItem("Preview size", previewSide),
 		widget.NewFormItem("Preview steps", previewSteps),
+		widget.NewFormItem("Export", embed),
 	}
 	items[0].HintText = "0 uses every core"
 	items[1].HintText = "takes effect at the next start"
 	items[3].HintText = "longer side of the live preview, in pixels"
+	items[5].HintText = "dropping such a PNG restores its concepts too"
 	dialog.ShowForm("Settings", "Save", "Cancel", items, func(ok bool) {
 		if !ok {
 			return
@@ -149,6 +153,7 @@ func (u *menus) onSettings() {
 		err := m.studio.Settings.Update(func(s *settings.Settings) {
 			s.Threads, s.DataDir, s.DefaultSampler = n, dataDir.Text, name
 			s.PreviewSide, s.PreviewSteps = side, steps
+			s.ExportWithoutConcepts = !embed.Checked
 		})
 		if err != nil {
 			m.showError("Cannot save the settings", err)

@@ -46,6 +46,9 @@ type Settings struct {
 	PreviewSteps int `json:"preview_steps,omitempty"`
 	// RecentModels are model paths, most recent first, at most MaxRecent.
 	RecentModels []string `json:"recent_models,omitempty"`
+	// ExportWithoutConcepts leaves the concept files out of exported
+	// PNGs (by default they go in, so the PNG restores everything).
+	ExportWithoutConcepts bool `json:"export_without_concepts,omitempty"`
 }
 
 // Validate explains what is wrong with s.

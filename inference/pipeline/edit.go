@@ -74,7 +74,7 @@ func (p *Pipeline) editor(ctx context.Context, edit ConditioningEdit, cond tenso
 			if !changed {
 				continue
 			}
-			out, err := p.encodeChunks(ctx, [][]tokenizer.Chunk{chunks}, opt.ClipSkip, extra)
+			out, err := p.encodeChunks(ctx, [][]tokenizer.Chunk{chunks}, opt.ClipSkip, extra, opt.Cache)
 			if err != nil {
 				return tensor.Tensor{}, err
 			}

@@ -83,6 +83,12 @@ type Request struct {
 	// applied to the unconditional rows too. nil leaves the base model's
 	// output bit for bit.
 	Edit ConditioningEdit
+	// Encodings, when set, keeps the prompts' text encodings across
+	// requests (see EncodingCache): a request that differs from an earlier
+	// one only in seed, sampler, size or the edit's K/V editor (a concept's
+	// gate) does not run the text encoder again. The image is the same bit
+	// for bit.
+	Encodings *EncodingCache
 }
 
 // Progress reports one finished sampling step.
@@ -108,7 +114,7 @@ type Result struct {
 
 // text returns the request's text options.
 func (r Request) text() TextOptions {
-	return TextOptions{ClipSkip: r.ClipSkip, Emphasis: r.Emphasis, LongPrompts: r.LongPrompts}
+	return TextOptions{ClipSkip: r.ClipSkip, Emphasis: r.Emphasis, LongPrompts: r.LongPrompts, Cache: r.Encodings}
 }
 
 // batch is the number of images the request asks for (0 when its sizes

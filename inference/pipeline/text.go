@@ -30,6 +30,9 @@ type TextOptions struct {
 	// tokenizer and text encoder are not changed.
 	Words      []string
 	Embeddings tensor.Tensor
+	// Cache, when set, keeps the encodings for later calls with the same
+	// prompts and options (see EncodingCache); results are the same bits.
+	Cache *EncodingCache
 }
 
 // words returns the tokenizer's per-call words and the text encoder's
@@ -98,13 +101,31 @@ func (p *Pipeline) EncodePrompts(ctx context.Context, prompts []string, opt Text
 			per[i] = append(per[i], empty[0])
 		}
 	}
-	return p.encodeChunks(ctx, per, opt.ClipSkip, extra)
+	return p.encodeChunks(ctx, per, opt.ClipSkip, extra, opt.Cache)
 }
 
 // encodeChunks encodes prompts already tokenized into the same number of
 // chunks each, with the extra word embeddings extra (may be the zero
-// Tensor), and applies their emphasis weights.
-func (p *Pipeline) encodeChunks(ctx context.Context, per [][]tokenizer.Chunk, clipSkip int, extra tensor.Tensor) ([]Encoding, error) {
+// Tensor), and applies their emphasis weights. With a cache, a batch
+// encoded before is taken from it.
+func (p *Pipeline) encodeChunks(ctx context.Context, per [][]tokenizer.Chunk, clipSkip int, extra tensor.Tensor, cache *EncodingCache) ([]Encoding, error) {
+	if cache == nil {
+		return p.encodeChunksNow(ctx, per, clipSkip, extra)
+	}
+	key := encodingKey(per, clipSkip, extra)
+	if encs, ok := cache.get(p, key); ok {
+		return encs, nil
+	}
+	encs, err := p.encodeChunksNow(ctx, per, clipSkip, extra)
+	if err == nil {
+		cache.put(p, key, encs)
+	}
+	return encs, err
+}
+
+// encodeChunksNow is encodeChunks without a cache: it runs the text
+// encoder.
+func (p *Pipeline) encodeChunksNow(ctx context.Context, per [][]tokenizer.Chunk, clipSkip int, extra tensor.Tensor) ([]Encoding, error) {
 	n := len(per[0])
 	ids := make([]int, 0, len(per)*n*tokenizer.ContextLen)
 	for i := range per {
