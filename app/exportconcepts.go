@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/atomicfile"
 	"image"
 	"os"
 	"path/filepath"
@@ -61,7 +62,7 @@ func (s *Studio) ExportPNG(path string, img image.Image, c export.Composition, o
 			return err
 		}
 	}
-	return export.WriteFileAtomic(path, data)
+	return atomicfile.WriteFile(path, data)
 }
 
 // ImportPNG reads the settings a PNG carries (ours, or the web UI's

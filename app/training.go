@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/atomicfile"
 	"image"
 	"os"
 	"path/filepath"
@@ -382,7 +383,7 @@ func (t *Training) saveRequest(r TrainRequest) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(t.requestPath(r.Name), data); err != nil {
+	if err := atomicfile.WriteFile(t.requestPath(r.Name), data); err != nil {
 		return fmt.Errorf("training folder: %w", err)
 	}
 	return nil
@@ -424,31 +425,6 @@ func (t *Training) Discard(name string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// writeFileAtomic writes data through a synced temporary file renamed
-// over path.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // PhotoPreview is a photo as the training sheet shows it.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/atomicfile"
 	"image"
 	"os"
 	"regexp"
@@ -49,7 +50,7 @@ func SaveComposition(path string, img image.Image, c Composition, samplerLabel f
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, data)
+	return atomicfile.WriteFile(path, data)
 }
 
 // ReadComposition returns the settings a PNG carries: the iTXt JSON that

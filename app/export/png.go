@@ -7,16 +7,11 @@ package export
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/atomicfile"
 	"hash/crc32"
 	"image"
 	"image/png"
-	"io/fs"
-	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -165,65 +160,11 @@ func TextChunks(data []byte) (map[string]string, error) {
 	return out, nil
 }
 
-// WriteFileAtomic writes data to path through a temporary file in the same
-// folder and a rename, so readers never see a partial file. A new file gets
-// the permissions the umask allows (0666 less the umask, as any program's
-// new files); a file that is replaced keeps its permissions.
-func WriteFileAtomic(path string, data []byte) (err error) {
-	perm, keep := os.FileMode(0o666), false
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
-		perm, keep = st.Mode().Perm(), true
-	}
-	f, tmp, err := createTemp(path, perm)
-	if err != nil {
-		return fmt.Errorf("export: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if keep { // the umask applied at creation may have narrowed it
-		if err = f.Chmod(perm); err != nil {
-			return fmt.Errorf("export: write %s: %w", path, err)
-		}
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("export: write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("export: write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("export: write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("export: write %s: %w", path, err)
-	}
-	return nil
-}
-
-// createTemp creates a new hidden file beside path, with perm less the
-// umask (os.CreateTemp would always use 0600).
-func createTemp(path string, perm os.FileMode) (*os.File, string, error) {
-	dir, base := filepath.Split(path)
-	for range 100 {
-		tmp := filepath.Join(dir, "."+base+".tmp-"+strconv.FormatUint(rand.Uint64(), 36))
-		f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		return f, tmp, err
-	}
-	return nil, "", fmt.Errorf("no free temporary name beside %s", path)
-}
-
 // SavePNG writes img with its settings to path atomically.
 func SavePNG(path string, img image.Image, s Settings) error {
 	data, err := EncodePNG(img, ParametersKey, s.Parameters())
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, data)
+	return atomicfile.WriteFile(path, data)
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/atomicfile"
 	"image"
 	"io/fs"
 	"os"
@@ -77,7 +78,7 @@ func (s *Store) Add(img image.Image, c export.Composition) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("history: %w", err)
 	}
-	if err := export.WriteFileAtomic(s.path(e.ID, ".json"), append(js, '\n')); err != nil {
+	if err := atomicfile.WriteFile(s.path(e.ID, ".json"), append(js, '\n')); err != nil {
 		os.Remove(e.Image)
 		return Entry{}, fmt.Errorf("history: save settings: %w", err)
 	}

@@ -8,13 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/atomicfile"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
-
-	"github.com/perfusion-studio/perfusion/app/export"
 )
 
 // FileName is the settings file inside the configuration folder.
@@ -120,7 +119,7 @@ func Save(path string, s Settings) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("settings: %w", err)
 	}
-	if err := export.WriteFileAtomic(path, append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile(path, append(data, '\n')); err != nil {
 		return fmt.Errorf("settings: %w", err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/atomicfile"
 	"hash/crc32"
 	"io"
 	"math"
@@ -61,7 +62,7 @@ func Save(path string, cv *Covariance) error {
 	}
 	b.Write(data)
 	b.Write(binary.LittleEndian.AppendUint32(nil, crc32.Checksum(b.Bytes(), castagnoli)))
-	return writeAtomic(path, b.Bytes())
+	return atomicfile.WriteFile(path, b.Bytes())
 }
 
 // Load reads the cache file at path, checks it (magic, version, checksum,
@@ -191,32 +192,4 @@ func Get(ctx context.Context, req Request, opt Options) (*Covariance, CacheStatu
 		}
 	}
 	return cv, st, nil
-}
-
-// writeAtomic writes data to path through a synced temporary file and a rename.
-func writeAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("covariance: save: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("covariance: save: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("covariance: save: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("covariance: save: %w", err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("covariance: save: %w", err)
-	}
-	return nil
 }

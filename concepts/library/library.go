@@ -15,6 +15,7 @@ package library
 import (
 	"errors"
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -189,7 +190,7 @@ func (l *Library) Rename(old, new string) error {
 	}
 	// A change of case only: replace the file in place. On a
 	// case-insensitive file system old and new are one file.
-	if err := conceptfile.WriteFileAtomic(newPath, data); err != nil {
+	if err := atomicfile.WriteFile(newPath, data); err != nil {
 		return fmt.Errorf("library: rename %s: %w", old, err)
 	}
 	if a, errA := os.Stat(oldPath); errA == nil {
@@ -269,7 +270,7 @@ func (l *Library) Export(name, dst string, overwrite bool) error {
 		}
 	}
 	if overwrite {
-		if err := conceptfile.WriteFileAtomic(dst, data); err != nil {
+		if err := atomicfile.WriteFile(dst, data); err != nil {
 			return fmt.Errorf("library: export: %w", err)
 		}
 		return nil

@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/atomicfile"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/perfusion-studio/perfusion/concepts/edit"
@@ -86,35 +86,10 @@ func (tr *trainer) save() error {
 	if err != nil {
 		return fmt.Errorf("train: resume file: %w", err)
 	}
-	if err := writeAtomic(tr.job.Resume, data); err != nil {
+	if err := atomicfile.WriteFile(tr.job.Resume, data); err != nil {
 		return fmt.Errorf("train: resume file: %w", err)
 	}
 	return nil
-}
-
-// writeAtomic writes data to path through a temporary file in the same
-// folder, synced and renamed over path.
-func writeAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // readState reads a resume file; ok is false when there is none.

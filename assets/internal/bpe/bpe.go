@@ -14,6 +14,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -225,30 +226,11 @@ func (v *Vocab) Write(dir string) error {
 	return WriteFileAtomic(filepath.Join(dir, MergesFile), []byte(b.String()))
 }
 
-// WriteFileAtomic writes data to a temporary file beside path and renames
-// it over path, so readers see the old file or the new one, never a part.
+// WriteFileAtomic writes data to path atomically (internal/atomicfile),
+// making its folder first.
 func WriteFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, data)
 }
