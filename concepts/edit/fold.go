@@ -2,6 +2,7 @@ package edit
 
 import (
 	"fmt"
+	"github.com/perfusion-studio/perfusion/inference/ops"
 
 	"github.com/nlpodyssey/spago/mat"
 
@@ -28,7 +29,7 @@ func Fold(x tensor.Tensor, dirs, weights [][]float32) (tensor.Tensor, error) {
 		}
 	}
 	f := &fold{x: x, dirs: dirs, weights: weights, rows: x.Size() / max(d, 1), d: d}
-	return run(f, x.Shape(), anyGrad(x))
+	return ops.Run(f, x.Shape(), ops.AnyGrad(x))
 }
 
 type fold struct {
@@ -37,7 +38,7 @@ type fold struct {
 	rows, d       int
 }
 
-func (f *fold) Operands() []mat.Tensor { return operands(f.x) }
+func (f *fold) Operands() []mat.Tensor { return ops.Operands(f.x) }
 
 func (f *fold) Forward() (mat.Tensor, error) {
 	y := append([]float32(nil), f.x.Data()...) // [B*T, D]

@@ -2,6 +2,7 @@ package edit
 
 import (
 	"fmt"
+	"github.com/perfusion-studio/perfusion/inference/ops"
 	"math"
 
 	"github.com/nlpodyssey/spago/mat"
@@ -21,7 +22,7 @@ func Gate(x tensor.Tensor, w []float32, beta, tau float32) (tensor.Tensor, error
 		return tensor.Tensor{}, fmt.Errorf("edit: gate: beta %g, tau %g: want a finite beta and a finite tau > 0", beta, tau)
 	}
 	f := &gate{x: x, w: w, beta: float64(beta), tau: float64(tau), rows: x.Dim(0) * x.Dim(1), d: len(w)}
-	return run(f, []int{x.Dim(0), x.Dim(1)}, anyGrad(x))
+	return ops.Run(f, []int{x.Dim(0), x.Dim(1)}, ops.AnyGrad(x))
 }
 
 type gate struct {
@@ -32,7 +33,7 @@ type gate struct {
 	g         []float32 // [B*T] the forward output, for Backward
 }
 
-func (f *gate) Operands() []mat.Tensor { return operands(f.x) }
+func (f *gate) Operands() []mat.Tensor { return ops.Operands(f.x) }
 
 func (f *gate) Forward() (mat.Tensor, error) {
 	x := f.x.Data()

@@ -45,7 +45,7 @@ func Project(e *ops.Engine, x, w tensor.Tensor, gates, targets []tensor.Tensor) 
 		}
 	}
 	f := &project{e: e, x: x, w: w, gates: gates, targets: targets, perPos: perPos, m: b * t, t: t, d: w.Dim(1), o: o}
-	return run(f, []int{b, t, o}, anyGrad(append([]tensor.Tensor{x, w}, append(gates, targets...)...)...))
+	return ops.Run(f, []int{b, t, o}, ops.AnyGrad(append([]tensor.Tensor{x, w}, append(gates, targets...)...)...))
 }
 
 type project struct {
@@ -57,7 +57,7 @@ type project struct {
 }
 
 func (f *project) Operands() []mat.Tensor {
-	return operands(append([]tensor.Tensor{f.x, f.w}, append(f.gates, f.targets...)...)...)
+	return ops.Operands(append([]tensor.Tensor{f.x, f.w}, append(f.gates, f.targets...)...)...)
 }
 
 // target returns concept c's target row for row r of the context.

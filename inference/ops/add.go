@@ -14,7 +14,7 @@ func (e *Engine) Add(a, b tensor.Tensor) (tensor.Tensor, error) {
 	if !tensor.SameShape(a.Shape(), b.Shape()) {
 		return tensor.Tensor{}, shapeErr("add", a, b, "shapes must be equal")
 	}
-	return run(&add{e: e, a: a, b: b}, a.Shape(), anyGrad(a, b))
+	return Run(&add{e: e, a: a, b: b}, a.Shape(), AnyGrad(a, b))
 }
 
 type add struct {
@@ -22,7 +22,7 @@ type add struct {
 	a, b tensor.Tensor
 }
 
-func (f *add) Operands() []mat.Tensor { return operands(f.a, f.b) }
+func (f *add) Operands() []mat.Tensor { return Operands(f.a, f.b) }
 
 func (f *add) Forward() (mat.Tensor, error) {
 	a, b := f.a.Data(), f.b.Data()
@@ -53,7 +53,7 @@ func (e *Engine) AddChannel(x, c tensor.Tensor) (tensor.Tensor, error) {
 		return tensor.Tensor{}, shapeErr("add_channel", x, c, "want x [B, C, ...] and c [B, C]")
 	}
 	f := &addChannel{e: e, x: x, c: c, s: x.Size() / max(c.Size(), 1)}
-	return run(f, x.Shape(), anyGrad(x, c))
+	return Run(f, x.Shape(), AnyGrad(x, c))
 }
 
 type addChannel struct {
@@ -62,7 +62,7 @@ type addChannel struct {
 	s    int
 }
 
-func (f *addChannel) Operands() []mat.Tensor { return operands(f.x, f.c) }
+func (f *addChannel) Operands() []mat.Tensor { return Operands(f.x, f.c) }
 
 func (f *addChannel) Forward() (mat.Tensor, error) {
 	x, c, s := f.x.Data(), f.c.Data(), f.s
@@ -100,7 +100,7 @@ func (e *Engine) Scale(x tensor.Tensor, s float32) (tensor.Tensor, error) {
 	if err := missing("scale", x); err != nil {
 		return tensor.Tensor{}, err
 	}
-	return run(&scale{e: e, x: x, s: s}, x.Shape(), anyGrad(x))
+	return Run(&scale{e: e, x: x, s: s}, x.Shape(), AnyGrad(x))
 }
 
 type scale struct {
@@ -109,7 +109,7 @@ type scale struct {
 	s float32
 }
 
-func (f *scale) Operands() []mat.Tensor { return operands(f.x) }
+func (f *scale) Operands() []mat.Tensor { return Operands(f.x) }
 
 func (f *scale) Forward() (mat.Tensor, error) {
 	return tensor.Leaf(f.e.scaled(f.x.Data(), f.s, f.e.output(f.x.Size()))), nil

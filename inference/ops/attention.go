@@ -32,7 +32,7 @@ func (e *Engine) Attention(q, k, v tensor.Tensor, heads int, scale float32, caus
 		return tensor.Tensor{}, err
 	}
 	f := &attentionFn{e: e, q: q, k: k, v: v, p: p}
-	return run(f, []int{p.B, p.Tq, p.Heads * p.Dv}, anyGrad(q, k, v))
+	return Run(f, []int{p.B, p.Tq, p.Heads * p.Dv}, AnyGrad(q, k, v))
 }
 
 // attentionProblem checks the shapes and returns the kernel's problem.
@@ -84,12 +84,12 @@ type attentionFn struct {
 	lse     []float32 // [B, H, Tq] per-row log-sum-exp, saved for Backward
 }
 
-func (f *attentionFn) Operands() []mat.Tensor { return operands(f.q, f.k, f.v) }
+func (f *attentionFn) Operands() []mat.Tensor { return Operands(f.q, f.k, f.v) }
 
 func (f *attentionFn) Forward() (mat.Tensor, error) {
 	out := f.e.output(f.p.B * f.p.Tq * f.p.Heads * f.p.Dv) // [B, Tq, H*Dv]
 	var lse []float32
-	if anyGrad(f.q, f.k, f.v) {
+	if AnyGrad(f.q, f.k, f.v) {
 		lse = make([]float32, f.p.LSELen()) // [B, H, Tq]
 	}
 	if err := attention.Forward(f.e.B, f.p, f.q.Data(), f.k.Data(), f.v.Data(), out, lse); err != nil {

@@ -21,7 +21,7 @@ func (e *Engine) ConcatChannels(a, b tensor.Tensor) (tensor.Tensor, error) {
 	shape[1] += sb[1]
 	n := a.Dim(0)
 	f := &concat{e: e, a: a, b: b, n: n, la: a.Size() / max(n, 1), lb: b.Size() / max(n, 1)}
-	return run(f, shape, anyGrad(a, b))
+	return Run(f, shape, AnyGrad(a, b))
 }
 
 type concat struct {
@@ -31,7 +31,7 @@ type concat struct {
 	la, lb int // per-batch lengths C1*S and C2*S
 }
 
-func (f *concat) Operands() []mat.Tensor { return operands(f.a, f.b) }
+func (f *concat) Operands() []mat.Tensor { return Operands(f.a, f.b) }
 
 func (f *concat) Forward() (mat.Tensor, error) {
 	a, b, la, lb := f.a.Data(), f.b.Data(), f.la, f.lb

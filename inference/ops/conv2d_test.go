@@ -100,7 +100,7 @@ func conv2dPath(e *Engine, x, w, b tensor.Tensor, p Conv2DParams, path convPath)
 	case pathRowsChunked:
 		f.path, f.budget = pathRows, 1
 	}
-	return run(f, []int{g.B, g.O, g.Ho, g.Wo}, anyGrad(x, w, b))
+	return Run(f, []int{g.B, g.O, g.Ho, g.Wo}, AnyGrad(x, w, b))
 }
 
 func TestConv2DForward(t *testing.T) {
@@ -249,7 +249,7 @@ func conv2dAddPath(e *Engine, x, w, b, r tensor.Tensor, p Conv2DParams, path con
 	case pathRowsChunked:
 		f.path, f.budget = pathRows, 1
 	}
-	return run(f, []int{g.B, g.O, g.Ho, g.Wo}, anyGrad(x, w, b, r))
+	return Run(f, []int{g.B, g.O, g.Ho, g.Wo}, AnyGrad(x, w, b, r))
 }
 
 // TestConv2DLayoutResidual checks the OHIW weight layout and the fused

@@ -31,7 +31,7 @@ func (e *Engine) Embedding(table tensor.Tensor, ids []int, shape ...int) (tensor
 	}
 	out := append(append([]int(nil), shape...), table.Dim(1))
 	f := &embedding{e: e, table: table, ids: append([]int(nil), ids...), d: table.Dim(1)}
-	return run(f, out, anyGrad(table))
+	return Run(f, out, AnyGrad(table))
 }
 
 type embedding struct {
@@ -41,7 +41,7 @@ type embedding struct {
 	d     int
 }
 
-func (f *embedding) Operands() []mat.Tensor { return operands(f.table) }
+func (f *embedding) Operands() []mat.Tensor { return Operands(f.table) }
 
 func (f *embedding) Forward() (mat.Tensor, error) {
 	t, d := f.table.Data(), f.d

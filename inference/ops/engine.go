@@ -37,14 +37,12 @@ func NewEngine(b backend.Backend) *Engine { return &Engine{B: b, pool: new(bufpo
 // CPU returns an Engine on a fresh default CPU backend.
 func CPU() *Engine { return NewEngine(cpu.New()) }
 
-// function is an ag.AutoGradFunction whose output shape is known up front.
-type function interface {
-	ag.AutoGradFunction
-}
-
-// run executes fn: as an ag operator when any operand requires gradients,
-// otherwise directly, returning a constant leaf.
-func run(fn function, shape []int, needGrad bool) (tensor.Tensor, error) {
+// Run executes fn, whose output has the given shape: as a spago autograd
+// operator when needGrad (some operand requires gradients), otherwise
+// directly, returning a constant leaf, so inference builds no graph. It is
+// how every operator of this package runs, and how operators defined
+// elsewhere (concepts/edit) join the same graphs.
+func Run(fn ag.AutoGradFunction, shape []int, needGrad bool) (tensor.Tensor, error) {
 	if !needGrad {
 		v, err := fn.Forward()
 		if err != nil {
@@ -55,8 +53,8 @@ func run(fn function, shape []int, needGrad bool) (tensor.Tensor, error) {
 	return tensor.FromNode(ag.NewOperator(fn).Run(), shape...)
 }
 
-// anyGrad reports whether any of the tensors requires gradients.
-func anyGrad(ts ...tensor.Tensor) bool {
+// AnyGrad reports whether any of the valid tensors requires gradients.
+func AnyGrad(ts ...tensor.Tensor) bool {
 	for _, t := range ts {
 		if t.Valid() && t.RequiresGrad() {
 			return true
@@ -65,8 +63,9 @@ func anyGrad(ts ...tensor.Tensor) bool {
 	return false
 }
 
-// operands lists the nodes of the valid tensors.
-func operands(ts ...tensor.Tensor) []mat.Tensor {
+// Operands lists the nodes of the valid tensors, for an operator's
+// Operands method.
+func Operands(ts ...tensor.Tensor) []mat.Tensor {
 	out := make([]mat.Tensor, 0, len(ts))
 	for _, t := range ts {
 		if t.Valid() {

@@ -17,7 +17,7 @@ func (e *Engine) GELU(x tensor.Tensor) (tensor.Tensor, error) {
 	if err := missing("gelu", x); err != nil {
 		return tensor.Tensor{}, err
 	}
-	return run(&gelu{e: e, x: x}, x.Shape(), anyGrad(x))
+	return Run(&gelu{e: e, x: x}, x.Shape(), AnyGrad(x))
 }
 
 // QuickGELU is x*sigmoid(1.702x), the GELU approximation of OpenAI CLIP.
@@ -25,7 +25,7 @@ func (e *Engine) QuickGELU(x tensor.Tensor) (tensor.Tensor, error) {
 	if err := missing("quick_gelu", x); err != nil {
 		return tensor.Tensor{}, err
 	}
-	return run(&gelu{e: e, x: x, quick: true}, x.Shape(), anyGrad(x))
+	return Run(&gelu{e: e, x: x, quick: true}, x.Shape(), AnyGrad(x))
 }
 
 type gelu struct {
@@ -34,7 +34,7 @@ type gelu struct {
 	quick bool
 }
 
-func (f *gelu) Operands() []mat.Tensor { return operands(f.x) }
+func (f *gelu) Operands() []mat.Tensor { return Operands(f.x) }
 
 func (f *gelu) Forward() (mat.Tensor, error) {
 	x := f.x.Data()
@@ -104,7 +104,7 @@ func (e *Engine) GEGLU(x tensor.Tensor) (tensor.Tensor, error) {
 	shape := x.Shape()
 	shape[len(shape)-1] /= 2
 	f := &geglu{e: e, x: x, d: x.Dim(-1) / 2}
-	return run(f, shape, anyGrad(x))
+	return Run(f, shape, AnyGrad(x))
 }
 
 type geglu struct {
@@ -113,7 +113,7 @@ type geglu struct {
 	d int
 }
 
-func (f *geglu) Operands() []mat.Tensor { return operands(f.x) }
+func (f *geglu) Operands() []mat.Tensor { return Operands(f.x) }
 
 // rows runs fn over the rows of x in parallel, and over each row's D
 // columns in blocks: a and g are the matching pieces of the two halves,

@@ -40,7 +40,7 @@ func (e *Engine) groupNorm(x tensor.Tensor, groups int, gamma, beta tensor.Tenso
 	}
 	f := &groupNorm{e: e, x: x, gamma: gamma, beta: beta, eps: eps, silu: silu,
 		b: x.Dim(0), c: x.Dim(1), s: x.Size() / (x.Dim(0) * x.Dim(1)), groups: groups}
-	return run(f, x.Shape(), anyGrad(x, gamma, beta))
+	return Run(f, x.Shape(), AnyGrad(x, gamma, beta))
 }
 
 // checkAffine checks that present gamma and beta are [c].
@@ -62,7 +62,7 @@ type groupNorm struct {
 	mean, rstd      []float64 // [B, groups], saved by Forward for Backward
 }
 
-func (f *groupNorm) Operands() []mat.Tensor { return operands(f.x, f.gamma, f.beta) }
+func (f *groupNorm) Operands() []mat.Tensor { return Operands(f.x, f.gamma, f.beta) }
 
 // groupLen is the number of elements of one (batch, group) slice.
 func (f *groupNorm) groupLen() int { return f.c / f.groups * f.s }

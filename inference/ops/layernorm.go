@@ -22,7 +22,7 @@ func (e *Engine) LayerNorm(x, gamma, beta tensor.Tensor, eps float32) (tensor.Te
 		return tensor.Tensor{}, err
 	}
 	f := &layerNorm{e: e, x: x, gamma: gamma, beta: beta, eps: eps, rows: x.Size() / c, c: c}
-	return run(f, x.Shape(), anyGrad(x, gamma, beta))
+	return Run(f, x.Shape(), AnyGrad(x, gamma, beta))
 }
 
 type layerNorm struct {
@@ -33,7 +33,7 @@ type layerNorm struct {
 	mean, rstd     []float64 // [rows], saved by Forward for Backward
 }
 
-func (f *layerNorm) Operands() []mat.Tensor { return operands(f.x, f.gamma, f.beta) }
+func (f *layerNorm) Operands() []mat.Tensor { return Operands(f.x, f.gamma, f.beta) }
 
 func (f *layerNorm) Forward() (mat.Tensor, error) {
 	x, c := f.x.Data(), f.c

@@ -33,7 +33,7 @@ func (e *Engine) LinearAdd(x, w, b, r tensor.Tensor) (tensor.Tensor, error) {
 		return tensor.Tensor{}, dimsErr("linear", r, fmt.Sprintf("output %v", shape), "the residual must have the output's shape")
 	}
 	f := &linear{e: e, x: x, w: w, b: b, r: r, m: x.Size() / max(w.Dim(1), 1), in: w.Dim(1), out: w.Dim(0)}
-	return run(f, shape, anyGrad(x, w, b, r))
+	return Run(f, shape, AnyGrad(x, w, b, r))
 }
 
 type linear struct {
@@ -42,7 +42,7 @@ type linear struct {
 	m, in, out int
 }
 
-func (f *linear) Operands() []mat.Tensor { return operands(f.x, f.w, f.b, f.r) }
+func (f *linear) Operands() []mat.Tensor { return Operands(f.x, f.w, f.b, f.r) }
 
 func (f *linear) Forward() (mat.Tensor, error) {
 	y := f.e.output(f.m * f.out) // [M, Out]

@@ -12,7 +12,7 @@ func (e *Engine) SiLU(x tensor.Tensor) (tensor.Tensor, error) {
 	if err := missing("silu", x); err != nil {
 		return tensor.Tensor{}, err
 	}
-	return run(&silu{e: e, x: x}, x.Shape(), anyGrad(x))
+	return Run(&silu{e: e, x: x}, x.Shape(), AnyGrad(x))
 }
 
 type silu struct {
@@ -20,7 +20,7 @@ type silu struct {
 	x tensor.Tensor
 }
 
-func (f *silu) Operands() []mat.Tensor { return operands(f.x) }
+func (f *silu) Operands() []mat.Tensor { return Operands(f.x) }
 
 func (f *silu) Forward() (mat.Tensor, error) {
 	x := f.x.Data()
