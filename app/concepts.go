@@ -60,7 +60,7 @@ type Concepts struct {
 	model  *modelState // the state of the current model
 	undo   []library.TrashItem
 	cached map[string]*cachedConcept // by lower-cased name
-	hooks  []func()
+	hooks  listeners[struct{}]
 }
 
 // cachedConcept is a concept file read for generation.
@@ -94,19 +94,10 @@ func (c *Concepts) Dir() string {
 // concepts' usability changed: a library operation, or the loaded model's
 // identity became known.
 func (c *Concepts) OnChange(fn func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.hooks = append(c.hooks, fn)
+	c.hooks.add(func(struct{}) { fn() })
 }
 
-func (c *Concepts) changed() {
-	c.mu.Lock()
-	hooks := slices.Clone(c.hooks)
-	c.mu.Unlock()
-	for _, fn := range hooks {
-		fn()
-	}
-}
+func (c *Concepts) changed() { c.hooks.emit(struct{}{}) }
 
 // List returns the library's concepts, sorted by name. Concepts trained on
 // another base model than the loaded one are marked Disabled with the

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 
@@ -59,7 +58,7 @@ type Models struct {
 	cancel  context.CancelFunc // of the load in progress
 	loading string             // its path
 	done    chan struct{}      // closed when it ends
-	hooks   []func(ModelEvent)
+	hooks   listeners[ModelEvent]
 }
 
 // newModels returns a model manager; load nil is pipeline.Load. Loaded
@@ -75,9 +74,7 @@ func newModels(load LoadFunc, st *settings.Store, dataDir string) *Models {
 // OnEvent registers fn to receive every loading event. fn runs on the
 // loading goroutine; it must not call Open or CancelLoad synchronously.
 func (m *Models) OnEvent(fn func(ModelEvent)) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.hooks = append(m.hooks, fn)
+	m.hooks.add(fn)
 }
 
 // Current returns the loaded model and its description, or nil.
@@ -133,12 +130,7 @@ func (m *Models) CancelLoad() {
 func (m *Models) run(ctx context.Context, path string, done chan struct{}) {
 	emit := func(e ModelEvent) {
 		e.Path = path
-		m.mu.Lock()
-		hooks := slices.Clone(m.hooks)
-		m.mu.Unlock()
-		for _, fn := range hooks {
-			fn(e)
-		}
+		m.hooks.emit(e)
 	}
 	finish := func() {
 		m.mu.Lock()

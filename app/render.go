@@ -7,7 +7,6 @@ import (
 	"image"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/perfusion-studio/perfusion/app/export"
 	"github.com/perfusion-studio/perfusion/app/history"
@@ -96,9 +95,7 @@ type RenderResult struct {
 // OnRender registers fn to receive every final render's result, on the
 // job worker goroutine.
 func (s *Studio) OnRender(fn func(RenderResult)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onRender = append(s.onRender, fn)
+	s.onRender.add(fn)
 }
 
 // Render queues a final render of c at render priority (after previews).
@@ -134,12 +131,7 @@ func (s *Studio) Render(c export.Composition) *jobs.Job {
 			s.SetStatus(fmt.Sprintf("Rendered %dx%d, seed %d", c.Width, c.Height, c.Seed))
 		}
 		s.emitTask(t)
-		s.mu.Lock()
-		hooks := slices.Clone(s.onRender)
-		s.mu.Unlock()
-		for _, fn := range hooks {
-			fn(r)
-		}
+		s.onRender.emit(r)
 		return err
 	})
 	remove = s.addCancel(job.Cancel)

@@ -76,9 +76,9 @@ type Studio struct {
 	status      string
 	nextHook    int
 	onStatus    map[int]func(string) // by registration order
-	onTask      []func(Task)
-	onRender    []func(RenderResult)
-	onSweep     []func(SweepResult)
+	onTask      listeners[Task]
+	onRender    listeners[RenderResult]
+	onSweep     listeners[SweepResult]
 	previewSet  PreviewSettings
 	last        *export.Composition // newest composition asked for
 	cancelTasks map[int]func()      // foreground tasks that CancelTask stops
@@ -222,19 +222,10 @@ type Task struct {
 
 // OnTask registers fn to receive task progress, on a background goroutine.
 func (s *Studio) OnTask(fn func(Task)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onTask = append(s.onTask, fn)
+	s.onTask.add(fn)
 }
 
-func (s *Studio) emitTask(t Task) {
-	s.mu.Lock()
-	hooks := slices.Clone(s.onTask)
-	s.mu.Unlock()
-	for _, fn := range hooks {
-		fn(t)
-	}
-}
+func (s *Studio) emitTask(t Task) { s.onTask.emit(t) }
 
 // CancelTask cancels the running foreground tasks: a model load, renders
 // and exports (queued ones too).

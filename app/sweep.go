@@ -38,9 +38,7 @@ func SweepBetas(n int) []float64 {
 
 // OnSweep registers fn to receive every sweep's result, on the job worker.
 func (s *Studio) OnSweep(fn func(SweepResult)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onSweep = append(s.onSweep, fn)
+	s.onSweep.add(fn)
 }
 
 // Sweep renders c once per β in betas for the concept name (fixed seed, the
@@ -60,12 +58,7 @@ func (s *Studio) Sweep(c export.Composition, name string, betas []float64) *jobs
 			s.SetStatus("Sweep failed: " + r.Err.Error())
 		}
 		s.emitTask(t)
-		s.mu.Lock()
-		hooks := slices.Clone(s.onSweep)
-		s.mu.Unlock()
-		for _, fn := range hooks {
-			fn(r)
-		}
+		s.onSweep.emit(r)
 		return r.Err
 	})
 	remove = s.addCancel(job.Cancel)

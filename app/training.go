@@ -9,7 +9,6 @@ import (
 	"image"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -129,7 +128,7 @@ type Training struct {
 	captions func() []string // the covariance corpus (tests use a small one)
 
 	mu     sync.Mutex
-	hooks  []func(TrainingEvent)
+	hooks  listeners[TrainingEvent]
 	name   string             // the run in progress, "" when none
 	cancel context.CancelFunc // of that run
 	done   chan struct{}      // closed when it ends
@@ -167,19 +166,10 @@ func (s *Studio) stopTraining() {
 // OnEvent registers fn to receive every training event, on the training
 // goroutine.
 func (t *Training) OnEvent(fn func(TrainingEvent)) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.hooks = append(t.hooks, fn)
+	t.hooks.add(fn)
 }
 
-func (t *Training) emit(e TrainingEvent) {
-	t.mu.Lock()
-	hooks := slices.Clone(t.hooks)
-	t.mu.Unlock()
-	for _, fn := range hooks {
-		fn(e)
-	}
-}
+func (t *Training) emit(e TrainingEvent) { t.hooks.emit(e) }
 
 // Running returns the name of the concept in training, or "".
 func (t *Training) Running() string {
