@@ -58,6 +58,7 @@ func run() error {
 	flag.IntVar(&opt.CheckpointEvery, "checkpoint-every", opt.CheckpointEvery, "steps between checkpoints")
 	blas := flag.Bool("blas", false, "use OpenBLAS for matrix products (default: the pure-Go kernels, which do not oversubscribe the cores when spago runs backward operators concurrently)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	snapshot := flag.Bool("snapshot", false, "export the work folder's checkpoint as it stands (UNet phase or later) to -out, without training; for looking at a run in progress")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -117,10 +118,13 @@ func run() error {
 		return err
 	}
 
+	opt.Checkpoint = filepath.Join(*work, "state.safetensors")
+	if *snapshot {
+		return exportSnapshot(ctx, cfg, opt.Checkpoint, *out, vj, mt, *size, logf)
+	}
 	if !*blas {
 		opt.Engine = ops.NewEngine(cpu.NewGo())
 	}
-	opt.Checkpoint = filepath.Join(*work, "state.safetensors")
 	opt.Log = logf
 	if err := os.MkdirAll(*work, 0o755); err != nil {
 		return err
@@ -135,6 +139,24 @@ func run() error {
 	}
 	logf("wrote %s", *out)
 	return samples(ctx, *out, filepath.Join(*work, "samples"), *size, logf)
+}
+
+// exportSnapshot writes the checkpoint at ckpt, as it stands, as a
+// diffusers folder at out and samples from it, to look at a run in progress.
+func exportSnapshot(ctx context.Context, cfg tinysd.Config, ckpt, out string, vj, mt []byte, size int, logf func(string, ...any)) error {
+	st, err := train.LoadState(ckpt)
+	if err != nil {
+		return err
+	}
+	if st.Phase == train.PhaseVAE {
+		return fmt.Errorf("snapshot: %s is still in the VAE phase (step %d): the UNet has not been trained yet", ckpt, st.Step)
+	}
+	final, w := st.Model(cfg)
+	if err := final.Export(out, w, vj, mt); err != nil {
+		return err
+	}
+	logf("wrote %s from %s (phase %s, step %d)", out, ckpt, st.Phase, st.Step)
+	return samples(ctx, out, filepath.Join(out+"-samples"), size, logf)
 }
 
 // dataset adapts the emoji set to train.Data.
