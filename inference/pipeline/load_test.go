@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -170,5 +171,26 @@ func TestProgressSourceHalf(t *testing.T) {
 	}
 	if _, _, err := plain.Half("m.w"); err == nil && plain.DType("m.w") == "F32" {
 		t.Error("Half of a float32-only source succeeded")
+	}
+}
+
+func TestNativeSize(t *testing.T) {
+	p := tinyPipeline(t)
+	raw, err := os.ReadFile(filepath.Join(golden.Path(t, "tiny_diffusers"), "unet", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		SampleSize int `json:"sample_size"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil || cfg.SampleSize == 0 {
+		t.Fatalf("unet/config.json has no sample_size (%v)", err)
+	}
+	if want := cfg.SampleSize * p.latentFactor(); p.NativeSize() != want {
+		t.Fatalf("NativeSize = %d, want sample_size %d x factor %d = %d", p.NativeSize(), cfg.SampleSize, p.latentFactor(), want)
+	}
+	p.UNet.Config.SampleSize = 0
+	if got := p.NativeSize(); got != 512 {
+		t.Fatalf("NativeSize without sample_size = %d, want 512", got)
 	}
 }

@@ -60,6 +60,17 @@ const (
 	MaxBatch = 16   // images per Generate call
 )
 
+// NativeSize is the image side in pixels the model was trained at (512
+// for SD1.x): the size its generations look best at. A config without a
+// usable sample_size gives SD1.x's 512.
+func (p *Pipeline) NativeSize() int {
+	n := p.UNet.Config.SampleSize * p.latentFactor()
+	if n <= 0 || n > 4096 || n%p.SizeMultiple() != 0 {
+		return 512
+	}
+	return n
+}
+
 // latentFactor is how many image pixels one latent pixel spans
 // (2^(levels-1) of the VAE: 8 for SD1.x).
 func (p *Pipeline) latentFactor() int { return 1 << (len(p.VAE.Config.ChMult) - 1) }

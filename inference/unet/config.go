@@ -35,6 +35,9 @@ type Config struct {
 	UseLinearProjection bool
 	NormGroups          int     // GroupNorm32 groups (32)
 	NormEps             float32 // ResBlock / out GroupNorm eps (1e-5)
+	// SampleSize is the latent side the model was trained at (diffusers'
+	// sample_size; 64 for SD1.x, whose CompVis configs do not give it).
+	SampleSize int
 }
 
 // Fixed by the CompVis code rather than by the config.
@@ -59,6 +62,7 @@ func SD15() Config {
 		ContextDim:           768,
 		NormGroups:           32,
 		NormEps:              1e-5,
+		SampleSize:           64,
 	}
 }
 
@@ -297,6 +301,7 @@ func fromDiffusers(f *blocks.Fields) (Config, error) {
 	f.Bool("use_linear_projection", &c.UseLinearProjection)
 	f.Int("norm_num_groups", &c.NormGroups)
 	f.Float32("norm_eps", &c.NormEps)
+	f.Int("sample_size", &c.SampleSize)
 	var down []string
 	if f.Get("down_block_types", &down) {
 		if len(down) != len(boc) {

@@ -1,6 +1,7 @@
 package unet
 
 import (
+	"encoding/json"
 	"os"
 	"reflect"
 	"testing"
@@ -64,8 +65,17 @@ func TestConfigSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Only the diffusers config gives sample_size; the rest must agree.
+	sample := diff.SampleSize
+	diff.SampleSize = want.SampleSize
 	if !reflect.DeepEqual(diff, want) {
 		t.Errorf("diffusers config.json gives %v\nCompVis config gives %v", diff, want)
+	}
+	var ds struct {
+		SampleSize int `json:"sample_size"`
+	}
+	if err := json.Unmarshal(b, &ds); err != nil || ds.SampleSize != sample {
+		t.Errorf("diffusers sample_size read as %d, file says %d (%v)", sample, ds.SampleSize, err)
 	}
 
 	src := weights.Safetensors(golden.Open(t, "tiny_unet.safetensors"))
