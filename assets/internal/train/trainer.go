@@ -56,7 +56,7 @@ type Options struct {
 // DefaultOptions is the plan of assets/README.md.
 func DefaultOptions() Options {
 	return Options{
-		Seed: 20251205, VAESteps: 1200, UNetSteps: 2700, VAEBatch: 8, UNetBatch: 24,
+		Seed: 20251205, VAESteps: 1200, UNetSteps: 4600, VAEBatch: 8, UNetBatch: 24,
 		VAELR: 1e-3, UNetLR: 5e-4, Warmup: 100, KLWeight: 1e-4, CaptionDrop: 0.1,
 		CheckpointEvery: 50,
 	}
