@@ -94,6 +94,14 @@ func newModels(load LoadFunc, st *settings.Store, dataDir string, def *DefaultMo
 // HasDefault reports whether there is a default model to open.
 func (m *Models) HasDefault() bool { return m.def != nil }
 
+// DefaultName is the default model's display name ("" for none).
+func (m *Models) DefaultName() string {
+	if m.def == nil {
+		return ""
+	}
+	return m.def.Name
+}
+
 // OnEvent registers fn to receive every loading event. fn runs on the
 // loading goroutine; it must not call Open or CancelLoad synchronously.
 func (m *Models) OnEvent(fn func(ModelEvent)) {
@@ -107,7 +115,8 @@ func (m *Models) Current() (*pipeline.Pipeline, ModelInfo) {
 	return m.current, m.info
 }
 
-// Loading returns the path being loaded, or "".
+// Loading returns the path being loaded (the default model's name while
+// it is installed and loaded), or "".
 func (m *Models) Loading() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -139,6 +148,9 @@ func (m *Models) open(path string, def bool) <-chan struct{} {
 	}
 	prev := m.done
 	m.cancel, m.loading, m.done = cancel, path, done
+	if def && m.def != nil {
+		m.loading = m.def.Name
+	}
 	m.mu.Unlock()
 	go func() {
 		defer close(done)
