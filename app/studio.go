@@ -42,6 +42,8 @@ type Options struct {
 	// system clock and preview.DefaultDelay.
 	Clock        preview.Clock
 	PreviewDelay time.Duration
+	// DefaultModel is the built-in model (OpenDefaultModel); nil for none.
+	DefaultModel *DefaultModel
 	// Captions is the corpus the concepts' covariance C is computed from;
 	// nil is the shipped one (tests pass a small one).
 	Captions []string
@@ -119,7 +121,7 @@ func OpenStudio(opt Options) (*Studio, error) {
 		previewSet: previewFromSettings(st.Get()),
 		encodings:  pipeline.NewEncodingCache(0),
 	}
-	s.Models = newModels(opt.Load, st, dataDir)
+	s.Models = newModels(opt.Load, st, dataDir, opt.DefaultModel)
 	s.Concepts = newConcepts(s, dataDir, opt.Captions)
 	if dataDir != "" {
 		errs = append(errs, s.Concepts.libErr)
@@ -267,10 +269,32 @@ func (s *Studio) OpenModel(path string) <-chan struct{} {
 	return done
 }
 
+// OpenDefaultModel starts loading the default model, as OpenModel does a
+// user's model.
+func (s *Studio) OpenDefaultModel() <-chan struct{} {
+	done := s.Models.OpenDefault()
+	remove := s.addCancel(s.Models.CancelLoad)
+	go func() {
+		<-done
+		remove()
+	}()
+	return done
+}
+
+// DefaultModelStatus is the status while the default model is in use: what
+// it is, and what gives real photos.
+func DefaultModelStatus(info ModelInfo) string {
+	return fmt.Sprintf("Default model (built-in emoji model, %d×%d) — open your own SD 1.x checkpoint for real photos",
+		info.NativeSize, info.NativeSize)
+}
+
 // onModelEvent turns model events into tasks and status, and renders the
 // preview again with a newly loaded model.
 func (s *Studio) onModelEvent(e ModelEvent) {
-	name := modelName(e.Path)
+	name := e.Name
+	if name == "" {
+		name = modelName(e.Path)
+	}
 	t := Task{Kind: TaskLoad, Label: "Loading " + name + "…", Fraction: e.Fraction}
 	switch {
 	case e.Err != nil:
@@ -285,7 +309,11 @@ func (s *Studio) onModelEvent(e ModelEvent) {
 		}
 	case e.Loaded:
 		t.Done, t.Label = true, "Loaded "+name
-		s.SetStatus(fmt.Sprintf("Model %s loaded", name))
+		if e.Info.Default {
+			s.SetStatus(DefaultModelStatus(e.Info))
+		} else {
+			s.SetStatus(fmt.Sprintf("Model %s loaded", name))
+		}
 		if p, info := s.Models.Current(); p != nil && info.Path == e.Path {
 			s.Concepts.setModel(p, info)
 		}

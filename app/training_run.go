@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/perfusion-studio/perfusion/app/jobs"
+	"github.com/perfusion-studio/perfusion/concepts"
 	"github.com/perfusion-studio/perfusion/concepts/covariance"
 	"github.com/perfusion-studio/perfusion/concepts/library"
 	"github.com/perfusion-studio/perfusion/concepts/photos"
@@ -132,9 +133,11 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 	if st.Problem != nil {
 		t.studio.SetStatus(fmt.Sprintf("Covariance cache: %v", st.Problem))
 	}
+	// The hash concepts are checked against (Concepts.setModel's): a
+	// diffusers folder, such as the default model, has no file hash.
 	hash := info.Hash
 	if hash == "" {
-		if hash, err = pipeline.ModelHash(ctx, p.Path); err != nil {
+		if hash, err = concepts.BaseHash(ctx, p.Path); err != nil {
 			fail(err)
 			return
 		}

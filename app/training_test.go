@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/perfusion-studio/perfusion/app/jobs"
+	"github.com/perfusion-studio/perfusion/concepts"
 	"github.com/perfusion-studio/perfusion/concepts/captions"
 	"github.com/perfusion-studio/perfusion/concepts/photos"
 	"github.com/perfusion-studio/perfusion/concepts/train"
@@ -237,6 +238,11 @@ func TestTrainingCancelResumeSaves(t *testing.T) {
 	ents, err := lib.List()
 	if err != nil || len(ents) != 1 || ents[0].Name != "disc" || ents[0].Err != nil || ents[0].Header.Superclass != "toy" || len(ents[0].Thumbnail) == 0 {
 		t.Fatalf("library %+v, %v", ents, err)
+	}
+	// Tied to the model it was trained on, a diffusers folder (as the
+	// default model is), so the library offers it with that model.
+	if base, err := concepts.BaseHash(context.Background(), model); err != nil || ents[0].Header.CheckBase(base) != nil {
+		t.Errorf("concept base %q, model's %q (%v)", ents[0].Header.BaseModel, base, err)
 	}
 	if un, _ := tr2.Unfinished(); len(un) != 0 {
 		t.Errorf("still unfinished: %+v", un)

@@ -38,6 +38,8 @@ func (u *menus) install() {
 	open := fyne.NewMenuItem("Open model…", m.onOpenModel)
 	open.Shortcut = shortcutOpen
 	u.recent = fyne.NewMenuItem("Open recent", nil)
+	useDefault := fyne.NewMenuItem("Use default model", m.onUseDefaultModel)
+	useDefault.Disabled = !m.studio.Models.HasDefault()
 	render := fyne.NewMenuItem("Render", m.onRender)
 	render.Shortcut = shortcutRender
 	exp := fyne.NewMenuItem("Export PNG…", m.onExport)
@@ -46,7 +48,7 @@ func (u *menus) install() {
 	addPhotos := fyne.NewMenuItem("Add photos…", m.onAddPhotos)
 	hist := fyne.NewMenuItem("History…", m.onHistory)
 	prefs := fyne.NewMenuItem("Settings…", u.onSettings)
-	file := fyne.NewMenu("File", open, u.recent, addPhotos, fyne.NewMenuItemSeparator(), render, exp, batch,
+	file := fyne.NewMenu("File", open, u.recent, useDefault, addPhotos, fyne.NewMenuItemSeparator(), render, exp, batch,
 		fyne.NewMenuItemSeparator(), hist, prefs)
 	undo := fyne.NewMenuItem("Undo delete concept", m.onUndoDelete)
 	undo.Shortcut = shortcutUndo
