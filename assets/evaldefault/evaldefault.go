@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"image"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/perfusion-studio/perfusion/assets/internal/emoji"
@@ -83,6 +84,10 @@ type Options struct {
 	Classifier ClassifierOptions // zero: the defaults (quick: 600 steps)
 	Data       emoji.Paths       // zero: emoji.DefaultPaths()
 	Set        *emoji.Set        // the rendered data set, when the caller has it
+
+	// ImageDir, when set, receives every generated image as
+	// <stage>-<n>.png, to look at.
+	ImageDir string
 
 	// Progress, when set, is called as the evaluation advances.
 	Progress func(Progress)
@@ -177,6 +182,7 @@ type evaluator struct {
 	o     Options
 	start time.Time
 	work  string
+	saved map[string]int // images written to ImageDir per stage
 }
 
 func (ev *evaluator) progress(stage string, done, total int, detail string) {
@@ -257,8 +263,9 @@ func Run(ctx context.Context, p *pipeline.Pipeline, o Options) (*Report, error) 
 const genBatch = 8
 
 // generate renders the prompts at the native size, genBatch at a time,
-// the k-th batch from seed+k, with edit (nil: the base model).
-func (ev *evaluator) generate(ctx context.Context, prompts []string, seed uint64, edit pipeline.ConditioningEdit, stage string) ([]*image.RGBA, error) {
+// the k-th batch from seed+k, with edit (nil: the base model); label
+// names the saved images (Options.ImageDir).
+func (ev *evaluator) generate(ctx context.Context, prompts []string, seed uint64, edit pipeline.ConditioningEdit, stage, label string) ([]*image.RGBA, error) {
 	n := ev.p.NativeSize()
 	var out []*image.RGBA
 	for k := 0; k*genBatch < len(prompts); k++ {
@@ -272,8 +279,29 @@ func (ev *evaluator) generate(ctx context.Context, prompts []string, seed uint64
 		if err != nil {
 			return nil, fmt.Errorf("evaldefault: generate %q: %w", part[0], err)
 		}
+		for _, img := range res.Images {
+			if err := ev.save(label, img); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, res.Images...)
 		ev.progress(stage, len(out), len(prompts), part[len(part)-1])
 	}
 	return out, nil
+}
+
+// save writes img to Options.ImageDir, when set.
+func (ev *evaluator) save(stage string, img image.Image) error {
+	if ev.o.ImageDir == "" {
+		return nil
+	}
+	if ev.saved == nil {
+		if err := os.MkdirAll(ev.o.ImageDir, 0o755); err != nil {
+			return fmt.Errorf("evaldefault: image folder: %w", err)
+		}
+		ev.saved = map[string]int{}
+	}
+	n := ev.saved[stage]
+	ev.saved[stage]++
+	return writePNG(filepath.Join(ev.o.ImageDir, fmt.Sprintf("%s-%03d.png", stage, n)), img)
 }

@@ -169,16 +169,16 @@ func (ev *evaluator) concept(ctx context.Context, name string, k uint64, cv *cov
 	n := ev.o.Samples
 	word := concepts.Placeholder(out.Concept)
 	seed := ev.o.Seed + 2000 + 10*k
-	conc, err := ev.generate(ctx, repeat(word, n), seed, set, StageConcept)
+	conc, err := ev.generate(ctx, repeat(word, n), seed, set, StageConcept, out.Concept)
 	if err != nil {
 		return out, err
 	}
-	plain, err := ev.generate(ctx, repeat(held.Word, n), seed, nil, StageConcept)
+	plain, err := ev.generate(ctx, repeat(held.Word, n), seed, nil, StageConcept, out.Concept+"-word")
 	if err != nil {
 		return out, err
 	}
 	redPrompt := word + " on a red background"
-	red, err := ev.generate(ctx, repeat(redPrompt, n), seed+1, set, StageConcept)
+	red, err := ev.generate(ctx, repeat(redPrompt, n), seed+1, set, StageConcept, out.Concept+"-red")
 	if err != nil {
 		return out, err
 	}

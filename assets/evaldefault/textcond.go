@@ -100,7 +100,7 @@ func (ev *evaluator) text(ctx context.Context) (*TextResult, error) {
 	for i, c := range caps {
 		prompts[i] = c.Text
 	}
-	imgs, err := ev.generate(ctx, prompts, ev.o.Seed, nil, StageText)
+	imgs, err := ev.generate(ctx, prompts, ev.o.Seed, nil, StageText, "text")
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (ev *evaluator) background(ctx context.Context) (*BackgroundResult, error) 
 	for i, c := range caps {
 		prompts[i] = c.Text
 	}
-	imgs, err := ev.generate(ctx, prompts, ev.o.Seed+1000, nil, StageBackground)
+	imgs, err := ev.generate(ctx, prompts, ev.o.Seed+1000, nil, StageBackground, "red")
 	if err != nil {
 		return nil, err
 	}

@@ -26,9 +26,9 @@ func evalDefaultCommand() command {
 
 // evalFlags are the settings of `perfusion eval-default`.
 type evalFlags struct {
-	model, work string
-	quick       bool
-	seed        uint64
+	model, work, images string
+	quick               bool
+	seed                uint64
 }
 
 func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
@@ -37,6 +37,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&g.model, "model", "", "the default model's diffusers folder (required until the model is embedded)")
 	fs.StringVar(&g.work, "work", "", "folder for the classifier, C and the concepts' views, kept between runs (default: the user cache folder's perfusion/eval-default)")
+	fs.StringVar(&g.images, "images", "", "also write every generated image into this folder")
 	fs.BoolVar(&g.quick, "quick", false, "a smaller, faster evaluation (fewer prompts, two concepts); its counts are below the targets'")
 	fs.Uint64Var(&g.seed, "seed", 1, "seed of every choice, noise and training")
 	if err := fs.Parse(args); err != nil {
@@ -77,7 +78,7 @@ func runEvalDefault(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	rep, err := evaldefault.Run(ctx, p, evaldefault.Options{
-		WorkDir: g.work, Quick: g.quick, Seed: g.seed,
+		WorkDir: g.work, Quick: g.quick, Seed: g.seed, ImageDir: g.images,
 		Sampler: app.DefaultSampler, // steps and CFG: evaldefault's, the app's 20 and 7.5
 		Progress: func(e evaldefault.Progress) {
 			pr.update(fmt.Sprintf("%s %d/%d  %s  elapsed %s", e.Stage, e.Done, e.Total, e.Detail, clock(e.Elapsed)))
