@@ -3,6 +3,7 @@ package evaldefault
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image"
 	"image/color"
 	"math"
@@ -260,5 +261,22 @@ func TestReportTable(t *testing.T) {
 	}
 	if r.Passed() {
 		t.Error("one concept of the five required: passed")
+	}
+}
+
+func TestClassifierCancel(t *testing.T) {
+	set := testSet(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	steps := 0
+	_, err := TrainClassifier(ctx, ops.CPU(), set, ClassifierOptions{Steps: 100, Batch: 4, Seed: 1}, func(step, total int, loss float64) {
+		if steps = step; step == 2 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) || steps != 2 {
+		t.Errorf("cancelled after step 2: %v after %d steps", err, steps)
+	}
+	if _, err := Run(context.Background(), nil, Options{}); err == nil {
+		t.Error("no model: no error")
 	}
 }
