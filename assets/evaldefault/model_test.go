@@ -30,7 +30,7 @@ func TestTrainedModel(t *testing.T) {
 	}
 	rep, err := Run(ctx, p, Options{
 		Set: set, Captions: 10, SkipBackground: true, Concepts: []string{"cat face"}, Samples: 3,
-		Classifier: ClassifierOptions{Steps: 500},
+		Classifier: ClassifierOptions{Steps: 400},
 	})
 	if err != nil {
 		t.Fatal(err)
