@@ -238,9 +238,11 @@ func (t *Training) CheckWord(word string) (suggestions []string, err error) {
 	return nil, nil
 }
 
-// settings applies the request's overrides to its preset.
-func (r TrainRequest) settings(mult int) (train.Settings, error) {
-	s, err := train.PresetSettings(r.Preset)
+// settings applies the request's overrides to its preset, sized for a
+// model of native image side nativeSize (train.PresetFor) whose sizes are
+// multiples of mult.
+func (r TrainRequest) settings(mult, nativeSize int) (train.Settings, error) {
+	s, err := train.PresetFor(r.Preset, nativeSize)
 	if err != nil {
 		return s, err
 	}
@@ -305,7 +307,7 @@ func (t *Training) Validate(r TrainRequest) error {
 	if _, err := t.CheckWord(r.Word); err != nil {
 		return fmt.Errorf("superordinate word: %w", err)
 	}
-	if _, err := r.settings(info.SizeMultiple); err != nil {
+	if _, err := r.settings(info.SizeMultiple, p.NativeSize()); err != nil {
 		return fmt.Errorf("settings: %w", err)
 	}
 	return nil
@@ -323,7 +325,7 @@ func (t *Training) Start(r TrainRequest) (<-chan struct{}, error) {
 		return nil, err
 	}
 	p, info := t.studio.Models.Current()
-	s, _ := r.settings(info.SizeMultiple)
+	s, _ := r.settings(info.SizeMultiple, p.NativeSize())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.mu.Lock()

@@ -334,3 +334,18 @@ func TestTrainingHoldYields(t *testing.T) {
 		t.Error("the run goes on after the runner closed")
 	}
 }
+
+// TestTrainRequestSettingsNativeSize: the presets fit the model's native
+// size (a 64-px model trains at 64 px), an explicit size still wins.
+func TestTrainRequestSettingsNativeSize(t *testing.T) {
+	for _, c := range []struct {
+		preset       string
+		size, native int
+		want         int
+	}{{PresetQuick, 0, 64, 64}, {PresetPaper, 0, 64, 64}, {PresetQuick, 0, 512, 256}, {PresetPaper, 0, 512, 512}, {PresetQuick, 128, 64, 128}} {
+		s, err := TrainRequest{Preset: c.preset, Size: c.size}.settings(16, c.native)
+		if err != nil || s.Size != c.want {
+			t.Errorf("%s, size %d, native %d: %d (%v), want %d", c.preset, c.size, c.native, s.Size, err, c.want)
+		}
+	}
+}

@@ -104,9 +104,10 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	return g, nil
 }
 
-// settings applies the flags to the preset.
-func (g trainFlags) settings() (train.Settings, error) {
-	s, err := train.PresetSettings(g.preset)
+// settings applies the flags to the preset for a model of native image
+// side nativeSize (train.PresetFor; 0 when not loaded yet: SD1.x's sizes).
+func (g trainFlags) settings(nativeSize int) (train.Settings, error) {
+	s, err := train.PresetFor(g.preset, nativeSize)
 	if err != nil {
 		return s, fmt.Errorf("%w: --preset: %v", errUsage, err)
 	}
@@ -136,7 +137,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	s, err := g.settings()
+	s, err := g.settings(0) // checks the flags before the model loads
 	if err != nil {
 		return err
 	}
@@ -170,8 +171,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if g.size == 0 && p.NativeSize() < s.Size {
-		s.Size = p.NativeSize() // a 64 px model learns nothing more from 256 px photos
+	if s, err = g.settings(p.NativeSize()); err != nil {
+		return err
 	}
 	msg, restore := setTrainMemoryLimit(p, s)
 	defer restore()
