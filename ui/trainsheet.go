@@ -58,6 +58,7 @@ type TrainSheet struct {
 	stage, eta              *widget.Label
 	spark                   *Sparkline
 	sample                  *canvas.Image // the finished concept's self-check render
+	samples                 *sampleStrip  // samples drawn while it trains
 	running                 bool
 	unfinished              *fyne.Container            // "Continue <name>" buttons
 	crops                   map[string]image.Rectangle // crops to restore, by photo
@@ -135,7 +136,8 @@ func (t *TrainSheet) build() fyne.CanvasObject {
 	t.sample.FillMode = canvas.ImageFillContain
 	t.sample.SetMinSize(fyne.NewSize(64, 64))
 	t.sample.Hide()
-	run := container.NewVBox(t.stage, t.progress, container.NewBorder(nil, nil, nil, container.NewHBox(t.eta, t.sample), t.spark),
+	t.samples = newSampleStrip()
+	run := container.NewVBox(t.stage, t.progress, container.NewBorder(nil, nil, nil, container.NewHBox(t.eta, t.samples.object(), t.sample), t.spark),
 		container.NewHBox(t.start, t.cancel))
 	photos := container.NewVScroll(t.grid)
 	photos.SetMinSize(fyne.NewSize(photoThumbSide*4, photoThumbSide+48))
@@ -402,6 +404,7 @@ func (t *TrainSheet) onStart() {
 	r := t.request()
 	t.setRunning(true)
 	t.sample.Hide()
+	t.samples.clear()
 	t.stage.SetText("Starting…")
 	go func() {
 		_, err := t.training.Start(r)
@@ -446,6 +449,12 @@ func (t *TrainSheet) onEvent(e app.TrainingEvent) {
 		t.eta.SetText("")
 		if e.ETA > 0 {
 			t.eta.SetText("about " + e.ETA.Round(time.Second).String() + " left")
+		}
+		if e.StepSample != nil {
+			t.samples.add(e.StepSample)
+		}
+		if e.SampleEvery > 0 {
+			t.samples.setEvery(e.SampleEvery)
 		}
 		if !e.Done {
 			return
