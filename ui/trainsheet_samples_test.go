@@ -29,7 +29,9 @@ func TestTrainSheetShowsSamples(t *testing.T) {
 		}
 		sh.onEvent(e)
 	}
-	s.q.pumpUntil(t, "the samples", func() bool { return sh.samples.note.Text != "" && len(sh.samples.steps) > 0 && sh.samples.steps[len(sh.samples.steps)-1] == 6 })
+	s.q.pumpUntil(t, "the samples", func() bool {
+		return sh.samples.note.Text != "" && len(sh.samples.steps) > 0 && sh.samples.steps[len(sh.samples.steps)-1] == 6
+	})
 	if got := sh.samples.steps; len(got) != 4 || got[0] != 3 || got[3] != 6 {
 		t.Fatalf("strip steps %v, want 3 to 6", got)
 	}
