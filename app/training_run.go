@@ -94,6 +94,7 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 			e.Losses = slices.Clone(losses)
 		}
 		t.emit(e)
+		t.studio.emitTask(Task{Kind: TaskTraining, Label: "<" + r.Name + ">: " + e.Label, Fraction: e.Fraction(), ETA: e.ETA, Done: e.Done, Err: e.Err})
 	}
 	fail := func(err error) {
 		if errors.Is(err, jobs.ErrClosed) || ctx.Err() != nil {

@@ -3,6 +3,9 @@ package app
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,7 +178,16 @@ func TestTrainingSamples(t *testing.T) {
 	}
 	var rec2 recorder
 	tr.OnEvent(rec2.add)
-	tr.samplePause = func() { tr.Cancel() }
+	var tasks []Task
+	var tmu sync.Mutex
+	s.OnTask(func(tk Task) {
+		if tk.Kind == TaskTraining {
+			tmu.Lock()
+			tasks = append(tasks, tk)
+			tmu.Unlock()
+		}
+	})
+	tr.samplePause = func() { s.CancelTasks(TaskRender); s.CancelTasks(TaskTraining) }
 	req := tinyRequest(t, 5)
 	req.Name = "disc2"
 	done, err = tr.Start(req)
@@ -192,6 +204,42 @@ func TestTrainingSamples(t *testing.T) {
 		if e.StepSample != nil || (e.Stage == train.StageTrain && e.Step > 2) {
 			t.Errorf("after the cancel at step 2's sample: %+v", e)
 		}
+	}
+	// The run is a task too, for the status bar.
+	tmu.Lock()
+	defer tmu.Unlock()
+	if len(tasks) < 3 || !strings.HasPrefix(tasks[0].Label, "<disc2>: ") || !slices.ContainsFunc(tasks, func(tk Task) bool { return tk.Fraction > 0 && !tk.Done }) {
+		t.Fatalf("training tasks %+v", tasks)
+	}
+	if end := tasks[len(tasks)-1]; !end.Done || !errors.Is(end.Err, context.Canceled) {
+		t.Errorf("last training task %+v", end)
+	}
+}
+
+// CancelTasks stops the tasks of one kind and leaves the others.
+func TestCancelTasksByKind(t *testing.T) {
+	s := NewStudio()
+	defer s.Close()
+	var cancelled []TaskKind
+	for _, k := range []TaskKind{TaskLoad, TaskRender, TaskExport, TaskRender} {
+		s.addCancel(k, func() { cancelled = append(cancelled, k) })
+	}
+	remove := s.addCancel(TaskConcepts, func() { cancelled = append(cancelled, TaskConcepts) })
+	remove()
+	s.CancelTasks(TaskRender)
+	if !slices.Equal(cancelled, []TaskKind{TaskRender, TaskRender}) {
+		t.Errorf("CancelTasks(TaskRender) cancelled %v", cancelled)
+	}
+	cancelled = nil
+	s.CancelTasks(TaskConcepts)
+	s.CancelTasks(TaskTraining) // no run: nothing happens
+	if len(cancelled) != 0 {
+		t.Errorf("removed or absent tasks cancelled: %v", cancelled)
+	}
+	s.CancelTask()
+	slices.Sort(cancelled)
+	if !slices.Equal(cancelled, []TaskKind{TaskLoad, TaskRender, TaskRender, TaskExport}) {
+		t.Errorf("CancelTask cancelled %v", cancelled)
 	}
 }
 
