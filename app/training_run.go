@@ -185,6 +185,9 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 				return
 			}
 			if pr.Snapshot != nil && plan.due(pr.Step, pr.Total) {
+				drawing := e
+				drawing.Label += "; drawing a sample"
+				ev(drawing)
 				t.stepSample(ctx, p, cv, pr, plan, side, steps, h, func(ts *TrainingSample) {
 					e.StepSample, e.SampleEvery = ts, plan.every()
 					ev(e)

@@ -158,6 +158,9 @@ func TestTrainingSamples(t *testing.T) {
 		got = append(got, ts)
 		t.Logf("sample at step %d: %v (noisy: a shared machine)", ts.Step, ts.Cost)
 	}
+	if !slices.ContainsFunc(rec.all(), func(e TrainingEvent) bool { return strings.HasSuffix(e.Label, "; drawing a sample") && e.Step == 2 }) {
+		t.Error("no event says a sample is being drawn")
+	}
 	// Steps 2, 3 and 4: the first step's cost is not measured yet, the last
 	// step has the self-check.
 	if len(got) != 3 || got[0].Step != 2 || got[2].Step != 4 {
