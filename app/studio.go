@@ -83,7 +83,7 @@ type Studio struct {
 	onSweep     listeners[SweepResult]
 	previewSet  PreviewSettings
 	last        *export.Composition // newest composition asked for
-	cancelTasks map[int]func()      // foreground tasks that CancelTask stops
+	cancelTasks map[int]taskCancel  // foreground tasks that CancelTask stops
 	nextTask    int
 	training    *Training // made by Training()
 
@@ -208,6 +208,7 @@ const (
 	TaskRender                   // a final render
 	TaskExport                   // a batch export
 	TaskConcepts                 // preparing concepts for a model (its covariance C)
+	TaskTraining                 // training a concept (Training; CancelTask leaves it)
 )
 
 // Task is the progress of the work the status bar shows: a model load, a
@@ -229,27 +230,51 @@ func (s *Studio) OnTask(fn func(Task)) {
 
 func (s *Studio) emitTask(t Task) { s.onTask.emit(t) }
 
+// taskCancel is a foreground task's cancel.
+type taskCancel struct {
+	kind TaskKind
+	fn   func()
+}
+
 // CancelTask cancels the running foreground tasks: a model load, renders
 // and exports (queued ones too).
 func (s *Studio) CancelTask() {
 	s.mu.Lock()
-	fns := slices.Collect(maps.Values(s.cancelTasks))
+	cs := slices.Collect(maps.Values(s.cancelTasks))
 	s.mu.Unlock()
-	for _, fn := range fns {
-		fn()
+	for _, c := range cs {
+		c.fn()
+	}
+}
+
+// CancelTasks cancels the running (and queued) tasks of one kind, leaving
+// the others running; TaskTraining stops the training run (see
+// Training.Cancel).
+func (s *Studio) CancelTasks(kind TaskKind) {
+	s.mu.Lock()
+	cs := slices.Collect(maps.Values(s.cancelTasks))
+	t := s.training
+	s.mu.Unlock()
+	if kind == TaskTraining && t != nil {
+		t.Cancel()
+	}
+	for _, c := range cs {
+		if c.kind == kind {
+			c.fn()
+		}
 	}
 }
 
 // addCancel registers a foreground task's cancel; the result removes it.
-func (s *Studio) addCancel(cancel func()) (remove func()) {
+func (s *Studio) addCancel(kind TaskKind, cancel func()) (remove func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cancelTasks == nil {
-		s.cancelTasks = map[int]func(){}
+		s.cancelTasks = map[int]taskCancel{}
 	}
 	id := s.nextTask
 	s.nextTask++
-	s.cancelTasks[id] = cancel
+	s.cancelTasks[id] = taskCancel{kind, cancel}
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -261,7 +286,7 @@ func (s *Studio) addCancel(cancel func()) (remove func()) {
 // arrives as TaskLoad tasks and Models events, and CancelTask cancels it.
 func (s *Studio) OpenModel(path string) <-chan struct{} {
 	done := s.Models.Open(path)
-	remove := s.addCancel(s.Models.CancelLoad)
+	remove := s.addCancel(TaskLoad, s.Models.CancelLoad)
 	go func() {
 		<-done
 		remove()

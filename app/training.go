@@ -97,6 +97,11 @@ type TrainingEvent struct {
 	// <name>", a few DDIM steps at the training size), on success; nil when
 	// it could not be decoded.
 	Sample *image.RGBA
+	// StepSample, while it trains, is a new render of the concept as it
+	// stands (in the event that brings it); SampleEvery is how many steps
+	// apart they are drawn (0: not known yet or samples are off).
+	StepSample  *TrainingSample
+	SampleEvery int
 }
 
 // Fraction is the run's progress within its stage, 0 to 1.
@@ -126,6 +131,11 @@ type Training struct {
 	studio   *Studio
 	dataDir  string
 	captions func() []string // the covariance corpus (tests use a small one)
+	// sampleBudget is the share of a run's time its samples may take
+	// (DefaultSampleBudget; ≤ 0: no samples while it trains).
+	sampleBudget float64
+	// samplePause, when set, is called at each pause of a sample (tests).
+	samplePause func()
 
 	mu     sync.Mutex
 	hooks  listeners[TrainingEvent]
@@ -139,7 +149,7 @@ func (s *Studio) Training() *Training {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.training == nil {
-		t := &Training{studio: s, dataDir: s.Models.dataDir, captions: captions.Default}
+		t := &Training{studio: s, dataDir: s.Models.dataDir, captions: captions.Default, sampleBudget: DefaultSampleBudget}
 		// A saved concept is a library change: the library panel refreshes.
 		t.OnEvent(func(e TrainingEvent) {
 			if e.Done && e.Err == nil && e.Concept != "" && s.Concepts != nil {

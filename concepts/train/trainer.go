@@ -87,7 +87,11 @@ func (tr *trainer) report(stage string, step, total int, loss float64, stageStar
 	if done := step - resumed; done > 0 {
 		eta = now.Sub(stageStart) / time.Duration(done) * time.Duration(total-step)
 	}
-	tr.job.Progress(Progress{Stage: stage, Step: step, Total: total, Loss: loss, Elapsed: now.Sub(tr.start), ETA: eta, Resumed: resumed})
+	pr := Progress{Stage: stage, Step: step, Total: total, Loss: loss, Elapsed: now.Sub(tr.start), ETA: eta, Resumed: resumed}
+	if stage == StageTrain {
+		pr.Snapshot = tr.trained
+	}
+	tr.job.Progress(pr)
 }
 
 // prepare decodes the photos and caches each view's VAE posterior (one
