@@ -298,7 +298,7 @@ func (s *Studio) OpenModel(path string) <-chan struct{} {
 // user's model.
 func (s *Studio) OpenDefaultModel() <-chan struct{} {
 	done := s.Models.OpenDefault()
-	remove := s.addCancel(s.Models.CancelLoad)
+	remove := s.addCancel(TaskLoad, s.Models.CancelLoad)
 	go func() {
 		<-done
 		remove()
