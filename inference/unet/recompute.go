@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/perfusion-studio/perfusion/inference/blocks"
+	"github.com/perfusion-studio/perfusion/inference/ops"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
@@ -68,8 +69,8 @@ func (s *sequence) run(r *run, x, skip tensor.Tensor) (tensor.Tensor, error) {
 		in = append(in, kv[0], kv[1])
 	}
 	first, upTo := true, r.upTo // r.upTo moves on before the recomputation
-	block := func(in []tensor.Tensor) (tensor.Tensor, error) {
-		sub := &run{f: blocks.NewFlow(r.f.E), emb: r.emb, context: r.context, trace: r.trace, upTo: upTo, rc: r.rc}
+	block := func(e *ops.Engine, in []tensor.Tensor) (tensor.Tensor, error) {
+		sub := &run{f: blocks.NewFlow(e), emb: r.emb, context: r.context, trace: r.trace, upTo: upTo, rc: r.rc, pool: r.pool}
 		if !first && sub.trace != nil {
 			sub.trace = func(string, tensor.Tensor) {} // traced once; the same operators again
 		}
@@ -89,7 +90,7 @@ func (s *sequence) run(r *run, x, skip tensor.Tensor) (tensor.Tensor, error) {
 		}
 		return s.forward(sub, h)
 	}
-	y, err := r.rc.Checkpoint(block, in...)
+	y, err := r.rc.CheckpointOn(r.f.E, r.pool, block, in...) // the recomputation converts each weight once
 	if err != nil {
 		return tensor.Tensor{}, fmt.Errorf("unet: %s: %w", s.name, err)
 	}

@@ -220,6 +220,7 @@ type run struct {
 	upTo    [2]int // size of the skip the next output block meets: an Upsample's target
 	rc      *blocks.Recompute
 	kv      map[*attention][2]tensor.Tensor // precomputed attn2 K, V [B, T, inner] (with rc)
+	pool    *blocks.WeightPool              // the model's, whose weights a recomputation holds (with rc)
 }
 
 // Forward predicts the noise eps [B, OutChannels, H, W] of latents x
@@ -241,7 +242,7 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 		arena = nil // a tracer may keep intermediate results
 	}
 	f := blocks.NewArenaFlow(m.e, arena) // results recycled at scope ends, until a gradient graph needs them
-	r := &run{f: f, context: cond, trace: m.Trace}
+	r := &run{f: f, context: cond, trace: m.Trace, pool: m.pool}
 	if len(call) == 1 {
 		r.editor = call[0].Editor
 		if call[0].Trace != nil {
