@@ -201,9 +201,10 @@ type Call struct {
 	// Trace, when set, receives this call's module outputs as Model.Trace
 	// does (and replaces Model.Trace for this call).
 	Trace blocks.Tracer
-	// Recompute, when set, makes every input, middle and output block a
-	// checkpoint of it (activation recomputation for training: the
-	// backward pass holds one block's graph at a time and recomputes it);
+	// Recompute, when set, makes every module of the input, middle and
+	// output blocks a checkpoint of it (activation recomputation for
+	// training: the backward pass holds one module's graph, and its
+	// weights in float32, at a time and recomputes it);
 	// check its Err after ag.Backward. The cross-attention K/V projections
 	// (and so the Editor) are then computed once, up front, outside the
 	// checkpoints. nil keeps every block's graph.
