@@ -298,7 +298,11 @@ func (tr *trainer) pass(ctx context.Context, ss []sample, scale float64, gEmb []
 	if err != nil {
 		return 0, err
 	}
-	enc, err := encodeText(tr.p.CLIP, ids, len(ss), emb) // [B, T, D]
+	var rc *blocks.Recompute
+	if tr.s.Recomputes() {
+		rc = &blocks.Recompute{}
+	}
+	enc, err := encodeTextRecompute(tr.p.CLIP, ids, len(ss), emb, rc) // [B, T, D]
 	if err != nil {
 		return 0, fmt.Errorf("train: text encoder: %w", err)
 	}
@@ -316,10 +320,6 @@ func (tr *trainer) pass(ctx context.Context, ss []sample, scale float64, gEmb []
 	ed, err := edit.NewEditor(tr.p.Engine, enc, []*edit.Concept{tr.editConcept(oV, emb)}, tr.job.Metric, edit.Options{})
 	if err != nil {
 		return 0, fmt.Errorf("train: %w", err)
-	}
-	var rc *blocks.Recompute
-	if tr.s.Recomputes() {
-		rc = &blocks.Recompute{}
 	}
 	pred, err := predictNoiseRecompute(ctx, tr.p.UNet, zt, ts, enc, ed, rc) // [B, C, h, w]
 	if err != nil {
