@@ -40,6 +40,7 @@ type trainer struct {
 	start   time.Time
 	st      *state // what the resume file holds
 	opt     *adamW
+	held    blocks.HeldBuffers // the recomputations' float32 weight buffers, reused from pass to pass
 }
 
 func newTrainer(ctx context.Context, job Job, start time.Time) (*trainer, error) {
@@ -300,7 +301,7 @@ func (tr *trainer) pass(ctx context.Context, ss []sample, scale float64, gEmb []
 	}
 	var rc *blocks.Recompute
 	if tr.s.Recomputes() {
-		rc = &blocks.Recompute{}
+		rc = &blocks.Recompute{Spare: &tr.held}
 	}
 	enc, err := encodeTextRecompute(tr.p.CLIP, ids, len(ss), emb, rc) // [B, T, D]
 	if err != nil {

@@ -25,9 +25,23 @@ import (
 // ag.Backward. The zero value is ready to use; a Recompute serves one
 // pass (its checkpoints may run their backward concurrently).
 type Recompute struct {
+	// Spare, when set, lends the buffers of the weights that
+	// recomputations hold (see CheckpointOn), so that a training run's
+	// passes reuse them from pass to pass; nil: the Recompute's own,
+	// reused within its pass only.
+	Spare *HeldBuffers
+
 	mu    sync.Mutex
 	err   error
-	spare HeldBuffers // the held weights' buffers, from block to block (CheckpointOn)
+	spare HeldBuffers // used when Spare is nil
+}
+
+// held is where the held weights' buffers come from.
+func (rc *Recompute) held() *HeldBuffers {
+	if rc.Spare != nil {
+		return rc.Spare
+	}
+	return &rc.spare
 }
 
 // Err reports the first recomputation that failed during backward (the
@@ -64,7 +78,8 @@ func (rc *Recompute) Checkpoint(fn func(in []tensor.Tensor) (tensor.Tensor, erro
 // block's recomputation and backward pass together (not once for each),
 // and the float32 copies are dropped as soon as the block's backward pass
 // is done. Their buffers are reused from block to block for the life of
-// rc (one pass), which keeps at most one block's weights in float32. A
+// rc (one pass) or of rc.Spare, which keep at most one block's weights in
+// float32. A
 // nil pool or e gives Checkpoint's behaviour, with e passed through.
 func (rc *Recompute) CheckpointOn(e *ops.Engine, pool *WeightPool, fn func(e *ops.Engine, in []tensor.Tensor) (tensor.Tensor, error), in ...tensor.Tensor) (tensor.Tensor, error) {
 	need := false
@@ -154,7 +169,7 @@ func (c *checkpointFn) recompute(gy []float32) ([][]float32, error) {
 	}
 	e := c.e
 	if c.pool != nil && e != nil {
-		scope := c.pool.Hold(e, &c.rc.spare)
+		scope := c.pool.Hold(e, c.rc.held())
 		defer scope.Close() // after the block's backward pass below
 		e = scope.Engine()
 	}

@@ -135,6 +135,7 @@ type HeldBuffers struct {
 	free  [][]float32 // sorted by capacity
 	bytes int64       // in free
 	limit int64       // the largest scope seen, in bytes
+	made  int         // buffers allocated (for tests)
 }
 
 // get returns a buffer of n values (its contents undefined).
@@ -148,6 +149,7 @@ func (hb *HeldBuffers) get(n int) []float32 {
 		hb.bytes -= 4 * int64(cap(b))
 		return b[:n]
 	}
+	hb.made++
 	return make([]float32, n)
 }
 

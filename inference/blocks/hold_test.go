@@ -42,13 +42,13 @@ func (n heldNet) forward(e *ops.Engine, x tensor.Tensor) (tensor.Tensor, error) 
 // heldPass runs two checkpointed heldNets (through Checkpoint when pool
 // is nil, else CheckpointOn) forward and backward and returns the output,
 // the input's gradient and the pool's stats over the pass.
-func heldPass(t *testing.T, e *ops.Engine, nets []heldNet, pool *WeightPool, xv, gy []float32, shape []int, on bool) (y, gx []float32, st PoolStats) {
+func heldPass(t *testing.T, e *ops.Engine, nets []heldNet, pool *WeightPool, xv, gy []float32, shape []int, on bool, spare *HeldBuffers) (y, gx []float32, st PoolStats) {
 	t.Helper()
 	x, err := tensor.NewParam(slices.Clone(xv), shape...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := &Recompute{}
+	rc := &Recompute{Spare: spare}
 	before := pool.Stats()
 	h := x
 	for _, n := range nets {
@@ -71,7 +71,7 @@ func heldPass(t *testing.T, e *ops.Engine, nets []heldNet, pool *WeightPool, xv,
 	}
 	after := pool.Stats()
 	st = PoolStats{Unpooled: after.Unpooled - before.Unpooled, Pooled: after.Pooled - before.Pooled, Held: after.Held - before.Held, InUse: after.InUse}
-	if b := rc.spare.Bytes(); on && b == 0 {
+	if b := rc.held().Bytes(); on && b == 0 {
 		t.Error("the held buffers were not kept for the next block")
 	}
 	return slices.Clone(h.Data()), slices.Clone(x.Grad()), st
@@ -92,8 +92,8 @@ func TestCheckpointOnConvertsOnce(t *testing.T) {
 	xv := randFloat(r, tensor.Numel(shape))
 	gy := randFloat(r, tensor.Numel(shape))
 
-	y0, g0, lazy := heldPass(t, e, nets, pool, xv, gy, shape, false)
-	y1, g1, held := heldPass(t, e, nets, pool, xv, gy, shape, true)
+	y0, g0, lazy := heldPass(t, e, nets, pool, xv, gy, shape, false, nil)
+	y1, g1, held := heldPass(t, e, nets, pool, xv, gy, shape, true, nil)
 	if !slices.Equal(y0, y1) || !slices.Equal(g0, g1) {
 		t.Error("held weights change the output or the input gradient")
 	}
@@ -177,5 +177,36 @@ func TestHeldBuffers(t *testing.T) {
 	}
 	if got := hb.get(200); cap(got) != 200 {
 		t.Errorf("get(200): cap %d, want the kept 200-float buffer", cap(got))
+	}
+}
+
+// Passes whose Recomputes share a HeldBuffers (a training run's) reuse
+// its buffers: after the first pass no held buffer is allocated.
+func TestRecomputeSpareAcrossPasses(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	e := ops.CPU()
+	pool := new(WeightPool)
+	const c = 3
+	nets := []heldNet{newHeldNet(t, r, pool, c), newHeldNet(t, r, pool, c)}
+	shape := []int{1, c, 4, 4}
+	xv := randFloat(r, tensor.Numel(shape))
+	gy := randFloat(r, tensor.Numel(shape))
+	var hb HeldBuffers
+	y0, g0, _ := heldPass(t, e, nets, pool, xv, gy, shape, true, &hb)
+	made := hb.made
+	if made == 0 {
+		t.Fatal("the first pass allocated no held buffer")
+	}
+	for range 2 {
+		y, g, st := heldPass(t, e, nets, pool, xv, gy, shape, true, &hb)
+		if !slices.Equal(y, y0) || !slices.Equal(g, g0) {
+			t.Error("a pass on reused buffers gives other values")
+		}
+		if st.Held != 4 {
+			t.Errorf("%d held conversions, want 4", st.Held)
+		}
+	}
+	if hb.made != made {
+		t.Errorf("later passes allocated %d more held buffers, want none", hb.made-made)
 	}
 }
