@@ -40,6 +40,7 @@ type trainer struct {
 	start   time.Time
 	st      *state // what the resume file holds
 	opt     *adamW
+	held    blocks.HeldBuffers // the recomputations' float32 weight buffers, reused from pass to pass
 }
 
 func newTrainer(ctx context.Context, job Job, start time.Time) (*trainer, error) {
@@ -302,7 +303,11 @@ func (tr *trainer) pass(ctx context.Context, ss []sample, scale float64, gEmb []
 	if err != nil {
 		return 0, err
 	}
-	enc, err := encodeText(tr.p.CLIP, ids, len(ss), emb) // [B, T, D]
+	var rc *blocks.Recompute
+	if tr.s.Recomputes() {
+		rc = &blocks.Recompute{Spare: &tr.held}
+	}
+	enc, err := encodeTextRecompute(tr.p.CLIP, ids, len(ss), emb, rc) // [B, T, D]
 	if err != nil {
 		return 0, fmt.Errorf("train: text encoder: %w", err)
 	}
@@ -320,10 +325,6 @@ func (tr *trainer) pass(ctx context.Context, ss []sample, scale float64, gEmb []
 	ed, err := edit.NewEditor(tr.p.Engine, enc, []*edit.Concept{tr.editConcept(oV, emb)}, tr.job.Metric, edit.Options{})
 	if err != nil {
 		return 0, fmt.Errorf("train: %w", err)
-	}
-	var rc *blocks.Recompute
-	if tr.s.Recomputes() {
-		rc = &blocks.Recompute{}
 	}
 	pred, err := predictNoiseRecompute(ctx, tr.p.UNet, zt, ts, enc, ed, rc) // [B, C, h, w]
 	if err != nil {
