@@ -18,7 +18,7 @@ type ClassifierOptions struct {
 	Batch int     // images per step (0: 64)
 	LR    float64 // peak learning rate (0: 3e-3), cosine decay
 	Seed  uint64  // weights, batches and augmentation
-	// Items limits the training emoji to every n-th one (0 or 1: all), for
+	// Every limits the training emoji to every n-th one (0 or 1: all), for
 	// quick tests.
 	Every int
 }
