@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -16,42 +14,12 @@ import (
 	"github.com/perfusion-studio/perfusion/internal/golden"
 )
 
-// copyTree copies the folder src to dst.
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(out, 0o755)
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		f, err := os.Create(out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(f, in)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // testDefault is a default model made of a copy of the tiny diffusers
 // model; installs counts the Install calls.
 func testDefault(t *testing.T) (def *DefaultModel, installed string, installs *atomic.Int32) {
 	t.Helper()
 	installed = filepath.Join(t.TempDir(), "cache", "0123abcd")
-	copyTree(t, golden.Path(t, "tiny_diffusers"), installed)
+	golden.CopyDir(t, golden.Path(t, "tiny_diffusers"), installed)
 	installs = new(atomic.Int32)
 	return &DefaultModel{Name: "Default emoji model", Install: func() (string, error) {
 		installs.Add(1)
@@ -172,7 +140,7 @@ func TestNoDefaultModel(t *testing.T) {
 func TestDefaultModelConceptsKey(t *testing.T) {
 	def, installed, _ := testDefault(t)
 	other := filepath.Join(t.TempDir(), "elsewhere")
-	copyTree(t, installed, other)
+	golden.CopyDir(t, installed, other)
 	ctx := context.Background()
 	a, err := concepts.BaseHash(ctx, installed)
 	if err != nil {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -169,7 +170,7 @@ func TestTrainingSamples(t *testing.T) {
 		}
 		t.Fatalf("%d samples, want at steps 2 to 4", len(got))
 	}
-	if same(got[0].Image.Pix, got[2].Image.Pix) {
+	if bytes.Equal(got[0].Image.Pix, got[2].Image.Pix) {
 		t.Error("the samples at steps 2 and 4 are the same: they do not follow the concept")
 	}
 	last := rec.all()[len(rec.all())-1]
@@ -257,16 +258,4 @@ func waitLong(t *testing.T, ch <-chan struct{}, what string) {
 	case <-time.After(5 * time.Minute):
 		t.Fatalf("timed out waiting for %s", what)
 	}
-}
-
-func same(a, b []uint8) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -1,8 +1,6 @@
 package ui
 
 import (
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -48,36 +46,6 @@ func (s *studioWindow) menuItem(t *testing.T, label string) *fyne.MenuItem {
 	return nil
 }
 
-// copyDir copies the folder src to dst.
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(out, 0o755)
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		f, err := os.Create(out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(f, in)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // size is the composer's selected image size.
 func (s *studioWindow) size() (int, int) {
 	w, _ := strconv.Atoi(s.m.composer.width.Selected)
@@ -88,7 +56,7 @@ func (s *studioWindow) size() (int, int) {
 func TestUseDefaultModel(t *testing.T) {
 	def := golden.Path(t, "tiny_diffusers")
 	user := filepath.Join(t.TempDir(), "my_model")
-	copyDir(t, def, user)
+	golden.CopyDir(t, def, user)
 	s := newStudioWindow(t, Options{}, app.Options{DefaultModel: &app.DefaultModel{Name: "Default emoji model",
 		Install: func() (string, error) { return def, nil }}})
 	item := s.menuItem(t, "Use default model")

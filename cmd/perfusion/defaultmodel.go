@@ -28,15 +28,16 @@ func defaultModel() *app.DefaultModel {
 }
 
 // resolveModel returns the model a headless command's --model names, or
-// the default model, installed, when it names none; name is the model's
-// name for PNG parameters and messages.
-func resolveModel(flag string) (path, name string, isDefault bool, err error) {
+// the default model, installed, when it names none (and then says so on
+// pr); name is the model's name for PNG parameters and messages.
+func resolveModel(flag string, pr *progressPrinter) (path, name string, err error) {
 	if flag != "" {
-		return flag, strings.TrimSuffix(filepath.Base(flag), filepath.Ext(flag)), false, nil
+		return flag, strings.TrimSuffix(filepath.Base(flag), filepath.Ext(flag)), nil
 	}
 	dir, err := installDefaultModel()
 	if err != nil {
-		return "", "", false, err
+		return "", "", err
 	}
-	return dir, assets.DefaultModelName, true, nil
+	pr.line(defaultModelNote)
+	return dir, assets.DefaultModelName, nil
 }

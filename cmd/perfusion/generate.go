@@ -186,12 +186,9 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "seed %d\n", seed)
 	}
 	pr := newProgressPrinter(stderr)
-	model, modelName, isDefault, err := resolveModel(g.model)
+	model, modelName, err := resolveModel(g.model, pr)
 	if err != nil {
 		return err
-	}
-	if isDefault {
-		pr.line(defaultModelNote)
 	}
 	g.model = model
 

@@ -154,12 +154,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	pr := newProgressPrinter(stderr)
-	model, modelName, isDefault, err := resolveModel(g.model)
+	model, modelName, err := resolveModel(g.model, pr)
 	if err != nil {
 		return err
-	}
-	if isDefault {
-		pr.line(defaultModelNote)
 	}
 	g.model = model
 	pr.line(fmt.Sprintf("loading %s", g.model))
