@@ -33,6 +33,9 @@ TEST_STEPS := test-fmt test-vet test-vet-darwin $(TEST_GO)
 # The default model's training data (see assets/README.md): the Noto Color
 # Emoji bitmaps, the Unicode emoji names and the CLDR annotations.
 MODEL_DEBS := fonts-noto-color-emoji unicode-data unicode-cldr-core
+# The tests of the trained model and of its evaluation (assets/evaldefault)
+# render the same data.
+TEST_DEBS  += $(MODEL_DEBS)
 # Work folder (vocabulary, resumable training checkpoint, samples) and the
 # finished diffusers folder of `make default-model`.
 MODEL_WORK ?= build/default-model

@@ -15,14 +15,19 @@ import (
 // name none.
 const DefaultSampler = "dpmpp_2m_karras"
 
-// DefaultComposition is the composition a new session starts with: SD1.5's
-// usual 512x512, 20 steps, CFG 7.5, the settings' default sampler.
+// DefaultComposition is the composition a new session starts with: the
+// loaded model's native size (SD1.5's usual 512x512 without a model), 20
+// steps, CFG 7.5, the settings' default sampler.
 func (s *Studio) DefaultComposition() export.Composition {
 	name := s.Settings.Get().DefaultSampler
 	if name == "" {
 		name = DefaultSampler
 	}
-	return export.Composition{Steps: 20, CFG: 7.5, Sampler: name, Width: 512, Height: 512, Seed: 1}
+	side := 512
+	if p, info := s.Models.Current(); p != nil && info.NativeSize > 0 {
+		side = info.NativeSize
+	}
+	return export.Composition{Steps: 20, CFG: 7.5, Sampler: name, Width: side, Height: side, Seed: 1}
 }
 
 // SamplerNames lists the samplers a composition may name.

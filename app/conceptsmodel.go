@@ -76,7 +76,7 @@ func (c *Concepts) usable(base string) bool {
 // covariance gets C for m, reporting progress on the status bar.
 func (c *Concepts) covariance(ctx context.Context, m *modelState) (*covariance.Covariance, error) {
 	s := c.studio
-	remove := s.addCancel(m.cancel)
+	remove := s.addCancel(TaskConcepts, m.cancel)
 	defer remove()
 	label := "Preparing concepts for " + m.name
 	cv, st, err := concepts.Covariance(ctx, m.p, c.captions, c.cacheDir, func(pr covariance.Progress) {

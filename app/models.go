@@ -32,13 +32,30 @@ type ModelInfo struct {
 	// Hash is the web UI's short model hash ("" for a diffusers folder, or
 	// when the file could not be hashed).
 	Hash string
-	// SizeMultiple is what image sides must be a multiple of (64 for SD1.x).
+	// SizeMultiple is what image sides must be a multiple of (8 for SD1.x).
 	SizeMultiple int
+	// NativeSize is the image side the model was trained at (512 for
+	// SD1.x, 64 for the default model): new compositions start there.
+	NativeSize int
+	// Default is set for the built-in default model.
+	Default bool
+}
+
+// DefaultModel is the built-in model the app starts on (Options.DefaultModel).
+type DefaultModel struct {
+	// Name is its display name ("Default emoji model").
+	Name string
+	// Install makes the model a folder on disk and returns its path; it is
+	// called at every opening, so it must be quick when the folder is
+	// already there (assets.InstallDefaultModel is).
+	Install func() (string, error)
 }
 
 // ModelEvent is one step of loading a model.
 type ModelEvent struct {
-	Path     string
+	Path     string    // "" for the default model until it is installed
+	Name     string    // the model's display name
+	Default  bool      // the default model is loading
 	Fraction float64   // 0 to 1 while loading
 	Loaded   bool      // the model is loaded and current (Info says which)
 	Info     ModelInfo // set when Loaded
@@ -51,8 +68,10 @@ type Models struct {
 	load     LoadFunc
 	settings *settings.Store
 	dataDir  string
+	def      *DefaultModel // nil: none
 
 	mu      sync.Mutex
+	defPath string // where the default model was installed, once it was
 	current *pipeline.Pipeline
 	info    ModelInfo
 	cancel  context.CancelFunc // of the load in progress
@@ -62,13 +81,25 @@ type Models struct {
 }
 
 // newModels returns a model manager; load nil is pipeline.Load. Loaded
-// models are added to the recent models of st (may be nil); dataDir is
-// searched for a CLIP vocabulary.
-func newModels(load LoadFunc, st *settings.Store, dataDir string) *Models {
+// models other than the default model def (may be nil) are added to the
+// recent models of st (may be nil); dataDir is searched for a CLIP
+// vocabulary.
+func newModels(load LoadFunc, st *settings.Store, dataDir string, def *DefaultModel) *Models {
 	if load == nil {
 		load = pipeline.Load
 	}
-	return &Models{load: load, settings: st, dataDir: dataDir}
+	return &Models{load: load, settings: st, dataDir: dataDir, def: def}
+}
+
+// HasDefault reports whether there is a default model to open.
+func (m *Models) HasDefault() bool { return m.def != nil }
+
+// DefaultName is the default model's display name ("" for none).
+func (m *Models) DefaultName() string {
+	if m.def == nil {
+		return ""
+	}
+	return m.def.Name
 }
 
 // OnEvent registers fn to receive every loading event. fn runs on the
@@ -84,7 +115,8 @@ func (m *Models) Current() (*pipeline.Pipeline, ModelInfo) {
 	return m.current, m.info
 }
 
-// Loading returns the path being loaded, or "".
+// Loading returns the path being loaded (the default model's name while
+// it is installed and loaded), or "".
 func (m *Models) Loading() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -96,7 +128,18 @@ func (m *Models) Loading() string {
 // loaded, and stays if loading fails. Progress, success and failure arrive
 // through OnEvent; the returned channel is closed when the load has ended.
 func (m *Models) Open(path string) <-chan struct{} {
-	path = ModelPath(path)
+	return m.open(ModelPath(path), false)
+}
+
+// OpenDefault is Open for the default model: it is installed (see
+// DefaultModel.Install), then loaded. Without a default model the load
+// fails at once with an error event.
+func (m *Models) OpenDefault() <-chan struct{} {
+	return m.open("", true)
+}
+
+// open starts loading path, or the default model.
+func (m *Models) open(path string, def bool) <-chan struct{} {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	m.mu.Lock()
@@ -105,6 +148,9 @@ func (m *Models) Open(path string) <-chan struct{} {
 	}
 	prev := m.done
 	m.cancel, m.loading, m.done = cancel, path, done
+	if def && m.def != nil {
+		m.loading = m.def.Name
+	}
 	m.mu.Unlock()
 	go func() {
 		defer close(done)
@@ -112,7 +158,7 @@ func (m *Models) Open(path string) <-chan struct{} {
 		if prev != nil {
 			<-prev // one load at a time: memory for two is plenty
 		}
-		m.run(ctx, path, done)
+		m.run(ctx, path, def, done)
 	}()
 	return done
 }
@@ -126,10 +172,20 @@ func (m *Models) CancelLoad() {
 	}
 }
 
-// run loads path and makes it current.
-func (m *Models) run(ctx context.Context, path string, done chan struct{}) {
+// run loads path, or the default model, and makes it current.
+func (m *Models) run(ctx context.Context, path string, def bool, done chan struct{}) {
+	install := def
+	m.mu.Lock()
+	if !def && m.defPath != "" && sameFile(path, m.defPath) {
+		def = true // its folder opened by hand
+	}
+	m.mu.Unlock()
+	name := modelName(path)
+	if def && m.def != nil {
+		name = m.def.Name
+	}
 	emit := func(e ModelEvent) {
-		e.Path = path
+		e.Path, e.Name, e.Default = path, name, def
 		m.hooks.emit(e)
 	}
 	finish := func() {
@@ -142,6 +198,13 @@ func (m *Models) run(ctx context.Context, path string, done chan struct{}) {
 	defer finish()
 
 	emit(ModelEvent{})
+	if install {
+		var err error
+		if path, err = m.installDefault(); err != nil {
+			emit(ModelEvent{Err: err})
+			return
+		}
+	}
 	if err := checkModelPath(path); err != nil {
 		emit(ModelEvent{Err: err})
 		return
@@ -162,24 +225,58 @@ func (m *Models) run(ctx context.Context, path string, done chan struct{}) {
 		if ctx.Err() != nil {
 			err = context.Canceled
 		} else {
-			err = explainLoadError(path, err)
+			label := filepath.Base(path)
+			if def {
+				label = name
+			}
+			err = explainLoadError(label, err)
 		}
 		emit(ModelEvent{Err: err})
 		return
 	}
-	info := ModelInfo{Path: path, Name: modelName(path), Hash: <-hash, SizeMultiple: p.SizeMultiple()}
+	info := ModelInfo{Path: path, Name: name, Hash: <-hash, SizeMultiple: p.SizeMultiple(),
+		NativeSize: p.NativeSize(), Default: def}
 	if m.settings != nil {
 		if n := m.settings.Get().Threads; n > 0 {
 			p.Engine.B.SetThreads(n)
 		}
-		// The model is usable even if the settings cannot be saved.
-		_ = m.settings.Update(func(s *settings.Settings) { s.AddRecent(path) })
+		// The model is usable even if the settings cannot be saved. The
+		// default model has its own menu item, and its cache path is no
+		// place to remember.
+		if !def {
+			_ = m.settings.Update(func(s *settings.Settings) { s.AddRecent(path) })
+		}
 	}
 	m.mu.Lock()
 	m.current, m.info = p, info
 	m.mu.Unlock()
 	finish()
 	emit(ModelEvent{Loaded: true, Fraction: 1, Info: info})
+}
+
+// installDefault installs the default model and remembers where.
+func (m *Models) installDefault() (string, error) {
+	if m.def == nil || m.def.Install == nil {
+		return "", errors.New("this build has no default model: open a Stable Diffusion 1.x model (.safetensors, .ckpt or a diffusers folder)")
+	}
+	path, err := m.def.Install()
+	if err != nil {
+		return "", fmt.Errorf("cannot open the default model: %w", err)
+	}
+	m.mu.Lock()
+	m.defPath = path
+	m.mu.Unlock()
+	return path, nil
+}
+
+// sameFile reports whether a and b name the same file or folder.
+func sameFile(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
 }
 
 // ModelPath is the model a picked or dropped path stands for: a diffusers
@@ -210,9 +307,9 @@ func checkModelPath(path string) error {
 	return fmt.Errorf("%s is not a model file: choose a Stable Diffusion 1.x .safetensors or .ckpt file, or a diffusers folder", filepath.Base(path))
 }
 
-// explainLoadError adds the model's name and what to do to a loader error.
-func explainLoadError(path string, err error) error {
-	return fmt.Errorf("cannot open %s: %w", filepath.Base(path), err)
+// explainLoadError adds the model's name to a loader error.
+func explainLoadError(name string, err error) error {
+	return fmt.Errorf("cannot open %s: %w", name, err)
 }
 
 // modelName is the display name of the model at path.

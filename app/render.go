@@ -134,7 +134,7 @@ func (s *Studio) Render(c export.Composition) *jobs.Job {
 		s.onRender.emit(r)
 		return err
 	})
-	remove = s.addCancel(job.Cancel)
+	remove = s.addCancel(TaskRender, job.Cancel)
 	go func() {
 		<-job.Done()
 		remove()
@@ -173,7 +173,7 @@ func (s *Studio) ExportBatch(c export.Composition, n int, dir string) *jobs.Job 
 		s.emitTask(t)
 		return err
 	})
-	remove = s.addCancel(job.Cancel)
+	remove = s.addCancel(TaskExport, job.Cancel)
 	go func() {
 		<-job.Done()
 		remove()

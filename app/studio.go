@@ -42,6 +42,8 @@ type Options struct {
 	// system clock and preview.DefaultDelay.
 	Clock        preview.Clock
 	PreviewDelay time.Duration
+	// DefaultModel is the built-in model (OpenDefaultModel); nil for none.
+	DefaultModel *DefaultModel
 	// Captions is the corpus the concepts' covariance C is computed from;
 	// nil is the shipped one (tests pass a small one).
 	Captions []string
@@ -81,7 +83,7 @@ type Studio struct {
 	onSweep     listeners[SweepResult]
 	previewSet  PreviewSettings
 	last        *export.Composition // newest composition asked for
-	cancelTasks map[int]func()      // foreground tasks that CancelTask stops
+	cancelTasks map[int]taskCancel  // foreground tasks that CancelTask stops
 	nextTask    int
 	training    *Training // made by Training()
 
@@ -119,7 +121,7 @@ func OpenStudio(opt Options) (*Studio, error) {
 		previewSet: previewFromSettings(st.Get()),
 		encodings:  pipeline.NewEncodingCache(0),
 	}
-	s.Models = newModels(opt.Load, st, dataDir)
+	s.Models = newModels(opt.Load, st, dataDir, opt.DefaultModel)
 	s.Concepts = newConcepts(s, dataDir, opt.Captions)
 	if dataDir != "" {
 		errs = append(errs, s.Concepts.libErr)
@@ -206,6 +208,7 @@ const (
 	TaskRender                   // a final render
 	TaskExport                   // a batch export
 	TaskConcepts                 // preparing concepts for a model (its covariance C)
+	TaskTraining                 // training a concept (Training; CancelTask leaves it)
 )
 
 // Task is the progress of the work the status bar shows: a model load, a
@@ -227,27 +230,51 @@ func (s *Studio) OnTask(fn func(Task)) {
 
 func (s *Studio) emitTask(t Task) { s.onTask.emit(t) }
 
+// taskCancel is a foreground task's cancel.
+type taskCancel struct {
+	kind TaskKind
+	fn   func()
+}
+
 // CancelTask cancels the running foreground tasks: a model load, renders
 // and exports (queued ones too).
 func (s *Studio) CancelTask() {
 	s.mu.Lock()
-	fns := slices.Collect(maps.Values(s.cancelTasks))
+	cs := slices.Collect(maps.Values(s.cancelTasks))
 	s.mu.Unlock()
-	for _, fn := range fns {
-		fn()
+	for _, c := range cs {
+		c.fn()
+	}
+}
+
+// CancelTasks cancels the running (and queued) tasks of one kind, leaving
+// the others running; TaskTraining stops the training run (see
+// Training.Cancel).
+func (s *Studio) CancelTasks(kind TaskKind) {
+	s.mu.Lock()
+	cs := slices.Collect(maps.Values(s.cancelTasks))
+	t := s.training
+	s.mu.Unlock()
+	if kind == TaskTraining && t != nil {
+		t.Cancel()
+	}
+	for _, c := range cs {
+		if c.kind == kind {
+			c.fn()
+		}
 	}
 }
 
 // addCancel registers a foreground task's cancel; the result removes it.
-func (s *Studio) addCancel(cancel func()) (remove func()) {
+func (s *Studio) addCancel(kind TaskKind, cancel func()) (remove func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cancelTasks == nil {
-		s.cancelTasks = map[int]func(){}
+		s.cancelTasks = map[int]taskCancel{}
 	}
 	id := s.nextTask
 	s.nextTask++
-	s.cancelTasks[id] = cancel
+	s.cancelTasks[id] = taskCancel{kind, cancel}
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -259,7 +286,7 @@ func (s *Studio) addCancel(cancel func()) (remove func()) {
 // arrives as TaskLoad tasks and Models events, and CancelTask cancels it.
 func (s *Studio) OpenModel(path string) <-chan struct{} {
 	done := s.Models.Open(path)
-	remove := s.addCancel(s.Models.CancelLoad)
+	remove := s.addCancel(TaskLoad, s.Models.CancelLoad)
 	go func() {
 		<-done
 		remove()
@@ -267,10 +294,32 @@ func (s *Studio) OpenModel(path string) <-chan struct{} {
 	return done
 }
 
+// OpenDefaultModel starts loading the default model, as OpenModel does a
+// user's model.
+func (s *Studio) OpenDefaultModel() <-chan struct{} {
+	done := s.Models.OpenDefault()
+	remove := s.addCancel(TaskLoad, s.Models.CancelLoad)
+	go func() {
+		<-done
+		remove()
+	}()
+	return done
+}
+
+// DefaultModelStatus is the status while the default model is in use: what
+// it is, and what gives real photos.
+func DefaultModelStatus(info ModelInfo) string {
+	return fmt.Sprintf("Default model (built-in emoji model, %d×%d) — open your own SD 1.x checkpoint for real photos",
+		info.NativeSize, info.NativeSize)
+}
+
 // onModelEvent turns model events into tasks and status, and renders the
 // preview again with a newly loaded model.
 func (s *Studio) onModelEvent(e ModelEvent) {
-	name := modelName(e.Path)
+	name := e.Name
+	if name == "" {
+		name = modelName(e.Path)
+	}
 	t := Task{Kind: TaskLoad, Label: "Loading " + name + "…", Fraction: e.Fraction}
 	switch {
 	case e.Err != nil:
@@ -285,7 +334,11 @@ func (s *Studio) onModelEvent(e ModelEvent) {
 		}
 	case e.Loaded:
 		t.Done, t.Label = true, "Loaded "+name
-		s.SetStatus(fmt.Sprintf("Model %s loaded", name))
+		if e.Info.Default {
+			s.SetStatus(DefaultModelStatus(e.Info))
+		} else {
+			s.SetStatus(fmt.Sprintf("Model %s loaded", name))
+		}
 		if p, info := s.Models.Current(); p != nil && info.Path == e.Path {
 			s.Concepts.setModel(p, info)
 		}

@@ -61,7 +61,7 @@ func (s *Studio) Sweep(c export.Composition, name string, betas []float64) *jobs
 		s.onSweep.emit(r)
 		return r.Err
 	})
-	remove = s.addCancel(job.Cancel)
+	remove = s.addCancel(TaskRender, job.Cancel)
 	go func() {
 		<-job.Done()
 		remove()

@@ -97,6 +97,11 @@ type TrainingEvent struct {
 	// <name>", a few DDIM steps at the training size), on success; nil when
 	// it could not be decoded.
 	Sample *image.RGBA
+	// StepSample, while it trains, is a new render of the concept as it
+	// stands (in the event that brings it); SampleEvery is how many steps
+	// apart they are drawn (0: not known yet or samples are off).
+	StepSample  *TrainingSample
+	SampleEvery int
 }
 
 // Fraction is the run's progress within its stage, 0 to 1.
@@ -126,6 +131,11 @@ type Training struct {
 	studio   *Studio
 	dataDir  string
 	captions func() []string // the covariance corpus (tests use a small one)
+	// sampleBudget is the share of a run's time its samples may take
+	// (DefaultSampleBudget; ≤ 0: no samples while it trains).
+	sampleBudget float64
+	// samplePause, when set, is called at each pause of a sample (tests).
+	samplePause func()
 
 	mu     sync.Mutex
 	hooks  listeners[TrainingEvent]
@@ -139,7 +149,7 @@ func (s *Studio) Training() *Training {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.training == nil {
-		t := &Training{studio: s, dataDir: s.Models.dataDir, captions: captions.Default}
+		t := &Training{studio: s, dataDir: s.Models.dataDir, captions: captions.Default, sampleBudget: DefaultSampleBudget}
 		// A saved concept is a library change: the library panel refreshes.
 		t.OnEvent(func(e TrainingEvent) {
 			if e.Done && e.Err == nil && e.Concept != "" && s.Concepts != nil {
@@ -238,9 +248,11 @@ func (t *Training) CheckWord(word string) (suggestions []string, err error) {
 	return nil, nil
 }
 
-// settings applies the request's overrides to its preset.
-func (r TrainRequest) settings(mult int) (train.Settings, error) {
-	s, err := train.PresetSettings(r.Preset)
+// settings applies the request's overrides to its preset, sized for a
+// model of native image side nativeSize (train.PresetFor) whose sizes are
+// multiples of mult.
+func (r TrainRequest) settings(mult, nativeSize int) (train.Settings, error) {
+	s, err := train.PresetFor(r.Preset, nativeSize)
 	if err != nil {
 		return s, err
 	}
@@ -305,7 +317,7 @@ func (t *Training) Validate(r TrainRequest) error {
 	if _, err := t.CheckWord(r.Word); err != nil {
 		return fmt.Errorf("superordinate word: %w", err)
 	}
-	if _, err := r.settings(info.SizeMultiple); err != nil {
+	if _, err := r.settings(info.SizeMultiple, p.NativeSize()); err != nil {
 		return fmt.Errorf("settings: %w", err)
 	}
 	return nil
@@ -323,7 +335,7 @@ func (t *Training) Start(r TrainRequest) (<-chan struct{}, error) {
 		return nil, err
 	}
 	p, info := t.studio.Models.Current()
-	s, _ := r.settings(info.SizeMultiple)
+	s, _ := r.settings(info.SizeMultiple, p.NativeSize())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.mu.Lock()

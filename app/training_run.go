@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/perfusion-studio/perfusion/app/jobs"
+	"github.com/perfusion-studio/perfusion/concepts"
 	"github.com/perfusion-studio/perfusion/concepts/covariance"
+	"github.com/perfusion-studio/perfusion/concepts/edit"
 	"github.com/perfusion-studio/perfusion/concepts/library"
 	"github.com/perfusion-studio/perfusion/concepts/photos"
 	"github.com/perfusion-studio/perfusion/concepts/train"
@@ -93,6 +95,7 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 			e.Losses = slices.Clone(losses)
 		}
 		t.emit(e)
+		t.studio.emitTask(Task{Kind: TaskTraining, Label: "<" + r.Name + ">: " + e.Label, Fraction: e.Fraction(), ETA: e.ETA, Done: e.Done, Err: e.Err})
 	}
 	fail := func(err error) {
 		if errors.Is(err, jobs.ErrClosed) || ctx.Err() != nil {
@@ -132,9 +135,11 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 	if st.Problem != nil {
 		t.studio.SetStatus(fmt.Sprintf("Covariance cache: %v", st.Problem))
 	}
+	// The hash concepts are checked against (Concepts.setModel's): a
+	// diffusers folder, such as the default model, has no file hash.
 	hash := info.Hash
 	if hash == "" {
-		if hash, err = pipeline.ModelHash(ctx, p.Path); err != nil {
+		if hash, err = concepts.BaseHash(ctx, p.Path); err != nil {
 			fail(err)
 			return
 		}
@@ -144,6 +149,13 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 	for i, q := range r.Photos {
 		ph[i] = photos.Photo{Path: q.Path, Crop: q.Crop}
 	}
+	ps := t.studio.PreviewSettings()
+	side, steps := sampleSide(p.NativeSize(), ps.MaxSide, info.SizeMultiple), trainSampleSteps
+	if ps.Steps > 0 {
+		steps = min(steps, ps.Steps)
+	}
+	var plan *samplePlan  // made at the first step: a resumed run starts later
+	var stepEnd time.Time // when the last training step's report returned
 	job := train.Job{
 		Pipeline: p, Name: r.Name, Class: strings.TrimSpace(r.Word), Photos: ph, Metric: cv, Settings: s,
 		Resume: t.resumePath(r.Name),
@@ -151,6 +163,13 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 			e := TrainingEvent{Stage: pr.Stage, Step: pr.Step, Total: pr.Total, ETA: pr.ETA, Resumed: pr.Resumed}
 			switch pr.Stage {
 			case train.StageTrain:
+				if plan == nil {
+					plan = newSamplePlan(t.sampleBudget, s, side, steps, pr.Resumed)
+				}
+				if !stepEnd.IsZero() {
+					plan.observeStep(time.Since(stepEnd))
+				}
+				e.SampleEvery = plan.every()
 				losses = append(losses, pr.Loss)
 				e.Label = fmt.Sprintf("Training step %d of %d, loss %.4f", pr.Step, pr.Total, pr.Loss)
 			case train.StagePhotos:
@@ -164,6 +183,20 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 			}
 			ev(e)
 			h.yield(ctx)
+			stepEnd = time.Time{}
+			if pr.Stage != train.StageTrain {
+				return
+			}
+			if pr.Snapshot != nil && plan.due(pr.Step, pr.Total) {
+				drawing := e
+				drawing.Label += "; drawing a sample"
+				ev(drawing)
+				t.stepSample(ctx, p, cv, pr, plan, side, steps, h, func(ts *TrainingSample) {
+					e.StepSample, e.SampleEvery = ts, plan.every()
+					ev(e)
+				})
+			}
+			stepEnd = time.Now()
 		},
 	}
 	res, err := train.Run(ctx, job)
@@ -184,6 +217,28 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 	t.studio.SetStatus(fmt.Sprintf("Concept <%s> trained in %s", name, res.Elapsed.Round(time.Second)))
 	ev(TrainingEvent{Stage: StageSave, Label: "Concept " + name + " saved", Step: 1, Total: 1,
 		Losses: slices.Clone(res.Losses), Done: true, Concept: name, Path: path, Sample: checkSample(ctx, p, res.Check)})
+}
+
+// stepSample draws a sample of the concept as it stands at pr's step and
+// hands it to send; it holds the worker only between yields (see
+// drawSample). A sample that fails for another reason than the run's
+// cancellation turns samples off for the run, with a status message.
+func (t *Training) stepSample(ctx context.Context, p *pipeline.Pipeline, metric edit.Metric, pr train.Progress, plan *samplePlan, side, steps int, h *hold, send func(*TrainingSample)) {
+	img, cost, err := drawSample(ctx, p, metric, pr.Snapshot(), side, steps, func() {
+		if t.samplePause != nil {
+			t.samplePause()
+		}
+		h.yield(ctx)
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			plan.budget = 0
+			t.studio.SetStatus(fmt.Sprintf("No more samples while it trains: %v", err))
+		}
+		return
+	}
+	plan.observeSample(pr.Step, cost)
+	send(&TrainingSample{Step: pr.Step, Image: img, Cost: cost})
 }
 
 // checkSample decodes the self-check's render of the concept (nil when it

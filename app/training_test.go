@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/perfusion-studio/perfusion/app/jobs"
+	"github.com/perfusion-studio/perfusion/concepts"
 	"github.com/perfusion-studio/perfusion/concepts/captions"
 	"github.com/perfusion-studio/perfusion/concepts/photos"
 	"github.com/perfusion-studio/perfusion/concepts/train"
@@ -238,6 +239,11 @@ func TestTrainingCancelResumeSaves(t *testing.T) {
 	if err != nil || len(ents) != 1 || ents[0].Name != "disc" || ents[0].Err != nil || ents[0].Header.Superclass != "toy" || len(ents[0].Thumbnail) == 0 {
 		t.Fatalf("library %+v, %v", ents, err)
 	}
+	// Tied to the model it was trained on, a diffusers folder (as the
+	// default model is), so the library offers it with that model.
+	if base, err := concepts.BaseHash(context.Background(), model); err != nil || ents[0].Header.CheckBase(base) != nil {
+		t.Errorf("concept base %q, model's %q (%v)", ents[0].Header.BaseModel, base, err)
+	}
 	if un, _ := tr2.Unfinished(); len(un) != 0 {
 		t.Errorf("still unfinished: %+v", un)
 	}
@@ -326,5 +332,20 @@ func TestTrainingHoldYields(t *testing.T) {
 	h.yield(ctx)
 	if ctx.Err() == nil {
 		t.Error("the run goes on after the runner closed")
+	}
+}
+
+// TestTrainRequestSettingsNativeSize: the presets fit the model's native
+// size (a 64-px model trains at 64 px), an explicit size still wins.
+func TestTrainRequestSettingsNativeSize(t *testing.T) {
+	for _, c := range []struct {
+		preset       string
+		size, native int
+		want         int
+	}{{PresetQuick, 0, 64, 64}, {PresetPaper, 0, 64, 64}, {PresetQuick, 0, 512, 256}, {PresetPaper, 0, 512, 512}, {PresetQuick, 128, 64, 128}} {
+		s, err := TrainRequest{Preset: c.preset, Size: c.size}.settings(16, c.native)
+		if err != nil || s.Size != c.want {
+			t.Errorf("%s, size %d, native %d: %d (%v), want %d", c.preset, c.size, c.native, s.Size, err, c.want)
+		}
 	}
 }

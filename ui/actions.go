@@ -82,6 +82,13 @@ func (m *MainWindow) openModel(path string) {
 	m.studio.OpenModel(path)
 }
 
+// onUseDefaultModel goes back to the built-in default model (File ▸ Use
+// default model).
+func (m *MainWindow) onUseDefaultModel() {
+	m.preview.setModel(false, m.studio.Models.DefaultName())
+	m.studio.OpenDefaultModel()
+}
+
 // onDropped handles files dropped on the window: a PNG restores its
 // settings, a model file or folder is opened, photos are for training.
 func (m *MainWindow) onDropped(_ fyne.Position, uris []fyne.URI) {

@@ -17,9 +17,30 @@ import (
 	"github.com/perfusion-studio/perfusion/app/export"
 )
 
-// sizeChoices are the image sides offered, in pixels (multiples of 64, as
-// SD 1.x needs).
+// sizeChoices are the image sides offered before a model is loaded: those
+// of SD 1.x (sizeOptions(512, 8)).
 var sizeChoices = []int{256, 320, 384, 448, 512, 576, 640, 704, 768, 832, 896, 960, 1024}
+
+// sizeOptions are the image sides offered for a model of native side
+// native whose sides must be multiples of multiple: half to twice the
+// native side, in eighths of it rounded up to the multiple (SD 1.x: 256
+// to 1024 by 64; the 64-pixel default model: 32 to 128 by 16). A model's
+// native side is a multiple of its size multiple.
+func sizeOptions(native, multiple int) []int {
+	multiple = max(multiple, 1)
+	step := (max(native/8, 1) + multiple - 1) / multiple * multiple
+	var out []int
+	for v := native / 2; v <= 2*native; v += step {
+		if v > 0 && v%multiple == 0 {
+			out = append(out, v)
+		}
+	}
+	if !slices.Contains(out, native) && native%multiple == 0 {
+		out = append(out, native)
+		slices.Sort(out)
+	}
+	return out
+}
 
 // Composer is the panel below the preview: the prompt and negative prompt
 // with the Render and Export buttons on the left; on the right the concept
@@ -199,6 +220,30 @@ func (c *Composer) setComposition(comp export.Composition) {
 			s.sel.SetOptions(append(s.sel.Options, v))
 		}
 		s.sel.SetSelected(v)
+	}
+}
+
+// setSizes offers the sides of a model (see sizeOptions) and selects
+// width x height, without reporting a change.
+func (c *Composer) setSizes(native, multiple, width, height int) {
+	c.applying = true
+	defer func() { c.applying = false }()
+	opts := sizeOptions(native, multiple)
+	for _, s := range []struct {
+		sel *widget.Select
+		v   int
+	}{{c.width, width}, {c.height, height}} {
+		sides := slices.Clone(opts)
+		if !slices.Contains(sides, s.v) {
+			sides = append(sides, s.v)
+			slices.Sort(sides)
+		}
+		labels := make([]string, len(sides))
+		for i, v := range sides {
+			labels[i] = strconv.Itoa(v)
+		}
+		s.sel.SetOptions(labels)
+		s.sel.SetSelected(strconv.Itoa(s.v))
 	}
 }
 

@@ -70,6 +70,11 @@ type MainWindow struct {
 
 	trainSheet *TrainSheet // made on the first drop of photos
 
+	// modelPath is the loaded model's path; sizes the image size last
+	// used with each model loaded in this session, by path.
+	modelPath string
+	sizes     map[string][2]int
+
 	// The last final render, what Export PNG writes.
 	lastImage *image.RGBA
 	lastComp  export.Composition
@@ -83,7 +88,7 @@ func NewMainWindow(w fyne.Window, studio *app.Studio, opt Options) *MainWindow {
 	if do == nil {
 		do = fyne.Do
 	}
-	m := &MainWindow{window: w, studio: studio, do: do, opt: opt}
+	m := &MainWindow{window: w, studio: studio, do: do, opt: opt, sizes: map[string][2]int{}}
 	m.library = newLibrary(m.onInsertConcept, m.onConceptAction, m.onImportConcept)
 	m.preview = newPreview(m.onOpenModel)
 	m.composer = newComposer(m.onChange, m.onRender, m.onExport)
@@ -150,17 +155,36 @@ func (m *MainWindow) onModelEvent(e app.ModelEvent) {
 				m.showError("Cannot open the model", e.Err)
 			}
 		default:
-			m.preview.setModel(false, app.ModelPath(e.Path))
+			loading := app.ModelPath(e.Path)
+			if e.Default {
+				loading = e.Name
+			}
+			m.preview.setModel(false, loading)
 		}
 	})
 }
 
-// modelLoaded updates what shows the current model.
+// modelLoaded updates what shows the current model, and sets the image
+// size to the model's native size, or to the size last used with it.
 func (m *MainWindow) modelLoaded(info app.ModelInfo) {
 	m.window.SetTitle(fyne.CurrentApp().Metadata().Name + " — " + info.Name)
 	if m.menus != nil {
 		m.menus.refreshRecent()
 	}
+	if info.NativeSize <= 0 {
+		return
+	}
+	if m.modelPath != "" {
+		if c, err := m.composer.composition(); err == nil {
+			m.sizes[m.modelPath] = [2]int{c.Width, c.Height}
+		}
+	}
+	m.modelPath = info.Path
+	size, ok := m.sizes[info.Path]
+	if !ok {
+		size = [2]int{info.NativeSize, info.NativeSize}
+	}
+	m.composer.setSizes(info.NativeSize, info.SizeMultiple, size[0], size[1])
 }
 
 // onPreviewFrame shows a live preview frame; it runs on the job worker.

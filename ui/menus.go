@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strconv"
 
 	"fyne.io/fyne/v2"
@@ -38,6 +39,8 @@ func (u *menus) install() {
 	open := fyne.NewMenuItem("Open model…", m.onOpenModel)
 	open.Shortcut = shortcutOpen
 	u.recent = fyne.NewMenuItem("Open recent", nil)
+	useDefault := fyne.NewMenuItem("Use default model", m.onUseDefaultModel)
+	useDefault.Disabled = !m.studio.Models.HasDefault()
 	render := fyne.NewMenuItem("Render", m.onRender)
 	render.Shortcut = shortcutRender
 	exp := fyne.NewMenuItem("Export PNG…", m.onExport)
@@ -46,18 +49,21 @@ func (u *menus) install() {
 	addPhotos := fyne.NewMenuItem("Add photos…", m.onAddPhotos)
 	hist := fyne.NewMenuItem("History…", m.onHistory)
 	prefs := fyne.NewMenuItem("Settings…", u.onSettings)
-	file := fyne.NewMenu("File", open, u.recent, addPhotos, fyne.NewMenuItemSeparator(), render, exp, batch,
+	file := fyne.NewMenu("File", open, u.recent, useDefault, addPhotos, fyne.NewMenuItemSeparator(), render, exp, batch,
 		fyne.NewMenuItemSeparator(), hist, prefs)
 	undo := fyne.NewMenuItem("Undo delete concept", m.onUndoDelete)
-	undo.Shortcut = shortcutUndo
+	if runtime.GOOS != "darwin" { // see onUndoKey
+		undo.Shortcut = shortcutUndo
+	}
 	about := fyne.NewMenuItem("About", u.onAbout)
 	u.main = fyne.NewMainMenu(file, fyne.NewMenu("Edit", undo), fyne.NewMenu("Help", about))
 	u.refreshRecent()
 	m.window.SetMainMenu(u.main)
 	// Also on the canvas, for drivers without a main menu.
-	for sc, fn := range map[fyne.Shortcut]func(){shortcutOpen: m.onOpenModel, shortcutRender: m.onRender, shortcutExport: m.onExport, shortcutUndo: m.onUndoDelete} {
+	for sc, fn := range map[fyne.Shortcut]func(){shortcutOpen: m.onOpenModel, shortcutRender: m.onRender, shortcutExport: m.onExport} {
 		m.window.Canvas().AddShortcut(sc, func(fyne.Shortcut) { fn() })
 	}
+	m.window.Canvas().AddShortcut(&fyne.ShortcutUndo{}, func(fyne.Shortcut) { m.onUndoKey() })
 	m.studio.Settings.OnChange(func(settings.Settings) { m.do(u.refreshRecent) })
 }
 
@@ -71,6 +77,23 @@ func (u *menus) item(sc fyne.Shortcut) *fyne.MenuItem {
 		}
 	}
 	return nil
+}
+
+// onUndoKey is Ctrl/Cmd-Z. The driver turns those keys into
+// fyne.ShortcutUndo and gives it to the focused widget when that takes
+// shortcuts (a text entry: its own undo of typing), else to the canvas,
+// which calls this: the last library delete comes back. The Edit menu's
+// item names the keys with a desktop.CustomShortcut, whose name never
+// matches ShortcutUndo's, so the menu (tried first) does not take the keys
+// from an entry; clicking it always undoes the delete. On macOS the native
+// menu would take Cmd-Z before the window, so there the item shows no
+// shortcut.
+func (m *MainWindow) onUndoKey() {
+	if f, ok := m.window.Canvas().Focused().(fyne.Shortcutable); ok {
+		f.TypedShortcut(&fyne.ShortcutUndo{})
+		return
+	}
+	m.onUndoDelete()
 }
 
 // refreshRecent rebuilds the recent models submenu from the settings.

@@ -33,7 +33,7 @@ type sheetPhoto struct {
 	preview app.PhotoPreview
 	crop    int // 0 centre, 1 start (left/top), 2 end (right/bottom), -1 custom
 	custom  image.Rectangle
-	image   *canvas.Image
+	view    *cropView
 	button  *widget.Button
 }
 
@@ -58,6 +58,7 @@ type TrainSheet struct {
 	stage, eta              *widget.Label
 	spark                   *Sparkline
 	sample                  *canvas.Image // the finished concept's self-check render
+	samples                 *sampleStrip  // samples drawn while it trains
 	running                 bool
 	unfinished              *fyne.Container            // "Continue <name>" buttons
 	crops                   map[string]image.Rectangle // crops to restore, by photo
@@ -135,7 +136,8 @@ func (t *TrainSheet) build() fyne.CanvasObject {
 	t.sample.FillMode = canvas.ImageFillContain
 	t.sample.SetMinSize(fyne.NewSize(64, 64))
 	t.sample.Hide()
-	run := container.NewVBox(t.stage, t.progress, container.NewBorder(nil, nil, nil, container.NewHBox(t.eta, t.sample), t.spark),
+	t.samples = newSampleStrip()
+	run := container.NewVBox(t.stage, t.progress, container.NewBorder(nil, nil, nil, container.NewHBox(t.eta, t.samples.object(), t.sample), t.spark),
 		container.NewHBox(t.start, t.cancel))
 	photos := container.NewVScroll(t.grid)
 	photos.SetMinSize(fyne.NewSize(photoThumbSide*4, photoThumbSide+48))
@@ -254,7 +256,7 @@ func (t *TrainSheet) showPhotos(ok []app.PhotoPreview, bad []string) {
 	case len(bad) > 0:
 		t.message.SetText("Not used: " + strings.Join(bad, "; "))
 	case len(t.photos) > 0:
-		t.message.SetText(fmt.Sprintf("%d photos. The bright square is what training sees; tap Crop to move it.", len(t.photos)))
+		t.message.SetText(fmt.Sprintf("%d photos. The bright square is what training sees: drag it, drag a corner or scroll to resize it, or tap Crop.", len(t.photos)))
 	}
 	t.validate()
 }
@@ -268,7 +270,8 @@ func (t *TrainSheet) has(path string) bool {
 	return false
 }
 
-// addPhoto shows one photo with its crop and a button that moves it.
+// addPhoto shows one photo with its crop, which dragging moves and
+// resizes, and a button that cycles it through preset positions.
 func (t *TrainSheet) addPhoto(pv app.PhotoPreview) {
 	sp := &sheetPhoto{preview: pv}
 	if c, ok := t.crops[pv.Path]; ok {
@@ -281,12 +284,12 @@ func (t *TrainSheet) addPhoto(pv app.PhotoPreview) {
 			sp.crop, sp.custom = -1, c
 		}
 	}
-	sp.image = canvas.NewImageFromImage(nil)
-	sp.image.FillMode = canvas.ImageFillContain
+	sp.view = newCropView(pv.Size, pv.Thumb, sp.cropBox())
+	sp.view.OnChanged = func(r image.Rectangle) { t.onCropDragged(sp, r) }
 	sp.button = widget.NewButton("", nil)
 	sp.button.OnTapped = func() { sp.crop = (sp.crop + 1) % 3; t.showCrop(sp) }
 	remove := widget.NewButton("✕", nil)
-	cell := container.NewBorder(nil, container.NewBorder(nil, nil, nil, remove, sp.button), nil, nil, sp.image)
+	cell := container.NewBorder(nil, container.NewBorder(nil, nil, nil, remove, sp.button), nil, nil, sp.view)
 	remove.OnTapped = func() {
 		for i, p := range t.photos {
 			if p == sp {
@@ -299,51 +302,6 @@ func (t *TrainSheet) addPhoto(pv app.PhotoPreview) {
 	t.photos = append(t.photos, sp)
 	t.showCrop(sp)
 	t.grid.Add(cell)
-}
-
-// cropBox is the photo's crop box in its pixels.
-func (sp *sheetPhoto) cropBox() image.Rectangle {
-	r := app.CenterSquare(sp.preview.Size)
-	sz := sp.preview.Size
-	switch sp.crop {
-	case 1:
-		r = r.Sub(r.Min)
-	case 2:
-		r = r.Add(image.Pt(sz.X-r.Max.X, sz.Y-r.Max.Y))
-	case -1:
-		r = sp.custom
-	}
-	return r
-}
-
-var cropNames = []string{"Crop: centre", "Crop: start", "Crop: end"}
-
-// showCrop dims the thumbnail outside the crop.
-func (t *TrainSheet) showCrop(sp *sheetPhoto) {
-	th := sp.preview.Thumb
-	out := image.NewNRGBA(th.Bounds())
-	copy(out.Pix, th.Pix)
-	box := sp.cropBox()
-	sx := float64(th.Bounds().Dx()) / float64(sp.preview.Size.X)
-	sy := float64(th.Bounds().Dy()) / float64(sp.preview.Size.Y)
-	in := image.Rect(int(float64(box.Min.X)*sx), int(float64(box.Min.Y)*sy), int(float64(box.Max.X)*sx+0.5), int(float64(box.Max.Y)*sy+0.5))
-	for y := range out.Bounds().Dy() {
-		for x := range out.Bounds().Dx() {
-			if !image.Pt(x, y).In(in) {
-				i := out.PixOffset(x, y)
-				for c := range 3 {
-					out.Pix[i+c] /= 3
-				}
-			}
-		}
-	}
-	sp.image.Image = out
-	sp.image.Refresh()
-	if sp.crop < 0 {
-		sp.button.SetText("Crop: as before")
-	} else {
-		sp.button.SetText(cropNames[sp.crop])
-	}
 }
 
 // validate shows what is wrong with the fields and enables Start when
@@ -402,6 +360,7 @@ func (t *TrainSheet) onStart() {
 	r := t.request()
 	t.setRunning(true)
 	t.sample.Hide()
+	t.samples.clear()
 	t.stage.SetText("Starting…")
 	go func() {
 		_, err := t.training.Start(r)
@@ -446,6 +405,12 @@ func (t *TrainSheet) onEvent(e app.TrainingEvent) {
 		t.eta.SetText("")
 		if e.ETA > 0 {
 			t.eta.SetText("about " + e.ETA.Round(time.Second).String() + " left")
+		}
+		if e.StepSample != nil {
+			t.samples.add(e.StepSample)
+		}
+		if e.SampleEvery > 0 {
+			t.samples.setEvery(e.SampleEvery)
 		}
 		if !e.Done {
 			return

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -22,12 +24,14 @@ type trainBenchOptions struct {
 	on        bool                // --train
 	recompute train.RecomputeMode // --recompute
 	noLimit   bool                // --no-memory-limit
+	profile   string              // --cpuprofile: CPU profile of the samples
 }
 
 // trainBenchFlagValues holds the parsed flag values until options() checks them.
 type trainBenchFlagValues struct {
 	on, noLimit *bool
 	recompute   *string
+	profile     *string
 }
 
 func trainBenchFlags(fs *flag.FlagSet) trainBenchFlagValues {
@@ -36,11 +40,12 @@ func trainBenchFlags(fs *flag.FlagSet) trainBenchFlagValues {
 			"side by side at each size, with their ratio, allocations and peak resident memory"),
 		recompute: fs.String("recompute", "auto", "--train: activation recomputation, auto (as training decides: on from 256 px), on or off"),
 		noLimit:   fs.Bool("no-memory-limit", false, "--train: do not set the Go memory limit that perfusion train sets"),
+		profile:   fs.String("cpuprofile", "", "--train: write a CPU profile of the training samples (every size) to this file"),
 	}
 }
 
 func (v trainBenchFlagValues) options() (trainBenchOptions, error) {
-	o := trainBenchOptions{on: *v.on, noLimit: *v.noLimit}
+	o := trainBenchOptions{on: *v.on, noLimit: *v.noLimit, profile: *v.profile}
 	switch strings.ToLower(*v.recompute) {
 	case "auto":
 		o.recompute = train.RecomputeAuto
@@ -59,6 +64,7 @@ type trainBenchRow struct {
 	size                   int
 	recompute              bool
 	forward, sample        time.Duration // best of the reps
+	fwdCPU, sampleCPU      time.Duration // process CPU time (user + system) of the same reps (0: unknown)
 	fwdAlloc, sampleAlloc  uint64        // bytes allocated by one (the last)
 	fwdMallocs, sampleMall uint64        // allocations by one (the last)
 	fwdPeak, samplePeak    int64         // peak RSS over the phase (0: unknown)
@@ -116,7 +122,11 @@ func runTrainBench(ctx context.Context, opt perf.Options, to trainBenchOptions, 
 			msg, restore = setTrainMemoryLimit(p, s)
 			logf("%d px: %s", size, msg)
 		}
-		row, err := trainBenchSize(ctx, p, metric, "a", s, opt.Reps, logf) // "a": one token of the byte vocabulary
+		prof := to.profile
+		if prof != "" && len(opt.Sizes) > 1 {
+			prof = fmt.Sprintf("%s.%d", prof, size)
+		}
+		row, err := trainBenchSize(ctx, p, metric, "a", s, opt.Reps, prof, logf) // "a": one token of the byte vocabulary
 		restore()
 		if err != nil {
 			return err
@@ -127,8 +137,9 @@ func runTrainBench(ctx context.Context, opt perf.Options, to trainBenchOptions, 
 }
 
 // trainBenchSize measures one size: reps forwards and reps samples, the
-// fastest of each kept. class is the superordinate word, one token.
-func trainBenchSize(ctx context.Context, p *pipeline.Pipeline, m edit.Metric, class string, s train.Settings, reps int, logf func(string, ...any)) (trainBenchRow, error) {
+// fastest of each kept. class is the superordinate word, one token. A
+// CPU profile of the samples goes to the file prof unless it is "".
+func trainBenchSize(ctx context.Context, p *pipeline.Pipeline, m edit.Metric, class string, s train.Settings, reps int, prof string, logf func(string, ...any)) (trainBenchRow, error) {
 	row := trainBenchRow{size: s.Size, recompute: s.Recomputes()}
 	pb, err := train.NewProbe(p, m, class, s)
 	if err != nil {
@@ -139,12 +150,16 @@ func trainBenchSize(ctx context.Context, p *pipeline.Pipeline, m edit.Metric, cl
 		for range reps {
 			var d time.Duration
 			var err error
+			c0 := processCPU()
 			row.fwdAlloc, row.fwdMallocs, err = allocsOf(func() error {
 				d, err = pb.Forward(ctx)
 				return err
 			})
 			if err != nil {
 				return err
+			}
+			if c := processCPU() - c0; len(fwds) == 0 || d < slices.Min(fwds) {
+				row.fwdCPU = c // of the fastest
 			}
 			fwds = append(fwds, d)
 			logf("%d px: UNet forward %.2f s", s.Size, d.Seconds())
@@ -155,8 +170,15 @@ func trainBenchSize(ctx context.Context, p *pipeline.Pipeline, m edit.Metric, cl
 		return row, err
 	}
 	row.samplePeak, err = phasePeak(func() error {
+		if prof != "" {
+			stop, err := startProfile(prof)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 		for range reps {
-			start := time.Now()
+			start, c0 := time.Now(), processCPU()
 			var err error
 			row.sampleAlloc, row.sampleMall, err = allocsOf(func() error {
 				_, err := pb.Sample(ctx)
@@ -165,7 +187,11 @@ func trainBenchSize(ctx context.Context, p *pipeline.Pipeline, m edit.Metric, cl
 			if err != nil {
 				return err
 			}
-			samples = append(samples, time.Since(start))
+			d, c := time.Since(start), processCPU()-c0
+			if len(samples) == 0 || d < slices.Min(samples) {
+				row.sampleCPU = c // of the fastest
+			}
+			samples = append(samples, d)
 			logf("%d px: training sample %.2f s", s.Size, samples[len(samples)-1].Seconds())
 		}
 		return nil
@@ -175,6 +201,23 @@ func trainBenchSize(ctx context.Context, p *pipeline.Pipeline, m edit.Metric, cl
 	}
 	row.forward, row.sample = slices.Min(fwds), slices.Min(samples)
 	return row, nil
+}
+
+// startProfile starts a CPU profile into the file path; stop ends it and
+// closes the file.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench: cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func writeTrainBench(w io.Writer, b *perf.Bench, opt perf.Options, rows []trainBenchRow) error {
@@ -187,12 +230,18 @@ func writeTrainBench(w io.Writer, b *perf.Bench, opt perf.Options, rows []trainB
 	fmt.Fprintf(w, "Perfusion training on SD1.5 shapes (random %s weights, %.2f GB held), batch 1, best of %d; %d threads\n",
 		b.DType, float64(b.P.WeightBytes())/1e9, opt.Reps, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(w, "A sample is the text encoder with the concept's embedding, the edited UNet forward, and the backward pass to the embedding and every o*_V;\n")
-	fmt.Fprintf(w, "the forward is one plain UNet pass of the same latents. Peak RSS is the process's over each phase (weights included).\n\n")
+	fmt.Fprintf(w, "the forward is one plain UNet pass of the same latents. Peak RSS is the process's over each phase (weights included).\n")
+	fmt.Fprintf(w, "CPU is the process's user + system time in the fastest run of each: on a shared machine its ratio is steadier than the wall time's.\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "size\trecompute\tforward\tsample\tsample/forward\tsamples/s\tforward allocs\tsample allocs\tpeak RSS forward\tpeak RSS sample\t")
+	fmt.Fprintln(tw, "size\trecompute\tforward\tsample\tsample/forward\tCPU forward\tCPU sample\tCPU ratio\tsamples/s\tforward allocs\tsample allocs\tpeak RSS forward\tpeak RSS sample\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d px\t%v\t%.2f s\t%.2f s\t%.2f×\t%.3f\t%.2f GB / %d\t%.2f GB / %d\t%s\t%s\t\n",
-			r.size, r.recompute, r.forward.Seconds(), r.sample.Seconds(), r.sample.Seconds()/r.forward.Seconds(), 1/r.sample.Seconds(),
+		cpuRatio := "?"
+		if r.fwdCPU > 0 && r.sampleCPU > 0 {
+			cpuRatio = fmt.Sprintf("%.2f×", r.sampleCPU.Seconds()/r.fwdCPU.Seconds())
+		}
+		fmt.Fprintf(tw, "%d px\t%v\t%.2f s\t%.2f s\t%.2f×\t%.2f s\t%.2f s\t%s\t%.3f\t%.2f GB / %d\t%.2f GB / %d\t%s\t%s\t\n",
+			r.size, r.recompute, r.forward.Seconds(), r.sample.Seconds(), r.sample.Seconds()/r.forward.Seconds(),
+			r.fwdCPU.Seconds(), r.sampleCPU.Seconds(), cpuRatio, 1/r.sample.Seconds(),
 			float64(r.fwdAlloc)/1e9, r.fwdMallocs, float64(r.sampleAlloc)/1e9, r.sampleMall, gb(r.fwdPeak), gb(r.samplePeak))
 	}
 	return tw.Flush()

@@ -53,7 +53,7 @@ func TestTrainBenchSize(t *testing.T) {
 	}
 	s.Size, s.Batch, s.Micro, s.Recompute = 32, 1, 1, train.RecomputeOn
 	var log bytes.Buffer
-	row, err := trainBenchSize(context.Background(), p, m, "toy", s, 2, func(f string, a ...any) { log.WriteString(f + "\n") })
+	row, err := trainBenchSize(context.Background(), p, m, "toy", s, 2, "", func(f string, a ...any) { log.WriteString(f + "\n") })
 	if err != nil {
 		t.Fatal(err)
 	}

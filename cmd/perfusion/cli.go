@@ -52,7 +52,7 @@ func (c *cli) run(args []string) int {
 	fs.Usage = func() { c.usage(c.stderr) }
 	version := fs.Bool("version", false, "print the version and exit")
 	var opt guiOptions
-	fs.StringVar(&opt.model, "model", "", "open the desktop app on this model")
+	fs.StringVar(&opt.model, "model", "", "open the desktop app on this model instead of the built-in default model")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -163,8 +163,9 @@ func (c *cli) printVersion() int {
 // usage writes the program's usage to w.
 func (c *cli) usage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
-  perfusion                     open the Perfusion Studio desktop app
-  perfusion --model PATH        open the app on a model (.safetensors, .ckpt, diffusers folder)
+  perfusion                     open the Perfusion Studio desktop app on the built-in
+                                default model (emoji, 64x64)
+  perfusion --model PATH        open the app on your model (.safetensors, .ckpt, diffusers folder)
   perfusion --version           print the version and exit
   perfusion COMMAND [args...]   run a headless command; Ctrl-C cancels it
   perfusion help [COMMAND]      print this text, or a command's flags

@@ -14,5 +14,5 @@ type command struct {
 // commands is the table of headless subcommands. Only commands that work are
 // listed.
 func commands() []command {
-	return []command{generateCommand(), trainCommand(), tokenizeCommand(), benchCommand(), conceptsCommand()}
+	return []command{generateCommand(), trainCommand(), tokenizeCommand(), benchCommand(), conceptsCommand(), evalDefaultCommand()}
 }

@@ -89,15 +89,15 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 	var g generateFlags
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&g.model, "model", "", "SD 1.x checkpoint: .safetensors or .ckpt file, or diffusers folder (required)")
+	fs.StringVar(&g.model, "model", "", "SD 1.x checkpoint: .safetensors or .ckpt file, or diffusers folder (default: the built-in emoji model, 64x64)")
 	fs.Var(&g.prompts, "prompt", "what to draw (required); repeat it to give each image of a batch its own prompt")
 	fs.StringVar(&g.negative, "negative", "", "negative prompt")
 	seed := fs.String("seed", "-1", "random seed, 0 to 2^64-1 (the noise uses its low 32 bits, as torch does); -1 picks one below 2^32 and prints it")
 	fs.IntVar(&g.steps, "steps", 20, "sampling steps")
 	fs.Float64Var(&g.cfg, "cfg", 7.5, "classifier-free guidance scale")
 	fs.StringVar(&g.sampler, "sampler", "dpmpp_2m_karras", "sampler: ddim, euler, euler_a, euler_karras, dpmpp_2m, dpmpp_2m_karras, lcm (or its display name, e.g. \"Euler a\")")
-	fs.IntVar(&g.width, "width", 512, "image width in pixels (a multiple of 8 for SD 1.x)")
-	fs.IntVar(&g.height, "height", 512, "image height in pixels (a multiple of 8 for SD 1.x)")
+	fs.IntVar(&g.width, "width", 0, "image width in pixels (a multiple of 8 for SD 1.x; default: the model's native size, 512 for SD 1.x)")
+	fs.IntVar(&g.height, "height", 0, "image height in pixels (a multiple of 8 for SD 1.x; default: the model's native size)")
 	fs.StringVar(&g.tokenizer, "tokenizer", "", "CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, vocab.json + merges.txt, or a folder); default: searched beside the model")
 	fs.IntVar(&g.clipSkip, "clip-skip", 0, "text encoder layers to skip from the end (2 = penultimate layer)")
 	fs.BoolVar(&g.emphasis, "emphasis", true, "parse the web UI's emphasis syntax: (word:1.2), [word], BREAK")
@@ -120,7 +120,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 	if len(g.prompts) > 0 {
 		prompt = "set"
 	}
-	for _, f := range []struct{ name, v string }{{"--model", g.model}, {"--prompt", prompt}, {"--out", g.out}} {
+	for _, f := range []struct{ name, v string }{{"--prompt", prompt}, {"--out", g.out}} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
@@ -150,7 +150,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 		name string
 		v    int
 	}{{"--width", g.width}, {"--height", g.height}} {
-		if s.v <= 0 || s.v%8 != 0 || s.v > pipeline.MaxSide {
+		if s.v < 0 || s.v%8 != 0 || s.v > pipeline.MaxSide { // 0: the model's native size
 			return g, fmt.Errorf("%w: %s %d: want a multiple of 8 from 8 to %d", errUsage, s.name, s.v, pipeline.MaxSide)
 		}
 	}
@@ -186,6 +186,11 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "seed %d\n", seed)
 	}
 	pr := newProgressPrinter(stderr)
+	model, modelName, err := resolveModel(g.model, pr)
+	if err != nil {
+		return err
+	}
+	g.model = model
 
 	// The web UI's "Model hash", read beside the loading (the file is read
 	// once from disk, then from the page cache).
@@ -205,7 +210,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	start := time.Now()
 	p, err := pipeline.Load(ctx, g.model, pipeline.LoadOptions{
 		Tokenizer: g.tokenizer,
-		Progress:  func(f float64) { pr.percent("loading "+filepath.Base(g.model), f) },
+		Progress:  func(f float64) { pr.percent("loading "+modelName, f) },
 	})
 	pr.done()
 	if err != nil {
@@ -217,6 +222,12 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	pr.line(fmt.Sprintf("loaded in %.1f s", time.Since(start).Seconds()))
+	if g.width == 0 {
+		g.width = p.NativeSize()
+	}
+	if g.height == 0 {
+		g.height = p.NativeSize()
+	}
 	msg, restore := setMemoryLimit(p, g.width, g.height, g.images())
 	defer restore()
 	pr.line(msg)
@@ -239,7 +250,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	settings := export.Settings{
 		NegativePrompt: g.negative, Steps: g.steps, Sampler: pipeline.SamplerLabel(g.sampler),
 		CFGScale: g.cfg, Seed: seed, Width: g.width, Height: g.height,
-		ModelName: strings.TrimSuffix(filepath.Base(g.model), filepath.Ext(g.model)),
+		ModelName: modelName,
 	}
 	select {
 	case h := <-hash:

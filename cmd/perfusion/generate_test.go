@@ -167,7 +167,6 @@ func TestGenerateErrors(t *testing.T) {
 		inErr string
 	}{
 		{"no prompt", []string{"--model", model, "--out", out}, true, "--prompt"},
-		{"no model", []string{"--prompt", "a", "--out", out}, true, "--model"},
 		{"no out", []string{"--model", model, "--prompt", "a"}, true, "--out"},
 		{"bad flag", append([]string{"--frobnicate"}, base...), true, "frobnicate"},
 		{"stray argument", append(base, "cat"), true, "unexpected argument"},

@@ -23,7 +23,7 @@ const configFolder = "perfusion-studio"
 
 // guiOptions are the command line's settings for the window.
 type guiOptions struct {
-	model string // absolute path of the model to open at start; "" for none
+	model string // absolute path of the model to open at start; "" for the default model
 }
 
 // runGUI opens the main window and returns when the app quits.
@@ -50,7 +50,7 @@ func runGUI(opt guiOptions) error {
 	}
 	a.SetIcon(icon)
 
-	var studioOpt app.Options
+	studioOpt := app.Options{DefaultModel: defaultModel()}
 	if dir, err := os.UserConfigDir(); err == nil {
 		studioOpt.ConfigDir = filepath.Join(dir, configFolder)
 	}
@@ -73,9 +73,10 @@ func runGUI(opt guiOptions) error {
 	if studioErr != nil {
 		studio.SetStatus(studioErr.Error())
 	}
-	// The embedded default model will be opened here once it exists.
 	if opt.model != "" {
 		studio.OpenModel(opt.model)
+	} else {
+		studio.OpenDefaultModel()
 	}
 	w.SetMaster()
 	w.ShowAndRun()

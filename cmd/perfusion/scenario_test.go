@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,22 @@ func TestSmokeScenario(t *testing.T) {
 		x.steady(readme, area)
 		writeWindowShot(t, readme, win, path)
 	}
+
+	// 3b. Ctrl-Z with the prompt focused undoes typing there (the Edit
+	// menu's library undo must not take the keys): the preview of a shorter
+	// prompt follows. Then the preview area settles before the drop.
+	seen := len(readEvents(t, stderr.String()))
+	x.run("key", "ctrl+z")
+	undone := func(e event) bool {
+		return e.Event == "preview" && e.Prompt != scenarioPrompt && strings.HasPrefix(scenarioPrompt, e.Prompt) && (e.Final || e.Error != "")
+	}
+	for deadline := time.Now().Add(startupDeadline); !slices.ContainsFunc(readEvents(t, stderr.String())[seen:], undone); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no preview of a shorter prompt within %v of Ctrl-Z in the prompt; app stderr:\n%s", startupDeadline, stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	x.steady(filepath.Join(shots, "scenario-2b-undo.png"), area)
 
 	// 4. Drop a photo from another program onto the window.
 	photo := writePhoto(t, filepath.Join(t.TempDir(), "my cat.jpg"))

@@ -48,7 +48,11 @@ func TestSmokeRealWindow(t *testing.T) {
 		t.Fatalf("%s --version = %q, %v; want %q", bin, out, err, info.String())
 	}
 
-	app, exited, stderr := startApp(t, bin, display, t.TempDir(), nil)
+	// Without --model the app starts on the default model, installed in
+	// the (temporary) home's cache folder.
+	home := t.TempDir()
+	app, exited, stderr := startApp(t, bin, display, home, []string{envTestLog + "=1"})
+	events := &appEvents{t: t, out: stderr, exited: exited}
 	win := waitForWindow(t, tools["xwininfo"], display, info.Name, exited, stderr)
 	t.Logf("window %q at %v", info.Name, win)
 
@@ -57,6 +61,18 @@ func TestSmokeRealWindow(t *testing.T) {
 	t.Logf("screenshot %s: %d distinct colours inside the window", shot, distinct)
 	if dir := os.Getenv("PERFUSION_SCREENSHOT_DIR"); dir != "" {
 		copyFile(t, shot, filepath.Join(dir, "perfusion-smoke.png"))
+	}
+
+	loaded := events.wait("the default model to load", func(e event) bool { return e.Event == "model" })
+	if loaded.Error != "" || !strings.HasPrefix(loaded.Path, filepath.Join(home, ".cache", "perfusion", "defaultmodel")+string(filepath.Separator)) {
+		t.Fatalf("model event %+v, want the default model loaded from the cache folder", loaded)
+	}
+	events.wait("the status to say the default model is in use", func(e event) bool {
+		return e.Event == "status" && strings.HasPrefix(e.Text, "Default model")
+	})
+	first := events.wait("the first preview", func(e event) bool { return e.Event == "preview" && (e.Final || e.Error != "") })
+	if first.Error != "" || first.Width != 64 || first.Height != 64 {
+		t.Fatalf("first preview %+v, want 64x64 (the default model's native size)", first)
 	}
 
 	select {

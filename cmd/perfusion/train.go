@@ -56,13 +56,13 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	var g trainFlags
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&g.model, "model", "", "SD 1.x checkpoint: .safetensors or .ckpt file, or diffusers folder (required)")
+	fs.StringVar(&g.model, "model", "", "SD 1.x checkpoint: .safetensors or .ckpt file, or diffusers folder (default: the built-in emoji model)")
 	fs.StringVar(&g.name, "name", "", "the concept's name, written <name> in prompts: letters, digits, - and _ (required)")
 	fs.StringVar(&g.class, "class", "", "what the subject is, one word that is one CLIP token: dog, teddy, mug, ... (required)")
 	fs.Var(&g.photos, "photos", "photo files or folders (JPEG, PNG, WebP), comma-separated or repeated; 1 to 20 photos (required)")
 	fs.StringVar(&g.preset, "preset", train.Quick, "quick (256 px, a few hundred samples, for a CPU) or paper (512 px, 400 steps, batch 16)")
 	fs.IntVar(&g.steps, "steps", 0, "optimizer steps (0: the preset's)")
-	fs.IntVar(&g.size, "size", 0, "training image side in pixels (0: the preset's)")
+	fs.IntVar(&g.size, "size", 0, "training image side in pixels (0: the preset's, or the model's native size where that is smaller, e.g. 64 for the built-in model)")
 	fs.IntVar(&g.batch, "batch", 0, "samples per step (0: the preset's)")
 	fs.Uint64Var(&g.seed, "seed", 1, "seed of the photo order, timesteps and noise")
 	fs.BoolVar(&g.attnMask, "attention-mask", false, "weight the loss by where the model itself attends to the --class word in each photo (the paper's zero-shot mask, without a segmentation model)")
@@ -82,7 +82,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 		g.photos.Set(a)
 	}
 	var missing []string
-	for _, f := range []struct{ name, v string }{{"--model", g.model}, {"--name", g.name}, {"--class", g.class}, {"--photos", g.photos.String()}, {"--out", g.out}} {
+	for _, f := range []struct{ name, v string }{{"--name", g.name}, {"--class", g.class}, {"--photos", g.photos.String()}, {"--out", g.out}} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
@@ -104,9 +104,10 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	return g, nil
 }
 
-// settings applies the flags to the preset.
-func (g trainFlags) settings() (train.Settings, error) {
-	s, err := train.PresetSettings(g.preset)
+// settings applies the flags to the preset for a model of native image
+// side nativeSize (train.PresetFor; 0 when not loaded yet: SD1.x's sizes).
+func (g trainFlags) settings(nativeSize int) (train.Settings, error) {
+	s, err := train.PresetFor(g.preset, nativeSize)
 	if err != nil {
 		return s, fmt.Errorf("%w: --preset: %v", errUsage, err)
 	}
@@ -136,7 +137,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	s, err := g.settings()
+	s, err := g.settings(0) // checks the flags before the model loads
 	if err != nil {
 		return err
 	}
@@ -153,13 +154,21 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	pr := newProgressPrinter(stderr)
+	model, modelName, err := resolveModel(g.model, pr)
+	if err != nil {
+		return err
+	}
+	g.model = model
 	pr.line(fmt.Sprintf("loading %s", g.model))
 	p, err := pipeline.Load(ctx, g.model, pipeline.LoadOptions{
 		Tokenizer: g.tokenizer,
-		Progress:  func(f float64) { pr.percent("loading "+filepath.Base(g.model), f) },
+		Progress:  func(f float64) { pr.percent("loading "+modelName, f) },
 	})
 	pr.done()
 	if err != nil {
+		return err
+	}
+	if s, err = g.settings(p.NativeSize()); err != nil {
 		return err
 	}
 	msg, restore := setTrainMemoryLimit(p, s)

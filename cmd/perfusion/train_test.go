@@ -92,12 +92,15 @@ func TestTrainFlags(t *testing.T) {
 	if len(g.photos) != 3 || g.resume != "x/disc.concept.resume" {
 		t.Errorf("photos %v, resume %s", g.photos, g.resume)
 	}
-	s, err := g.settings()
+	s, err := g.settings(0)
 	if err != nil || s.Preset != "quick" || s.Size != 256 {
 		t.Errorf("default settings %+v %v", s, err)
 	}
+	if s, err := g.settings(64); err != nil || s.Size != 64 {
+		t.Errorf("quick for a 64-px model: size %d (%v), want 64", s.Size, err)
+	}
 	g.preset, g.steps, g.size, g.batch = "paper", 7, 320, 6
-	s, err = g.settings()
+	s, err = g.settings(0)
 	if err != nil || s.Steps != 7 || s.Size != 320 || s.Batch != 6 || s.Batch%s.Micro != 0 {
 		t.Errorf("overrides: %+v %v", s, err)
 	}
@@ -112,7 +115,7 @@ func TestTrainFlags(t *testing.T) {
 		}
 	}
 	g.preset = "slow"
-	if _, err := g.settings(); !errors.Is(err, errUsage) {
+	if _, err := g.settings(0); !errors.Is(err, errUsage) {
 		t.Errorf("unknown preset: %v", err)
 	}
 }

@@ -20,6 +20,13 @@ func encodeText(m *clip.Model, ids []int, batch int, extra tensor.Tensor) (tenso
 	return r.Out, err
 }
 
+// encodeTextRecompute is encodeText with its layers checkpointed on rc
+// (see clip.Options.Recompute; check rc.Err after the backward pass).
+func encodeTextRecompute(m *clip.Model, ids []int, batch int, extra tensor.Tensor, rc *blocks.Recompute) (tensor.Tensor, error) {
+	r, err := m.ForwardWith(ids, batch, clip.Options{Extra: extra, Recompute: rc})
+	return r.Out, err
+}
+
 // predictNoise runs the UNet with ed (nil: unedited) for this call.
 func predictNoise(ctx context.Context, m *unet.Model, x tensor.Tensor, t []float32, cond tensor.Tensor, ed unet.KVEditor) (tensor.Tensor, error) {
 	return m.Forward(ctx, x, t, cond, unet.Call{Editor: ed})

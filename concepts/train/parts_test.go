@@ -152,6 +152,23 @@ func TestPresets(t *testing.T) {
 	if err != nil || pp.Size != 512 || pp.Steps != 400 || pp.Batch != 16 || pp.Check(64) != nil {
 		t.Errorf("paper: %+v %v", pp, err)
 	}
+	// A small model trains at its own size; SD1.x's sizes are unchanged.
+	for _, c := range []struct {
+		name         string
+		native, want int
+	}{{Quick, 64, 64}, {Paper, 64, 64}, {Quick, 384, 256}, {Paper, 384, 384}, {Quick, 512, 256}, {Paper, 512, 512}, {Paper, 768, 512}, {Quick, 0, 256}, {Paper, 0, 512}} {
+		s, err := PresetFor(c.name, c.native)
+		if err != nil || s.Size != c.want || s.Preset != c.name {
+			t.Errorf("PresetFor(%s, %d): size %d (%v), want %d", c.name, c.native, s.Size, err, c.want)
+		}
+		ref, _ := PresetSettings(c.name)
+		if s.Steps != ref.Steps || s.Batch != ref.Batch || s.Micro != ref.Micro {
+			t.Errorf("PresetFor(%s, %d) changed steps or batches: %+v", c.name, c.native, s)
+		}
+	}
+	if _, err := PresetFor("slow", 64); err == nil {
+		t.Error("PresetFor: unknown preset: no error")
+	}
 	if _, err := PresetSettings("slow"); err == nil {
 		t.Error("unknown preset: no error")
 	}

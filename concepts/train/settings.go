@@ -89,8 +89,17 @@ func (s Settings) Recomputes() bool {
 // DefaultCheckpointEvery is how often a run saves its resume file.
 const DefaultCheckpointEvery = 10
 
-// PresetSettings returns the settings of a preset ("" is Quick).
-func PresetSettings(name string) (Settings, error) {
+// PresetSettings returns the settings of a preset ("" is Quick) for an
+// SD1.x model (trained at 512 px): PresetFor(name, 512).
+func PresetSettings(name string) (Settings, error) { return PresetFor(name, 512) }
+
+// PresetFor returns the settings of a preset ("" is Quick) for a model
+// whose native image side is nativeSize pixels (pipeline.NativeSize): the
+// preset's size is capped at it, so a small model (the 64-px default
+// model) trains at its own size: Quick at min(256, native), Paper at
+// min(512, native). Steps and batches stay the preset's. nativeSize <= 0
+// means unknown and leaves the preset's sizes (as for SD1.x).
+func PresetFor(name string, nativeSize int) (Settings, error) {
 	s := Settings{
 		LREmbedding: 0.006, LRValues: 0.03, WeightDecay: 0.01,
 		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
@@ -104,6 +113,9 @@ func PresetSettings(name string) (Settings, error) {
 		s.Preset, s.Size, s.Steps, s.Batch, s.Micro = Paper, 512, 400, 16, 4
 	default:
 		return Settings{}, fmt.Errorf("train: unknown preset %q (want %q or %q)", name, Quick, Paper)
+	}
+	if nativeSize > 0 {
+		s.Size = min(s.Size, nativeSize)
 	}
 	return s, nil
 }

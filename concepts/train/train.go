@@ -72,6 +72,10 @@ type Progress struct {
 	Elapsed     time.Duration
 	ETA         time.Duration // of the stage
 	Resumed     int           // the step a resumed run started from
+	// Snapshot, set for StageTrain only, returns a copy of the concept as
+	// it stands after this step (for samples while it trains). Call it
+	// within the Progress callback: the run goes on once that returns.
+	Snapshot func() *Trained
 }
 
 // Trained is a trained concept: what a concept file holds.

@@ -40,6 +40,7 @@ type trainer struct {
 	start   time.Time
 	st      *state // what the resume file holds
 	opt     *adamW
+	held    blocks.HeldBuffers // the recomputations' float32 weight buffers, reused from pass to pass
 }
 
 func newTrainer(ctx context.Context, job Job, start time.Time) (*trainer, error) {
@@ -87,7 +88,11 @@ func (tr *trainer) report(stage string, step, total int, loss float64, stageStar
 	if done := step - resumed; done > 0 {
 		eta = now.Sub(stageStart) / time.Duration(done) * time.Duration(total-step)
 	}
-	tr.job.Progress(Progress{Stage: stage, Step: step, Total: total, Loss: loss, Elapsed: now.Sub(tr.start), ETA: eta, Resumed: resumed})
+	pr := Progress{Stage: stage, Step: step, Total: total, Loss: loss, Elapsed: now.Sub(tr.start), ETA: eta, Resumed: resumed}
+	if stage == StageTrain {
+		pr.Snapshot = tr.trained
+	}
+	tr.job.Progress(pr)
 }
 
 // prepare decodes the photos and caches each view's VAE posterior (one
@@ -298,7 +303,11 @@ func (tr *trainer) pass(ctx context.Context, ss []sample, scale float64, gEmb []
 	if err != nil {
 		return 0, err
 	}
-	enc, err := encodeText(tr.p.CLIP, ids, len(ss), emb) // [B, T, D]
+	var rc *blocks.Recompute
+	if tr.s.Recomputes() {
+		rc = &blocks.Recompute{Spare: &tr.held}
+	}
+	enc, err := encodeTextRecompute(tr.p.CLIP, ids, len(ss), emb, rc) // [B, T, D]
 	if err != nil {
 		return 0, fmt.Errorf("train: text encoder: %w", err)
 	}
@@ -316,10 +325,6 @@ func (tr *trainer) pass(ctx context.Context, ss []sample, scale float64, gEmb []
 	ed, err := edit.NewEditor(tr.p.Engine, enc, []*edit.Concept{tr.editConcept(oV, emb)}, tr.job.Metric, edit.Options{})
 	if err != nil {
 		return 0, fmt.Errorf("train: %w", err)
-	}
-	var rc *blocks.Recompute
-	if tr.s.Recomputes() {
-		rc = &blocks.Recompute{}
 	}
 	pred, err := predictNoiseRecompute(ctx, tr.p.UNet, zt, ts, enc, ed, rc) // [B, C, h, w]
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 
+	"github.com/perfusion-studio/perfusion/inference/ops"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
@@ -24,8 +25,23 @@ import (
 // ag.Backward. The zero value is ready to use; a Recompute serves one
 // pass (its checkpoints may run their backward concurrently).
 type Recompute struct {
-	mu  sync.Mutex
-	err error
+	// Spare, when set, lends the buffers of the weights that
+	// recomputations hold (see CheckpointOn), so that a training run's
+	// passes reuse them from pass to pass; nil: the Recompute's own,
+	// reused within its pass only.
+	Spare *HeldBuffers
+
+	mu    sync.Mutex
+	err   error
+	spare HeldBuffers // used when Spare is nil
+}
+
+// held is where the held weights' buffers come from.
+func (rc *Recompute) held() *HeldBuffers {
+	if rc.Spare != nil {
+		return rc.Spare
+	}
+	return &rc.spare
 }
 
 // Err reports the first recomputation that failed during backward (the
@@ -52,6 +68,20 @@ func (rc *Recompute) fail(err error) {
 // gradients would be lost: pass them in in). When no input requires
 // gradients it runs fn once, plainly.
 func (rc *Recompute) Checkpoint(fn func(in []tensor.Tensor) (tensor.Tensor, error), in ...tensor.Tensor) (tensor.Tensor, error) {
+	return rc.CheckpointOn(nil, nil, func(_ *ops.Engine, in []tensor.Tensor) (tensor.Tensor, error) { return fn(in) }, in...)
+}
+
+// CheckpointOn is Checkpoint for a block whose layers run on e and hold
+// float16 weights of pool: fn runs them on the engine it is given. The
+// first call gets e; the recomputation gets the engine of a WeightScope
+// of pool (WeightPool.Hold), so each weight is converted once for the
+// block's recomputation and backward pass together (not once for each),
+// and the float32 copies are dropped as soon as the block's backward pass
+// is done. Their buffers are reused from block to block for the life of
+// rc (one pass) or of rc.Spare, which keep at most one block's weights in
+// float32. A
+// nil pool or e gives Checkpoint's behaviour, with e passed through.
+func (rc *Recompute) CheckpointOn(e *ops.Engine, pool *WeightPool, fn func(e *ops.Engine, in []tensor.Tensor) (tensor.Tensor, error), in ...tensor.Tensor) (tensor.Tensor, error) {
 	need := false
 	for i, t := range in {
 		if !t.Valid() {
@@ -60,27 +90,29 @@ func (rc *Recompute) Checkpoint(fn func(in []tensor.Tensor) (tensor.Tensor, erro
 		need = need || t.RequiresGrad()
 	}
 	if !need {
-		return fn(in)
+		return fn(e, in)
 	}
 	detached := make([]tensor.Tensor, len(in))
 	for i, t := range in {
 		detached[i] = t.Detach()
 	}
-	y, err := fn(detached)
+	y, err := fn(e, detached)
 	if err != nil {
 		return tensor.Tensor{}, err
 	}
 	if !y.Valid() {
 		return tensor.Tensor{}, errors.New("blocks: checkpoint: the block returned the zero Tensor")
 	}
-	c := &checkpointFn{rc: rc, fn: fn, in: in, out: append([]float32(nil), y.Data()...), shape: y.Shape()}
+	c := &checkpointFn{rc: rc, e: e, pool: pool, fn: fn, in: in, out: append([]float32(nil), y.Data()...), shape: y.Shape()}
 	return tensor.FromNode(ag.NewOperator(c).Run(), c.shape...)
 }
 
 // checkpoint is the operator of one Checkpoint call.
 type checkpointFn struct {
 	rc    *Recompute
-	fn    func([]tensor.Tensor) (tensor.Tensor, error)
+	e     *ops.Engine // the block's engine, or nil
+	pool  *WeightPool // the pool whose weights a recomputation holds, or nil
+	fn    func(*ops.Engine, []tensor.Tensor) (tensor.Tensor, error)
 	in    []tensor.Tensor
 	out   []float32 // the block's output, computed without a graph
 	shape []int
@@ -135,7 +167,13 @@ func (c *checkpointFn) recompute(gy []float32) ([][]float32, error) {
 		}
 		leaves[i] = p
 	}
-	y, err := c.fn(leaves)
+	e := c.e
+	if c.pool != nil && e != nil {
+		scope := c.pool.Hold(e, c.rc.held())
+		defer scope.Close() // after the block's backward pass below
+		e = scope.Engine()
+	}
+	y, err := c.fn(e, leaves)
 	if err != nil {
 		return grads, err
 	}

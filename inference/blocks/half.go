@@ -112,13 +112,20 @@ func (h *HalfTensor) String() string { return fmt.Sprintf("HalfTensor%v", h.shap
 // a training step never holds float32 copies of the weights between its
 // forward and backward passes (the recomputation costs one conversion per
 // layer). Otherwise the buffer is borrowed from the pool, and release
-// gives it back; the tensor must not be used after release.
+// gives it back; the tensor must not be used after release. Under the
+// engine of an open WeightScope of h's pool (WeightPool.Hold) the weight
+// is converted once for the scope's life instead, keep or not, and
+// release does nothing.
 func (h *HalfTensor) Float32(e *ops.Engine, keep bool) (w tensor.Tensor, release func()) {
+	if s := h.pool.scope(e); s != nil && len(h.data) > 0 {
+		return s.weight(h, false), func() {}
+	}
 	if keep {
 		return h.lazy(e, false), func() {}
 	}
 	buf, release := h.buffer()
 	ConvertHalf(e, buf, h.data)
+	h.pool.countPooled()
 	runtime.KeepAlive(h)
 	return tensor.MustNew(buf, h.shape...), release // len(buf) = numel by construction
 }
@@ -129,11 +136,15 @@ func (h *HalfTensor) Float32(e *ops.Engine, keep bool) (w tensor.Tensor, release
 // weight. The HalfTensor must have rank 4.
 func (h *HalfTensor) Float32OHIW(e *ops.Engine, keep bool) (w tensor.Tensor, release func()) {
 	s := h.shape
+	if sc := h.pool.scope(e); sc != nil && len(h.data) > 0 {
+		return sc.weight(h, true), func() {}
+	}
 	if keep {
 		return h.lazy(e, true), func() {}
 	}
 	buf, release := h.buffer()
 	ConvertHalfOHIW(e, buf, h.data, s[0], s[1], s[2], s[3])
+	h.pool.countPooled()
 	runtime.KeepAlive(h)
 	return tensor.MustNew(buf, s[0], s[2], s[1], s[3]), release
 }
@@ -249,10 +260,11 @@ const poolIdle = 2
 // weights take a few layers' worth of memory, not the model's size. It is
 // safe for concurrent use.
 type WeightPool struct {
-	mu    sync.Mutex
-	size  int // floats per buffer: the largest weight registered
-	free  [][]float32
-	stats PoolStats
+	mu     sync.Mutex
+	size   int // floats per buffer: the largest weight registered
+	free   [][]float32
+	stats  PoolStats
+	scopes map[*ops.Engine]*WeightScope // open scopes by engine (see Hold)
 }
 
 // PoolStats counts a WeightPool's buffers.
@@ -262,7 +274,12 @@ type PoolStats struct {
 	Idle      int // buffers kept for the next calls
 	Allocated int // buffers allocated since the pool was made
 	Unpooled  int // conversions for gradient graphs (each read of a lazy weight), outside the pool
+	Pooled    int // conversions into pooled buffers (one operator call each)
+	Held      int // conversions into WeightScope buffers (one per weight and scope)
 }
+
+// Conversions is the number of float16 weights converted, every way.
+func (s PoolStats) Conversions() int { return s.Unpooled + s.Pooled + s.Held }
 
 // Stats returns the current counts.
 func (p *WeightPool) Stats() PoolStats {
@@ -307,5 +324,20 @@ func (p *WeightPool) put(b []float32) {
 func (p *WeightPool) countUnpooled() {
 	p.mu.Lock()
 	p.stats.Unpooled++
+	p.mu.Unlock()
+}
+
+func (p *WeightPool) countPooled() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.stats.Pooled++
+	p.mu.Unlock()
+}
+
+func (p *WeightPool) countHeld() {
+	p.mu.Lock()
+	p.stats.Held++
 	p.mu.Unlock()
 }

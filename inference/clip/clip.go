@@ -113,6 +113,12 @@ type Options struct {
 	// VocabSize+i looks up its row i. It may require gradients; they flow
 	// back through the call.
 	Extra tensor.Tensor
+	// Recompute, when set, makes each encoder layer a checkpoint of it
+	// (activation recomputation, see blocks.Recompute.CheckpointOn): for a
+	// call whose gradients are taken, each layer's float16 weights are
+	// converted once for its recomputation and backward pass instead of
+	// on every read. Check its Err after ag.Backward. nil keeps the graph.
+	Recompute *blocks.Recompute
 }
 
 // Result is the output of ForwardWith.
@@ -163,21 +169,15 @@ func (m *Model) ForwardWith(ids []int, batch int, opt Options) (Result, error) {
 	heads := c.NumHeads
 	scale := float32(1 / math.Sqrt(float64(c.HiddenSize/heads)))
 	for i, l := range m.layers[:run] {
-		h := f.LayerNorm(l.norm1, x)                  // [B, T, D]
-		q := f.Linear(l.q, h)                         // [B, T, D]
-		k := f.Linear(l.k, h)                         // [B, T, D]
-		v := f.Linear(l.v, h)                         // [B, T, D]
-		a := f.Attention(q, k, v, heads, scale, true) // [B, T, D], causal
-		x = f.Add(x, f.Linear(l.out, a))              // [B, T, D]
-		h = f.LayerNorm(l.norm2, x)
-		h = f.Linear(l.fc1, h) // [B, T, I]
-		if c.HiddenAct == GELU {
-			h = f.GELU(h)
+		var err error
+		if opt.Recompute != nil {
+			x, err = opt.Recompute.CheckpointOn(m.e, m.pool, func(e *ops.Engine, in []tensor.Tensor) (tensor.Tensor, error) {
+				return m.layer(blocks.NewFlow(e), l, in[0], heads, scale)
+			}, x)
 		} else {
-			h = f.QuickGELU(h)
+			x, err = m.layer(f, l, x, heads, scale)
 		}
-		x = f.Add(x, f.Linear(l.fc2, h)) // [B, T, D]
-		if err := f.Err(); err != nil {
+		if err != nil {
 			return Result{}, fmt.Errorf("clip: encoder.layers.%d: %w", i, err)
 		}
 		if opt.Hidden {
@@ -189,6 +189,25 @@ func (m *Model) ForwardWith(ids []int, batch int, opt Options) (Result, error) {
 		return Result{}, fmt.Errorf("clip: final_layer_norm: %w", err)
 	}
 	return res, nil
+}
+
+// layer applies encoder layer l to x [B, T, D] on f.
+func (m *Model) layer(f *blocks.Flow, l *layer, x tensor.Tensor, heads int, scale float32) (tensor.Tensor, error) {
+	h := f.LayerNorm(l.norm1, x)                  // [B, T, D]
+	q := f.Linear(l.q, h)                         // [B, T, D]
+	k := f.Linear(l.k, h)                         // [B, T, D]
+	v := f.Linear(l.v, h)                         // [B, T, D]
+	a := f.Attention(q, k, v, heads, scale, true) // [B, T, D], causal
+	x = f.Add(x, f.Linear(l.out, a))              // [B, T, D]
+	h = f.LayerNorm(l.norm2, x)
+	h = f.Linear(l.fc1, h) // [B, T, I]
+	if m.Config.HiddenAct == GELU {
+		h = f.GELU(h)
+	} else {
+		h = f.QuickGELU(h)
+	}
+	x = f.Add(x, f.Linear(l.fc2, h)) // [B, T, D]
+	return x, f.Err()
 }
 
 // embed is token_embedding[ids] + position_embedding[0..T-1]; ids at or

@@ -2,15 +2,19 @@ package unet
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/perfusion-studio/perfusion/inference/blocks"
+	"github.com/perfusion-studio/perfusion/inference/ops"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
-// Activation recomputation (Call.Recompute). Each input, middle and output
-// block is one checkpoint whose inputs are its hidden state, its skip (for
-// output blocks, concatenated inside the checkpoint so the concatenation
-// is not kept either) and the K and V of its cross-attention layers. Those
+// Activation recomputation (Call.Recompute). Each module of an input,
+// middle and output block (a ResBlock, a transformer, a down- or
+// upsampler) is one checkpoint whose inputs are its hidden state, the
+// block's skip for the first module of an output block (concatenated
+// inside the checkpoint so the concatenation is not kept either) and the
+// K and V of its cross-attention layers. Those
 // are computed once per call before the blocks (projectAll), so the
 // editor, whose gates and targets require gradients, runs outside every
 // checkpoint and is never rebuilt; gradients reach it, and the context,
@@ -31,21 +35,20 @@ func (m *Model) projectAll(r *run) error {
 	return nil
 }
 
-// crossLayers lists the attn2 layers of the sequence, in forward order.
-func (s *sequence) crossLayers() []*attention {
+// crossLayers lists the attn2 layers of module m, in forward order.
+func crossLayers(m module) []*attention {
 	var out []*attention
-	for _, m := range s.modules {
-		if st, ok := m.(*spatialTransformer); ok {
-			for _, b := range st.blocks {
-				out = append(out, b.attn2)
-			}
+	if st, ok := m.(*spatialTransformer); ok {
+		for _, b := range st.blocks {
+			out = append(out, b.attn2)
 		}
 	}
 	return out
 }
 
 // run applies the sequence to x, concatenated with skip first when skip
-// is valid (output blocks), as a checkpoint of r.rc when set.
+// is valid (output blocks). With r.rc set, each module is a checkpoint of
+// it (see runModule).
 func (s *sequence) run(r *run, x, skip tensor.Tensor) (tensor.Tensor, error) {
 	if r.rc == nil {
 		if skip.Valid() {
@@ -58,18 +61,46 @@ func (s *sequence) run(r *run, x, skip tensor.Tensor) (tensor.Tensor, error) {
 		}
 		return s.forward(r, x)
 	}
+	for i, m := range s.modules {
+		var err error
+		if x, err = s.runModule(r, i, m, x, skip); err != nil {
+			return tensor.Tensor{}, err
+		}
+		skip = tensor.Tensor{} // the first module takes it
+		if !x.RequiresGrad() && i < len(s.modules)-1 {
+			// Run plainly (no input needs gradients), its result may be a
+			// buffer of the flow's arena, which the caller's Release hands
+			// back at the block's end; the next checkpoint keeps its
+			// inputs until the backward pass, so it gets a copy.
+			x = tensor.MustNew(slices.Clone(x.Data()), x.Shape()...)
+		}
+		if r.trace != nil {
+			r.trace(fmt.Sprintf("%s.%d", s.name, i), x)
+		}
+	}
+	r.trace.Trace(s.name, x)
+	return x, nil
+}
+
+// runModule runs module i of the sequence on x (concatenated with skip
+// first when skip is valid) as a checkpoint of r.rc. A checkpoint per
+// module, not per block, bounds what its recomputation holds: the
+// module's float16 weights converted to float32 once for its
+// recomputation and backward pass (blocks.Recompute.CheckpointOn), at
+// most one ResBlock's or one transformer's.
+func (s *sequence) runModule(r *run, i int, m module, x, skip tensor.Tensor) (tensor.Tensor, error) {
 	in := []tensor.Tensor{x}
 	if skip.Valid() {
 		in = append(in, skip)
 	}
-	cross := s.crossLayers()
+	cross := crossLayers(m)
 	for _, a := range cross {
 		kv := r.kv[a]
 		in = append(in, kv[0], kv[1])
 	}
 	first, upTo := true, r.upTo // r.upTo moves on before the recomputation
-	block := func(in []tensor.Tensor) (tensor.Tensor, error) {
-		sub := &run{f: blocks.NewFlow(r.f.E), emb: r.emb, context: r.context, trace: r.trace, upTo: upTo, rc: r.rc}
+	block := func(e *ops.Engine, in []tensor.Tensor) (tensor.Tensor, error) {
+		sub := &run{f: blocks.NewFlow(e), emb: r.emb, context: r.context, trace: r.trace, upTo: upTo, rc: r.rc, pool: r.pool}
 		if !first && sub.trace != nil {
 			sub.trace = func(string, tensor.Tensor) {} // traced once; the same operators again
 		}
@@ -87,11 +118,15 @@ func (s *sequence) run(r *run, x, skip tensor.Tensor) (tensor.Tensor, error) {
 		for i, a := range cross {
 			sub.kv[a] = [2]tensor.Tensor{rest[2*i], rest[2*i+1]}
 		}
-		return s.forward(sub, h)
+		y, err := m.forward(sub, h)
+		if err != nil {
+			return tensor.Tensor{}, fmt.Errorf("unet: %s.%d: %w", s.name, i, err)
+		}
+		return y, nil
 	}
-	y, err := r.rc.Checkpoint(block, in...)
+	y, err := r.rc.CheckpointOn(r.f.E, r.pool, block, in...) // the recomputation converts each weight once
 	if err != nil {
-		return tensor.Tensor{}, fmt.Errorf("unet: %s: %w", s.name, err)
+		return tensor.Tensor{}, fmt.Errorf("unet: %s.%d: %w", s.name, i, err)
 	}
 	return y, nil
 }

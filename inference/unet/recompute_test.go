@@ -124,3 +124,39 @@ func TestRecomputeGradients(t *testing.T) {
 		})
 	}
 }
+
+// With Call.Recompute and float16 weights, a forward and backward pass
+// converts each weight at most twice (once in the forward pass, once for
+// its block's recomputation and backward pass together, see
+// blocks.Recompute.CheckpointOn): at most twice a plain forward's
+// conversions, where converting for the recomputation and again for the
+// backward pass took three times.
+func TestRecomputeConvertsOncePerPass(t *testing.T) {
+	if testing.Short() {
+		t.Skip("backward through the tiny UNet")
+	}
+	m := loadWith(t, tinyMap(t).ToHalf(), blocks.LoadOptions{})
+	s0 := m.pool.Stats()
+	epsOf(t, m)
+	s1 := m.pool.Stats()
+	n := s1.Conversions() - s0.Conversions() // one per weight use
+	bias := make([]float32, m.CrossAttentions()[1].ToV.Dim(0))
+	r := make([]float32, len(epsOf(t, m)))
+	for i := range r {
+		r[i] = float32(math.Cos(float64(i)))
+	}
+	s2 := m.pool.Stats()
+	runRecompute(t, m, &blocks.Recompute{}, bias, r)
+	s3 := m.pool.Stats()
+	got := s3.Conversions() - s2.Conversions()
+	t.Logf("a plain forward converts %d weights, a recomputed forward and backward pass %d (%d held)", n, got, s3.Held-s2.Held)
+	if s3.Held == s2.Held {
+		t.Error("no weight was held for a recomputation")
+	}
+	if got > 2*n {
+		t.Errorf("a recomputed pass converted %d weights, want at most 2 × %d", got, n)
+	}
+	if s3.InUse != 0 {
+		t.Errorf("%d pooled buffers not returned", s3.InUse)
+	}
+}

@@ -201,9 +201,10 @@ type Call struct {
 	// Trace, when set, receives this call's module outputs as Model.Trace
 	// does (and replaces Model.Trace for this call).
 	Trace blocks.Tracer
-	// Recompute, when set, makes every input, middle and output block a
-	// checkpoint of it (activation recomputation for training: the
-	// backward pass holds one block's graph at a time and recomputes it);
+	// Recompute, when set, makes every module of the input, middle and
+	// output blocks a checkpoint of it (activation recomputation for
+	// training: the backward pass holds one module's graph, and its
+	// weights in float32, at a time and recomputes it);
 	// check its Err after ag.Backward. The cross-attention K/V projections
 	// (and so the Editor) are then computed once, up front, outside the
 	// checkpoints. nil keeps every block's graph.
@@ -220,6 +221,7 @@ type run struct {
 	upTo    [2]int // size of the skip the next output block meets: an Upsample's target
 	rc      *blocks.Recompute
 	kv      map[*attention][2]tensor.Tensor // precomputed attn2 K, V [B, T, inner] (with rc)
+	pool    *blocks.WeightPool              // the model's, whose weights a recomputation holds (with rc)
 }
 
 // Forward predicts the noise eps [B, OutChannels, H, W] of latents x
@@ -241,7 +243,7 @@ func (m *Model) Forward(ctx context.Context, x tensor.Tensor, t []float32, cond 
 		arena = nil // a tracer may keep intermediate results
 	}
 	f := blocks.NewArenaFlow(m.e, arena) // results recycled at scope ends, until a gradient graph needs them
-	r := &run{f: f, context: cond, trace: m.Trace}
+	r := &run{f: f, context: cond, trace: m.Trace, pool: m.pool}
 	if len(call) == 1 {
 		r.editor = call[0].Editor
 		if call[0].Trace != nil {

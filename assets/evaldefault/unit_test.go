@@ -1,0 +1,282 @@
+package evaldefault
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/perfusion-studio/perfusion/assets/internal/emoji"
+	"github.com/perfusion-studio/perfusion/assets/internal/train"
+	"github.com/perfusion-studio/perfusion/inference/ops"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
+)
+
+// xentRef is the cross-entropy in float64, straight from the formula.
+func xentRef(z []float64, y []int, k int) float64 {
+	var l float64
+	for b, c := range y {
+		var s float64
+		for j := range k {
+			s += math.Exp(z[b*k+j])
+		}
+		l -= math.Log(math.Exp(z[b*k+c]) / s)
+	}
+	return l / float64(len(y))
+}
+
+func TestCrossEntropy(t *testing.T) {
+	const b, k = 3, 5
+	r := rand.New(rand.NewPCG(1, 2))
+	z := make([]float32, b*k)
+	for i := range z {
+		z[i] = float32(4 * r.NormFloat64())
+	}
+	y := []int{0, 3, 4}
+	zt, err := tensor.NewParam(z, b, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss, err := crossEntropy(zt, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z64 := make([]float64, len(z))
+	for i, v := range z {
+		z64[i] = float64(v)
+	}
+	if got, want := float64(loss.Data()[0]), xentRef(z64, y, k); math.Abs(got-want) > 1e-5*max(1, want) {
+		t.Fatalf("loss %g, float64 reference %g", got, want)
+	}
+	if err := train.Backward(loss); err != nil {
+		t.Fatal(err)
+	}
+	g := zt.Grad()
+	const h = 1e-6
+	for i := range z64 {
+		p, m := append([]float64(nil), z64...), append([]float64(nil), z64...)
+		p[i] += h
+		m[i] -= h
+		fd := (xentRef(p, y, k) - xentRef(m, y, k)) / (2 * h)
+		if math.Abs(float64(g[i])-fd) > 1e-5 {
+			t.Errorf("grad[%d] = %g, finite difference %g", i, g[i], fd)
+		}
+	}
+	if _, err := crossEntropy(zt, []int{0, 5, 1}); err == nil {
+		t.Error("label out of range: no error")
+	}
+	if _, err := crossEntropy(zt, []int{0}); err == nil {
+		t.Error("label count mismatch: no error")
+	}
+}
+
+func TestInputAverages(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 64, 64))
+	for y := range 64 {
+		for x := range 64 {
+			v := uint8(0)
+			if x%2 == 1 {
+				v = 255
+			}
+			img.SetRGBA(x, y, color.RGBA{v, 255, 0, 255})
+		}
+	}
+	in := Input(img)
+	n := InputSize * InputSize
+	if len(in) != 3*n {
+		t.Fatalf("%d values, want %d", len(in), 3*n)
+	}
+	for i := range n {
+		if math.Abs(float64(in[i])) > 1e-6 || in[n+i] != 1 || in[2*n+i] != -1 {
+			t.Fatalf("pixel %d: %g %g %g, want 0 (the 2x2 mean of 0 and 255), 1, -1", i, in[i], in[n+i], in[2*n+i])
+		}
+	}
+}
+
+// TestBackgroundOfRenders: the border classification finds the
+// background of data-set images, as rendered and under the views used
+// for augmentation and concepts.
+func TestBackgroundOfRenders(t *testing.T) {
+	set := testSet(t)
+	bgs := emoji.Backgrounds()
+	r := rand.New(rand.NewPCG(3, 4))
+	wrong := 0
+	for i := 0; i < len(set.Train); i += 7 {
+		it := set.Train[i]
+		for k, bg := range bgs {
+			if got, share := Background(emoji.Composite(it.Glyph, bg.Color)); got != k || share < 0.9 {
+				t.Fatalf("%s on %s: %s (share %.2f)", it.Emoji.Name, bg.Name, bgs[got].Name, share)
+			}
+		}
+		v := RandomView(r, set.Size)
+		if got, _ := Background(Render(it.Glyph, v)); got != v.Background {
+			wrong++
+		}
+	}
+	// A shifted, enlarged glyph may touch the border; nearly all must still read right.
+	if n := len(set.Train) / 7; wrong > n/50 {
+		t.Errorf("%d of %d augmented views read with the wrong background", wrong, n)
+	}
+	for i, it := range set.HeldOut {
+		for _, img := range ConceptViews(it.Glyph, 5, uint64(i)) {
+			if got, _ := Background(img); bgs[got].Name == "red" {
+				t.Errorf("%s: a training view reads red", it.Emoji.Name)
+			}
+		}
+	}
+}
+
+func TestRenderIdentity(t *testing.T) {
+	set := testSet(t)
+	it := set.Train[0]
+	red := emoji.Backgrounds()[BackgroundIndex("red")]
+	want, got := emoji.Composite(it.Glyph, red.Color), Render(it.Glyph, View{Background: BackgroundIndex("red"), Scale: 1})
+	for i := range want.Pix {
+		if d := int(want.Pix[i]) - int(got.Pix[i]); d < -2 || d > 2 {
+			t.Fatalf("byte %d: Render %d, Composite %d", i, got.Pix[i], want.Pix[i])
+		}
+	}
+}
+
+func TestHeldInCaptions(t *testing.T) {
+	set := testSet(t)
+	caps := HeldInCaptions(set, MinCaptions, 1, false)
+	again := HeldInCaptions(set, MinCaptions, 1, false)
+	seen, subs := map[string]bool{}, map[int]bool{}
+	for i, c := range caps {
+		if c.Text != again[i].Text || c.Subgroup != again[i].Subgroup {
+			t.Fatalf("not deterministic: %q, then %q", c.Text, again[i].Text)
+		}
+		if seen[c.Text] {
+			t.Errorf("caption %q twice", c.Text)
+		}
+		seen[c.Text] = true
+		subs[c.Subgroup] = true
+		if !strings.HasPrefix(c.Text, emoji.Words(c.Emoji.Name)) {
+			t.Errorf("caption %q does not start with its emoji's name %q", c.Text, c.Emoji.Name)
+		}
+	}
+	if len(caps) != MinCaptions || len(subs) < MinSubgroups {
+		t.Errorf("%d captions over %d subgroups, want %d over >= %d", len(caps), len(subs), MinCaptions, MinSubgroups)
+	}
+	for _, c := range HeldInCaptions(set, MinRedPrompts, 1, true) {
+		if !strings.HasSuffix(c.Text, " on a red background") || seen[c.Text] {
+			t.Errorf("red caption %q", c.Text)
+		}
+	}
+}
+
+// TestClassifierLearns trains the classifier briefly on a tenth of the
+// emoji: on those emoji, as rendered, it must beat chance many times over.
+func TestClassifierLearns(t *testing.T) {
+	set := testSet(t)
+	e := ops.CPU()
+	o := ClassifierOptions{Steps: 200, Batch: 32, Every: 10, Seed: 1}
+	start := time.Now()
+	c, err := TrainClassifier(context.Background(), e, set, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, items := trainingItems(set, o.Every)
+	var in [][]float32
+	for i, it := range items {
+		in = append(in, Input(emoji.Composite(it.item.Glyph, emoji.Backgrounds()[i%6].Color)))
+	}
+	got, feats, err := c.Predict(e, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	correct := 0
+	for i, it := range items {
+		if got[i] == it.class {
+			correct++
+		}
+	}
+	acc, chance := float64(correct)/float64(len(items)), 1/float64(len(c.Classes))
+	t.Logf("%d emoji, %d classes: accuracy %.2f (chance %.3f), %v", len(items), len(c.Classes), acc, chance, time.Since(start))
+	if acc < 10*chance {
+		t.Errorf("accuracy %.3f, want at least 10x chance (%.3f)", acc, 10*chance)
+	}
+	if len(feats[0]) != FeatureWidth {
+		t.Errorf("features of %d values, want %d", len(feats[0]), FeatureWidth)
+	}
+
+	// The cache gives the same classifier back, and refuses other data.
+	dir := t.TempDir()
+	key := classifierKey(set, o)
+	path := filepath.Join(dir, "c.bin")
+	if err := saveClassifier(path, key, c); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := loadClassifier(path, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got2, _, err := c2.Predict(e, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i] != got2[i] {
+			t.Fatalf("image %d: %d before saving, %d after loading", i, got[i], got2[i])
+		}
+	}
+	if _, err := loadClassifier(path, classifierKey(set, ClassifierOptions{Steps: 201, Batch: 32, Every: 10, Seed: 1})); err != errStale {
+		t.Errorf("other settings: %v, want errStale", err)
+	}
+	raw, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, raw[:len(raw)-4], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadClassifier(path, key); err == nil {
+		t.Error("truncated cache file: no error")
+	}
+}
+
+func TestReportTable(t *testing.T) {
+	r := &Report{Model: "m", NativeSize: 64, Sampler: DefaultSampler, Steps: 20, CFG: 7.5, Seed: 1, Subgroups: 99,
+		Text: &TextResult{Accuracy: Accuracy{30, 50}, Subgroups: 25, Chance: 0.01,
+			Prompts: []PromptResult{{Prompt: "grinning face", Want: "face-smiling", Got: "face-smiling"}}},
+		Background: &BackgroundResult{Red: Accuracy{19, 20}},
+		Personal: &PersonalResult{Samples: 4, Concepts: []ConceptResult{
+			{Name: "cat face", Word: "cat", ConceptDist: 1, WordDist: 2, Red: Accuracy{4, 4}, TrainTime: 30 * time.Second}}},
+	}
+	var b bytes.Buffer
+	if _, err := r.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"60% (30/50)", ">= 50%", "95% (19/20)", "1/1 concepts", ">= 5 concepts", "FAIL", "pass", "cat face", "Overall: FAIL"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if r.Passed() {
+		t.Error("one concept of the five required: passed")
+	}
+}
+
+func TestClassifierCancel(t *testing.T) {
+	set := testSet(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	steps := 0
+	_, err := TrainClassifier(ctx, ops.CPU(), set, ClassifierOptions{Steps: 100, Batch: 4, Seed: 1}, func(step, total int, loss float64) {
+		if steps = step; step == 2 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) || steps != 2 {
+		t.Errorf("cancelled after step 2: %v after %d steps", err, steps)
+	}
+	if _, err := Run(context.Background(), nil, Options{}); err == nil {
+		t.Error("no model: no error")
+	}
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/perfusion-studio/perfusion/app"
+	"github.com/perfusion-studio/perfusion/assets/evaldefault"
+	"github.com/perfusion-studio/perfusion/inference/pipeline"
+)
+
+func evalDefaultCommand() command {
+	return command{
+		name:    "eval-default",
+		summary: "measure the default (emoji) model: text conditioning, backgrounds, personalization",
+		run: func(ctx context.Context, args []string) error {
+			return oneLine(runEvalDefault(ctx, args, os.Stdout, os.Stderr))
+		},
+	}
+}
+
+// evalFlags are the settings of `perfusion eval-default`.
+type evalFlags struct {
+	model, work, images string
+	quick               bool
+	seed                uint64
+}
+
+func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
+	var g evalFlags
+	fs := flag.NewFlagSet("eval-default", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&g.model, "model", "", "the default model's diffusers folder (required until the model is embedded)")
+	fs.StringVar(&g.work, "work", "", "folder for the classifier, C and the concepts' views, kept between runs (default: the user cache folder's perfusion/eval-default)")
+	fs.StringVar(&g.images, "images", "", "also write every generated image into this folder")
+	fs.BoolVar(&g.quick, "quick", false, "a smaller, faster evaluation (fewer prompts, two concepts); its counts are below the targets'")
+	fs.Uint64Var(&g.seed, "seed", 1, "seed of every choice, noise and training")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return g, err
+		}
+		return g, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return g, fmt.Errorf("%w: unexpected arguments %v", errUsage, fs.Args())
+	}
+	if g.model == "" {
+		return g, fmt.Errorf("%w: give the model folder with --model", errUsage)
+	}
+	if g.work == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return g, fmt.Errorf("no cache folder (%v); give one with --work", err)
+		}
+		g.work = filepath.Join(base, "perfusion", "eval-default")
+	}
+	return g, nil
+}
+
+// runEvalDefault is `perfusion eval-default`: load the model, run
+// evaldefault.Run with the app's generation defaults, print the report to
+// stdout (progress to stderr).
+func runEvalDefault(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	g, err := parseEvalFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	pr := newProgressPrinter(stderr)
+	pr.line(fmt.Sprintf("loading %s", g.model))
+	p, err := pipeline.Load(ctx, g.model, pipeline.LoadOptions{})
+	pr.done()
+	if err != nil {
+		return err
+	}
+	rep, err := evaldefault.Run(ctx, p, evaldefault.Options{
+		WorkDir: g.work, Quick: g.quick, Seed: g.seed, ImageDir: g.images,
+		Sampler: app.DefaultSampler, // steps and CFG: evaldefault's, the app's 20 and 7.5
+		Progress: func(e evaldefault.Progress) {
+			pr.update(fmt.Sprintf("%s %d/%d  %s  elapsed %s", e.Stage, e.Done, e.Total, e.Detail, clock(e.Elapsed)))
+		},
+	})
+	pr.done()
+	if err != nil {
+		return err
+	}
+	_, err = rep.WriteTo(stdout)
+	return err
+}

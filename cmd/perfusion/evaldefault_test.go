@@ -1,0 +1,29 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestEvalDefaultFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	g, err := parseEvalFlags([]string{"--model", "m", "--quick"}, &stderr)
+	if err != nil || !g.quick || g.model != "m" || g.seed != 1 || !strings.HasSuffix(g.work, filepath.Join("perfusion", "eval-default")) {
+		t.Errorf("flags %+v, %v", g, err)
+	}
+	for _, bad := range [][]string{{}, {"--model", "m", "extra"}, {"--model", "m", "--seed", "x"}} {
+		if _, err := parseEvalFlags(bad, &stderr); !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want a usage error", bad, err)
+		}
+	}
+	var out bytes.Buffer
+	err = runEvalDefault(context.Background(), []string{"--model", filepath.Join(t.TempDir(), "none"), "--work", t.TempDir()}, &out, &stderr)
+	if err == nil || errors.Is(err, errUsage) || out.Len() != 0 {
+		t.Errorf("missing model: %v, output %q", err, out.String())
+	}
+}
