@@ -25,7 +25,7 @@ type Config struct {
 // and images of size x size pixels (64 by default; 32 is the cheaper
 // option). Sizes are justified in assets/README.md.
 func Default(vocab, size int) Config {
-	return Config{
+	c := Config{
 		ImageSize: size,
 		CLIP: clip.Config{
 			VocabSize:        vocab,
@@ -65,6 +65,8 @@ func Default(vocab, size int) Config {
 			NormGroups:   32,
 		},
 	}
+	c.UNet.SampleSize = c.LatentSize() // diffusers' sample_size: the latent side
+	return c
 }
 
 // LatentSize is the latent side for the config's image size.
