@@ -35,7 +35,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	var g evalFlags
 	fs := flag.NewFlagSet("eval-default", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&g.model, "model", "", "the default model's diffusers folder (required until the model is embedded)")
+	fs.StringVar(&g.model, "model", "", "diffusers folder of an emoji model made by make default-model (default: the embedded default model)")
 	fs.StringVar(&g.work, "work", "", "folder for the classifier, C and the concepts' views, kept between runs (default: the user cache folder's perfusion/eval-default)")
 	fs.StringVar(&g.images, "images", "", "also write every generated image into this folder")
 	fs.BoolVar(&g.quick, "quick", false, "a smaller, faster evaluation (fewer prompts, two concepts); its counts are below the targets'")
@@ -48,9 +48,6 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	}
 	if fs.NArg() > 0 {
 		return g, fmt.Errorf("%w: unexpected arguments %v", errUsage, fs.Args())
-	}
-	if g.model == "" {
-		return g, fmt.Errorf("%w: give the model folder with --model", errUsage)
 	}
 	if g.work == "" {
 		base, err := os.UserCacheDir()
@@ -71,8 +68,12 @@ func runEvalDefault(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	pr := newProgressPrinter(stderr)
-	pr.line(fmt.Sprintf("loading %s", g.model))
-	p, err := pipeline.Load(ctx, g.model, pipeline.LoadOptions{})
+	model, _, err := resolveModel(g.model, pr)
+	if err != nil {
+		return err
+	}
+	pr.line(fmt.Sprintf("loading %s", model))
+	p, err := pipeline.Load(ctx, model, pipeline.LoadOptions{})
 	pr.done()
 	if err != nil {
 		return err

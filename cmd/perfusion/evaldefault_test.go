@@ -16,7 +16,10 @@ func TestEvalDefaultFlags(t *testing.T) {
 	if err != nil || !g.quick || g.model != "m" || g.seed != 1 || !strings.HasSuffix(g.work, filepath.Join("perfusion", "eval-default")) {
 		t.Errorf("flags %+v, %v", g, err)
 	}
-	for _, bad := range [][]string{{}, {"--model", "m", "extra"}, {"--model", "m", "--seed", "x"}} {
+	if g, err := parseEvalFlags(nil, &stderr); err != nil || g.model != "" {
+		t.Errorf("no flags: %+v, %v; want the default model (empty --model)", g, err)
+	}
+	for _, bad := range [][]string{{"--model", "m", "extra"}, {"--model", "m", "--seed", "x"}} {
 		if _, err := parseEvalFlags(bad, &stderr); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want a usage error", bad, err)
 		}
