@@ -1,8 +1,10 @@
-package concepts
+package concepts_test
 
 import (
 	"context"
 	"errors"
+	"github.com/perfusion-studio/perfusion/concepts"
+	"github.com/perfusion-studio/perfusion/internal/conceptstest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,7 +16,6 @@ import (
 	"github.com/perfusion-studio/perfusion/concepts/covariance"
 	"github.com/perfusion-studio/perfusion/concepts/edit"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
-	"github.com/perfusion-studio/perfusion/inference/tensor"
 	"github.com/perfusion-studio/perfusion/internal/golden"
 )
 
@@ -36,7 +37,7 @@ func tinyModel(t *testing.T) (*pipeline.Pipeline, string, *covariance.Covariance
 		if tiny.p, tiny.err = pipeline.Load(ctx, path, pipeline.LoadOptions{}); tiny.err != nil {
 			return
 		}
-		if tiny.hash, tiny.err = BaseHash(ctx, path); tiny.err != nil {
+		if tiny.hash, tiny.err = concepts.BaseHash(ctx, path); tiny.err != nil {
 			return
 		}
 		caps, err := captions.Generate(64, 1)
@@ -44,42 +45,12 @@ func tinyModel(t *testing.T) (*pipeline.Pipeline, string, *covariance.Covariance
 			tiny.err = err
 			return
 		}
-		tiny.cv, _, tiny.err = Covariance(ctx, tiny.p, caps, "", nil)
+		tiny.cv, _, tiny.err = concepts.Covariance(ctx, tiny.p, caps, "", nil)
 	})
 	if tiny.err != nil {
 		t.Fatal(tiny.err)
 	}
 	return tiny.p, tiny.hash, tiny.cv
-}
-
-// testConcept makes a concept for p as training starts one: embedding and
-// i* from the superclass word's encoding, o*_K = W_K i*, o*_V = W_V i*
-// shifted (as if learned).
-func testConcept(t *testing.T, p *pipeline.Pipeline, name, super string, shift float32) *edit.Concept {
-	t.Helper()
-	ids, ok := p.Tokenizer.Lookup(super)
-	if !ok || len(ids) != 1 {
-		t.Fatalf("%q is not one token", super)
-	}
-	d := p.CLIP.Config.HiddenSize
-	emb := slices.Clone(p.CLIP.TokenEmbedding().Data()[ids[0]*d : (ids[0]+1)*d])
-	encs, err := p.EncodePrompts(context.Background(), []string{"a photo of a " + super}, pipeline.TextOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pos := slices.Index(encs[0].Chunks[0].IDs[:], ids[0])
-	in := slices.Clone(encs[0].Hidden.Data()[pos*d : (pos+1)*d])
-	layers, err := edit.InitTargets(p.UNet.CrossAttentions(), in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tg := range layers {
-		for i := range tg.V.Data() {
-			tg.V.Data()[i] += shift * float32(i%7-3)
-		}
-	}
-	return &edit.Concept{Name: name, Word: Placeholder(name), Superclass: super, Embedding: tensor.MustNew(emb, d),
-		Input: in, Beta: edit.InferenceBeta, Tau: edit.InferenceTau, Layers: layers}
 }
 
 func latents(t *testing.T, p *pipeline.Pipeline, prompt string, ed pipeline.ConditioningEdit) []float32 {
@@ -96,8 +67,8 @@ func latents(t *testing.T, p *pipeline.Pipeline, prompt string, ed pipeline.Cond
 // in-memory concept does; no concept is the base model bit for bit.
 func TestFileRoundTripGenerations(t *testing.T) {
 	p, hash, cv := tinyModel(t)
-	mem := testConcept(t, p, "tubby", "cat", 0.05)
-	f, err := ToFile(mem, p, Meta{BaseModel: hash, Covariance: cv.Key, Created: "2026-01-01T00:00:00Z"})
+	mem := conceptstest.Concept(t, p, "tubby", "cat", 0.05)
+	f, err := concepts.ToFile(mem, p, concepts.Meta{BaseModel: hash, Covariance: cv.Key, Created: "2026-01-01T00:00:00Z"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,20 +83,20 @@ func TestFileRoundTripGenerations(t *testing.T) {
 	if err := back.CheckCovariance(cv.Key); err != nil {
 		t.Error(err)
 	}
-	loaded, err := FromFile(back, p, hash)
+	loaded, err := concepts.FromFile(back, p, hash)
 	if err != nil {
 		t.Fatal(err)
 	}
 	prompt := "a photo of a <tubby> on a beach"
-	if got := PromptNames(prompt); !slices.Equal(got, []string{"tubby"}) {
+	if got := concepts.PromptNames(prompt); !slices.Equal(got, []string{"tubby"}) {
 		t.Errorf("PromptNames = %q", got)
 	}
 	opt := edit.Options{Lock: edit.Global}
-	a, err := NewSet([]Use{{mem, 0.6, 0.2}}, cv, opt)
+	a, err := concepts.NewSet([]concepts.Use{{mem, 0.6, 0.2}}, cv, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewSet([]Use{{loaded, 0.6, 0.2}}, cv, opt)
+	b, err := concepts.NewSet([]concepts.Use{{loaded, 0.6, 0.2}}, cv, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +105,7 @@ func TestFileRoundTripGenerations(t *testing.T) {
 		t.Error("the concept read from its file generates differently from the one in memory")
 	}
 	base := latents(t, p, prompt, nil)
-	empty, err := NewSet(nil, nil, edit.Options{})
+	empty, err := concepts.NewSet(nil, nil, edit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +117,7 @@ func TestFileRoundTripGenerations(t *testing.T) {
 	}
 	// The gate given to NewSet is what applies: another β differs, and the
 	// concept itself keeps its own.
-	c, err := NewSet([]Use{{loaded, 0.95, 0.2}}, cv, opt)
+	c, err := concepts.NewSet([]concepts.Use{{loaded, 0.95, 0.2}}, cv, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,12 +133,12 @@ func TestFileRoundTripGenerations(t *testing.T) {
 // one whose sizes do not fit the model is refused too.
 func TestFromFileRefuses(t *testing.T) {
 	p, hash, cv := tinyModel(t)
-	mem := testConcept(t, p, "tubby", "cat", 0.05)
-	f, err := ToFile(mem, p, Meta{BaseModel: "0123456789", Covariance: cv.Key})
+	mem := conceptstest.Concept(t, p, "tubby", "cat", 0.05)
+	f, err := concepts.ToFile(mem, p, concepts.Meta{BaseModel: "0123456789", Covariance: cv.Key})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = FromFile(f, p, hash)
+	_, err = concepts.FromFile(f, p, hash)
 	if !errors.Is(err, conceptfile.ErrBaseMismatch) || !strings.Contains(err.Error(), "0123456789") ||
 		!strings.Contains(err.Error(), hash) || !strings.Contains(err.Error(), "tiny_diffusers") {
 		t.Errorf("other base model: %v", err)
@@ -175,24 +146,24 @@ func TestFromFileRefuses(t *testing.T) {
 	f.BaseModel = hash
 	short := *f
 	short.Layers = f.Layers[1:]
-	if _, err := FromFile(&short, p, hash); err == nil || !strings.Contains(err.Error(), "layers") {
+	if _, err := concepts.FromFile(&short, p, hash); err == nil || !strings.Contains(err.Error(), "layers") {
 		t.Errorf("missing layer: %v", err)
 	}
 	renamed := *f
 	renamed.Layers = slices.Clone(f.Layers)
 	renamed.Layers[0].Name = "input_blocks.99.1.transformer_blocks.0.attn2"
-	if _, err := FromFile(&renamed, p, hash); err == nil || !strings.Contains(err.Error(), f.Layers[0].Name) {
+	if _, err := concepts.FromFile(&renamed, p, hash); err == nil || !strings.Contains(err.Error(), f.Layers[0].Name) {
 		t.Errorf("unknown layer: %v", err)
 	}
 	sized := *f
 	sized.Layers = slices.Clone(f.Layers)
 	sized.Layers[2].OutK = sized.Layers[2].OutK[1:]
-	if _, err := FromFile(&sized, p, hash); err == nil || !strings.Contains(err.Error(), "values") {
+	if _, err := concepts.FromFile(&sized, p, hash); err == nil || !strings.Contains(err.Error(), "values") {
 		t.Errorf("wrong layer size: %v", err)
 	}
 	narrow := *f
 	narrow.Embedding = f.Embedding[1:]
-	if _, err := FromFile(&narrow, p, hash); err == nil || !strings.Contains(err.Error(), "text width") {
+	if _, err := concepts.FromFile(&narrow, p, hash); err == nil || !strings.Contains(err.Error(), "text width") {
 		t.Errorf("wrong width: %v", err)
 	}
 }
@@ -204,35 +175,35 @@ func TestNewSetChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		uses []Use
+		uses []concepts.Use
 		m    edit.Metric
 		want string
 	}{
-		{[]Use{{c, 1.5, 0.1}}, m, "β = 1.5"},
-		{[]Use{{c, 0.5, 0}}, m, "τ = 0"},
-		{[]Use{{c, 0.5, 0.1}, {&edit.Concept{Word: "<A>"}, 0.5, 0.1}}, m, "twice"},
-		{[]Use{{c, 0.5, 0.1}}, nil, "covariance"},
-		{[]Use{{nil, 0.5, 0.1}}, m, "nil"},
+		{[]concepts.Use{{c, 1.5, 0.1}}, m, "β = 1.5"},
+		{[]concepts.Use{{c, 0.5, 0}}, m, "τ = 0"},
+		{[]concepts.Use{{c, 0.5, 0.1}, {&edit.Concept{Word: "<A>"}, 0.5, 0.1}}, m, "twice"},
+		{[]concepts.Use{{c, 0.5, 0.1}}, nil, "covariance"},
+		{[]concepts.Use{{nil, 0.5, 0.1}}, m, "nil"},
 	} {
-		if _, err := NewSet(tc.uses, tc.m, edit.Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := concepts.NewSet(tc.uses, tc.m, edit.Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("NewSet(%v): %v, want an error with %q", tc.uses, err, tc.want)
 		}
 	}
-	if got := PromptNames("<Tubby> and <pot> with <tubby>, <bad name>, <x_1>", "<neg>"); !slices.Equal(got, []string{"tubby", "pot", "x_1", "neg"}) {
+	if got := concepts.PromptNames("<Tubby> and <pot> with <tubby>, <bad name>, <x_1>", "<neg>"); !slices.Equal(got, []string{"tubby", "pot", "x_1", "neg"}) {
 		t.Errorf("PromptNames = %q", got)
 	}
 	for _, s := range []string{"SUM", "exact", ""} {
-		if _, err := ParseMulti(s); err != nil {
+		if _, err := concepts.ParseMulti(s); err != nil {
 			t.Error(err)
 		}
 	}
-	if _, err := ParseMulti("approx"); err == nil {
+	if _, err := concepts.ParseMulti("approx"); err == nil {
 		t.Error("ParseMulti(approx) accepted")
 	}
-	if l, err := ParseLock("Global"); err != nil || l != edit.Global {
+	if l, err := concepts.ParseLock("Global"); err != nil || l != edit.Global {
 		t.Errorf("ParseLock(Global) = %v, %v", l, err)
 	}
-	if _, err := ParseLock("both"); err == nil {
+	if _, err := concepts.ParseLock("both"); err == nil {
 		t.Error("ParseLock(both) accepted")
 	}
 }
@@ -247,15 +218,15 @@ func TestCovarianceCache(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, _, err := Covariance(ctx, p, caps, dir, nil); !errors.Is(err, context.Canceled) {
+	if _, _, err := concepts.Covariance(ctx, p, caps, dir, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 	var calls int
-	cv, st, err := Covariance(context.Background(), p, caps, dir, func(covariance.Progress) { calls++ })
+	cv, st, err := concepts.Covariance(context.Background(), p, caps, dir, func(covariance.Progress) { calls++ })
 	if err != nil || st.Hit || calls == 0 {
 		t.Fatalf("first: %v, %+v, %d progress calls", err, st, calls)
 	}
-	again, st, err := Covariance(context.Background(), p, caps, dir, nil)
+	again, st, err := concepts.Covariance(context.Background(), p, caps, dir, nil)
 	if err != nil || !st.Hit || again.Key != cv.Key {
 		t.Errorf("second: %v, %+v", err, st)
 	}
