@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/conceptstest"
 	"image"
-	"image/color"
-	"image/png"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,28 +25,8 @@ import (
 // new folder.
 func writeTrainPhotos(t *testing.T, n int) []TrainPhoto {
 	t.Helper()
-	dir := t.TempDir()
 	var out []TrainPhoto
-	for i := range n {
-		img := image.NewNRGBA(image.Rect(0, 0, 40+8*i, 40))
-		for y := range 40 {
-			for x := range 40 + 8*i {
-				c := color.NRGBA{uint8(40 + 30*i), 90, 160, 255}
-				if dx, dy := x-20-4*i, y-20; dx*dx+dy*dy < 100 {
-					c = color.NRGBA{250, 210, 40, 255}
-				}
-				img.SetNRGBA(x, y, c)
-			}
-		}
-		p := filepath.Join(dir, fmt.Sprintf("p%d.png", i))
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := png.Encode(f, img); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+	for _, p := range conceptstest.DiscPhotos(t, n, 40, "png") {
 		out = append(out, TrainPhoto{Path: p})
 	}
 	return out

@@ -2,9 +2,8 @@ package ui
 
 import (
 	"fmt"
+	"github.com/perfusion-studio/perfusion/internal/conceptstest"
 	"image"
-	"image/color"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,28 +22,8 @@ import (
 // writeSheetPhotos writes n small landscape photos and returns their URIs.
 func writeSheetPhotos(t *testing.T, n int) []fyne.URI {
 	t.Helper()
-	dir := t.TempDir()
 	var out []fyne.URI
-	for i := range n {
-		img := image.NewNRGBA(image.Rect(0, 0, 48+8*i, 40))
-		for y := range 40 {
-			for x := range 48 + 8*i {
-				c := color.NRGBA{uint8(40 + 30*i), 90, 160, 255}
-				if dx, dy := x-20-4*i, y-20; dx*dx+dy*dy < 100 {
-					c = color.NRGBA{250, 210, 40, 255}
-				}
-				img.SetNRGBA(x, y, c)
-			}
-		}
-		p := filepath.Join(dir, fmt.Sprintf("p%d.jpg", i)) // PNG data named .jpg: decoded by content
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := png.Encode(f, img); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+	for _, p := range conceptstest.DiscPhotos(t, n, 48, "jpg") { // PNG data named .jpg: decoded by content
 		out = append(out, storage.NewFileURI(p))
 	}
 	return out

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"image"
-	"image/color"
-	"image/png"
+	"github.com/perfusion-studio/perfusion/internal/conceptstest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,28 +18,7 @@ import (
 // discPhotos writes n small photos of a yellow disc into a new folder.
 func discPhotos(t *testing.T, n int) string {
 	t.Helper()
-	dir := t.TempDir()
-	for i := range n {
-		img := image.NewNRGBA(image.Rect(0, 0, 40+8*i, 40))
-		for y := range 40 {
-			for x := range 40 + 8*i {
-				c := color.NRGBA{uint8(40 + 30*i), 90, 160, 255}
-				if dx, dy := x-20-4*i, y-20; dx*dx+dy*dy < 100 {
-					c = color.NRGBA{250, 210, 40, 255}
-				}
-				img.SetNRGBA(x, y, c)
-			}
-		}
-		f, err := os.Create(filepath.Join(dir, "p"+string(rune('0'+i))+".png"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := png.Encode(f, img); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
-	return dir
+	return filepath.Dir(conceptstest.DiscPhotos(t, n, 40, "png")[0])
 }
 
 // train on the tiny golden model writes a concept file that reads back

@@ -4,7 +4,13 @@
 package conceptstest
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -103,4 +109,37 @@ func Captions(t testing.TB) []string {
 		t.Fatal(err)
 	}
 	return caps
+}
+
+// DiscPhotos writes n small training photos into a new temporary folder
+// and returns their paths: photo i is width+8i by 40 pixels, a yellow disc
+// (moving with i) on a background whose red rises with i, PNG data in
+// files named p<i>.<ext> (the loader decodes by content).
+func DiscPhotos(t testing.TB, n, width int, ext string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var out []string
+	for i := range n {
+		w := width + 8*i
+		img := image.NewNRGBA(image.Rect(0, 0, w, 40))
+		for y := range 40 {
+			for x := range w {
+				c := color.NRGBA{uint8(40 + 30*i), 90, 160, 255}
+				if dx, dy := x-20-4*i, y-20; dx*dx+dy*dy < 100 {
+					c = color.NRGBA{250, 210, 40, 255}
+				}
+				img.SetNRGBA(x, y, c)
+			}
+		}
+		var b bytes.Buffer
+		if err := png.Encode(&b, img); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("p%d.%s", i, ext))
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
 }
