@@ -30,6 +30,15 @@ func MSE(pred tensor.Tensor, target []float32) (tensor.Tensor, error) {
 type mse struct {
 	pred   tensor.Tensor // [N]
 	target []float32     // [N]
+	w      []float32     // [B] sample weights over N/B elements each; nil: all 1
+}
+
+// weight is the weight of element i.
+func (f *mse) weight(i int) float64 {
+	if f.w == nil {
+		return 1
+	}
+	return float64(f.w[i/(len(f.target)/len(f.w))])
 }
 
 func (f *mse) Operands() []mat.Tensor { return []mat.Tensor{f.pred.Node()} }
@@ -38,12 +47,12 @@ func (f *mse) Forward() (mat.Tensor, error) {
 	var s float64
 	for i, p := range f.pred.Data() {
 		d := float64(p) - float64(f.target[i])
-		s += d * d
+		s += f.weight(i) * d * d
 	}
 	return tensor.Leaf([]float32{float32(s / float64(len(f.target)))}), nil
 }
 
-// Backward: d/dp_i = 2 (p_i - t_i) / N.
+// Backward: d/dp_i = 2 w_i (p_i - t_i) / N.
 func (f *mse) Backward(gy mat.Tensor) error {
 	if !f.pred.RequiresGrad() {
 		return nil
@@ -52,10 +61,20 @@ func (f *mse) Backward(gy mat.Tensor) error {
 	p := f.pred.Data()
 	gp := make([]float32, len(p))
 	for i := range p {
-		gp[i] = float32(g * (float64(p[i]) - float64(f.target[i])))
+		gp[i] = float32(g * f.weight(i) * (float64(p[i]) - float64(f.target[i])))
 	}
 	tensor.AccGrad(f.pred.Node(), gp)
 	return nil
+}
+
+// WeightedMSE is the mean over the B samples of pred [B, ...] of w_b times
+// the sample's mean squared error against target, a [1] tensor (MSE when
+// every w_b is 1).
+func WeightedMSE(pred tensor.Tensor, target []float32, w []float32) (tensor.Tensor, error) {
+	if !pred.Valid() || pred.Size() != len(target) || len(w) == 0 || len(target)%len(w) != 0 {
+		return tensor.Tensor{}, fmt.Errorf("train: weighted mse: prediction %v, %d targets, %d weights", pred, len(target), len(w))
+	}
+	return runOp(&mse{pred: pred, target: target, w: w}, []int{1}, pred.RequiresGrad())
 }
 
 // Log-variance clamp of the posterior (as inference/vae).

@@ -147,3 +147,36 @@ func TestSampleAndKL(t *testing.T) {
 		t.Error("missing weight accepted")
 	}
 }
+
+func TestWeightedMSE(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	p, target := randScaled(rng, 12, 1), randScaled(rng, 12, 1)
+	w := []float32{0.25, 1, 3} // three samples of four elements
+	ref := func(x []float64) float64 {
+		var s float64
+		for i, v := range x {
+			d := v - float64(target[i])
+			s += float64(w[i/4]) * d * d
+		}
+		return s / float64(len(x))
+	}
+	pt, _ := tensor.NewParam(append([]float32(nil), p...), 3, 4)
+	loss, err := WeightedMSE(pt, target, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x64 := make([]float64, len(p))
+	for i, v := range p {
+		x64[i] = float64(v)
+	}
+	if got, want := float64(loss.Data()[0]), ref(x64); math.Abs(got-want) > 1e-6*want {
+		t.Errorf("weighted mse %v, float64 reference %v", got, want)
+	}
+	if err := Backward(loss); err != nil {
+		t.Fatal(err)
+	}
+	checkGrad(t, "weighted mse", p, pt.Grad(), ref)
+	if _, err := WeightedMSE(pt, target, []float32{1, 2, 3, 4, 5}); err == nil {
+		t.Error("5 weights for 12 elements accepted")
+	}
+}

@@ -11,10 +11,11 @@ import (
 
 // Checkpoint file format: a safetensors file whose metadata says what it
 // is and where the run stands; tensors "w/<key>" (weights), "m/<key>" and
-// "v/<key>" (AdamW moments of the phase being trained), all F32.
+// "v/<key>" (AdamW moments of the phase being trained), "e/<key>" (the
+// moving average of the UNet phase's weights), all F32.
 const (
 	stateFormat  = "perfusion-default-model-training"
-	stateVersion = "1"
+	stateVersion = "2"
 )
 
 // State is everything a run needs to resume.
@@ -25,6 +26,43 @@ type State struct {
 	ScaleFactor float32 // the latent scale, once the VAE is trained
 	Weights     weights.Map
 	Opt         *AdamW // optimiser of Phase
+	// EMA is the exponential moving average of the UNet phase's trainable
+	// weights (Polyak averaging, as diffusion models are usually sampled
+	// from); the phase ends by copying it into Weights.
+	EMA     map[string][]float32
+	EMASeen int // updates averaged into EMA
+}
+
+// UpdateEMA folds the parameters' current values into the moving average
+// with decay min(decay, (1+n)/(10+n)) after n updates, so that the early,
+// random weights fade quickly.
+func (s *State) UpdateEMA(params []Param, decay float64) {
+	if s.EMA == nil {
+		s.EMA = map[string][]float32{}
+	}
+	d := float32(min(decay, float64(1+s.EMASeen)/float64(10+s.EMASeen)))
+	for _, p := range params {
+		cur := p.T.Data()
+		avg, ok := s.EMA[p.Name]
+		if !ok {
+			s.EMA[p.Name] = append([]float32(nil), cur...)
+			continue
+		}
+		for i, v := range cur {
+			avg[i] = d*avg[i] + (1-d)*v
+		}
+	}
+	s.EMASeen++
+}
+
+// UseEMA replaces the averaged weights by their average and drops it.
+func (s *State) UseEMA() {
+	for k, avg := range s.EMA {
+		if w, ok := s.Weights[k]; ok {
+			copy(w.Data, avg)
+		}
+	}
+	s.EMA, s.EMASeen = nil, 0
 }
 
 // Phases of a run.
@@ -49,11 +87,14 @@ func (s *State) Save(path string) error {
 			add("m/"+k, m, w.Shape)
 			add("v/"+k, s.Opt.V[k], w.Shape)
 		}
+		if e, ok := s.EMA[k]; ok {
+			add("e/"+k, e, w.Shape)
+		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 	meta := map[string]string{
 		"format": stateFormat, "version": stateVersion, "phase": s.Phase,
-		"step": strconv.Itoa(s.Step), "adam_step": strconv.Itoa(s.Opt.Step),
+		"step": strconv.Itoa(s.Step), "adam_step": strconv.Itoa(s.Opt.Step), "ema_seen": strconv.Itoa(s.EMASeen),
 		"seed": strconv.FormatUint(s.Seed, 10), "scale_factor": strconv.FormatFloat(float64(s.ScaleFactor), 'g', -1, 32),
 	}
 	err := safetensors.WriteFile(path, entries, meta, func(e safetensors.Entry, dst []byte) error {
@@ -78,12 +119,13 @@ func LoadState(path string) (*State, error) {
 			path, stateVersion, md["format"], md["version"])
 	}
 	s := &State{Phase: md["phase"], Weights: weights.Map{}, Opt: NewAdamW()}
-	var errs [4]error
+	var errs [5]error
 	s.Step, errs[0] = strconv.Atoi(md["step"])
 	s.Opt.Step, errs[1] = strconv.Atoi(md["adam_step"])
 	s.Seed, errs[2] = strconv.ParseUint(md["seed"], 10, 64)
 	sf, err3 := strconv.ParseFloat(md["scale_factor"], 32)
 	s.ScaleFactor, errs[3] = float32(sf), err3
+	s.EMASeen, errs[4] = strconv.Atoi(md["ema_seen"])
 	for _, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("train: %s: bad metadata: %w", path, err)
@@ -101,6 +143,11 @@ func LoadState(path string) (*State, error) {
 			s.Opt.M[name[2:]] = data
 		case len(name) > 2 && name[:2] == "v/":
 			s.Opt.V[name[2:]] = data
+		case len(name) > 2 && name[:2] == "e/":
+			if s.EMA == nil {
+				s.EMA = map[string][]float32{}
+			}
+			s.EMA[name[2:]] = data
 		default:
 			return nil, fmt.Errorf("train: %s: unexpected tensor %q", path, name)
 		}

@@ -46,6 +46,8 @@ type Options struct {
 	Warmup          int     // warm-up steps of each phase
 	KLWeight        float64 // weight of the KL term against the per-pixel MSE
 	CaptionDrop     float64 // probability of an empty caption (for classifier-free guidance)
+	MinSNR          float64 // γ of the Min-SNR loss weight min(SNR, γ)/SNR (<= 0: plain MSE)
+	EMADecay        float64 // decay of the exported moving average of the UNet phase's weights (<= 0: none)
 	Checkpoint      string  // state file path ("" for none)
 	CheckpointEvery int     // steps between checkpoints (and one at every stop)
 	MaxSteps        int     // stop after this many steps in this call (<= 0: no limit)
@@ -56,9 +58,9 @@ type Options struct {
 // DefaultOptions is the plan of assets/README.md.
 func DefaultOptions() Options {
 	return Options{
-		Seed: 20251205, VAESteps: 1200, UNetSteps: 4600, VAEBatch: 8, UNetBatch: 24,
+		Seed: 20251205, VAESteps: 1500, UNetSteps: 7500, VAEBatch: 16, UNetBatch: 32,
 		VAELR: 1e-3, UNetLR: 5e-4, Warmup: 100, KLWeight: 1e-4, CaptionDrop: 0.1,
-		CheckpointEvery: 50,
+		MinSNR: 5, EMADecay: 0.999, CheckpointEvery: 50,
 	}
 }
 
@@ -142,6 +144,12 @@ type runner struct {
 	st   *State
 	e    *ops.Engine
 	done int // steps done in this call
+
+	// latents caches the frozen encoder's posterior of every training
+	// image in the UNet phase: item i on background bg at
+	// (i*Backgrounds()+bg)*2*per, mean then std, per values each.
+	latents []float32
+	per     int
 }
 
 func (r *runner) save() error {
@@ -166,12 +174,15 @@ func params(m map[string]tensor.Tensor) []Param {
 	return out
 }
 
-// images draws a batch: items, backgrounds and their pixels [B, 3, S, S].
-func (r *runner) images(rng *rand.Rand, b int) (items, bgs []int, x []float32) {
+// images draws a batch: items, backgrounds and, when pixels is set, their
+// pixels [B, 3, S, S].
+func (r *runner) images(rng *rand.Rand, b int, pixels bool) (items, bgs []int, x []float32) {
 	for range b {
 		i, bg := rng.IntN(r.data.Len()), rng.IntN(r.data.Backgrounds())
 		items, bgs = append(items, i), append(bgs, bg)
-		x = append(x, r.data.Image(i, bg)...)
+		if pixels {
+			x = append(x, r.data.Image(i, bg)...)
+		}
 	}
 	return items, bgs, x
 }
@@ -286,6 +297,9 @@ func (r *runner) unetPhase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("train: vae: %w", err)
 	}
+	if err := r.cacheLatents(ctx, ae); err != nil {
+		return err
+	}
 	ps, first := params(pm), r.st.Step
 	t0 := time.Now()
 	for step := r.st.Step; step < r.opt.UNetSteps; step++ {
@@ -297,18 +311,64 @@ func (r *runner) unetPhase(ctx context.Context) error {
 			return err
 		}
 		norm := r.st.Opt.Update(ps, Schedule(r.opt.UNetLR, step, r.opt.Warmup, r.opt.UNetSteps))
+		if r.opt.EMADecay > 0 {
+			r.st.UpdateEMA(ps, r.opt.EMADecay)
+		}
 		if err := r.after(ctx, "unet", first, step, r.opt.UNetSteps, float64(loss.Data()[0]), norm, t0); err != nil {
 			return err
 		}
 	}
+	r.st.UseEMA()
 	r.st.Phase, r.st.Step = PhaseDone, 0
 	return nil
 }
 
-// Model returns the trained weights and the config with its latent scale.
+// cacheLatents encodes every training image once with the frozen encoder
+// (the UNet phase then samples its latents from the cached posteriors
+// instead of running the encoder each step).
+func (r *runner) cacheLatents(ctx context.Context, ae *vae.Model) error {
+	t0 := time.Now()
+	n, nb, s := r.data.Len(), r.data.Backgrounds(), r.cfg.ImageSize
+	const chunk = 32
+	for k := 0; k < n*nb; k += chunk {
+		var x []float32
+		m := min(chunk, n*nb-k)
+		for j := k; j < k+m; j++ {
+			x = append(x, r.data.Image(j/nb, j%nb)...)
+		}
+		post, err := ae.Encode(ctx, tensor.MustNew(x, m, 3, s, s))
+		if err != nil {
+			return fmt.Errorf("train: cache latents: %w", err)
+		}
+		if r.latents == nil {
+			r.per = post.Mean.Size() / m
+			r.latents = make([]float32, 0, n*nb*2*r.per)
+		}
+		mean, std := post.Mean.Data(), post.Std.Data()
+		for j := range m {
+			r.latents = append(r.latents, mean[j*r.per:(j+1)*r.per]...)
+			r.latents = append(r.latents, std[j*r.per:(j+1)*r.per]...)
+		}
+	}
+	r.opt.Log("latents of %d images cached in %s (%d MB)", n*nb, time.Since(t0).Round(time.Millisecond), 4*len(r.latents)>>20)
+	return nil
+}
+
+// Model returns the trained weights (their moving average where the
+// state keeps one) and the config with its latent scale.
 func (s *State) Model(cfg tinysd.Config) (tinysd.Config, weights.Map) {
 	cfg.VAE.ScaleFactor = s.ScaleFactor
-	return cfg, s.Weights
+	if len(s.EMA) == 0 {
+		return cfg, s.Weights
+	}
+	w := weights.Map{}
+	for k, t := range s.Weights {
+		if avg, ok := s.EMA[k]; ok {
+			t = weights.Tensor{Data: avg, Shape: t.Shape}
+		}
+		w[k] = t
+	}
+	return cfg, w
 }
 
 // vaeLoss is the VAE loss of step's batch: per-pixel MSE of the
@@ -317,7 +377,7 @@ func (s *State) Model(cfg tinysd.Config) (tinysd.Config, weights.Map) {
 func (r *runner) vaeLoss(ctx context.Context, m *vae.Model, step int) (loss, rec tensor.Tensor, err error) {
 	b, s := r.opt.VAEBatch, r.cfg.ImageSize
 	rng := r.rng(1, step)
-	_, _, x := r.images(rng, b)
+	_, _, x := r.images(rng, b, true)
 	post, err := m.Encode(ctx, tensor.MustNew(x, b, 3, s, s)) // moments [B, 2E, h, w]
 	if err != nil {
 		return loss, rec, fmt.Errorf("train: vae step %d: %w", step, err)
@@ -343,13 +403,16 @@ func (r *runner) vaeLoss(ctx context.Context, m *vae.Model, step int) (loss, rec
 
 // unetLoss is the denoising loss of step's batch (Ho et al., "Denoising
 // Diffusion Probabilistic Models", 2020: MSE between the UNet's eps and
-// the noise added at a uniform timestep of SD1.5's schedule), with
-// captions dropped at rate CaptionDrop.
+// the noise added at a uniform timestep of SD1.5's schedule), each
+// sample weighted by min(SNR, γ)/SNR when MinSNR is γ > 0 (Hang et al.,
+// "Efficient Diffusion Training via Min-SNR Weighting Strategy", 2023:
+// the nearly clean timesteps, where the caption matters least, no longer
+// dominate the gradient), with captions dropped at rate CaptionDrop.
 func (r *runner) unetLoss(ctx context.Context, te *clip.Model, un *unet.Model, ae *vae.Model, step int) (tensor.Tensor, error) {
 	acp := sampler.SD15().AlphasCumprod64
-	b, s := r.opt.UNetBatch, r.cfg.ImageSize
+	b := r.opt.UNetBatch
 	rng := r.rng(2, step)
-	items, bgs, x := r.images(rng, b)
+	items, bgs, x := r.images(rng, b, r.latents == nil)
 	var ids []int
 	for k := range items {
 		caption := ""
@@ -358,21 +421,22 @@ func (r *runner) unetLoss(ctx context.Context, te *clip.Model, un *unet.Model, a
 		}
 		ids = append(ids, r.tok.IDs77(caption)...)
 	}
-	post, err := ae.Encode(ctx, tensor.MustNew(x, b, 3, s, s))
+	x0, err := r.latentSample(ctx, ae, items, bgs, x, rng) // [B, E, h, w]
 	if err != nil {
-		return tensor.Tensor{}, fmt.Errorf("train: unet step %d: encode: %w", step, err)
-	}
-	x0, err := post.Sample(randn(rng, post.Mean.Size())) // [B, E, h, w]
-	if err != nil {
-		return tensor.Tensor{}, err
+		return tensor.Tensor{}, fmt.Errorf("train: unet step %d: %w", step, err)
 	}
 	noise := randn(rng, x0.Size())
 	ts := make([]float32, b)
+	wts := make([]float32, b)
 	xt := make([]float32, x0.Size())
 	per := x0.Size() / b
 	for k := range b {
 		t := rng.IntN(len(acp))
 		ts[k] = float32(t)
+		wts[k] = 1
+		if snr := acp[t] / (1 - acp[t]); r.opt.MinSNR > 0 {
+			wts[k] = float32(min(snr, r.opt.MinSNR) / snr)
+		}
 		a, c := math.Sqrt(acp[t]), math.Sqrt(1-acp[t])
 		for j := k * per; j < (k+1)*per; j++ {
 			xt[j] = float32(a*float64(r.st.ScaleFactor*x0.Data()[j]) + c*float64(noise[j]))
@@ -386,5 +450,30 @@ func (r *runner) unetLoss(ctx context.Context, te *clip.Model, un *unet.Model, a
 	if err != nil {
 		return tensor.Tensor{}, fmt.Errorf("train: unet step %d: %w", step, err)
 	}
-	return MSE(eps, noise)
+	return WeightedMSE(eps, noise, wts)
+}
+
+// latentSample draws the batch's latents [B, E, h, w] from the encoder's
+// posteriors: the cached ones when cacheLatents ran, else by encoding the
+// batch's pixels x.
+func (r *runner) latentSample(ctx context.Context, ae *vae.Model, items, bgs []int, x []float32, rng *rand.Rand) (tensor.Tensor, error) {
+	b, s := len(items), r.cfg.ImageSize
+	if r.latents == nil {
+		post, err := ae.Encode(ctx, tensor.MustNew(x, b, 3, s, s))
+		if err != nil {
+			return tensor.Tensor{}, fmt.Errorf("encode: %w", err)
+		}
+		return post.Sample(randn(rng, post.Mean.Size()))
+	}
+	noise := randn(rng, b*r.per)
+	z := make([]float32, b*r.per)
+	for k := range b {
+		at := (items[k]*r.data.Backgrounds() + bgs[k]) * 2 * r.per
+		mean, std := r.latents[at:at+r.per], r.latents[at+r.per:at+2*r.per]
+		for j := range r.per {
+			z[k*r.per+j] = mean[j] + std[j]*noise[k*r.per+j]
+		}
+	}
+	h := r.cfg.LatentSize()
+	return tensor.New(z, b, r.per/(h*h), h, h)
 }

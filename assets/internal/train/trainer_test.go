@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"testing"
 
@@ -267,5 +268,49 @@ func checkModelGrads(t *testing.T, model string, ps map[string]tensor.Tensor, va
 	}
 	for _, p := range ps {
 		p.ZeroGrad()
+	}
+}
+
+// The moving average follows its formula, survives a checkpoint, is what
+// Model exports while it exists, and replaces the weights at the end.
+func TestEMA(t *testing.T) {
+	p, _ := tensor.NewParam([]float32{0, 0}, 2)
+	st := &State{Phase: PhaseUNet, Weights: weights.Map{"a": {Data: p.Data(), Shape: []int{2}}, "b": {Data: []float32{7}, Shape: []int{1}}}, Opt: NewAdamW()}
+	ps := []Param{{"a", p}}
+	want := []float64{0, 0}
+	for n := range 30 {
+		p.Data()[0], p.Data()[1] = float32(n), float32(-2*n)
+		st.UpdateEMA(ps, 0.9)
+		d := min(0.9, float64(1+n)/float64(10+n))
+		if n == 0 {
+			d = 0
+		}
+		want[0] = d*want[0] + (1-d)*float64(n)
+		want[1] = d*want[1] + (1-d)*float64(-2*n)
+	}
+	for i, v := range st.EMA["a"] {
+		if math.Abs(float64(v)-want[i]) > 1e-4*math.Max(1, math.Abs(want[i])) {
+			t.Errorf("ema[%d] = %v, want %v", i, v, want[i])
+		}
+	}
+	path := filepath.Join(t.TempDir(), "state.safetensors")
+	if err := st.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.EMASeen != 30 || !reflect.DeepEqual(back.EMA, st.EMA) {
+		t.Errorf("after a checkpoint: %d updates, %v; want 30, %v", back.EMASeen, back.EMA, st.EMA)
+	}
+	_, w := st.Model(tinysd.Config{})
+	if !reflect.DeepEqual(w["a"].Data, st.EMA["a"]) || w["b"].Data[0] != 7 || p.Data()[0] != 29 {
+		t.Errorf("Model gives %v and %v (weights now %v), want the average and the unaveraged b", w["a"].Data, w["b"].Data, p.Data())
+	}
+	avg := append([]float32(nil), st.EMA["a"]...)
+	st.UseEMA()
+	if !reflect.DeepEqual(st.Weights["a"].Data, avg) || st.EMA != nil {
+		t.Errorf("after UseEMA: weights %v, ema %v", st.Weights["a"].Data, st.EMA)
 	}
 }
