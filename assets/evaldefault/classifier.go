@@ -146,6 +146,13 @@ const inferBatch = 256
 // Predict returns the most likely class of each input [3, S, S] (as
 // Input makes them) and its penultimate features [FeatureWidth].
 func (c *Classifier) Predict(e *ops.Engine, inputs [][]float32) (classes []int, feats [][]float32, err error) {
+	return c.PredictAmong(e, inputs, nil)
+}
+
+// PredictAmong is Predict with the answer restricted to the classes in
+// among (all classes when among is empty): a classification into the
+// evaluated subgroups only, whose chance level is 1/len(among).
+func (c *Classifier) PredictAmong(e *ops.Engine, inputs [][]float32, among []int) (classes []int, feats [][]float32, err error) {
 	n := InputSize * InputSize * 3
 	for i0 := 0; i0 < len(inputs); i0 += inferBatch {
 		part := inputs[i0:min(len(inputs), i0+inferBatch)]
@@ -166,11 +173,26 @@ func (c *Classifier) Predict(e *ops.Engine, inputs [][]float32) (classes []int, 
 		}
 		k, fd, zd := len(c.Classes), f.Data(), z.Data()
 		for b := range part {
-			classes = append(classes, argmax(zd[b*k:(b+1)*k]))
+			classes = append(classes, argmaxAmong(zd[b*k:(b+1)*k], among))
 			feats = append(feats, append([]float32(nil), fd[b*FeatureWidth:(b+1)*FeatureWidth]...))
 		}
 	}
 	return classes, feats, nil
+}
+
+// argmaxAmong is the index of the largest of v's entries at among (all of
+// v when among is empty).
+func argmaxAmong(v []float32, among []int) int {
+	if len(among) == 0 {
+		return argmax(v)
+	}
+	best := among[0]
+	for _, i := range among {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
 }
 
 func argmax(v []float32) int {

@@ -90,7 +90,7 @@ func (r *Report) WriteTo(w io.Writer) (int64, error) {
 	}
 	tw.Flush()
 	if t := r.Text; t != nil {
-		fmt.Fprintf(&b, "\nText conditioning: %d held-in captions (subgroups by size, variants and backgrounds cycled), one image each at %d px, classified into a subgroup by the classifier.\n", len(t.Prompts), r.NativeSize)
+		fmt.Fprintf(&b, "\nText conditioning: %d held-in captions from the %d largest subgroups (variants and backgrounds cycled), one image each at %d px, classified by the classifier into one of those subgroups.\n", len(t.Prompts), t.Subgroups, r.NativeSize)
 		writePrompts(&b, t.Prompts, "prompted subgroup", "classified as")
 	}
 	if bg := r.Background; bg != nil {

@@ -22,7 +22,7 @@ type TextResult struct {
 	Prompts   []PromptResult
 	Subgroups int // distinct prompted subgroups
 	Accuracy  Accuracy
-	Chance    float64 // 1 / the classifier's classes
+	Chance    float64 // 1 / the evaluated subgroups
 }
 
 // BackgroundResult is the red-background figure.
@@ -38,15 +38,15 @@ type Caption struct {
 	Subgroup int // index into the classifier's classes
 }
 
-// HeldInCaptions chooses n training captions spread over the subgroups:
-// the subgroups by falling emoji count (first seen first on ties), one
-// emoji from each in turn (drawn from seed, without repeats), so n
-// captions cover min(n, subgroups) subgroups, at least MinSubgroups when
-// n >= MinSubgroups. Caption variants and backgrounds cycle, so the
-// captions look like the training captions. red, when set, makes every
-// caption "<name> on a red background" instead (offset emoji, so the
-// background prompts differ from the text prompts).
-func HeldInCaptions(set *emoji.Set, n int, seed uint64, red bool) []Caption {
+// HeldInCaptions chooses n training captions spread over the k largest
+// subgroups (by falling emoji count, first seen first on ties; all
+// subgroups when k <= 0): one emoji from each in turn (drawn from seed,
+// without repeats), so n captions cover min(n, k) subgroups. Caption
+// variants and backgrounds cycle, so the captions look like the training
+// captions. red, when set, makes every caption "<name> on a red
+// background" instead (offset emoji, so the background prompts differ
+// from the text prompts).
+func HeldInCaptions(set *emoji.Set, n, k int, seed uint64, red bool) []Caption {
 	classes, index := set.Subgroups()
 	members := make([][]int, len(classes))
 	for i, k := range index {
@@ -57,6 +57,9 @@ func HeldInCaptions(set *emoji.Set, n int, seed uint64, red bool) []Caption {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(members[b]), len(members[a])) })
+	if k > 0 && k < len(order) {
+		order = order[:k]
+	}
 	r := rand.New(rand.NewPCG(seed, 0x63617074))
 	for _, m := range members {
 		r.Shuffle(len(m), func(i, j int) { m[i], m[j] = m[j], m[i] })
@@ -71,15 +74,15 @@ func HeldInCaptions(set *emoji.Set, n int, seed uint64, red bool) []Caption {
 	}
 	var out []Caption
 	for round := 0; len(out) < n && round < len(set.Train); round++ {
-		for _, k := range order {
+		for _, g := range order {
 			if len(out) == n {
 				break
 			}
-			if len(members[k]) == 0 {
+			if len(members[g]) == 0 {
 				continue
 			}
-			e := set.Train[members[k][used[k]%len(members[k])]].Emoji
-			used[k]++
+			e := set.Train[members[g][used[g]%len(members[g])]].Emoji
+			used[g]++
 			var text string
 			if red {
 				text = emoji.Caption(e, bgs[red0], 1)
@@ -87,15 +90,16 @@ func HeldInCaptions(set *emoji.Set, n int, seed uint64, red bool) []Caption {
 				i := len(out)
 				text = emoji.Caption(e, bgs[i%len(bgs)], i%emoji.NumVariants)
 			}
-			out = append(out, Caption{Text: text, Emoji: e, Subgroup: k})
+			out = append(out, Caption{Text: text, Emoji: e, Subgroup: g})
 		}
 	}
 	return out
 }
 
-// text generates and classifies the held-in captions.
+// text generates the held-in captions and classifies each image into one
+// of the prompted subgroups.
 func (ev *evaluator) text(ctx context.Context) (*TextResult, error) {
-	caps := HeldInCaptions(ev.set, ev.o.Captions, ev.o.Seed, false)
+	caps := HeldInCaptions(ev.set, ev.o.Captions, ev.o.Subgroups, ev.o.Seed, false)
 	prompts := make([]string, len(caps))
 	for i, c := range caps {
 		prompts[i] = c.Text
@@ -108,14 +112,20 @@ func (ev *evaluator) text(ctx context.Context) (*TextResult, error) {
 	for i, img := range imgs {
 		in[i] = Input(img)
 	}
-	got, _, err := ev.clf.Predict(ev.e, in)
+	seen := map[int]bool{}
+	var among []int
+	for _, c := range caps {
+		if !seen[c.Subgroup] {
+			seen[c.Subgroup] = true
+			among = append(among, c.Subgroup)
+		}
+	}
+	got, _, err := ev.clf.PredictAmong(ev.e, in, among)
 	if err != nil {
 		return nil, err
 	}
-	res := &TextResult{Chance: 1 / float64(len(ev.clf.Classes))}
-	seen := map[int]bool{}
+	res := &TextResult{Chance: 1 / float64(len(among))}
 	for i, c := range caps {
-		seen[c.Subgroup] = true
 		res.Prompts = append(res.Prompts, PromptResult{Prompt: c.Text, Want: ev.clf.Classes[c.Subgroup], Got: ev.clf.Classes[got[i]]})
 		res.Accuracy.Total++
 		if got[i] == c.Subgroup {
@@ -129,7 +139,7 @@ func (ev *evaluator) text(ctx context.Context) (*TextResult, error) {
 // background generates "<name> on a red background" prompts and reads
 // their border colour.
 func (ev *evaluator) background(ctx context.Context) (*BackgroundResult, error) {
-	caps := HeldInCaptions(ev.set, ev.o.RedPrompts, ev.o.Seed, true)
+	caps := HeldInCaptions(ev.set, ev.o.RedPrompts, 0, ev.o.Seed, true)
 	prompts := make([]string, len(caps))
 	for i, c := range caps {
 		prompts[i] = c.Text

@@ -148,8 +148,8 @@ func TestRenderIdentity(t *testing.T) {
 
 func TestHeldInCaptions(t *testing.T) {
 	set := testSet(t)
-	caps := HeldInCaptions(set, MinCaptions, 1, false)
-	again := HeldInCaptions(set, MinCaptions, 1, false)
+	caps := HeldInCaptions(set, MinCaptions, MinSubgroups, 1, false)
+	again := HeldInCaptions(set, MinCaptions, MinSubgroups, 1, false)
 	seen, subs := map[string]bool{}, map[int]bool{}
 	for i, c := range caps {
 		if c.Text != again[i].Text || c.Subgroup != again[i].Subgroup {
@@ -164,10 +164,25 @@ func TestHeldInCaptions(t *testing.T) {
 			t.Errorf("caption %q does not start with its emoji's name %q", c.Text, c.Emoji.Name)
 		}
 	}
-	if len(caps) != MinCaptions || len(subs) < MinSubgroups {
-		t.Errorf("%d captions over %d subgroups, want %d over >= %d", len(caps), len(subs), MinCaptions, MinSubgroups)
+	if len(caps) != MinCaptions || len(subs) != MinSubgroups {
+		t.Errorf("%d captions over %d subgroups, want %d over %d", len(caps), len(subs), MinCaptions, MinSubgroups)
 	}
-	for _, c := range HeldInCaptions(set, MinRedPrompts, 1, true) {
+	// Only the largest subgroups are drawn from.
+	classes, index := set.Subgroups()
+	count := make([]int, len(classes))
+	for _, k := range index {
+		count[k]++
+	}
+	smallest := len(index)
+	for k := range subs {
+		smallest = min(smallest, count[k])
+	}
+	for k, n := range count {
+		if !subs[k] && n > smallest {
+			t.Errorf("subgroup %s (%d emoji) left out while one of %d emoji is in", classes[k], n, smallest)
+		}
+	}
+	for _, c := range HeldInCaptions(set, MinRedPrompts, 0, 1, true) {
 		if !strings.HasSuffix(c.Text, " on a red background") || seen[c.Text] {
 			t.Errorf("red caption %q", c.Text)
 		}
@@ -176,6 +191,19 @@ func TestHeldInCaptions(t *testing.T) {
 
 // TestClassifierLearns trains the classifier briefly on a tenth of the
 // emoji: on those emoji, as rendered, it must beat chance many times over.
+func TestArgmaxAmong(t *testing.T) {
+	v := []float32{5, 1, 3, 4}
+	if got := argmaxAmong(v, nil); got != 0 {
+		t.Errorf("all classes: %d, want 0", got)
+	}
+	if got := argmaxAmong(v, []int{1, 2, 3}); got != 3 {
+		t.Errorf("among 1..3: %d, want 3", got)
+	}
+	if got := argmaxAmong(v, []int{2, 1}); got != 2 {
+		t.Errorf("among 2, 1: %d, want 2", got)
+	}
+}
+
 func TestClassifierLearns(t *testing.T) {
 	set := testSet(t)
 	e := ops.CPU()
