@@ -219,3 +219,34 @@ func TestDefaultModelHash(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// BenchmarkDefaultModel times the embedded default model at the app's
+// settings on the model's native size: "render" is a final image (20
+// DPM++ 2M Karras steps, CFG 7.5, app.DefaultComposition) and "preview"
+// the live preview (at most 8 of those steps, app.DefaultPreviewSettings).
+// Issue 8's target is a preview in at most 1 s on 2 cores.
+func BenchmarkDefaultModel(b *testing.B) {
+	dir, err := InstallDefaultModel(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := pipeline.Load(context.Background(), dir, pipeline.LoadOptions{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := p.NativeSize()
+	for _, bc := range []struct {
+		name  string
+		steps int
+	}{{"render", 20}, {"preview", 8}} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := pipeline.Request{Prompt: "cat face on a red background", Seed: 1, Steps: bc.steps, CFG: 7.5,
+				Sampler: "dpmpp_2m_karras", Width: n, Height: n}
+			for b.Loop() {
+				if _, err := p.Generate(context.Background(), req, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
