@@ -67,3 +67,32 @@ func ForPipeline(ctx context.Context, p *pipeline.Pipeline, caps []string, cache
 	}
 	return Get(ctx, req, opt)
 }
+
+// WriteShipped computes C of the model folder p.Path for the corpus caps
+// exactly as ForPipeline asks for it (PipelineRequest: the same Key), never
+// reading a C the folder or a cache holds, and writes it atomically to the
+// folder's ShippedFile, where ForPipeline then finds it. It returns that
+// file and C. Model builders call it with captions.Default(), the app's
+// corpus.
+func WriteShipped(ctx context.Context, p *pipeline.Pipeline, caps []string, opt Options) (string, *Covariance, error) {
+	path := ShippedPath(p.Path)
+	if path == "" {
+		return "", nil, fmt.Errorf("covariance: %s is not a model folder: only a folder carries a shipped C", p.Path)
+	}
+	req, err := PipelineRequest(ctx, p, caps, "")
+	if err != nil {
+		return "", nil, err
+	}
+	req.Shipped = "" // compute afresh, whatever the folder holds now
+	cv, _, err := Get(ctx, req, opt)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", nil, fmt.Errorf("covariance: %w", err)
+	}
+	if err := Save(path, cv); err != nil {
+		return "", nil, fmt.Errorf("covariance: write the shipped C: %w", err)
+	}
+	return path, cv, nil
+}

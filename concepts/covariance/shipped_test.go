@@ -130,22 +130,24 @@ func TestForPipelineShipped(t *testing.T) {
 		t.Errorf("ShippedPath of a missing folder %q, want none", got)
 	}
 
-	// What mkdefault does: compute for the folder as the app would, save.
+	// What mkdefault does. A stale file there is neither read nor kept.
+	os.MkdirAll(filepath.Dir(shipped), 0o755)
+	os.WriteFile(shipped, []byte("stale"), 0o644)
+	computed := 0
+	path, want, err := WriteShipped(ctx, p, caps, Options{Progress: func(Progress) { computed++ }})
+	if err != nil || path != shipped || computed == 0 {
+		t.Fatalf("WriteShipped: %q, %v, %d progress calls", path, err, computed)
+	}
 	req, err := PipelineRequest(ctx, p, caps, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if req.Shipped != shipped {
-		t.Errorf("request's shipped file %q, want %q", req.Shipped, shipped)
+	if req.Shipped != shipped || want.Key != Key(req.EncoderHash, req.CorpusHash) {
+		t.Errorf("request's shipped file %q (want %q), key %q", req.Shipped, shipped, want.Key)
 	}
-	computed := 0
-	want, st, err := Get(ctx, req, Options{Progress: func(Progress) { computed++ }})
-	if err != nil || st.Hit || computed == 0 {
-		t.Fatalf("computing C: %v %+v, %d progress calls", err, st, computed)
-	}
-	os.MkdirAll(filepath.Dir(shipped), 0o755)
-	if err := Save(shipped, want); err != nil {
-		t.Fatal(err)
+	file := &pipeline.Pipeline{Path: filepath.Join(dir, "text_encoder", "model.safetensors"), CLIP: p.CLIP, Tokenizer: p.Tokenizer}
+	if _, _, err := WriteShipped(ctx, file, caps, Options{}); err == nil || !strings.Contains(err.Error(), "not a model folder") {
+		t.Errorf("WriteShipped for a single file: %v", err)
 	}
 
 	cache := t.TempDir()
