@@ -87,7 +87,7 @@ func Load(path, key string) (*Covariance, error) {
 	}
 	cv, err := decodeCache(raw, key)
 	if err != nil {
-		return nil, fmt.Errorf("covariance: cache %s: %w", path, err)
+		return nil, fmt.Errorf("covariance: %s: %w", path, err)
 	}
 	return cv, nil
 }
@@ -147,38 +147,58 @@ type Request struct {
 	Encoder     Encoder   // the text encoder
 	EncoderHash string    // WeightsHash of the encoder's weights
 	CacheDir    string    // where cache files live; "" disables the cache
+	// Shipped is a C file shipped with the model (ShippedPath; "" for
+	// none): used, before the cache, when it holds this request's Key.
+	Shipped string
 }
 
 // CacheStatus says where Get's C came from.
 type CacheStatus struct {
-	Path string // the cache file ("" without a cache)
-	Hit  bool   // C was read from it
-	// Problem is why an existing cache file was not used (corrupt,
-	// another version, ...), or why the new one could not be written; nil
-	// when there was no file or all went well.
+	// Path is the file C was read from, or the cache file it was written
+	// to ("" when computed without a cache).
+	Path    string
+	Hit     bool // C was read from a file, not computed
+	Shipped bool // that file is the one shipped with the model
+	// Problem is why an existing shipped or cache file was not used
+	// (corrupt, another key or version, ...), or why the new cache file
+	// could not be written; nil when there was no file or all went well.
 	Problem error
 }
 
-// Get returns C for the request: from the cache when a valid file for its
-// Key exists, otherwise computed (Compute, with opt's progress and ctx's
-// cancellation) and then cached.
+// Get returns C for the request: from the file shipped with the model when
+// it holds C for the request's Key, else from the cache when a valid file
+// for that Key exists, otherwise computed (Compute, with opt's progress and
+// ctx's cancellation) and then cached. A shipped or cached file that does
+// not fit (corrupt, another Key, another width) is passed over and named in
+// the status's Problem.
 func Get(ctx context.Context, req Request, opt Options) (*Covariance, CacheStatus, error) {
 	if req.EncoderHash == "" || req.CorpusHash == "" {
 		return nil, CacheStatus{}, fmt.Errorf("covariance: the request needs the encoder and corpus hashes")
 	}
 	key := Key(req.EncoderHash, req.CorpusHash)
 	var st CacheStatus
+	var problems []error
+	if req.Shipped != "" {
+		cv, err := loadFor(req, req.Shipped, key)
+		if err == nil {
+			return cv, CacheStatus{Path: req.Shipped, Hit: true, Shipped: true}, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			problems = append(problems, fmt.Errorf("the C shipped with the model is not used: %w", err))
+		}
+	}
 	if req.CacheDir != "" {
 		st.Path = CachePath(req.CacheDir, key)
-		cv, err := Load(st.Path, key)
+		cv, err := loadFor(req, st.Path, key)
 		if err == nil {
-			st.Hit = true
+			st.Hit, st.Problem = true, errors.Join(problems...)
 			return cv, st, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			st.Problem = err
+			problems = append(problems, err)
 		}
 	}
+	st.Problem = errors.Join(problems...)
 	cv, err := Compute(ctx, req.Captions, req.Tokenizer, req.Encoder, opt)
 	if err != nil {
 		return nil, st, err
@@ -186,10 +206,23 @@ func Get(ctx context.Context, req Request, opt Options) (*Covariance, CacheStatu
 	cv.Key = key
 	if req.CacheDir != "" {
 		if err := os.MkdirAll(req.CacheDir, 0o755); err != nil {
-			st.Problem = fmt.Errorf("covariance: cache: %w", err)
+			problems = append(problems, fmt.Errorf("covariance: cache: %w", err))
 		} else if err := Save(st.Path, cv); err != nil {
-			st.Problem = err
+			problems = append(problems, err)
 		}
+		st.Problem = errors.Join(problems...)
 	}
 	return cv, st, nil
+}
+
+// loadFor is Load, also checking that C is as wide as req's encoder.
+func loadFor(req Request, path, key string) (*Covariance, error) {
+	cv, err := Load(path, key)
+	if err != nil {
+		return nil, err
+	}
+	if req.Encoder != nil && cv.D != req.Encoder.Width() {
+		return nil, fmt.Errorf("covariance: %s: C is %d wide, the text encoder %d", path, cv.D, req.Encoder.Width())
+	}
+	return cv, nil
 }

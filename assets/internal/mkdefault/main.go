@@ -1,11 +1,17 @@
 // Command mkdefault builds the app's default model (`make default-model`):
 // it renders the emoji data set from the Debian packages, learns the
 // vocabulary, trains the VAE and then the text encoder and UNet with the
-// runtime's autograd, and exports a diffusers folder. It checkpoints into
+// runtime's autograd, and exports a diffusers folder with the text
+// encoder's covariance C for Perfusion inside. It checkpoints into
 // its work folder and resumes from there when run again, so it can be
 // stopped (Ctrl-C) and restarted at any time. See assets/README.md.
 //
 //	go run ./assets/internal/mkdefault [-work build/default-model] [-out assets/defaultmodel]
+//
+// With -covariance it only writes C into the folder at -out (after a run,
+// or for a folder exported without it):
+//
+//	go run ./assets/internal/mkdefault -covariance -out assets/defaultmodel
 package main
 
 import (
@@ -59,6 +65,7 @@ func run() error {
 	blas := flag.Bool("blas", false, "use OpenBLAS for matrix products (default: the pure-Go kernels, which do not oversubscribe the cores when spago runs backward operators concurrently)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	snapshot := flag.Bool("snapshot", false, "export the work folder's checkpoint as it stands (UNet phase or later) to -out, without training; for looking at a run in progress")
+	onlyCov := flag.Bool("covariance", false, "only compute the text encoder's covariance C of the model folder at -out and write it there (perfusion/covariance.bin), as a normal run does after its export")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -78,6 +85,9 @@ func run() error {
 	defer stop()
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+	if *onlyCov {
+		return writeCovariance(ctx, *out, logf)
 	}
 
 	paths := emoji.DefaultPaths()
@@ -138,6 +148,9 @@ func run() error {
 		return err
 	}
 	logf("wrote %s", *out)
+	if err := writeCovariance(ctx, *out, logf); err != nil {
+		return err
+	}
 	return samples(ctx, *out, filepath.Join(*work, "samples"), *size, logf)
 }
 
