@@ -100,7 +100,16 @@ func (p *Preview) showRender(img *image.RGBA, caption string) {
 	p.caption.SetText(caption)
 }
 
+// pixelScaleBelow is the image side under which the preview enlarges by
+// whole pixels instead of smoothing: the 32-px default model's images
+// stay crisp instead of blurring.
+const pixelScaleBelow = 128
+
 func (p *Preview) setImage(img *image.RGBA) {
+	p.image.ScaleMode = canvas.ImageScaleSmooth
+	if b := img.Bounds(); max(b.Dx(), b.Dy()) < pixelScaleBelow {
+		p.image.ScaleMode = canvas.ImageScalePixels
+	}
 	p.image.Image = img
 	p.image.Show()
 	p.image.Refresh()

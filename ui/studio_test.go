@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"image"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
@@ -323,5 +325,20 @@ func TestHistoryDialogRestores(t *testing.T) {
 	want := h.entries[1].Composition
 	if c.Prompt != want.Prompt || c.Seed != want.Seed || c.Width != 320 || c.Height != 448 || c.Sampler != "euler" {
 		t.Fatalf("composer shows %+v, want %+v", c, want)
+	}
+}
+
+// Small images (the 32-px default model's) are enlarged by whole pixels,
+// larger ones smoothly.
+func TestPreviewScalesSmallImagesByPixels(t *testing.T) {
+	p := newPreview(func() {})
+	p.build()
+	p.setImage(image.NewRGBA(image.Rect(0, 0, 32, 32)))
+	if p.image.ScaleMode != canvas.ImageScalePixels {
+		t.Errorf("32-px image: scale mode %v, want pixels", p.image.ScaleMode)
+	}
+	p.setImage(image.NewRGBA(image.Rect(0, 0, 512, 256)))
+	if p.image.ScaleMode != canvas.ImageScaleSmooth {
+		t.Errorf("512-px image: scale mode %v, want smooth", p.image.ScaleMode)
 	}
 }
