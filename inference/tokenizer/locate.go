@@ -110,7 +110,7 @@ func (e *NotFoundError) Error() string {
 	for _, p := range e.Partial {
 		fmt.Fprintf(&b, "Found only %s.\n", p)
 	}
-	fmt.Fprintf(&b, "Fix: import %s (from openai/CLIP) or a tokenizer folder with %s and %s (from openai/clip-vit-large-patch14 or an SD1.5 diffusers folder) via Settings, or put it beside the checkpoint.",
+	fmt.Fprintf(&b, "Fix: put %s (openai/CLIP's) or a tokenizer folder's %s and %s (openai/clip-vit-large-patch14's or an SD1.5 diffusers folder's) beside the checkpoint or in the data folder, or name one directly.",
 		BPEFile, VocabFile, MergesFile)
 	return b.String()
 }
