@@ -69,6 +69,7 @@ type Models struct {
 	settings *settings.Store
 	dataDir  string
 	def      *DefaultModel // nil: none
+	vocab    string        // the fallback CLIP vocabulary (pipeline.LoadOptions.FallbackBPE)
 
 	mu      sync.Mutex
 	defPath string // where the default model was installed, once it was
@@ -83,12 +84,13 @@ type Models struct {
 // newModels returns a model manager; load nil is pipeline.Load. Loaded
 // models other than the default model def (may be nil) are added to the
 // recent models of st (may be nil); dataDir is searched for a CLIP
-// vocabulary.
-func newModels(load LoadFunc, st *settings.Store, dataDir string, def *DefaultModel) *Models {
+// vocabulary, and vocab (openai's merges file, "" for none) is used when
+// none is found.
+func newModels(load LoadFunc, st *settings.Store, dataDir string, def *DefaultModel, vocab string) *Models {
 	if load == nil {
 		load = pipeline.Load
 	}
-	return &Models{load: load, settings: st, dataDir: dataDir, def: def}
+	return &Models{load: load, settings: st, dataDir: dataDir, def: def, vocab: vocab}
 }
 
 // HasDefault reports whether there is a default model to open.
@@ -215,8 +217,9 @@ func (m *Models) run(ctx context.Context, path string, def bool, done chan struc
 		hash <- h
 	}()
 	p, err := m.load(ctx, path, pipeline.LoadOptions{
-		DataDir:  m.dataDir,
-		Progress: func(f float64) { emit(ModelEvent{Fraction: f}) },
+		DataDir:     m.dataDir,
+		FallbackBPE: m.vocab,
+		Progress:    func(f float64) { emit(ModelEvent{Fraction: f}) },
 	})
 	if err == nil {
 		err = ctx.Err()

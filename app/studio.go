@@ -44,6 +44,12 @@ type Options struct {
 	PreviewDelay time.Duration
 	// DefaultModel is the built-in model (OpenDefaultModel); nil for none.
 	DefaultModel *DefaultModel
+	// CLIPVocabulary is openai's bpe_simple_vocab_16e6.txt.gz (the bytes;
+	// assets.CLIPVocab), used for models that come without a vocabulary
+	// (single-file checkpoints) when none is found beside them, in the
+	// Hugging Face cache or in the data folder. nil: such a model fails to
+	// load, the error saying where a vocabulary was looked for.
+	CLIPVocabulary []byte
 	// Captions is the corpus the concepts' covariance C is computed from;
 	// nil is the shipped one (tests pass a small one).
 	Captions []string
@@ -121,7 +127,7 @@ func OpenStudio(opt Options) (*Studio, error) {
 		previewSet: previewFromSettings(st.Get()),
 		encodings:  pipeline.NewEncodingCache(0),
 	}
-	s.Models = newModels(opt.Load, st, dataDir, opt.DefaultModel)
+	s.Models = newModels(opt.Load, st, dataDir, opt.DefaultModel, string(opt.CLIPVocabulary))
 	s.Concepts = newConcepts(s, dataDir, opt.Captions)
 	if dataDir != "" {
 		errs = append(errs, s.Concepts.libErr)

@@ -1,4 +1,5 @@
-// Package assets holds the files built into the application: today, its icon.
+// Package assets holds the files built into the application: its icon, the
+// default model and the CLIP vocabulary.
 package assets
 
 import (

@@ -187,6 +187,6 @@ func (u *menus) onSettings() {
 func (u *menus) onAbout() {
 	md := fyne.CurrentApp().Metadata()
 	msg := fmt.Sprintf("%s %s\n\nPersonalise Stable Diffusion 1.x on your own machine.\n\n"+
-		"Built with Fyne (BSD-3-Clause) and spago (BSD-2-Clause); the CLIP vocabulary is OpenAI's (MIT).", md.Name, md.Version)
+		"Built with Fyne (BSD-3-Clause) and spago (BSD-2-Clause); the built-in CLIP vocabulary is OpenAI's (MIT License, Copyright (c) 2021 OpenAI).", md.Name, md.Version)
 	u.m.showInfo("About", msg)
 }

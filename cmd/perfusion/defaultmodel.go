@@ -22,6 +22,10 @@ func installDefaultModel() (string, error) {
 	return assets.InstallDefaultModel(root)
 }
 
+// clipVocab is the built-in CLIP vocabulary, the loader's fallback for
+// models that come without one (pipeline.LoadOptions.FallbackBPE).
+func clipVocab() string { return string(assets.CLIPVocab()) }
+
 // defaultModel is the app's default model.
 func defaultModel() *app.DefaultModel {
 	return &app.DefaultModel{Name: assets.DefaultModelName, Install: installDefaultModel}

@@ -73,7 +73,7 @@ func runEvalDefault(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	pr.line(fmt.Sprintf("loading %s", model))
-	p, err := pipeline.Load(ctx, model, pipeline.LoadOptions{})
+	p, err := pipeline.Load(ctx, model, pipeline.LoadOptions{FallbackBPE: clipVocab()})
 	pr.done()
 	if err != nil {
 		return err

@@ -98,7 +98,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 	fs.StringVar(&g.sampler, "sampler", "dpmpp_2m_karras", "sampler: ddim, euler, euler_a, euler_karras, dpmpp_2m, dpmpp_2m_karras, lcm (or its display name, e.g. \"Euler a\")")
 	fs.IntVar(&g.width, "width", 0, "image width in pixels (a multiple of 8 for SD 1.x; default: the model's native size, 512 for SD 1.x)")
 	fs.IntVar(&g.height, "height", 0, "image height in pixels (a multiple of 8 for SD 1.x; default: the model's native size)")
-	fs.StringVar(&g.tokenizer, "tokenizer", "", "CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, vocab.json + merges.txt, or a folder); default: searched beside the model")
+	fs.StringVar(&g.tokenizer, "tokenizer", "", "CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, vocab.json + merges.txt, or a folder); default: searched beside the model, else the built-in CLIP vocabulary")
 	fs.IntVar(&g.clipSkip, "clip-skip", 0, "text encoder layers to skip from the end (2 = penultimate layer)")
 	fs.BoolVar(&g.emphasis, "emphasis", true, "parse the web UI's emphasis syntax: (word:1.2), [word], BREAK")
 	fs.BoolVar(&g.longPrompts, "long-prompts", true, "encode prompts over 75 tokens in 75-token chunks instead of truncating")
@@ -209,8 +209,9 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	pr.line(fmt.Sprintf("loading %s", g.model))
 	start := time.Now()
 	p, err := pipeline.Load(ctx, g.model, pipeline.LoadOptions{
-		Tokenizer: g.tokenizer,
-		Progress:  func(f float64) { pr.percent("loading "+modelName, f) },
+		Tokenizer:   g.tokenizer,
+		FallbackBPE: clipVocab(),
+		Progress:    func(f float64) { pr.percent("loading "+modelName, f) },
 	})
 	pr.done()
 	if err != nil {

@@ -248,9 +248,9 @@ func TestProgressPrinterTerminal(t *testing.T) {
 	}
 }
 
-// An error that lists what it checked (no vocabulary anywhere) reaches the
-// user as one line through the command table, with its chain intact.
-func TestGenerateNoVocabularyOneLine(t *testing.T) {
+// A model without a vocabulary (here a diffusers folder without its
+// tokenizer/) generates with the built-in CLIP vocabulary.
+func TestGenerateWithoutVocabularyUsesBuiltIn(t *testing.T) {
 	src := golden.Path(t, "tiny_diffusers")
 	model := filepath.Join(t.TempDir(), "tiny_no_tokenizer")
 	if err := os.Mkdir(model, 0o755); err != nil {
@@ -265,13 +265,33 @@ func TestGenerateNoVocabularyOneLine(t *testing.T) {
 		t.Setenv(env, t.TempDir())
 	}
 	t.Setenv("HUGGINGFACE_HUB_CACHE", "")
-	var run func(context.Context, []string) error
-	for _, c := range commands() {
-		if c.name == "generate" {
-			run = c.run
-		}
+	if _, err := tokenizer.Locate(model, ""); err == nil {
+		t.Fatal("a vocabulary was found for the model; the test needs none")
 	}
-	err := run(context.Background(), []string{"--model", model, "--prompt", "a cat", "--out", filepath.Join(t.TempDir(), "x.png")})
+	out := filepath.Join(t.TempDir(), "x.png")
+	var stderr bytes.Buffer
+	err := runGenerate(context.Background(), []string{"--model", model, "--prompt", "a cat", "--steps", "2", "--sampler", "ddim",
+		"--width", "32", "--height", "32", "--seed", "1", "--out", out}, new(bytes.Buffer), &stderr)
+	if err != nil {
+		t.Fatalf("generate without a vocabulary beside the model: %v\n%s", err, stderr.String())
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An error that lists what it checked (no vocabulary anywhere) prints as
+// one line through oneLine, with its chain intact.
+func TestNoVocabularyErrorOneLine(t *testing.T) {
+	for _, env := range []string{"HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HOME"} {
+		t.Setenv(env, t.TempDir())
+	}
+	t.Setenv("HUGGINGFACE_HUB_CACHE", "")
+	_, err := tokenizer.Locate(filepath.Join(t.TempDir(), "model.safetensors"), "")
+	if err == nil || !strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Locate: %v, want a multi-line error", err)
+	}
+	err = oneLine(fmt.Errorf("pipeline: %w", err))
 	var nf *tokenizer.NotFoundError
 	if !errors.As(err, &nf) {
 		t.Fatalf("error %v, want a *tokenizer.NotFoundError", err)

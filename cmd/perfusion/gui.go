@@ -50,7 +50,7 @@ func runGUI(opt guiOptions) error {
 	}
 	a.SetIcon(icon)
 
-	studioOpt := app.Options{DefaultModel: defaultModel()}
+	studioOpt := app.Options{DefaultModel: defaultModel(), CLIPVocabulary: assets.CLIPVocab()}
 	if dir, err := os.UserConfigDir(); err == nil {
 		studioOpt.ConfigDir = filepath.Join(dir, configFolder)
 	}

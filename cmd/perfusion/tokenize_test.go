@@ -45,11 +45,15 @@ func TestTokenizeGoldenCases(t *testing.T) {
 			continue // the command joins its arguments with spaces
 		}
 		var out bytes.Buffer
-		if err := runTokenize(context.Background(), []string{"--tokenizer", vocab, "--truncate", c.Text}, &out, new(bytes.Buffer)); err != nil {
-			t.Fatalf("%s: %v", c.Name, err)
-		}
-		if got := strings.TrimSpace(out.String()); got != joinIDs(c.want()) {
-			t.Errorf("%s: %q\n got %s\nwant %s", c.Name, c.Text, got, joinIDs(c.want()))
+		// the golden file, then the built-in vocabulary (no flag)
+		for _, flags := range [][]string{{"--tokenizer", vocab}, nil} {
+			out.Reset()
+			if err := runTokenize(context.Background(), append(flags, "--truncate", c.Text), &out, new(bytes.Buffer)); err != nil {
+				t.Fatalf("%s %q: %v", c.Name, flags, err)
+			}
+			if got := strings.TrimSpace(out.String()); got != joinIDs(c.want()) {
+				t.Errorf("%s %q: %q\n got %s\nwant %s", c.Name, flags, c.Text, got, joinIDs(c.want()))
+			}
 		}
 		checked++
 		if c.NBPE <= 75 {
@@ -90,7 +94,7 @@ func TestTokenizeUsage(t *testing.T) {
 	vocab := golden.Path(t, "bpe_simple_vocab_16e6.txt.gz")
 	for _, args := range [][]string{
 		{"--tokenizer", vocab},
-		{"a cat"},
+		{},
 		{"--tokenizer", vocab, "--model", "x", "a cat"},
 		{"--nope", "a cat"},
 	} {

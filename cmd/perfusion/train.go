@@ -70,7 +70,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	fs.StringVar(&g.out, "out", "", "the concept file to write, NAME.concept (required)")
 	fs.StringVar(&g.resume, "resume", "", "resume file (default: the output path + .resume); a run continues from it after a cancel or crash")
 	fs.BoolVar(&g.fresh, "fresh", false, "ignore and replace an existing resume file")
-	fs.StringVar(&g.tokenizer, "tokenizer", "", "CLIP vocabulary (default: searched beside the model)")
+	fs.StringVar(&g.tokenizer, "tokenizer", "", "CLIP vocabulary (default: searched beside the model, else the built-in CLIP vocabulary)")
 	fs.StringVar(&g.cacheDir, "cache", "", "folder for the text-encoder covariance cache (default: $"+envDataDir+"/covariance, else the user cache folder)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -161,8 +161,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	g.model = model
 	pr.line(fmt.Sprintf("loading %s", g.model))
 	p, err := pipeline.Load(ctx, g.model, pipeline.LoadOptions{
-		Tokenizer: g.tokenizer,
-		Progress:  func(f float64) { pr.percent("loading "+modelName, f) },
+		Tokenizer:   g.tokenizer,
+		FallbackBPE: clipVocab(),
+		Progress:    func(f float64) { pr.percent("loading "+modelName, f) },
 	})
 	pr.done()
 	if err != nil {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,6 +32,12 @@ type LoadOptions struct {
 	// DataDir is the app's data folder, the last place searched for a
 	// vocabulary (see tokenizer.Locate).
 	DataDir string
+	// FallbackBPE is the vocabulary used when Tokenizer is empty and
+	// tokenizer.Locate finds none: the bytes of openai's
+	// bpe_simple_vocab_16e6.txt, gzipped or not (a program's built-in
+	// copy; see tokenizer.Source.BPEData). "" means none: a checkpoint
+	// without a vocabulary is an error.
+	FallbackBPE string
 	// CLIP, UNet and VAE, when set, replace the configs otherwise read from
 	// a diffusers folder's config.json or detected from tensor shapes.
 	// Shapes cannot tell a model's attention head count: detection assumes
@@ -95,6 +102,9 @@ func Load(ctx context.Context, path string, opt LoadOptions) (*Pipeline, error) 
 		return nil, err
 	}
 	if tok.VocabSize() > cc.VocabSize {
+		if tsrc.BPEData != "" {
+			return nil, fmt.Errorf("pipeline: the text encoder has %d embeddings, fewer than the %d ids of the built-in CLIP vocabulary, used because none was found beside the model: give the model's own vocabulary (put it beside the checkpoint, or pass it as the tokenizer)", cc.VocabSize, tok.VocabSize())
+		}
 		return nil, fmt.Errorf("pipeline: the tokenizer has %d ids but the text encoder only %d embeddings", tok.VocabSize(), cc.VocabSize)
 	}
 
@@ -197,21 +207,30 @@ func (p *Pipeline) checkWidths() error {
 // OpenTokenizer loads the tokenizer Load uses for the checkpoint at ckpt:
 // opt.Tokenizer if set, else the vocabulary tokenizer.Locate finds (beside
 // the checkpoint, in its diffusers folder, the Hugging Face cache, then
-// opt.DataDir). Like SD1.5's Hugging Face CLIPTokenizer it skips openai's
-// html.unescape.
+// opt.DataDir), else opt.FallbackBPE. With ckpt "" and no opt.Tokenizer
+// it loads opt.FallbackBPE without searching. Like SD1.5's Hugging Face
+// CLIPTokenizer it skips openai's html.unescape.
 func OpenTokenizer(ckpt string, opt LoadOptions) (*tokenizer.Tokenizer, error) {
 	tok, _, err := openTokenizer(ckpt, opt)
 	return tok, err
 }
 
-// openTokenizer is OpenTokenizer, also returning the files it read.
+// openTokenizer is OpenTokenizer, also returning where the vocabulary
+// came from.
 func openTokenizer(ckpt string, opt LoadOptions) (*tokenizer.Tokenizer, tokenizer.Source, error) {
 	var src tokenizer.Source
 	var err error
-	if opt.Tokenizer != "" {
+	var nf *tokenizer.NotFoundError
+	switch {
+	case opt.Tokenizer != "":
 		src, err = tokenizerAt(opt.Tokenizer)
-	} else {
+	case ckpt == "" && opt.FallbackBPE != "":
+		src = tokenizer.Source{BPEData: opt.FallbackBPE}
+	default:
 		src, err = tokenizer.Locate(ckpt, opt.DataDir)
+		if errors.As(err, &nf) && opt.FallbackBPE != "" {
+			src, err = tokenizer.Source{BPEData: opt.FallbackBPE}, nil
+		}
 	}
 	if err != nil {
 		return nil, src, fmt.Errorf("pipeline: %w", err)

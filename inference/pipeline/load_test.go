@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -139,6 +140,71 @@ func TestTokenizerLocations(t *testing.T) {
 	opt.DataDir = gd // the app's data folder holds one
 	if _, err := Load(context.Background(), single, opt); err != nil {
 		t.Errorf("vocabulary in DataDir: %v", err)
+	}
+	testFallbackBPE(t, single, opt)
+}
+
+// testFallbackBPE checks LoadOptions.FallbackBPE on a single file with no
+// vocabulary beside it: used when none is found or given, never before.
+func testFallbackBPE(t *testing.T, single string, opt LoadOptions) {
+	gz, err := os.ReadFile(golden.Path(t, tokenizer.BPEFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const junk = "not a vocabulary"
+	want, err := tokenizer.Load(tokenizer.Source{BPE: golden.Path(t, tokenizer.BPEFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := "a photograph of an astronaut riding a horse"
+
+	opt.DataDir = ""
+	opt.FallbackBPE = string(gz)
+	p, err := Load(context.Background(), single, opt)
+	if err != nil {
+		t.Fatalf("with a fallback vocabulary: %v", err)
+	}
+	if got := p.Tokenizer.IDs77(prompt); !slices.Equal(got, want.IDs77(prompt)) || !p.Tokenizer.SkipHTMLUnescape {
+		t.Errorf("fallback tokenizer: IDs77 %v, want %v (SkipHTMLUnescape %v)", got, want.IDs77(prompt), p.Tokenizer.SkipHTMLUnescape)
+	}
+	if src := p.Sources(); len(src) != 1 || src[0] != single {
+		t.Errorf("Sources() = %v, want only the checkpoint (the fallback is no file)", src)
+	}
+
+	// A vocabulary found (here in DataDir) or given wins: the junk fallback
+	// would fail to load.
+	opt.FallbackBPE = junk
+	if _, err := Load(context.Background(), single, opt); err == nil || !strings.Contains(err.Error(), "built-in") {
+		t.Errorf("junk fallback used: %v, want an error naming the built-in vocabulary", err)
+	}
+	found := opt
+	found.DataDir = golden.Dir(t)
+	if _, err := Load(context.Background(), single, found); err != nil {
+		t.Errorf("vocabulary in DataDir with a junk fallback: %v", err)
+	}
+	given := opt
+	given.Tokenizer = golden.Path(t, tokenizer.BPEFile)
+	if _, err := Load(context.Background(), single, given); err != nil {
+		t.Errorf("explicit vocabulary with a junk fallback: %v", err)
+	}
+	given.Tokenizer = filepath.Join(t.TempDir(), "missing.txt.gz")
+	if _, err := Load(context.Background(), single, given); err == nil || !strings.Contains(err.Error(), "missing.txt.gz") {
+		t.Errorf("a missing explicit vocabulary: %v, want its error, not the fallback", err)
+	}
+
+	// A text encoder with fewer embeddings than CLIP's vocabulary has.
+	small := opt
+	cc := *opt.CLIP
+	cc.VocabSize = 1000
+	small.CLIP, small.FallbackBPE = &cc, string(gz)
+	if _, err := Load(context.Background(), single, small); err == nil || !strings.Contains(err.Error(), "built-in CLIP vocabulary") {
+		t.Errorf("fallback larger than the text encoder: %v", err)
+	}
+
+	// No checkpoint: the fallback alone.
+	tok, err := OpenTokenizer("", LoadOptions{FallbackBPE: string(gz)})
+	if err != nil || !slices.Equal(tok.IDs77(prompt), want.IDs77(prompt)) {
+		t.Errorf("OpenTokenizer with only a fallback: %v", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,17 +19,26 @@ const (
 	MergesFile = "merges.txt"
 )
 
-// Source says where a vocabulary is: either BPE (openai's merges file,
-// gzipped or not) or Vocab and Merges (a Hugging Face tokenizer folder).
+// Source says where a vocabulary is: BPE (the path of openai's merges
+// file, gzipped or not), Vocab and Merges (a Hugging Face tokenizer
+// folder's files), or BPEData (openai's merges file itself, gzipped or
+// not, held in memory: a copy built into the program). Load uses the first
+// that is set, in that order.
 type Source struct {
 	BPE           string
 	Vocab, Merges string
+	// BPEData is a string, not a []byte, so that a Source stays comparable
+	// and the data cannot change under it.
+	BPEData string
 }
 
 // String describes the source for messages.
 func (s Source) String() string {
-	if s.BPE != "" {
+	switch {
+	case s.BPE != "":
 		return s.BPE
+	case s.Vocab == "" && s.Merges == "" && s.BPEData != "":
+		return "built-in " + BPEFile
 	}
 	return s.Vocab + " + " + s.Merges
 }
@@ -41,15 +51,16 @@ func Load(src Source) (*Tokenizer, error) {
 			return nil, fmt.Errorf("tokenizer: %w", err)
 		}
 		defer f.Close()
-		r := bufio.NewReader(f)
-		var t *Tokenizer
-		if magic, _ := r.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
-			t, err = FromGzipBPE(r)
-		} else {
-			t, err = fromBPEText(r)
-		}
+		t, err := fromBPE(f)
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", src.BPE, err)
+		}
+		return t, nil
+	}
+	if src.Vocab == "" && src.Merges == "" && src.BPEData != "" {
+		t, err := fromBPE(strings.NewReader(src.BPEData))
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", src, err)
 		}
 		return t, nil
 	}
@@ -73,6 +84,15 @@ func Load(src Source) (*Tokenizer, error) {
 	return t, nil
 }
 
+// fromBPE reads openai's merges file, gzipped or not.
+func fromBPE(r io.Reader) (*Tokenizer, error) {
+	br := bufio.NewReader(r)
+	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		return FromGzipBPE(br)
+	}
+	return fromBPEText(br)
+}
+
 // NotFoundError is Locate's error: no vocabulary in any place it looked.
 type NotFoundError struct {
 	Checkpoint string
@@ -90,7 +110,7 @@ func (e *NotFoundError) Error() string {
 	for _, p := range e.Partial {
 		fmt.Fprintf(&b, "Found only %s.\n", p)
 	}
-	fmt.Fprintf(&b, "Fix: import %s (from openai/CLIP) or a tokenizer folder with %s and %s (from openai/clip-vit-large-patch14 or an SD1.5 diffusers folder) via Settings, or put it beside the checkpoint.",
+	fmt.Fprintf(&b, "Fix: put %s (openai/CLIP's) or a tokenizer folder's %s and %s (openai/clip-vit-large-patch14's or an SD1.5 diffusers folder's) beside the checkpoint or in the data folder, or name one directly.",
 		BPEFile, VocabFile, MergesFile)
 	return b.String()
 }

@@ -127,7 +127,7 @@ func TestLocateNotFound(t *testing.T) {
 		filepath.Join(root, "home", ".cache", "huggingface", "hub"),
 		filepath.Join(root, "data", BPEFile),
 		"Found only " + filepath.Join(root, "m", VocabFile) + " without merges.txt",
-		"via Settings, or put it beside the checkpoint",
+		"beside the checkpoint or in the data folder, or name one directly",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error message lacks %q:\n%s", want, msg)

@@ -10,9 +10,9 @@
 //	     -> split with CLIP's regex -> UTF-8 bytes -> bytes_to_unicode
 //	     -> byte-pair merges by rank, "</w>" on each word's last symbol -> ids
 //
-// The vocabulary comes from openai's bpe_simple_vocab_16e6.txt.gz or from a
-// diffusers tokenizer folder (vocab.json + merges.txt); Locate finds one for a
-// checkpoint. Prompt adds the AUTOMATIC1111 web UI's emphasis syntax and its
+// The vocabulary comes from openai's bpe_simple_vocab_16e6.txt.gz (a file,
+// or its bytes as a program embeds them) or from a diffusers tokenizer
+// folder (vocab.json + merges.txt); Locate finds one for a checkpoint. Prompt adds the AUTOMATIC1111 web UI's emphasis syntax and its
 // 75-token chunking (prompt.go). Layout legend: one CLIP sequence is
 // ContextLen ids = BOS + ChunkTokens content ids + EOS, padded with EOS.
 package tokenizer
