@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/perfusion-studio/perfusion/app"
 	"github.com/perfusion-studio/perfusion/assets/evaldefault"
@@ -29,7 +31,11 @@ type evalFlags struct {
 	model, work, images string
 	quick               bool
 	seed                uint64
+	skip                map[string]bool // parts left out: text, background, personal
 }
+
+// evalParts are the parts --skip may name.
+var evalParts = []string{"text", "background", "personal"}
 
 func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	var g evalFlags
@@ -40,6 +46,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	fs.StringVar(&g.images, "images", "", "also write every generated image into this folder")
 	fs.BoolVar(&g.quick, "quick", false, "a smaller, faster evaluation (fewer prompts, two concepts); its counts are below the targets'")
 	fs.Uint64Var(&g.seed, "seed", 1, "seed of every choice, noise and training")
+	skip := fs.String("skip", "", "comma-separated parts to leave out: "+strings.Join(evalParts, ", "))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return g, err
@@ -48,6 +55,17 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	}
 	if fs.NArg() > 0 {
 		return g, fmt.Errorf("%w: unexpected arguments %v", errUsage, fs.Args())
+	}
+	g.skip = map[string]bool{}
+	for _, part := range strings.Split(*skip, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !slices.Contains(evalParts, part) {
+			return g, fmt.Errorf("%w: --skip %q: want some of %s", errUsage, part, strings.Join(evalParts, ", "))
+		}
+		g.skip[part] = true
 	}
 	if g.work == "" {
 		base, err := os.UserCacheDir()
@@ -80,6 +98,7 @@ func runEvalDefault(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	rep, err := evaldefault.Run(ctx, p, evaldefault.Options{
 		WorkDir: g.work, Quick: g.quick, Seed: g.seed, ImageDir: g.images,
+		SkipText: g.skip["text"], SkipBackground: g.skip["background"], SkipPersonal: g.skip["personal"],
 		Sampler: app.DefaultSampler, // steps and CFG: evaldefault's, the app's 20 and 7.5
 		Progress: func(e evaldefault.Progress) {
 			pr.update(fmt.Sprintf("%s %d/%d  %s  elapsed %s", e.Stage, e.Done, e.Total, e.Detail, clock(e.Elapsed)))

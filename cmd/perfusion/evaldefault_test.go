@@ -19,7 +19,10 @@ func TestEvalDefaultFlags(t *testing.T) {
 	if g, err := parseEvalFlags(nil, &stderr); err != nil || g.model != "" {
 		t.Errorf("no flags: %+v, %v; want the default model (empty --model)", g, err)
 	}
-	for _, bad := range [][]string{{"--model", "m", "extra"}, {"--model", "m", "--seed", "x"}} {
+	if g, err := parseEvalFlags([]string{"--skip", "text, personal"}, &stderr); err != nil || !g.skip["text"] || !g.skip["personal"] || g.skip["background"] {
+		t.Errorf("--skip text, personal: %+v, %v", g.skip, err)
+	}
+	for _, bad := range [][]string{{"--model", "m", "extra"}, {"--model", "m", "--seed", "x"}, {"--skip", "text,colour"}} {
 		if _, err := parseEvalFlags(bad, &stderr); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want a usage error", bad, err)
 		}
