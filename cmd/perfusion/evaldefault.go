@@ -29,6 +29,13 @@ type evalFlags struct {
 	model, work, images string
 	quick               bool
 	seed                uint64
+	threads             threadsFlag
+}
+
+// loadOptions are the model's load options: the worker threads the flags
+// ask for.
+func (g evalFlags) loadOptions() pipeline.LoadOptions {
+	return pipeline.LoadOptions{Engine: g.threads.engine()}
 }
 
 func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
@@ -40,6 +47,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	fs.StringVar(&g.images, "images", "", "also write every generated image into this folder")
 	fs.BoolVar(&g.quick, "quick", false, "a smaller, faster evaluation (fewer prompts, two concepts); its counts are below the targets'")
 	fs.Uint64Var(&g.seed, "seed", 1, "seed of every choice, noise and training")
+	addThreadsFlag(fs, &g.threads)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return g, err
@@ -48,6 +56,9 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	}
 	if fs.NArg() > 0 {
 		return g, fmt.Errorf("%w: unexpected arguments %v", errUsage, fs.Args())
+	}
+	if err := g.threads.check(fs); err != nil {
+		return g, err
 	}
 	if g.work == "" {
 		base, err := os.UserCacheDir()
@@ -73,7 +84,7 @@ func runEvalDefault(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	pr.line(fmt.Sprintf("loading %s", model))
-	p, err := pipeline.Load(ctx, model, pipeline.LoadOptions{})
+	p, err := pipeline.Load(ctx, model, g.loadOptions())
 	pr.done()
 	if err != nil {
 		return err
