@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/perfusion-studio/perfusion/inference/backend/cpu"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
 // reuse is an Outputs that lends the same buffer to every call of one
@@ -51,30 +52,68 @@ func TestAttentionSteadyStateAllocations(t *testing.T) {
 				e := NewEngine(cpu.New())
 				e.B.SetThreads(c.threads)
 				e = e.WithOutputs(reuse{})
-				call := func() {
+				call := func() { // the first call fills the pools
 					if _, err := e.Attention(q, k, v, s.H, float32(1/math.Sqrt(float64(s.Dh))), s.causal); err != nil {
 						t.Fatal(err)
 					}
 				}
-				call() // warm-up: fills the pools
-				objects := testing.AllocsPerRun(20, call)
-				// AllocsPerRun changed GOMAXPROCS, which makes a sync.Pool
-				// drop what it holds once: one more warm-up call.
-				call()
-				const runs = 20
-				var m0, m1 runtime.MemStats
-				runtime.ReadMemStats(&m0)
-				for range runs {
-					call()
-				}
-				runtime.ReadMemStats(&m1)
-				bytes := float64(m1.TotalAlloc-m0.TotalAlloc) / runs
+				objects, bytes := steadyBytes(call)
 				t.Logf("%.0f objects, %.0f bytes per call", objects, bytes)
 				if objects > float64(c.maxObjects) || bytes > maxBytes {
 					t.Errorf("a steady-state call allocates %.0f objects (at most %d) and %.0f bytes (at most %d)",
 						objects, c.maxObjects, bytes, maxBytes)
 				}
 			})
+		}
+	}
+}
+
+// steadyBytes returns the objects and bytes one call of fn allocates,
+// after a warm-up call.
+func steadyBytes(fn func()) (objects, bytes float64) {
+	fn()
+	objects = testing.AllocsPerRun(20, fn)
+	fn() // AllocsPerRun changed GOMAXPROCS, which empties sync.Pools once
+	const runs = 20
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for range runs {
+		fn()
+	}
+	runtime.ReadMemStats(&m1)
+	return objects, float64(m1.TotalAlloc-m0.TotalAlloc) / runs
+}
+
+// Without a gradient graph the norms keep no per-row moments: what a call
+// allocates does not grow with its rows. The bound, 1 KiB (about 650
+// bytes measured), leaves room for the operator and tensor headers and the
+// loop closure; the two float64 moments of the 8192 rows (or batch-group
+// pairs) here, which both norms allocated before, take 128 KiB.
+func TestNormsSteadyStateAllocations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: make test runs this package short under the race detector, whose instrumentation allocates")
+	}
+	const maxBytes = 1 << 10
+	r := newRand(5)
+	e := NewEngine(cpu.New())
+	e.B.SetThreads(1)
+	e = e.WithOutputs(reuse{})
+	x := frozen(r, 2, 4096, 64) // [B, T, C]
+	g, b := frozen(r, 64), frozen(r, 64)
+	xc := frozen(r, 4, 2048, 8, 8) // [B, C, H, W]: 8192 (batch, group) pairs
+	gc, bc := frozen(r, 2048), frozen(r, 2048)
+	for name, fn := range map[string]func() (tensor.Tensor, error){
+		"LayerNorm": func() (tensor.Tensor, error) { return e.LayerNorm(x, g, b, 1e-5) },
+		"GroupNorm": func() (tensor.Tensor, error) { return e.GroupNorm(xc, 2048, gc, bc, 1e-5) },
+	} {
+		objects, bytes := steadyBytes(func() {
+			if _, err := fn(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Logf("%s: %.0f objects, %.0f bytes per call", name, objects, bytes)
+		if bytes > maxBytes {
+			t.Errorf("%s: a steady-state call allocates %.0f bytes, want at most %d", name, bytes, maxBytes)
 		}
 	}
 }
