@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/perfusion-studio/perfusion/app/settings"
+	"github.com/perfusion-studio/perfusion/inference/backend/cpu"
 	"github.com/perfusion-studio/perfusion/inference/pipeline"
 )
 
@@ -240,9 +241,7 @@ func (m *Models) run(ctx context.Context, path string, def bool, done chan struc
 	info := ModelInfo{Path: path, Name: name, Hash: <-hash, SizeMultiple: p.SizeMultiple(),
 		NativeSize: p.NativeSize(), Default: def}
 	if m.settings != nil {
-		if n := m.settings.Get().Threads; n > 0 {
-			p.Engine.B.SetThreads(n)
-		}
+		p.Engine.B.SetThreads(threadCount(m.settings.Get().Threads))
 		// The model is usable even if the settings cannot be saved. The
 		// default model has its own menu item, and its cache path is no
 		// place to remember.
@@ -329,9 +328,20 @@ func isDir(p string) bool {
 	return err == nil && st.IsDir()
 }
 
-// applyThreads sets the worker threads of the current model (0 leaves it).
+// applyThreads sets the worker threads of the current model to those of
+// the threads setting n (see threadCount).
 func (m *Models) applyThreads(n int) {
-	if p, _ := m.Current(); p != nil && n > 0 {
-		p.Engine.B.SetThreads(n)
+	if p, _ := m.Current(); p != nil {
+		p.Engine.B.SetThreads(threadCount(n))
 	}
+}
+
+// threadCount is the number of worker threads of the threads setting n:
+// n itself, or for 0 (automatic) the number of physical cores, so that
+// going back to automatic undoes an earlier choice.
+func threadCount(n int) int {
+	if n > 0 {
+		return n
+	}
+	return cpu.DefaultThreads()
 }

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -123,8 +122,8 @@ func (u *menus) onSettings() {
 	threads := widget.NewEntry()
 	threads.SetText(strconv.Itoa(cur.Threads))
 	threads.Validator = func(s string) error {
-		if n, err := strconv.Atoi(s); err != nil || n < 0 || n > 1024 {
-			return errors.New("0 (automatic) to 1024")
+		if n, err := strconv.Atoi(s); err != nil || n < 0 || n > settings.MaxThreads {
+			return fmt.Errorf("0 (automatic) to %d", settings.MaxThreads)
 		}
 		return nil
 	}
@@ -156,7 +155,7 @@ func (u *menus) onSettings() {
 		widget.NewFormItem("Preview steps", previewSteps),
 		widget.NewFormItem("Export", embed),
 	}
-	items[0].HintText = "0 uses every core"
+	items[0].HintText = "0 uses one per physical core"
 	items[1].HintText = "takes effect at the next start"
 	items[3].HintText = "longer side of the live preview, in pixels"
 	items[5].HintText = "dropping such a PNG restores its concepts too"

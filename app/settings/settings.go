@@ -22,6 +22,10 @@ const FileName = "settings.json"
 // MaxRecent is how many recent models are remembered.
 const MaxRecent = 8
 
+// MaxThreads bounds the threads setting (and the headless commands'
+// --threads): far above any core count, it catches typing slips.
+const MaxThreads = 1024
+
 // version is written into the file; a newer file is read as far as it goes.
 const version = 1
 
@@ -29,8 +33,8 @@ const version = 1
 // "choose for me" for every field.
 type Settings struct {
 	Version int `json:"version"`
-	// Threads is the number of worker threads the models use; 0 lets the
-	// runtime choose (one per core).
+	// Threads is the number of worker threads the models use, at most
+	// MaxThreads; 0 lets the runtime choose (one per physical core).
 	Threads int `json:"threads,omitempty"`
 	// DataDir is where history and other app data live; "" is the default
 	// folder next to the settings file.
@@ -52,8 +56,8 @@ type Settings struct {
 
 // Validate explains what is wrong with s.
 func (s Settings) Validate() error {
-	if s.Threads < 0 || s.Threads > 1024 {
-		return fmt.Errorf("settings: %d threads: want 0 (automatic) to 1024", s.Threads)
+	if s.Threads < 0 || s.Threads > MaxThreads {
+		return fmt.Errorf("settings: %d threads: want 0 (automatic) to %d", s.Threads, MaxThreads)
 	}
 	if s.PreviewSide != 0 && (s.PreviewSide < 64 || s.PreviewSide > 2048) {
 		return fmt.Errorf("settings: preview size %d: want 64 to 2048 pixels (0 for the default)", s.PreviewSide)

@@ -203,7 +203,9 @@ func Run(ctx context.Context, p *pipeline.Pipeline, o Options) (*Report, error) 
 	if o.Views < 3 || o.Views > 5 {
 		return nil, fmt.Errorf("evaldefault: %d views per concept: want 3 to 5", o.Views)
 	}
-	ev := &evaluator{p: p, e: ops.CPU(), o: o, start: time.Now(), work: o.WorkDir}
+	// The classifier runs on the model's backend (its worker threads), with
+	// scratch buffers of its own.
+	ev := &evaluator{p: p, e: ops.NewEngine(p.Engine.B), o: o, start: time.Now(), work: o.WorkDir}
 	if ev.work == "" {
 		dir, err := os.MkdirTemp("", "perfusion-eval-")
 		if err != nil {

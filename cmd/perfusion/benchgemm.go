@@ -45,25 +45,27 @@ type gemmOptions struct {
 type gemmFlagValues struct {
 	compare, serve *bool
 	shapes         *string
-	threads        *int
+	threads        *threadsFlag
 }
 
 func gemmFlags(fs *flag.FlagSet) gemmFlagValues {
-	return gemmFlagValues{
+	v := gemmFlagValues{
 		compare: fs.Bool("gemm", false, "instead of the stages, time this build's GEMM against the platform BLAS (OpenBLAS with OPENBLAS_CORETYPE="+skylakeX+
 			", and with the environment as it is, each in a child process), interleaved, the best of --steps rounds (default 5), in GFLOP/s with ratios"),
 		serve:   fs.Bool("gemm-serve", false, "the child side of --gemm: answer GEMM timing requests on stdin with the platform BLAS"),
 		shapes:  fs.String("gemm-shapes", defaultGemmShapes, "GEMM shapes of --gemm as MxNxK (C[M,N] = A[M,K]·B[K,N]), comma-separated"),
-		threads: fs.Int("threads", 0, "worker threads (default: the number of physical cores)"),
+		threads: new(threadsFlag),
 	}
+	addThreadsFlag(fs, v.threads)
+	return v
 }
 
 // options checks the values; steps is --steps, which sets the rounds of
 // --gemm when given.
 func (v gemmFlagValues) options(fs *flag.FlagSet, steps int) (gemmOptions, error) {
-	o := gemmOptions{compare: *v.compare, serve: *v.serve, threads: *v.threads, rounds: gemmRounds}
-	if o.threads < 0 {
-		return o, fmt.Errorf("%w: --threads %d: want at least 1", errUsage, o.threads)
+	o := gemmOptions{compare: *v.compare, serve: *v.serve, threads: int(*v.threads), rounds: gemmRounds}
+	if err := v.threads.check(fs); err != nil {
+		return o, err
 	}
 	if o.compare && o.serve {
 		return o, fmt.Errorf("%w: --gemm and --gemm-serve exclude each other", errUsage)
@@ -86,12 +88,7 @@ func (v gemmFlagValues) options(fs *flag.FlagSet, steps int) (gemmOptions, error
 	return o, nil
 }
 
-func (o gemmOptions) threadCount() int {
-	if o.threads > 0 {
-		return o.threads
-	}
-	return cpu.DefaultThreads()
-}
+func (o gemmOptions) threadCount() int { return threadsFlag(o.threads).count() }
 
 // serveGemm is `perfusion bench --gemm-serve`: it times GEMMs with the
 // platform BLAS as bench.Serve's requests on r ask.

@@ -32,6 +32,13 @@ type evalFlags struct {
 	quick               bool
 	seed                uint64
 	skip                map[string]bool // parts left out: text, background, personal
+	threads             threadsFlag
+}
+
+// loadOptions are the model's load options: the worker threads the flags
+// ask for, and the built-in CLIP vocabulary when none is found.
+func (g evalFlags) loadOptions() pipeline.LoadOptions {
+	return pipeline.LoadOptions{FallbackBPE: clipVocab(), Engine: g.threads.engine()}
 }
 
 // evalParts are the parts --skip may name.
@@ -47,6 +54,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	fs.BoolVar(&g.quick, "quick", false, "a smaller, faster evaluation (fewer prompts, two concepts); its counts are below the targets'")
 	fs.Uint64Var(&g.seed, "seed", 1, "seed of every choice, noise and training")
 	skip := fs.String("skip", "", "comma-separated parts to leave out: "+strings.Join(evalParts, ", "))
+	addThreadsFlag(fs, &g.threads)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return g, err
@@ -66,6 +74,9 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 			return g, fmt.Errorf("%w: --skip %q: want some of %s", errUsage, part, strings.Join(evalParts, ", "))
 		}
 		g.skip[part] = true
+	}
+	if err := g.threads.check(fs); err != nil {
+		return g, err
 	}
 	if g.work == "" {
 		base, err := os.UserCacheDir()
@@ -91,7 +102,7 @@ func runEvalDefault(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	pr.line(fmt.Sprintf("loading %s", model))
-	p, err := pipeline.Load(ctx, model, pipeline.LoadOptions{FallbackBPE: clipVocab()})
+	p, err := pipeline.Load(ctx, model, g.loadOptions())
 	pr.done()
 	if err != nil {
 		return err

@@ -37,6 +37,7 @@ type generateFlags struct {
 	cfg                                      float64
 	emphasis, longPrompts                    bool
 	concepts                                 conceptFlags
+	threads                                  threadsFlag
 }
 
 // repeated is a flag that may be given several times (--prompt,
@@ -85,6 +86,12 @@ func (g generateFlags) request(seed uint64) pipeline.Request {
 	return r
 }
 
+// loadOptions are the model's load options: the vocabulary and the worker
+// threads the flags ask for, with progress reported to progress.
+func (g generateFlags) loadOptions(progress func(float64)) pipeline.LoadOptions {
+	return pipeline.LoadOptions{Tokenizer: g.tokenizer, FallbackBPE: clipVocab(), Engine: g.threads.engine(), Progress: progress}
+}
+
 func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) {
 	var g generateFlags
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
@@ -109,6 +116,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 	fs.StringVar(&g.concepts.multi, "multi", "sum", "how several concepts combine: sum or exact")
 	fs.StringVar(&g.concepts.lock, "lock", "local", "concept key locking: local or global")
 	fs.StringVar(&g.concepts.cacheDir, "cache", "", "folder that caches the text covariance C concepts need (default: the user cache folder's perfusion/covariance)")
+	addThreadsFlag(fs, &g.threads)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return g, err
@@ -124,6 +132,9 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
+	}
+	if err := g.threads.check(fs); err != nil {
+		return g, err
 	}
 	seedErr := g.seed.parse(*seed)
 	switch {
@@ -208,11 +219,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	pr.line(fmt.Sprintf("loading %s", g.model))
 	start := time.Now()
-	p, err := pipeline.Load(ctx, g.model, pipeline.LoadOptions{
-		Tokenizer:   g.tokenizer,
-		FallbackBPE: clipVocab(),
-		Progress:    func(f float64) { pr.percent("loading "+modelName, f) },
-	})
+	p, err := pipeline.Load(ctx, g.model, g.loadOptions(func(f float64) { pr.percent("loading "+modelName, f) }))
 	pr.done()
 	if err != nil {
 		return err

@@ -50,6 +50,13 @@ type trainFlags struct {
 	steps, size, batch                                           int
 	seed                                                         uint64
 	noFlip, fresh, attnMask                                      bool
+	threads                                                      threadsFlag
+}
+
+// loadOptions are the model's load options: the vocabulary and the worker
+// threads the flags ask for, with progress reported to progress.
+func (g trainFlags) loadOptions(progress func(float64)) pipeline.LoadOptions {
+	return pipeline.LoadOptions{Tokenizer: g.tokenizer, FallbackBPE: clipVocab(), Engine: g.threads.engine(), Progress: progress}
 }
 
 func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
@@ -72,11 +79,15 @@ func parseTrainFlags(args []string, stderr io.Writer) (trainFlags, error) {
 	fs.BoolVar(&g.fresh, "fresh", false, "ignore and replace an existing resume file")
 	fs.StringVar(&g.tokenizer, "tokenizer", "", "CLIP vocabulary (default: searched beside the model, else the built-in CLIP vocabulary)")
 	fs.StringVar(&g.cacheDir, "cache", "", "folder for the text-encoder covariance cache (default: $"+envDataDir+"/covariance, else the user cache folder)")
+	addThreadsFlag(fs, &g.threads)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return g, err
 		}
 		return g, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := g.threads.check(fs); err != nil {
+		return g, err
 	}
 	for _, a := range fs.Args() { // photos may also follow the flags
 		g.photos.Set(a)
@@ -160,11 +171,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	g.model = model
 	pr.line(fmt.Sprintf("loading %s", g.model))
-	p, err := pipeline.Load(ctx, g.model, pipeline.LoadOptions{
-		Tokenizer:   g.tokenizer,
-		FallbackBPE: clipVocab(),
-		Progress:    func(f float64) { pr.percent("loading "+modelName, f) },
-	})
+	p, err := pipeline.Load(ctx, g.model, g.loadOptions(func(f float64) { pr.percent("loading "+modelName, f) }))
 	pr.done()
 	if err != nil {
 		return err

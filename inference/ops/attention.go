@@ -92,7 +92,7 @@ func (f *attentionFn) Forward() (mat.Tensor, error) {
 	if AnyGrad(f.q, f.k, f.v) {
 		lse = make([]float32, f.p.LSELen()) // [B, H, Tq]
 	}
-	if err := attention.Forward(f.e.B, f.p, f.q.Data(), f.k.Data(), f.v.Data(), out, lse); err != nil {
+	if err := attention.Forward(f.e.B, f.e.pool, f.p, f.q.Data(), f.k.Data(), f.v.Data(), out, lse); err != nil {
 		return nil, fmt.Errorf("ops: attention: %w", err)
 	}
 	if lse != nil {
@@ -109,7 +109,7 @@ func (f *attentionFn) Backward(gy mat.Tensor) error {
 		return f.e.scratch(t.Size()) // overwritten by the kernel
 	}
 	dq, dk, dv := grad(f.q), grad(f.k), grad(f.v)
-	err := attention.Backward(f.e.B, f.p, f.q.Data(), f.k.Data(), f.v.Data(), f.out, f.lse,
+	err := attention.Backward(f.e.B, f.e.pool, f.p, f.q.Data(), f.k.Data(), f.v.Data(), f.out, f.lse,
 		tensor.Float32s(gy), dq, dk, dv)
 	if err != nil {
 		return fmt.Errorf("ops: attention: %w", err)

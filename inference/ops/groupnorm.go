@@ -59,7 +59,7 @@ type groupNorm struct {
 	eps             float32
 	silu            bool // SiLU applied to the output
 	b, c, s, groups int
-	mean, rstd      []float64 // [B, groups], saved by Forward for Backward
+	mean, rstd      []float64 // [B, groups], saved by Forward for Backward (only then)
 }
 
 func (f *groupNorm) Operands() []mat.Tensor { return Operands(f.x, f.gamma, f.beta) }
@@ -70,13 +70,19 @@ func (f *groupNorm) groupLen() int { return f.c / f.groups * f.s }
 func (f *groupNorm) Forward() (mat.Tensor, error) {
 	x, n, cg := f.x.Data(), f.groupLen(), f.c/f.groups
 	y := f.e.output(len(x)) // [B, C, S]
-	f.mean, f.rstd = make([]float64, f.b*f.groups), make([]float64, f.b*f.groups)
+	// The moments are saved only for a graph's Backward.
+	keep := AnyGrad(f.x, f.gamma, f.beta)
+	if keep {
+		f.mean, f.rstd = make([]float64, f.b*f.groups), make([]float64, f.b*f.groups)
+	}
 	gamma, beta := affine(f.gamma, f.beta)
 	f.e.par(f.b*f.groups, grain/n+1, func(lo, hi int) {
 		for bg := lo; bg < hi; bg++ {
 			xs, ys := x[bg*n:(bg+1)*n], y[bg*n:(bg+1)*n]
 			mean, rstd := moments(xs, float64(f.eps))
-			f.mean[bg], f.rstd[bg] = mean, rstd
+			if keep {
+				f.mean[bg], f.rstd[bg] = mean, rstd
+			}
 			c0 := bg % f.groups * cg
 			for k := 0; k < cg; k++ {
 				yk := ys[k*f.s : (k+1)*f.s]

@@ -30,7 +30,7 @@ type layerNorm struct {
 	x, gamma, beta tensor.Tensor // [rows, C], [C], [C]
 	eps            float32
 	rows, c        int
-	mean, rstd     []float64 // [rows], saved by Forward for Backward
+	mean, rstd     []float64 // [rows], saved by Forward for Backward (only then)
 }
 
 func (f *layerNorm) Operands() []mat.Tensor { return Operands(f.x, f.gamma, f.beta) }
@@ -38,13 +38,19 @@ func (f *layerNorm) Operands() []mat.Tensor { return Operands(f.x, f.gamma, f.be
 func (f *layerNorm) Forward() (mat.Tensor, error) {
 	x, c := f.x.Data(), f.c
 	y := f.e.output(len(x)) // [rows, C]
-	f.mean, f.rstd = make([]float64, f.rows), make([]float64, f.rows)
+	// The moments are saved only for a graph's Backward.
+	keep := AnyGrad(f.x, f.gamma, f.beta)
+	if keep {
+		f.mean, f.rstd = make([]float64, f.rows), make([]float64, f.rows)
+	}
 	gamma, beta := affine(f.gamma, f.beta)
 	f.e.par(f.rows, grain/c+1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xs, ys := x[r*c:(r+1)*c], y[r*c:(r+1)*c]
 			mean, rstd := moments(xs, float64(f.eps))
-			f.mean[r], f.rstd[r] = mean, rstd
+			if keep {
+				f.mean[r], f.rstd[r] = mean, rstd
+			}
 			m32, r32 := float32(mean), float32(rstd)
 			exact := math.Abs(mean*rstd) > meanRatioMax
 			for j, v := range xs {

@@ -22,7 +22,8 @@
 // Work is split into (head, query block) tasks for Forward and (head, key
 // block) tasks for Backward, handed to the workers of a Runner. Working
 // memory is a few tiles per worker plus the packed keys and values of the
-// heads in flight, never O(T²).
+// heads in flight, never O(T²); it comes from the caller's Buffers, so a
+// loop of calls reuses it.
 //
 // Scores are kept as base-2 logits (queries pre-multiplied by
 // scale·log2 e), so the softmax needs only 2^x, a cheaper polynomial than
@@ -106,16 +107,41 @@ func (p Problem) checkSlices(q, k, v, out []float32) error {
 	return nil
 }
 
+// Buffers lends working memory, so that repeated calls reuse it instead of
+// allocating it anew (ops.Engine's scratch pool is one). Get returns n
+// floats with any contents; Put takes back a slice that Get returned, once
+// the call is done with it. It must be safe for concurrent use.
+type Buffers interface {
+	Get(n int) []float32
+	Put(b []float32)
+}
+
+// get returns n floats from buf, or newly allocated when buf is nil.
+func get(buf Buffers, n int) []float32 {
+	if buf == nil {
+		return make([]float32, n)
+	}
+	return buf.Get(n)[:n]
+}
+
+// put hands b back to buf, if any.
+func put(buf Buffers, b []float32) {
+	if buf != nil {
+		buf.Put(b)
+	}
+}
+
 // Forward computes out = softmax(scale·q·kᵀ)·v per batch and head. When
 // lse is not nil (length LSELen) it receives the per-row log-sum-exp that
-// Backward needs.
-func Forward(r Runner, p Problem, q, k, v, out, lse []float32) error {
-	return forward(pick(), r, p, q, k, v, out, lse)
+// Backward needs. Its working memory comes from buf (nil: allocated).
+func Forward(r Runner, buf Buffers, p Problem, q, k, v, out, lse []float32) error {
+	return forward(pick(), r, buf, p, q, k, v, out, lse)
 }
 
 // Backward computes the gradients of the inputs from dout, the gradient of
 // out. out and lse are those of the Forward call. dq, dk and dv are
 // overwritten; any of them may be nil when that gradient is not wanted.
-func Backward(r Runner, p Problem, q, k, v, out, lse, dout, dq, dk, dv []float32) error {
-	return backward(pick(), r, p, q, k, v, out, lse, dout, dq, dk, dv)
+// Its working memory comes from buf (nil: allocated).
+func Backward(r Runner, buf Buffers, p Problem, q, k, v, out, lse, dout, dq, dk, dv []float32) error {
+	return backward(pick(), r, buf, p, q, k, v, out, lse, dout, dq, dk, dv)
 }

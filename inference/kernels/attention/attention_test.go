@@ -117,7 +117,8 @@ func TestForwardMatchesReference(t *testing.T) {
 					_, _, _, no := p.lens()
 					out := make([]float32, no)
 					lse := make([]float32, p.LSELen())
-					if err := forward(kn, pool(threads), p, q, k, v, out, lse); err != nil {
+					buf := testBuffers(t, threads)
+					if err := forward(kn, pool(threads), buf, p, q, k, v, out, lse); err != nil {
 						t.Fatal(err)
 					}
 					closeTo(t, fmt.Sprintf("out(threads=%d)", threads), out, want, 1e-5)
@@ -198,12 +199,13 @@ func TestBackwardMatchesReference(t *testing.T) {
 				wq, wk, wv := refBackward(p, q, k, v, dout)
 				out := make([]float32, no)
 				lse := make([]float32, p.LSELen())
-				if err := forward(kn, pool(2), p, q, k, v, out, lse); err != nil {
+				if err := forward(kn, pool(2), nil, p, q, k, v, out, lse); err != nil {
 					t.Fatal(err)
 				}
 				for _, threads := range []int{1, 3} {
 					dq, dk, dv := make([]float32, nq), make([]float32, nk), make([]float32, nv)
-					if err := backward(kn, pool(threads), p, q, k, v, out, lse, dout, dq, dk, dv); err != nil {
+					buf := testBuffers(t, threads)
+					if err := backward(kn, pool(threads), buf, p, q, k, v, out, lse, dout, dq, dk, dv); err != nil {
 						t.Fatal(err)
 					}
 					closeTo(t, fmt.Sprintf("dq(threads=%d)", threads), dq, wq, 1e-4)
@@ -212,7 +214,7 @@ func TestBackwardMatchesReference(t *testing.T) {
 				}
 				// Each gradient alone gives the same values.
 				dk := make([]float32, nk)
-				if err := backward(kn, pool(2), p, q, k, v, out, lse, dout, nil, dk, nil); err != nil {
+				if err := backward(kn, pool(2), testBuffers(t, 2), p, q, k, v, out, lse, dout, nil, dk, nil); err != nil {
 					t.Fatal(err)
 				}
 				closeTo(t, "dk alone", dk, wk, 1e-4)

@@ -24,7 +24,36 @@ type bwdScratch struct {
 	dk, dv []float32 // [bwdK, Dhp], [bwdK, Dvp] the task's key and value gradients
 }
 
-func backward(kn kernels, r Runner, p Problem, q, k, v, out, lse, dout, dq, dk, dv []float32) error {
+// bwdTileFloats is the size of one worker's bwdScratch.
+func bwdTileFloats(dhp, dvp int) int { return 2*bwdQ*bwdK + bwdK*dhp + bwdK*dvp }
+
+// bwdTiles cuts worker w's tiles out of tiles.
+func bwdTiles(tiles []float32, w, dhp, dvp int) bwdScratch {
+	t := tiles[w*bwdTileFloats(dhp, dvp):]
+	var sc bwdScratch
+	sc.s, t = t[:bwdQ*bwdK], t[bwdQ*bwdK:]
+	sc.dp, t = t[:bwdQ*bwdK], t[bwdQ*bwdK:]
+	sc.dk, t = t[:bwdK*dhp], t[bwdK*dhp:]
+	sc.dv = t[:bwdK*dvp]
+	return sc
+}
+
+// newBwdWave cuts the packed operands of g heads out of work, which must
+// hold g*perHead floats (see backward).
+func newBwdWave(work []float32, g, dh, dv, tqp, tkp, dhp, dvp int) bwdWave {
+	wv := bwdWave{tqp: tqp, tkp: tkp, dhp: dhp, dvp: dvp, locks: make([]sync.Mutex, g*tqp/bwdQ)}
+	cut := func(n int) []float32 {
+		s := work[:n:n]
+		work = work[n:]
+		return s
+	}
+	wv.kt, wv.kp, wv.vt = cut(g*dh*tkp), cut(g*tkp*dhp), cut(g*dv*tkp)
+	wv.qp, wv.dop, wv.dqp = cut(g*tqp*dhp), cut(g*tqp*dvp), cut(g*tqp*dhp)
+	wv.lse, wv.d = cut(g*tqp), cut(g*tqp)
+	return wv
+}
+
+func backward(kn kernels, r Runner, buf Buffers, p Problem, q, k, v, out, lse, dout, dq, dk, dv []float32) error {
 	if err := p.checkSlices(q, k, v, out); err != nil {
 		return err
 	}
@@ -52,80 +81,102 @@ func backward(kn kernels, r Runner, p Problem, q, k, v, out, lse, dout, dq, dk, 
 	H, Dh, Dv := p.Heads, p.Dh, p.Dv
 	tqp, tkp := roundUp(p.Tq, bwdQ), roundUp(p.Tk, bwdK)
 	dhp, dvp := roundUp(Dh, 8), roundUp(Dv, 8)
-	nqb, nkb := tqp/bwdQ, tkp/bwdK
+	nkb := tkp / bwdK
 	bh := p.B * H
 	threads := max(1, r.Threads())
 	perHead := Dh*tkp + tkp*dhp + Dv*tkp + 2*tqp*dhp + tqp*dvp + 2*tqp
 	g := waveHeads(bh, nkb, threads, perHead)
+	workers := min(threads, g*nkb)
 
-	wv := bwdWave{
-		kt: make([]float32, g*Dh*tkp), kp: make([]float32, g*tkp*dhp),
-		vt: make([]float32, g*Dv*tkp), qp: make([]float32, g*tqp*dhp),
-		dop: make([]float32, g*tqp*dvp), dqp: make([]float32, g*tqp*dhp),
-		lse: make([]float32, g*tqp), d: make([]float32, g*tqp),
-		locks: make([]sync.Mutex, g*nqb),
-		tqp:   tqp, tkp: tkp, dhp: dhp, dvp: dvp,
-	}
-	scratch := make([]bwdScratch, min(threads, g*nkb))
-	for i := range scratch {
-		scratch[i] = bwdScratch{
-			s: make([]float32, bwdQ*bwdK), dp: make([]float32, bwdQ*bwdK),
-			dk: make([]float32, bwdK*dhp), dv: make([]float32, bwdK*dvp),
+	// The buffer comes with any contents: the packing below writes every
+	// value the tasks read, zeros in the padding.
+	work := get(buf, g*perHead+workers*bwdTileFloats(dhp, dvp))
+	defer put(buf, work)
+	wv := newBwdWave(work, g, Dh, Dv, tqp, tkp, dhp, dvp)
+	tiles := work[g*perHead:]
+
+	// The loop bodies are made once, for all waves: closures made inside
+	// the wave loop would be allocated again for every wave.
+	var h0 int // first head of the wave
+	// Pack keys and values.
+	packKV := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gi, t := i/tkp, i%tkp
+			kb, j := t/bwdK, t%bwdK
+			kpr := wv.kp[(gi*tkp+t)*dhp:][:dhp]
+			if t >= p.Tk { // a pad key
+				clear(kpr)
+				for c := range Dh {
+					wv.kt[gi*Dh*tkp+(kb*Dh+c)*bwdK+j] = 0
+				}
+				for c := range Dv {
+					wv.vt[gi*Dv*tkp+(kb*Dv+c)*bwdK+j] = 0
+				}
+				continue
+			}
+			b, h := (h0+gi)/H, (h0+gi)%H
+			kr := k[headRow(b, t, h, p.Tk, H, Dh):][:Dh]
+			copy(kpr, kr)
+			clear(kpr[Dh:])
+			for c, x := range kr {
+				wv.kt[gi*Dh*tkp+(kb*Dh+c)*bwdK+j] = x
+			}
+			for c, x := range v[headRow(b, t, h, p.Tk, H, Dv):][:Dv] {
+				wv.vt[gi*Dv*tkp+(kb*Dv+c)*bwdK+j] = x
+			}
 		}
 	}
-
-	for h0 := 0; h0 < bh; h0 += g {
+	// Pack queries (scaled so that scores are base-2 logits), output
+	// gradients, lse and D; clear dQ.
+	c := p.Scale * log2e
+	packQ := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gi, t := i/tqp, i%tqp
+			qpr := wv.qp[(gi*tqp+t)*dhp:][:dhp]
+			dor := wv.dop[(gi*tqp+t)*dvp:][:dvp]
+			clear(wv.dqp[(gi*tqp+t)*dhp:][:dhp])
+			if t >= p.Tq { // a pad query
+				clear(qpr)
+				clear(dor)
+				wv.d[gi*tqp+t], wv.lse[gi*tqp+t] = 0, 0
+				continue
+			}
+			b, h := (h0+gi)/H, (h0+gi)%H
+			for j, x := range q[headRow(b, t, h, p.Tq, H, Dh):][:Dh] {
+				qpr[j] = c * x
+			}
+			clear(qpr[Dh:])
+			do := dout[headRow(b, t, h, p.Tq, H, Dv):][:Dv]
+			copy(dor, do)
+			clear(dor[Dv:])
+			var dsum float64
+			for j, o := range out[headRow(b, t, h, p.Tq, H, Dv):][:Dv] {
+				dsum += float64(o) * float64(do[j])
+			}
+			wv.d[gi*tqp+t] = float32(dsum)
+			wv.lse[gi*tqp+t] = lse[(h0+gi)*p.Tq+t] * log2e
+		}
+	}
+	task := func(w, t int) {
+		sc := bwdTiles(tiles, w, dhp, dvp)
+		bwdTask(kn, p, &sc, &wv, h0, t/nkb, t%nkb, dk, dv, dq != nil)
+	}
+	unpackDQ := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gi, t := i/p.Tq, i%p.Tq
+			b, h := (h0+gi)/H, (h0+gi)%H
+			for j, x := range wv.dqp[(gi*tqp+t)*dhp:][:Dh] {
+				dq[headRow(b, t, h, p.Tq, H, Dh)+j] = p.Scale * x
+			}
+		}
+	}
+	for h0 = 0; h0 < bh; h0 += g {
 		n := min(g, bh-h0)
-		// Pack keys and values; pad rows and columns stay zero.
-		r.Parallel(n*p.Tk, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				gi, t := i/p.Tk, i%p.Tk
-				b, h := (h0+gi)/H, (h0+gi)%H
-				kr := k[headRow(b, t, h, p.Tk, H, Dh):][:Dh]
-				copy(wv.kp[(gi*tkp+t)*dhp:], kr)
-				kb, j := t/bwdK, t%bwdK
-				for c, x := range kr {
-					wv.kt[gi*Dh*tkp+(kb*Dh+c)*bwdK+j] = x
-				}
-				for c, x := range v[headRow(b, t, h, p.Tk, H, Dv):][:Dv] {
-					wv.vt[gi*Dv*tkp+(kb*Dv+c)*bwdK+j] = x
-				}
-			}
-		})
-		// Pack queries (scaled so that scores are base-2 logits), output
-		// gradients, lse and D; clear dQ.
-		c := p.Scale * log2e
-		r.Parallel(n*p.Tq, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				gi, t := i/p.Tq, i%p.Tq
-				b, h := (h0+gi)/H, (h0+gi)%H
-				for j, x := range q[headRow(b, t, h, p.Tq, H, Dh):][:Dh] {
-					wv.qp[(gi*tqp+t)*dhp+j] = c * x
-				}
-				do := dout[headRow(b, t, h, p.Tq, H, Dv):][:Dv]
-				copy(wv.dop[(gi*tqp+t)*dvp:], do)
-				var dsum float64
-				for j, o := range out[headRow(b, t, h, p.Tq, H, Dv):][:Dv] {
-					dsum += float64(o) * float64(do[j])
-				}
-				wv.d[gi*tqp+t] = float32(dsum)
-				wv.lse[gi*tqp+t] = lse[(h0+gi)*p.Tq+t] * log2e
-				clear(wv.dqp[(gi*tqp+t)*dhp:][:dhp])
-			}
-		})
-		runTasks(r, len(scratch), n*nkb, func(w, t int) {
-			bwdTask(kn, p, &scratch[w], &wv, h0, t/nkb, t%nkb, dk, dv, dq != nil)
-		})
+		r.Parallel(n*tkp, packKV)
+		r.Parallel(n*tqp, packQ)
+		runTasks(r, workers, n*nkb, task)
 		if dq != nil {
-			r.Parallel(n*p.Tq, func(lo, hi int) {
-				for i := lo; i < hi; i++ {
-					gi, t := i/p.Tq, i%p.Tq
-					b, h := (h0+gi)/H, (h0+gi)%H
-					for j, x := range wv.dqp[(gi*tqp+t)*dhp:][:Dh] {
-						dq[headRow(b, t, h, p.Tq, H, Dh)+j] = p.Scale * x
-					}
-				}
-			})
+			r.Parallel(n*p.Tq, unpackDQ)
 		}
 	}
 	return nil

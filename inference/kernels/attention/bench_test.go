@@ -49,7 +49,7 @@ func BenchmarkForward(b *testing.B) {
 	q, k, v, out, lse, _ := benchInputs(p)
 	b.ReportAllocs()
 	timeLoop(b, p.Flops(), peak, func() {
-		if err := Forward(be, p, q, k, v, out, lse); err != nil {
+		if err := Forward(be, nil, p, q, k, v, out, lse); err != nil {
 			b.Fatal(err)
 		}
 	})
@@ -69,10 +69,10 @@ func BenchmarkForwardBackward(b *testing.B) {
 	q, k, v, out, lse, dout := benchInputs(p)
 	dq, dk, dv := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
 	step := func() {
-		if err := Forward(be, p, q, k, v, out, lse); err != nil {
+		if err := Forward(be, nil, p, q, k, v, out, lse); err != nil {
 			b.Fatal(err)
 		}
-		if err := Backward(be, p, q, k, v, out, lse, dout, dq, dk, dv); err != nil {
+		if err := Backward(be, nil, p, q, k, v, out, lse, dout, dq, dk, dv); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,13 +4,27 @@ import "math"
 
 // fwdScratch is one worker's tiles.
 type fwdScratch struct {
-	q  []float32    // [fwdQ, Dh] the task's queries
-	s  []float32    // [fwdQ, fwdK] scores, then probabilities
-	o  []float32    // [fwdQ, Dvp] unnormalised output
-	ml [][2]float32 // [fwdQ] running max and sum per row
+	q  []float32 // [fwdQ, Dh] the task's queries
+	s  []float32 // [fwdQ, fwdK] scores, then probabilities
+	o  []float32 // [fwdQ, Dvp] unnormalised output
+	ml []float32 // [fwdQ, 2] running max and sum per row
 }
 
-func forward(kn kernels, r Runner, p Problem, q, k, v, out, lse []float32) error {
+// fwdTileFloats is the size of one worker's fwdScratch.
+func fwdTileFloats(dh, dvp int) int { return fwdQ*dh + fwdQ*fwdK + fwdQ*dvp + 2*fwdQ }
+
+// fwdTiles cuts worker w's tiles out of tiles.
+func fwdTiles(tiles []float32, w, dh, dvp int) fwdScratch {
+	t := tiles[w*fwdTileFloats(dh, dvp):]
+	sc := fwdScratch{q: t[:fwdQ*dh]}
+	t = t[fwdQ*dh:]
+	sc.s, t = t[:fwdQ*fwdK], t[fwdQ*fwdK:]
+	sc.o, t = t[:fwdQ*dvp], t[fwdQ*dvp:]
+	sc.ml = t[:2*fwdQ]
+	return sc
+}
+
+func forward(kn kernels, r Runner, buf Buffers, p Problem, q, k, v, out, lse []float32) error {
 	if err := p.checkSlices(q, k, v, out); err != nil {
 		return err
 	}
@@ -26,39 +40,50 @@ func forward(kn kernels, r Runner, p Problem, q, k, v, out, lse []float32) error
 	bh := p.B * H
 	threads := max(1, r.Threads())
 	g := waveHeads(bh, nqb, threads, Dh*tkp+tkp*dvp)
+	workers := min(threads, g*nqb)
 
-	// Packed per head of the wave; pad keys stay zero. Blocking the keys
-	// keeps a tile's rows close together in the cache.
-	kt := make([]float32, g*Dh*tkp)  // [g, tkp/fwdK, Dh, fwdK] keys transposed per key block
-	vp := make([]float32, g*tkp*dvp) // [g, tkp, Dvp] values
-	scratch := make([]fwdScratch, min(threads, g*nqb))
-	for i := range scratch {
-		scratch[i] = fwdScratch{
-			q:  make([]float32, fwdQ*Dh),
-			s:  make([]float32, fwdQ*fwdK),
-			o:  make([]float32, fwdQ*dvp),
-			ml: make([][2]float32, fwdQ),
+	// Packed per head of the wave, with zeros in the padding (the buffer
+	// comes with any contents). Blocking the keys keeps a tile's rows close
+	// together in the cache.
+	nkt, nvp := g*Dh*tkp, g*tkp*dvp
+	work := get(buf, nkt+nvp+workers*fwdTileFloats(Dh, dvp))
+	defer put(buf, work)
+	kt := work[:nkt]        // [g, tkp/fwdK, Dh, fwdK] keys transposed per key block
+	vp := work[nkt:][:nvp]  // [g, tkp, Dvp] values
+	tiles := work[nkt+nvp:] // [workers] fwdScratch
+
+	// The loop bodies are made once, for all waves: closures made inside
+	// the wave loop would be allocated again for every wave.
+	var h0 int // first head of the wave
+	pack := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gi, t := i/tkp, i%tkp
+			ktg := kt[gi*Dh*tkp:]
+			vr := vp[(gi*tkp+t)*dvp:][:dvp]
+			if t >= p.Tk { // a pad key
+				for d := range Dh {
+					ktg[(t/fwdK*Dh+d)*fwdK+t%fwdK] = 0
+				}
+				clear(vr)
+				continue
+			}
+			b, h := (h0+gi)/H, (h0+gi)%H
+			for d, x := range k[headRow(b, t, h, p.Tk, H, Dh):][:Dh] {
+				ktg[(t/fwdK*Dh+d)*fwdK+t%fwdK] = x
+			}
+			copy(vr, v[headRow(b, t, h, p.Tk, H, Dv):][:Dv])
+			clear(vr[Dv:])
 		}
 	}
-
-	for h0 := 0; h0 < bh; h0 += g {
+	task := func(w, t int) {
+		gi, qb := t/nqb, t%nqb
+		sc := fwdTiles(tiles, w, Dh, dvp)
+		fwdTask(kn, p, &sc, h0+gi, qb*fwdQ, kt[gi*Dh*tkp:][:Dh*tkp], vp[gi*tkp*dvp:][:tkp*dvp], q, out, lse)
+	}
+	for h0 = 0; h0 < bh; h0 += g {
 		n := min(g, bh-h0)
-		r.Parallel(n*p.Tk, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				gi, t := i/p.Tk, i%p.Tk
-				b, h := (h0+gi)/H, (h0+gi)%H
-				kr := k[headRow(b, t, h, p.Tk, H, Dh):][:Dh]
-				ktg := kt[gi*Dh*tkp:]
-				for d, x := range kr {
-					ktg[(t/fwdK*Dh+d)*fwdK+t%fwdK] = x
-				}
-				copy(vp[(gi*tkp+t)*dvp:][:Dv], v[headRow(b, t, h, p.Tk, H, Dv):][:Dv])
-			}
-		})
-		runTasks(r, len(scratch), n*nqb, func(w, t int) {
-			gi, qb := t/nqb, t%nqb
-			fwdTask(kn, p, &scratch[w], h0+gi, qb*fwdQ, kt[gi*Dh*tkp:][:Dh*tkp], vp[gi*tkp*dvp:][:tkp*dvp], q, out, lse)
-		})
+		r.Parallel(n*tkp, pack)
+		runTasks(r, workers, n*nqb, task)
 	}
 	return nil
 }
@@ -84,8 +109,8 @@ func fwdTask(kn kernels, p Problem, sc *fwdScratch, head, q0 int, kt, vp, q, out
 		}
 	}
 	clear(sc.o)
-	for r := range sc.ml {
-		sc.ml[r] = [2]float32{negInf, 0}
+	for r := range fwdQ {
+		sc.ml[2*r], sc.ml[2*r+1] = negInf, 0
 	}
 
 	kEnd := p.Tk
@@ -108,7 +133,7 @@ func fwdTask(kn kernels, p Problem, sc *fwdScratch, head, q0 int, kt, vp, q, out
 			if p.Causal {
 				nv = max(0, min(nv, q0+r-k0+1))
 			}
-			kn.softmaxRow(row, nv, &sc.ml[r], sc.o[r*dvp:][:dvp])
+			kn.softmaxRow(row, nv, (*[2]float32)(sc.ml[2*r:]), sc.o[r*dvp:][:dvp])
 		}
 		for r0 := 0; r0 < prows; r0 += mr {
 			kn.panel(width, sc.s[r0*fwdK:], fwdK, 1, vp[k0*dvp:], dvp, sc.o[r0*dvp:], dvp, dvp, true)
@@ -116,7 +141,7 @@ func fwdTask(kn kernels, p Problem, sc *fwdScratch, head, q0 int, kt, vp, q, out
 	}
 
 	for r := range rows {
-		m, l := sc.ml[r][0], sc.ml[r][1]
+		m, l := sc.ml[2*r], sc.ml[2*r+1]
 		inv := 1 / l
 		dst := out[headRow(b, q0+r, h, p.Tq, H, Dv):][:Dv]
 		for c := range dst {

@@ -90,11 +90,14 @@ func (e *Engine) block(kn *kernel, A operand, B bSource, i0, i1, j0, j1, k int,
 	alpha, beta float32, c []float32, ldc int) {
 	mr, nr := kn.mr, kn.nr
 	kcMax := min(kn.kc, k)
-	ap := e.get(&e.aBufs, roundUp(min(kn.mc, i1-i0), mr)*kcMax)
+	// The packed A block is followed by an [mr, nr] scratch tile for
+	// ragged edges, so that it is pooled too.
+	na := roundUp(min(kn.mc, i1-i0), mr) * kcMax
+	ap := e.get(&e.aBufs, na+mr*nr)
 	bp := e.get(&e.bBufs, roundUp(min(kn.nc, j1-j0), nr)*kcMax)
 	defer e.aBufs.Put(ap)
 	defer e.bBufs.Put(bp)
-	edge := make([]float32, mr*nr) // [mr, nr] scratch tile for ragged edges
+	edge := (*ap)[na:][:mr*nr]
 	for jc := j0; jc < j1; jc += kn.nc {
 		nc := min(kn.nc, j1-jc)
 		for pc := 0; pc < k; pc += kn.kc {

@@ -83,3 +83,29 @@ func TestSplit(t *testing.T) {
 		}
 	}
 }
+
+// After a first call, a single-threaded Sgemm of the same shape allocates
+// one small object, op(B) boxed as a bSource (the seam for other weight
+// storage): its packing buffers and the edge tile (ragged shapes here)
+// come from the engine's pools. Several threads add the goroutine starts.
+func TestSgemmSteadyStateAllocations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: make test runs this package short under the race detector, whose instrumentation allocates")
+	}
+	for name, kn := range kernels() {
+		e := &Engine{kern: kn}
+		m, n, k := 3*kn.mr+1, 2*kn.nr+3, 50
+		a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
+		for i := range a {
+			a[i] = float32(i%7) - 3
+		}
+		for i := range b {
+			b[i] = float32(i%5) - 2
+		}
+		call := func() { e.Sgemm(1, false, true, m, n, k, 1, a, k, b, k, 0, c, n) }
+		call()
+		if got := testing.AllocsPerRun(20, call); got > 1 {
+			t.Errorf("%s: a steady-state %dx%dx%d Sgemm allocates %v objects, want at most 1", name, m, n, k, got)
+		}
+	}
+}
