@@ -173,10 +173,12 @@ func TestSmokeScenario(t *testing.T) {
 }
 
 // Colour counts that tell the preview area's empty state (a flat panel and
-// a line of text) from a picture.
+// a line of text) from a picture. A small model's 32x32 preview, enlarged
+// by whole pixels, has at most 1024 colours (and a few hundred from the
+// panel's edges): twice the empty state's bound tells them apart.
 const (
 	maxEmptyColours   = 200
-	minPreviewColours = 1000
+	minPreviewColours = 2 * maxEmptyColours
 )
 
 // waitForSteadyWindow waits until the window's rectangle, first seen as
