@@ -32,6 +32,7 @@ type evalFlags struct {
 	quick               bool
 	seed                uint64
 	skip                map[string]bool // parts left out: text, background, personal
+	conceptSteps        int             // 0: the Quick preset's
 	threads             threadsFlag
 }
 
@@ -53,6 +54,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	fs.StringVar(&g.images, "images", "", "also write every generated image into this folder")
 	fs.BoolVar(&g.quick, "quick", false, "a smaller, faster evaluation (fewer prompts, two concepts); its counts are below the targets'")
 	fs.Uint64Var(&g.seed, "seed", 1, "seed of every choice, noise and training")
+	fs.IntVar(&g.conceptSteps, "concept-steps", 0, "optimizer steps of each concept's training (default: the Quick preset's), to tune the preset")
 	skip := fs.String("skip", "", "comma-separated parts to leave out: "+strings.Join(evalParts, ", "))
 	addThreadsFlag(fs, &g.threads)
 	if err := fs.Parse(args); err != nil {
@@ -63,6 +65,9 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	}
 	if fs.NArg() > 0 {
 		return g, fmt.Errorf("%w: unexpected arguments %v", errUsage, fs.Args())
+	}
+	if g.conceptSteps < 0 {
+		return g, fmt.Errorf("%w: --concept-steps %d: want 0 (the preset's) or more", errUsage, g.conceptSteps)
 	}
 	g.skip = map[string]bool{}
 	for _, part := range strings.Split(*skip, ",") {
@@ -109,7 +114,8 @@ func runEvalDefault(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	rep, err := evaldefault.Run(ctx, p, evaldefault.Options{
 		WorkDir: g.work, Quick: g.quick, Seed: g.seed, ImageDir: g.images,
-		SkipText: g.skip["text"], SkipBackground: g.skip["background"], SkipPersonal: g.skip["personal"],
+		ConceptSteps: g.conceptSteps,
+		SkipText:     g.skip["text"], SkipBackground: g.skip["background"], SkipPersonal: g.skip["personal"],
 		Sampler: app.DefaultSampler, // steps and CFG: evaldefault's, the app's 20 and 7.5
 		Progress: func(e evaldefault.Progress) {
 			pr.update(fmt.Sprintf("%s %d/%d  %s  elapsed %s", e.Stage, e.Done, e.Total, e.Detail, clock(e.Elapsed)))

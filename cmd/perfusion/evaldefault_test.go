@@ -22,7 +22,7 @@ func TestEvalDefaultFlags(t *testing.T) {
 	if g, err := parseEvalFlags([]string{"--skip", "text, personal"}, &stderr); err != nil || !g.skip["text"] || !g.skip["personal"] || g.skip["background"] {
 		t.Errorf("--skip text, personal: %+v, %v", g.skip, err)
 	}
-	for _, bad := range [][]string{{"--model", "m", "extra"}, {"--model", "m", "--seed", "x"}, {"--skip", "text,colour"}} {
+	for _, bad := range [][]string{{"--model", "m", "extra"}, {"--model", "m", "--seed", "x"}, {"--skip", "text,colour"}, {"--concept-steps", "-1"}} {
 		if _, err := parseEvalFlags(bad, &stderr); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want a usage error", bad, err)
 		}
