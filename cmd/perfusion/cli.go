@@ -164,7 +164,7 @@ func (c *cli) printVersion() int {
 func (c *cli) usage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   perfusion                     open the Perfusion Studio desktop app on the built-in
-                                default model (emoji, 64x64)
+                                default model (emoji, 32x32)
   perfusion --model PATH        open the app on your model (.safetensors, .ckpt, diffusers folder)
   perfusion --version           print the version and exit
   perfusion COMMAND [args...]   run a headless command; Ctrl-C cancels it

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/perfusion-studio/perfusion/concepts"
 	"github.com/perfusion-studio/perfusion/concepts/conceptfile"
 	"github.com/perfusion-studio/perfusion/concepts/train"
+	"github.com/perfusion-studio/perfusion/inference/pipeline"
 )
 
 // useTempCache points the user cache folder, where the default model is
@@ -112,8 +114,13 @@ func TestTrainDefaultModel(t *testing.T) {
 	if err != nil && !errors.Is(err, train.ErrNotLearned) {
 		t.Fatalf("%v\nstderr:\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), defaultModelNote) || !strings.Contains(stderr.String(), "preset, 64 px") {
-		t.Errorf("stderr does not say it trains on the default model at 64 px:\n%s", stderr.String())
+	p, err2 := pipeline.Load(context.Background(), installedDefault(t, root), pipeline.LoadOptions{})
+	if err2 != nil {
+		t.Fatal(err2)
+	}
+	native := fmt.Sprintf("preset, %d px", p.NativeSize())
+	if !strings.Contains(stderr.String(), defaultModelNote) || !strings.Contains(stderr.String(), native) {
+		t.Errorf("stderr does not say it trains on the default model at its native size (%q):\n%s", native, stderr.String())
 	}
 	if err != nil {
 		t.Skipf("no concept to check: %v", err)

@@ -96,7 +96,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (generateFlags, error) 
 	var g generateFlags
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&g.model, "model", "", "SD 1.x checkpoint: .safetensors or .ckpt file, or diffusers folder (default: the built-in emoji model, 64x64)")
+	fs.StringVar(&g.model, "model", "", "SD 1.x checkpoint: .safetensors or .ckpt file, or diffusers folder (default: the built-in emoji model, 32x32)")
 	fs.Var(&g.prompts, "prompt", "what to draw (required); repeat it to give each image of a batch its own prompt")
 	fs.StringVar(&g.negative, "negative", "", "negative prompt")
 	seed := fs.String("seed", "-1", "random seed, 0 to 2^64-1 (the noise uses its low 32 bits, as torch does); -1 picks one below 2^32 and prints it")
