@@ -123,8 +123,7 @@ icon: check-go
 	$(GO) run ./assets/internal/mkicon -o assets/icon.png
 
 # Redraw docs/screenshot.png, the README's picture of the window at work:
-# the real-window scenario test on the tiny golden model (so the preview is
-# noise), under Xvfb.
+# the real-window scenario test, under Xvfb, on the embedded default model.
 screenshot: deps-test check-go
 	PERFUSION_README_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(GO) test -count=1 -run '^TestSmokeScenario$$' ./cmd/perfusion
 

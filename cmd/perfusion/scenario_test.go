@@ -21,11 +21,18 @@ import (
 	"github.com/perfusion-studio/perfusion/internal/golden"
 )
 
-// scenarioPrompt is what the scenario types into the prompt field.
-const scenarioPrompt = "a red apple on a wooden table"
+// scenarioPrompt is what the scenario types into the prompt field;
+// readmePrompt is typed instead for the README's screenshot, which shows
+// the default (emoji) model at work.
+const (
+	scenarioPrompt = "a red apple on a wooden table"
+	readmePrompt   = "red apple on a blue background"
+)
 
 // envReadmeShot names a file that TestSmokeScenario writes the window's
-// screenshot to once the preview shows (`make screenshot` sets it).
+// screenshot to once the preview shows (`make screenshot` sets it). The
+// scenario then runs on the embedded default model instead of the tiny
+// golden one.
 const envReadmeShot = "PERFUSION_README_SCREENSHOT"
 
 // TestSmokeScenario drives the real window under Xvfb as a person would:
@@ -57,7 +64,11 @@ func TestSmokeScenario(t *testing.T) {
 	// machine for no gain. The settings file sets a small preview.
 	home := t.TempDir()
 	writeSettings(t, home, `{"version": 1, "preview_side": 64, "preview_steps": 4}`)
-	app, exited, stderr := startApp(t, bin, display, home, []string{envTestLog + "=1"}, "--model", model)
+	prompt, args := scenarioPrompt, []string{"--model", model}
+	if os.Getenv(envReadmeShot) != "" {
+		prompt, args, model = readmePrompt, nil, ""
+	}
+	app, exited, stderr := startApp(t, bin, display, home, []string{envTestLog + "=1"}, args...)
 	events := &appEvents{t: t, out: stderr, exited: exited}
 
 	win := waitForWindow(t, tools["xwininfo"], display, info.Name, exited, stderr)
@@ -85,14 +96,14 @@ func TestSmokeScenario(t *testing.T) {
 
 	// 2. The model loads.
 	loaded := events.wait("the model to load", func(e event) bool { return e.Event == "model" })
-	if loaded.Error != "" || loaded.Path != model {
+	if loaded.Error != "" || (model != "" && loaded.Path != model) {
 		t.Fatalf("model event %+v, want %s loaded", loaded, model)
 	}
 
 	// 3. Type a prompt; its preview appears.
-	x.run("type", "--delay", "20", scenarioPrompt)
+	x.run("type", "--delay", "20", prompt)
 	final := events.wait("the final preview of the typed prompt (did the prompt field have the focus?)", func(e event) bool {
-		return e.Event == "preview" && e.Prompt == scenarioPrompt && (e.Final || e.Error != "")
+		return e.Event == "preview" && e.Prompt == prompt && (e.Final || e.Error != "")
 	})
 	if final.Error != "" {
 		t.Fatalf("preview failed: %s", final.Error)
@@ -121,7 +132,7 @@ func TestSmokeScenario(t *testing.T) {
 	seen := len(readEvents(t, stderr.String()))
 	x.run("key", "ctrl+z")
 	undone := func(e event) bool {
-		return e.Event == "preview" && e.Prompt != scenarioPrompt && strings.HasPrefix(scenarioPrompt, e.Prompt) && (e.Final || e.Error != "")
+		return e.Event == "preview" && e.Prompt != prompt && strings.HasPrefix(prompt, e.Prompt) && (e.Final || e.Error != "")
 	}
 	for deadline := time.Now().Add(startupDeadline); !slices.ContainsFunc(readEvents(t, stderr.String())[seen:], undone); {
 		if time.Now().After(deadline) {
