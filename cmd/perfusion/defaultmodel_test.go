@@ -56,12 +56,17 @@ func TestGenerateDefaultModel(t *testing.T) {
 	if err := runGenerate(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("%v\nstderr:\n%s", err, stderr.String())
 	}
-	installedDefault(t, root)
+	p, err := pipeline.Load(context.Background(), installedDefault(t, root), pipeline.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := p.NativeSize()
+	size := fmt.Sprintf("%dx%d", n, n)
 	if !strings.Contains(stderr.String(), defaultModelNote) {
 		t.Errorf("stderr does not say the default model is used:\n%s", stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "cat.png: 64x64, seed 3") {
-		t.Errorf("stdout %q", stdout.String())
+	if !strings.Contains(stdout.String(), "cat.png: "+size+", seed 3") {
+		t.Errorf("stdout %q, want a %s image", stdout.String(), size)
 	}
 	data, err := os.ReadFile(out)
 	if err != nil {
@@ -71,15 +76,15 @@ func TestGenerateDefaultModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := img.Bounds(); b.Dx() != 64 || b.Dy() != 64 {
-		t.Errorf("image %v, want 64x64", b)
+	if b := img.Bounds(); b.Dx() != n || b.Dy() != n {
+		t.Errorf("image %v, want %s", b, size)
 	}
 	chunks, err := export.TextChunks(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	params := chunks[export.ParametersKey]
-	for _, want := range []string{"Size: 64x64", "Model: " + assets.DefaultModelName} {
+	for _, want := range []string{"Size: " + size, "Model: " + assets.DefaultModelName} {
 		if !strings.Contains(params, want) {
 			t.Errorf("parameters %q lack %q", params, want)
 		}
