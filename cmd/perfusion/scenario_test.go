@@ -63,10 +63,12 @@ func TestSmokeScenario(t *testing.T) {
 	// default 256-pixel preview would be a 128x128 latent: slow on a small
 	// machine for no gain. The settings file sets a small preview.
 	home := t.TempDir()
-	writeSettings(t, home, `{"version": 1, "preview_side": 64, "preview_steps": 4}`)
 	prompt, args := scenarioPrompt, []string{"--model", model}
 	if os.Getenv(envReadmeShot) != "" {
+		// The default model at the app's own preview settings.
 		prompt, args, model = readmePrompt, nil, ""
+	} else {
+		writeSettings(t, home, `{"version": 1, "preview_side": 64, "preview_steps": 4}`)
 	}
 	app, exited, stderr := startApp(t, bin, display, home, []string{envTestLog + "=1"}, args...)
 	events := &appEvents{t: t, out: stderr, exited: exited}
