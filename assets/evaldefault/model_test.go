@@ -22,13 +22,8 @@ func TestTrainedModelBackgrounds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short: generates 24 images with the default model")
 	}
-	dir := modelDir(t)
-	set := testSet(t)
+	p, set := trainedModel(t)
 	ctx := context.Background()
-	p, err := pipeline.Load(ctx, dir, pipeline.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	size := p.NativeSize()
 	if size != 32 && size != 64 {
 		t.Fatalf("native size %d, want one of the emoji model's sizes, 32 or 64", size)
@@ -87,13 +82,8 @@ func TestTrainedModelPersonalization(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short: trains a classifier and a concept on the default model")
 	}
-	dir := modelDir(t)
-	set := testSet(t)
+	p, set := trainedModel(t)
 	ctx := context.Background()
-	p, err := pipeline.Load(ctx, dir, pipeline.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	r, err := Run(ctx, p, Options{
 		WorkDir: t.TempDir(), Quick: true, Set: set, Seed: 1,
 		SkipBackground: true, Captions: MinSubgroups, Subgroups: MinSubgroups,
@@ -119,4 +109,17 @@ func TestTrainedModelPersonalization(t *testing.T) {
 	if c.Red.Share() < 0.5 {
 		t.Errorf("<%s> on a red background: red in %s, want at least half", c.Concept, pct(c.Red))
 	}
+}
+
+// trainedModel loads the trained default model (modelDir) and the emoji
+// data set.
+func trainedModel(t *testing.T) (*pipeline.Pipeline, *emoji.Set) {
+	t.Helper()
+	dir := modelDir(t)
+	set := testSet(t)
+	p, err := pipeline.Load(context.Background(), dir, pipeline.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, set
 }

@@ -42,19 +42,21 @@ func randScaled(rng *rand.Rand, n int, scale float64) []float32 {
 	return out
 }
 
-func TestMSE(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	p, target := randScaled(rng, 12, 1), randScaled(rng, 12, 1)
+// checkMSE compares loss(p) with the float64 weighted mean of squares
+// (w per sample of len(p)/len(w) elements) and its gradient with finite
+// differences; it returns the parameter it made.
+func checkMSE(t *testing.T, name string, p, target, w []float32, loss func(tensor.Tensor) (tensor.Tensor, error)) tensor.Tensor {
+	t.Helper()
 	ref := func(x []float64) float64 {
 		var s float64
 		for i, v := range x {
 			d := v - float64(target[i])
-			s += d * d
+			s += float64(w[i/(len(x)/len(w))]) * d * d
 		}
 		return s / float64(len(x))
 	}
 	pt, _ := tensor.NewParam(append([]float32(nil), p...), 3, 4)
-	loss, err := MSE(pt, target)
+	l, err := loss(pt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +64,20 @@ func TestMSE(t *testing.T) {
 	for i, v := range p {
 		x64[i] = float64(v)
 	}
-	if got, want := float64(loss.Data()[0]), ref(x64); math.Abs(got-want) > 1e-6*want {
-		t.Errorf("mse %v, float64 reference %v", got, want)
+	if got, want := float64(l.Data()[0]), ref(x64); math.Abs(got-want) > 1e-6*want {
+		t.Errorf("%s %v, float64 reference %v", name, got, want)
 	}
-	if err := Backward(loss); err != nil {
+	if err := Backward(l); err != nil {
 		t.Fatal(err)
 	}
-	checkGrad(t, "mse", p, pt.Grad(), ref)
+	checkGrad(t, name, p, pt.Grad(), ref)
+	return pt
+}
+
+func TestMSE(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	p, target := randScaled(rng, 12, 1), randScaled(rng, 12, 1)
+	pt := checkMSE(t, "mse", p, target, []float32{1}, func(x tensor.Tensor) (tensor.Tensor, error) { return MSE(x, target) })
 	if _, err := MSE(pt, target[:3]); err == nil {
 		t.Error("mismatched sizes accepted")
 	}
@@ -152,30 +161,7 @@ func TestWeightedMSE(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	p, target := randScaled(rng, 12, 1), randScaled(rng, 12, 1)
 	w := []float32{0.25, 1, 3} // three samples of four elements
-	ref := func(x []float64) float64 {
-		var s float64
-		for i, v := range x {
-			d := v - float64(target[i])
-			s += float64(w[i/4]) * d * d
-		}
-		return s / float64(len(x))
-	}
-	pt, _ := tensor.NewParam(append([]float32(nil), p...), 3, 4)
-	loss, err := WeightedMSE(pt, target, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x64 := make([]float64, len(p))
-	for i, v := range p {
-		x64[i] = float64(v)
-	}
-	if got, want := float64(loss.Data()[0]), ref(x64); math.Abs(got-want) > 1e-6*want {
-		t.Errorf("weighted mse %v, float64 reference %v", got, want)
-	}
-	if err := Backward(loss); err != nil {
-		t.Fatal(err)
-	}
-	checkGrad(t, "weighted mse", p, pt.Grad(), ref)
+	pt := checkMSE(t, "weighted mse", p, target, w, func(x tensor.Tensor) (tensor.Tensor, error) { return WeightedMSE(x, target, w) })
 	if _, err := WeightedMSE(pt, target, []float32{1, 2, 3, 4, 5}); err == nil {
 		t.Error("5 weights for 12 elements accepted")
 	}
