@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"image"
 	"image/png"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/perfusion-studio/perfusion"
+	"github.com/perfusion-studio/perfusion/inference/pipeline"
 )
 
 // startupDeadline bounds each wait for Xvfb or the app; it is a deadline,
@@ -71,8 +73,12 @@ func TestSmokeRealWindow(t *testing.T) {
 		return e.Event == "status" && strings.HasPrefix(e.Text, "Default model")
 	})
 	first := events.wait("the first preview", func(e event) bool { return e.Event == "preview" && (e.Final || e.Error != "") })
-	if first.Error != "" || first.Width != 64 || first.Height != 64 {
-		t.Fatalf("first preview %+v, want 64x64 (the default model's native size)", first)
+	dm, err := pipeline.Load(context.Background(), loaded.Path, pipeline.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := dm.NativeSize(); first.Error != "" || first.Width != n || first.Height != n {
+		t.Fatalf("first preview %+v, want %dx%d (the default model's native size)", first, n, n)
 	}
 
 	select {
