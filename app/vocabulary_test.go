@@ -2,7 +2,6 @@ package app
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,42 +9,9 @@ import (
 	"testing"
 
 	"github.com/perfusion-studio/perfusion/assets"
-	"github.com/perfusion-studio/perfusion/inference/safetensors"
 	"github.com/perfusion-studio/perfusion/inference/tokenizer"
 	"github.com/perfusion-studio/perfusion/internal/golden"
 )
-
-// tinySingleFile writes the tiny golden model as one single-file
-// checkpoint (CompVis names, no vocabulary) alone in a new folder.
-func tinySingleFile(t *testing.T) string {
-	t.Helper()
-	var entries []safetensors.Entry
-	src := map[string]*safetensors.File{}
-	for _, name := range []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"} {
-		f := golden.Open(t, name)
-		for _, n := range f.Names() {
-			info, _ := f.Info(n)
-			src[n] = f
-			entries = append(entries, safetensors.Entry{Name: n, DType: info.DType, Shape: info.Shape})
-		}
-	}
-	path := filepath.Join(t.TempDir(), "tiny_single.safetensors")
-	err := safetensors.WriteFile(path, entries, nil, func(e safetensors.Entry, dst []byte) error {
-		b, _, err := src[e.Name].Bytes(e.Name)
-		if err != nil {
-			return err
-		}
-		if len(b) != len(dst) {
-			return fmt.Errorf("%s: %d bytes, want %d", e.Name, len(b), len(dst))
-		}
-		copy(dst, b)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // noHubCache points the Hugging Face cache variables and HOME at empty
 // folders, so no vocabulary is found there.
@@ -107,7 +73,7 @@ func copyDefaultVocabulary(t *testing.T, dir string) int {
 // built-in CLIP vocabulary; one beside it or in the data folder still wins.
 func TestSingleFileUsesBuiltInVocabulary(t *testing.T) {
 	noHubCache(t)
-	single := tinySingleFile(t)
+	single := golden.MergeFiles(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"})
 	prompt := "a photograph of an astronaut riding a horse"
 	want, err := tokenizer.Load(tokenizer.Source{BPE: golden.Path(t, tokenizer.BPEFile)})
 	if err != nil {
@@ -126,7 +92,7 @@ func TestSingleFileUsesBuiltInVocabulary(t *testing.T) {
 	if p == nil || last.Err != nil || !last.Loaded {
 		t.Fatalf("with the built-in vocabulary: last event %+v, status %q", last, s.Status())
 	}
-	if info.Path != single || info.Name != "tiny_single" {
+	if info.Path != single || info.Name != "tiny_merged" {
 		t.Errorf("info %+v", info)
 	}
 	if p.Tokenizer.VocabSize() != 49408 || !slices.Equal(p.Tokenizer.IDs77(prompt), want.IDs77(prompt)) {

@@ -26,7 +26,7 @@ func TestGoldenTxt2Img(t *testing.T) {
 		path func(t *testing.T) string
 		opt  func(t *testing.T) LoadOptions
 	}{
-		{"single_file", func(t *testing.T) string { return mergeGolden(t, cfg.Weights) }, func(t *testing.T) LoadOptions { return goldenConfigs(t) }},
+		{"single_file", func(t *testing.T) string { return golden.MergeFiles(t, cfg.Weights) }, func(t *testing.T) LoadOptions { return goldenConfigs(t) }},
 		{"diffusers", func(t *testing.T) string { return golden.Path(t, "tiny_diffusers") }, func(*testing.T) LoadOptions { return LoadOptions{} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

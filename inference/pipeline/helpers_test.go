@@ -2,16 +2,13 @@ package pipeline
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"testing"
 
 	"github.com/perfusion-studio/perfusion/inference/clip"
-	"github.com/perfusion-studio/perfusion/inference/safetensors"
 	"github.com/perfusion-studio/perfusion/inference/unet"
 	"github.com/perfusion-studio/perfusion/inference/vae"
 	"github.com/perfusion-studio/perfusion/internal/golden"
@@ -78,41 +75,6 @@ func (cfg pipelineConfig) request(seed uint64) Request {
 		r.Prompts = cfg.Prompts
 	}
 	return r
-}
-
-// mergeGolden writes the given golden weight files as one single-file
-// checkpoint (CompVis names) in a temporary folder and returns its path.
-func mergeGolden(t testing.TB, files []string) string {
-	t.Helper()
-	var entries []safetensors.Entry
-	src := map[string]*safetensors.File{}
-	for _, name := range files {
-		f := golden.Open(t, name)
-		for _, n := range f.Names() {
-			info, _ := f.Info(n)
-			if _, dup := src[n]; dup {
-				t.Fatalf("tensor %s in two golden files", n)
-			}
-			src[n] = f
-			entries = append(entries, safetensors.Entry{Name: n, DType: info.DType, Shape: info.Shape})
-		}
-	}
-	path := filepath.Join(t.TempDir(), "tiny_merged.safetensors")
-	err := safetensors.WriteFile(path, entries, map[string]string{"format": "pt"}, func(e safetensors.Entry, dst []byte) error {
-		b, _, err := src[e.Name].Bytes(e.Name)
-		if err != nil {
-			return err
-		}
-		if len(b) != len(dst) {
-			return fmt.Errorf("%d bytes, want %d", len(b), len(dst))
-		}
-		copy(dst, b)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // goldenConfigs reads the tiny models' configs (which shapes cannot fully

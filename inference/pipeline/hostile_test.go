@@ -95,7 +95,7 @@ func TestFirstNonFinite(t *testing.T) {
 // of tensor name replaced by v.
 func poisoned(t *testing.T, name string, v float32) string {
 	t.Helper()
-	merged := mergeGolden(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"})
+	merged := golden.MergeFiles(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"})
 	f, err := safetensors.Open(merged)
 	if err != nil {
 		t.Fatal(err)

@@ -61,8 +61,8 @@ func TestLoadRefusesNonModels(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("hello, not a model"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	vaeOnly := mergeGolden(t, []string{"tiny_vae.safetensors"})
-	noText := mergeGolden(t, []string{"tiny_unet.safetensors", "tiny_vae.safetensors"})
+	vaeOnly := golden.MergeFiles(t, []string{"tiny_vae.safetensors"})
+	noText := golden.MergeFiles(t, []string{"tiny_unet.safetensors", "tiny_vae.safetensors"})
 	for _, path := range []string{junk, vaeOnly, noText, filepath.Join(dir, "missing.ckpt")} {
 		reads := 0
 		_, err := Load(context.Background(), path, LoadOptions{Progress: func(float64) { reads++ }})
@@ -81,7 +81,7 @@ func TestLoadRefusesNonModels(t *testing.T) {
 	// The head count of the tiny single file cannot be detected: without
 	// its config the load works but gives SD1.5's heads. A wrong override
 	// is a strict-loader error naming the tensors.
-	single := mergeGolden(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"})
+	single := golden.MergeFiles(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"})
 	opt := goldenConfigs(t)
 	detected, err := Load(context.Background(), single, LoadOptions{Tokenizer: opt.Tokenizer})
 	if err != nil {
@@ -125,7 +125,7 @@ func TestTokenizerLocations(t *testing.T) {
 		}
 	}
 	// A single file with no vocabulary beside it and none given.
-	single := mergeGolden(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"})
+	single := golden.MergeFiles(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"})
 	opt := goldenConfigs(t)
 	opt.Tokenizer = ""
 	t.Setenv("HF_HUB_CACHE", t.TempDir())

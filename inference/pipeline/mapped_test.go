@@ -97,7 +97,7 @@ func TestLoadMappedHalf(t *testing.T) {
 		}
 		return slices.Clone(res.Images[0].Pix)
 	}
-	rounded := generate(mergeGolden(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"}), blocks.HalfAlways)
+	rounded := generate(golden.MergeFiles(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"}), blocks.HalfAlways)
 	if got := generate(mapped, blocks.HalfAsStored); !slices.Equal(got, rounded) {
 		diff := 0
 		for i := range got {

@@ -11,6 +11,7 @@ import (
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 	"github.com/perfusion-studio/perfusion/inference/unet"
 	"github.com/perfusion-studio/perfusion/inference/vae"
+	"github.com/perfusion-studio/perfusion/internal/golden"
 )
 
 // configOnly is a pipeline of unloaded SD1.5-config models (no weights),
@@ -62,7 +63,7 @@ func TestActivationBytesSD15(t *testing.T) {
 // LoadOptions.Half reaches the three models: HalfAlways holds the float32
 // tiny model's layer weights as float16.
 func TestLoadHalf(t *testing.T) {
-	path := mergeGolden(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"})
+	path := golden.MergeFiles(t, []string{"tiny_clip_text.safetensors", "tiny_unet.safetensors", "tiny_vae.safetensors"})
 	opt := goldenConfigs(t)
 	full, err := Load(context.Background(), path, opt)
 	if err != nil {

@@ -218,3 +218,40 @@ func CopyDir(t testing.TB, src, dst string) {
 		t.Fatalf("copy %s to %s: %v", src, dst, err)
 	}
 }
+
+// MergeFiles writes the tensors of the golden safetensors files names into
+// one single-file checkpoint, alone in a new temporary folder (no
+// vocabulary or config beside it), and returns its path: the tiny golden
+// model as a user's single .safetensors file, say.
+func MergeFiles(t testing.TB, names []string) string {
+	t.Helper()
+	var entries []safetensors.Entry
+	src := map[string]*safetensors.File{}
+	for _, name := range names {
+		f := Open(t, name)
+		for _, n := range f.Names() {
+			info, _ := f.Info(n)
+			if _, dup := src[n]; dup {
+				t.Fatalf("tensor %s in two golden files", n)
+			}
+			src[n] = f
+			entries = append(entries, safetensors.Entry{Name: n, DType: info.DType, Shape: info.Shape})
+		}
+	}
+	out := filepath.Join(t.TempDir(), "tiny_merged.safetensors")
+	err := safetensors.WriteFile(out, entries, map[string]string{"format": "pt"}, func(e safetensors.Entry, dst []byte) error {
+		b, _, err := src[e.Name].Bytes(e.Name)
+		if err != nil {
+			return err
+		}
+		if len(b) != len(dst) {
+			return fmt.Errorf("%s: %d bytes, want %d", e.Name, len(b), len(dst))
+		}
+		copy(dst, b)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("merge %v: %v", names, err)
+	}
+	return out
+}
