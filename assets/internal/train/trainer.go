@@ -174,17 +174,21 @@ func params(m map[string]tensor.Tensor) []Param {
 	return out
 }
 
-// images draws a batch: items, backgrounds and, when pixels is set, their
-// pixels [B, 3, S, S].
-func (r *runner) images(rng *rand.Rand, b int, pixels bool) (items, bgs []int, x []float32) {
+// batch draws a batch: items and backgrounds.
+func (r *runner) batch(rng *rand.Rand, b int) (items, bgs []int) {
 	for range b {
-		i, bg := rng.IntN(r.data.Len()), rng.IntN(r.data.Backgrounds())
-		items, bgs = append(items, i), append(bgs, bg)
-		if pixels {
-			x = append(x, r.data.Image(i, bg)...)
-		}
+		items, bgs = append(items, rng.IntN(r.data.Len())), append(bgs, rng.IntN(r.data.Backgrounds()))
 	}
-	return items, bgs, x
+	return items, bgs
+}
+
+// pixels are the batch's images [B, 3, S, S].
+func (r *runner) pixels(items, bgs []int) []float32 {
+	var x []float32
+	for k, i := range items {
+		x = append(x, r.data.Image(i, bgs[k])...)
+	}
+	return x
 }
 
 func randn(rng *rand.Rand, n int) []float32 {
@@ -350,7 +354,9 @@ func (r *runner) cacheLatents(ctx context.Context, ae *vae.Model) error {
 			r.latents = append(r.latents, std[j*r.per:(j+1)*r.per]...)
 		}
 	}
-	r.opt.Log("latents of %d images cached in %s (%d MB)", n*nb, time.Since(t0).Round(time.Millisecond), 4*len(r.latents)>>20)
+	if r.opt.Log != nil { // nil for runners tests make without Run
+		r.opt.Log("latents of %d images cached in %s (%d MB)", n*nb, time.Since(t0).Round(time.Millisecond), 4*len(r.latents)>>20)
+	}
 	return nil
 }
 
@@ -377,7 +383,7 @@ func (s *State) Model(cfg tinysd.Config) (tinysd.Config, weights.Map) {
 func (r *runner) vaeLoss(ctx context.Context, m *vae.Model, step int) (loss, rec tensor.Tensor, err error) {
 	b, s := r.opt.VAEBatch, r.cfg.ImageSize
 	rng := r.rng(1, step)
-	_, _, x := r.images(rng, b, true)
+	x := r.pixels(r.batch(rng, b))
 	post, err := m.Encode(ctx, tensor.MustNew(x, b, 3, s, s)) // moments [B, 2E, h, w]
 	if err != nil {
 		return loss, rec, fmt.Errorf("train: vae step %d: %w", step, err)
@@ -412,7 +418,7 @@ func (r *runner) unetLoss(ctx context.Context, te *clip.Model, un *unet.Model, a
 	acp := sampler.SD15().AlphasCumprod64
 	b := r.opt.UNetBatch
 	rng := r.rng(2, step)
-	items, bgs, x := r.images(rng, b, r.latents == nil)
+	items, bgs := r.batch(rng, b)
 	var ids []int
 	for k := range items {
 		caption := ""
@@ -421,7 +427,7 @@ func (r *runner) unetLoss(ctx context.Context, te *clip.Model, un *unet.Model, a
 		}
 		ids = append(ids, r.tok.IDs77(caption)...)
 	}
-	x0, err := r.latentSample(ctx, ae, items, bgs, x, rng) // [B, E, h, w]
+	x0, err := r.latentSample(ctx, ae, items, bgs, rng) // [B, E, h, w]
 	if err != nil {
 		return tensor.Tensor{}, fmt.Errorf("train: unet step %d: %w", step, err)
 	}
@@ -453,18 +459,15 @@ func (r *runner) unetLoss(ctx context.Context, te *clip.Model, un *unet.Model, a
 	return WeightedMSE(eps, noise, wts)
 }
 
-// latentSample draws the batch's latents [B, E, h, w] from the encoder's
-// posteriors: the cached ones when cacheLatents ran, else by encoding the
-// batch's pixels x.
-func (r *runner) latentSample(ctx context.Context, ae *vae.Model, items, bgs []int, x []float32, rng *rand.Rand) (tensor.Tensor, error) {
-	b, s := len(items), r.cfg.ImageSize
+// latentSample draws the batch's latents [B, E, h, w] from the frozen
+// encoder's cached posteriors (cacheLatents, run on first use).
+func (r *runner) latentSample(ctx context.Context, ae *vae.Model, items, bgs []int, rng *rand.Rand) (tensor.Tensor, error) {
 	if r.latents == nil {
-		post, err := ae.Encode(ctx, tensor.MustNew(x, b, 3, s, s))
-		if err != nil {
-			return tensor.Tensor{}, fmt.Errorf("encode: %w", err)
+		if err := r.cacheLatents(ctx, ae); err != nil {
+			return tensor.Tensor{}, err
 		}
-		return post.Sample(randn(rng, post.Mean.Size()))
 	}
+	b := len(items)
 	noise := randn(rng, b*r.per)
 	z := make([]float32, b*r.per)
 	for k := range b {
