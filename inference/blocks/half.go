@@ -108,8 +108,9 @@ func (h *HalfTensor) String() string { return fmt.Sprintf("HalfTensor%v", h.shap
 // keep is for calls that record a gradient graph (an operand requires
 // grad), whose operator reads the weight again in its backward pass: the
 // tensor is then a lazy constant that converts the float16 values afresh
-// on every read (once in the forward pass, once in the backward pass), so
-// a training step never holds float32 copies of the weights between its
+// on every read (once in the forward pass, once in the backward pass, each
+// into a pool buffer the operator gives back: tensor.Lender), so a
+// training step never holds float32 copies of the weights between its
 // forward and backward passes (the recomputation costs one conversion per
 // layer). Otherwise the buffer is borrowed from the pool, and release
 // gives it back; the tensor must not be used after release. Under the

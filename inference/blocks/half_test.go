@@ -329,8 +329,11 @@ func TestHalfLayerGradient(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("gradient through a half weight\n%v\nwant\n%v", got, want)
 	}
-	if s := pool.Stats(); s.Unpooled != 2 || s.InUse != 0 {
-		t.Errorf("pool: %+v, want two unpooled conversions (forward and backward) and nothing in use", s)
+	// The lazy weight borrows a pool buffer for its forward and its backward
+	// read (tensor.Lender), the other layer one for each of its 3 forwards:
+	// one buffer serves them all.
+	if s := pool.Stats(); s.Unpooled != 0 || s.Pooled != 5 || s.Allocated != 1 || s.InUse != 0 {
+		t.Errorf("pool: %+v, want 5 pooled conversions in 1 buffer and nothing in use", s)
 	}
 }
 

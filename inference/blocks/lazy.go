@@ -1,6 +1,8 @@
 package blocks
 
 import (
+	"runtime"
+
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/mat/float"
 
@@ -9,10 +11,12 @@ import (
 )
 
 // lazyWeight is a constant spago leaf over a float16 weight: every read
-// of its value (Value, Data) converts the weight into a fresh float32
-// buffer that nothing keeps, so an operator recorded for backward holds
-// only the float16 values and converts them again when its Backward reads
-// the weight. It never requires or takes gradients.
+// of its value converts the weight, so an operator recorded for backward
+// holds only the float16 values and converts them again when its Backward
+// reads the weight. The operators read it through Lend (a buffer of the
+// model's WeightPool, given back after the pass); Value and Data convert
+// into a fresh buffer that nothing keeps. It never requires or takes
+// gradients.
 type lazyWeight struct {
 	h    *HalfTensor
 	e    *ops.Engine
@@ -25,18 +29,36 @@ func (l *lazyWeight) Shape() []int { return []int{1, len(l.h.data)} } // as tens
 func (l *lazyWeight) Dims() int    { return 2 }
 func (l *lazyWeight) Size() int    { return len(l.h.data) }
 
-// Value converts the weight.
+// Value converts the weight into a fresh buffer.
 func (l *lazyWeight) Value() mat.Tensor {
 	buf := make([]float32, len(l.h.data))
+	l.convert(buf)
+	if l.h.pool != nil {
+		l.h.pool.countUnpooled()
+	}
+	return tensor.Leaf(buf)
+}
+
+// Lend converts the weight into a buffer of the model's WeightPool, which
+// release returns (tensor.Lender): the operators read a float16 weight
+// through it once per pass, so a training step converts each weight into
+// reused memory instead of a fresh buffer per read (a fresh buffer costs
+// the kernel's page faults and the collector's work).
+func (l *lazyWeight) Lend() (data []float32, release func()) {
+	buf, release := l.h.buffer()
+	l.convert(buf)
+	l.h.pool.countPooled()
+	return buf, release
+}
+
+// convert writes the float32 weight, in the layout l asks for, into buf.
+func (l *lazyWeight) convert(buf []float32) {
 	if s := l.h.shape; l.ohiw {
 		ConvertHalfOHIW(l.e, buf, l.h.data, s[0], s[1], s[2], s[3])
 	} else {
 		ConvertHalf(l.e, buf, l.h.data)
 	}
-	if l.h.pool != nil {
-		l.h.pool.countUnpooled()
-	}
-	return tensor.Leaf(buf)
+	runtime.KeepAlive(l.h) // its mapping stays valid while converting
 }
 
 func (l *lazyWeight) Data() float.Slice            { return l.Value().Data() }

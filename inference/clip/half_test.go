@@ -99,7 +99,7 @@ func TestHalfStorage(t *testing.T) {
 		return slices.Clone(p.Grad())
 	}
 	golden.Check(t, "gradient, half storage vs float32", grad(half), grad(ref), golden.Tol{Atol: 1e-5, Rtol: 1e-4})
-	if s := half.pool.Stats(); s.InUse != 0 || s.Unpooled == 0 {
-		t.Errorf("pool after a gradient forward: %+v, want unpooled conversions, nothing in use", s)
+	if s := half.pool.Stats(); s.InUse != 0 || s.Unpooled != 0 || s.Allocated > 2 {
+		t.Errorf("pool after a gradient forward: %+v, want every conversion in at most two pool buffers, nothing in use", s)
 	}
 }

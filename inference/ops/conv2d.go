@@ -194,13 +194,16 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 
 // weightOHIW returns the weight in the OHIW layout the kernels use: w
 // itself when it is held so (or is 1x1, where the layouts agree), else a
-// reordered scratch copy; release recycles it.
+// reordered scratch copy; release recycles it (and a borrowed weight, see
+// tensor.Tensor.Borrow).
 func (f *conv2d) weightOHIW() (w []float32, release func()) {
+	src, done := f.w.Borrow()
 	if f.layout == OHIW || f.g.Taps() == 1 {
-		return f.w.Data(), func() {}
+		return src, done
 	}
 	w = f.e.scratch(f.w.Size())
-	convkern.ToOHIW(f.e.par, w, f.w.Data(), f.g)
+	convkern.ToOHIW(f.e.par, w, src, f.g)
+	done()
 	return w, func() { f.e.release(w) }
 }
 

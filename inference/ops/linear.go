@@ -50,7 +50,9 @@ func (f *linear) Forward() (mat.Tensor, error) {
 		return tensor.Leaf(y), nil
 	}
 	beta := f.e.initRows(y, f.b, f.r, f.m, f.out)
-	f.e.B.Gemm(false, true, f.m, f.out, f.in, 1, f.x.Data(), f.in, f.w.Data(), f.in, beta, y, f.out)
+	w, release := f.w.Borrow()
+	f.e.B.Gemm(false, true, f.m, f.out, f.in, 1, f.x.Data(), f.in, w, f.in, beta, y, f.out)
+	release()
 	return tensor.Leaf(y), nil
 }
 
@@ -93,7 +95,9 @@ func (f *linear) Backward(gy mat.Tensor) error {
 	}
 	if f.x.RequiresGrad() {
 		gx := f.e.scratch(f.m * f.in) // [M, In] = gy W
-		f.e.B.Gemm(false, false, f.m, f.in, f.out, 1, g, f.out, f.w.Data(), f.in, 0, gx, f.in)
+		w, release := f.w.Borrow()
+		f.e.B.Gemm(false, false, f.m, f.in, f.out, 1, g, f.out, w, f.in, 0, gx, f.in)
+		release()
 		f.e.accGrad(f.x, gx)
 	}
 	if f.w.RequiresGrad() {

@@ -59,7 +59,9 @@ type tokenLinear struct {
 func (f *tokenLinear) Operands() []mat.Tensor { return Operands(f.x, f.w, f.b, f.r) }
 
 func (f *tokenLinear) Forward() (mat.Tensor, error) {
-	x, w, n, c, o := f.x.Data(), f.w.Data(), f.n, f.c, f.o
+	x, n, c, o := f.x.Data(), f.n, f.c, f.o
+	w, release := f.w.Borrow()
+	defer release()
 	y := f.e.output(f.nb * n * o)
 	if f.fromTokens {
 		beta := f.e.initOutput(y, f.b, f.r, f.nb, o, n)
@@ -76,7 +78,13 @@ func (f *tokenLinear) Forward() (mat.Tensor, error) {
 }
 
 func (f *tokenLinear) Backward(gy mat.Tensor) error {
-	dy, x, w, n, c, o := tensor.Float32s(gy), f.x.Data(), f.w.Data(), f.n, f.c, f.o
+	dy, x, n, c, o := tensor.Float32s(gy), f.x.Data(), f.n, f.c, f.o
+	var w []float32 // read only for dx
+	if f.x.RequiresGrad() {
+		var release func()
+		w, release = f.w.Borrow()
+		defer release()
+	}
 	if f.r.Valid() && f.r.RequiresGrad() {
 		tensor.AccGrad(f.r.Node(), dy) // spago copies a delivered gradient
 	}

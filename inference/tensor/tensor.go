@@ -93,6 +93,25 @@ func (t Tensor) Size() int { return Numel(t.shape) }
 // forward pass of an operator node.
 func (t Tensor) Data() []float32 { return Float32s(t.node.Value()) }
 
+// Lender is a node whose value is computed afresh on every read, such as a
+// float16 weight converted on use. Lend computes it into a borrowed buffer
+// and release gives the buffer back, so an operator that reads such a node
+// once per pass neither allocates a new copy nor keeps one.
+type Lender interface {
+	Lend() (data []float32, release func())
+}
+
+// Borrow returns t's values for one operator pass and a release to call
+// once they are no longer read: a Lender's borrowed buffer, or Data (and a
+// release that does nothing) for any other node. The values must not be
+// used after release.
+func (t Tensor) Borrow() (data []float32, release func()) {
+	if l, ok := t.node.(Lender); ok {
+		return l.Lend()
+	}
+	return t.Data(), func() {}
+}
+
 // Grad returns the accumulated gradient's backing slice, or nil if none.
 func (t Tensor) Grad() []float32 {
 	g := t.node.Grad()

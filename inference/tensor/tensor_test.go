@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,5 +95,40 @@ func TestNumelAndSameShape(t *testing.T) {
 	}
 	if !SameShape([]int{1, 2}, []int{1, 2}) || SameShape([]int{1, 2}, []int{2, 1}) || SameShape([]int{1}, []int{1, 1}) {
 		t.Fatal("SameShape")
+	}
+}
+
+// lender is a Lender whose Lend counts its loans.
+type lender struct {
+	*mat.Dense[float32]
+	lent, back int
+}
+
+func (l *lender) Lend() ([]float32, func()) {
+	l.lent++
+	return []float32{7, 8}, func() { l.back++ }
+}
+
+// Borrow uses a Lender's Lend and gives its buffer back on release; any
+// other node lends its own values.
+func TestBorrow(t *testing.T) {
+	plain := MustNew([]float32{1, 2}, 2)
+	data, release := plain.Borrow()
+	if &data[0] != &plain.Data()[0] {
+		t.Error("a plain tensor's Borrow copies its values")
+	}
+	release()
+	l := &lender{Dense: Leaf([]float32{1, 2})}
+	lt, err := FromNode(l, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, release = lt.Borrow()
+	if !slices.Equal(data, []float32{7, 8}) || l.lent != 1 || l.back != 0 {
+		t.Errorf("Borrow = %v, lent %d, back %d; want the Lender's values, lent once", data, l.lent, l.back)
+	}
+	release()
+	if l.back != 1 {
+		t.Errorf("release gave %d buffers back, want 1", l.back)
 	}
 }
