@@ -33,6 +33,8 @@ type evalFlags struct {
 	seed                uint64
 	skip                map[string]bool // parts left out: text, background, personal
 	conceptSteps        int             // 0: the Quick preset's
+	cfg                 float64         // guidance scale
+	steps               int             // sampling steps
 	threads             threadsFlag
 }
 
@@ -54,6 +56,8 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	fs.StringVar(&g.images, "images", "", "also write every generated image into this folder")
 	fs.BoolVar(&g.quick, "quick", false, "a smaller, faster evaluation (fewer prompts, two concepts); its counts are below the targets'")
 	fs.Uint64Var(&g.seed, "seed", 1, "seed of every choice, noise and training")
+	fs.Float64Var(&g.cfg, "cfg", evaldefault.DefaultCFG, "classifier-free guidance scale of every generation")
+	fs.IntVar(&g.steps, "steps", evaldefault.DefaultSteps, "sampling steps of every generation")
 	fs.IntVar(&g.conceptSteps, "concept-steps", 0, "optimizer steps of each concept's training (default: the Quick preset's), to tune the preset")
 	skip := fs.String("skip", "", "comma-separated parts to leave out: "+strings.Join(evalParts, ", "))
 	addThreadsFlag(fs, &g.threads)
@@ -65,6 +69,12 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	}
 	if fs.NArg() > 0 {
 		return g, fmt.Errorf("%w: unexpected arguments %v", errUsage, fs.Args())
+	}
+	if g.cfg < 1 || g.cfg > 30 {
+		return g, fmt.Errorf("%w: --cfg %g: want 1 to 30", errUsage, g.cfg)
+	}
+	if g.steps < 1 || g.steps > 150 {
+		return g, fmt.Errorf("%w: --steps %d: want 1 to 150", errUsage, g.steps)
 	}
 	if g.conceptSteps < 0 {
 		return g, fmt.Errorf("%w: --concept-steps %d: want 0 (the preset's) or more", errUsage, g.conceptSteps)
@@ -116,7 +126,7 @@ func runEvalDefault(ctx context.Context, args []string, stdout, stderr io.Writer
 		WorkDir: g.work, Quick: g.quick, Seed: g.seed, ImageDir: g.images,
 		ConceptSteps: g.conceptSteps,
 		SkipText:     g.skip["text"], SkipBackground: g.skip["background"], SkipPersonal: g.skip["personal"],
-		Sampler: app.DefaultSampler, // steps and CFG: evaldefault's, the app's 20 and 7.5
+		Sampler: app.DefaultSampler, Steps: g.steps, CFG: float32(g.cfg),
 		Progress: func(e evaldefault.Progress) {
 			pr.update(fmt.Sprintf("%s %d/%d  %s  elapsed %s", e.Stage, e.Done, e.Total, e.Detail, clock(e.Elapsed)))
 		},
