@@ -62,18 +62,23 @@ type Settings struct {
 type RecomputeMode int
 
 const (
-	// RecomputeAuto recomputes from RecomputeFromPixels pixels per pass
-	// on (Micro × Size²): every preset, where SD1.5's graph would hold
-	// gigabytes, and not for the small sizes of tests, where it would
-	// only cost time.
+	// RecomputeAuto recomputes above RecomputeAbovePixels pixels per
+	// pass (Micro × Size²): the Paper preset, where SD1.5's graph would
+	// hold gigabytes, and not the Quick preset's one 256×256 sample per
+	// pass (SD1.5 keeps its activations within 4 GB there, and a sample
+	// costs about one UNet forward less) nor the small sizes of tests.
 	RecomputeAuto RecomputeMode = iota
 	RecomputeOn                 // always recompute
 	RecomputeOff                // keep every activation (fastest, most memory)
 )
 
-// RecomputeFromPixels is where RecomputeAuto starts recomputing: one
-// 256×256 sample.
-const RecomputeFromPixels = 256 * 256
+// RecomputeAbovePixels is where RecomputeAuto starts recomputing: above
+// one 256×256 sample per pass. Measured on SD1.5's shapes from a float16
+// checkpoint (perfusion bench --train): at 256 px a sample that keeps its
+// activations peaks at 3.7 GB RSS and costs 2.8–3.0 UNet forwards, one
+// that recomputes 3.2 GB and 3.6 forwards; at 512 px keeping them peaks
+// at 6.3 GB, over the 6 GB budget.
+const RecomputeAbovePixels = 256 * 256
 
 // Recomputes reports whether a run with s recomputes activations.
 func (s Settings) Recomputes() bool {
@@ -83,7 +88,7 @@ func (s Settings) Recomputes() bool {
 	case RecomputeOff:
 		return false
 	}
-	return s.Micro*s.Size*s.Size >= RecomputeFromPixels
+	return s.Micro*s.Size*s.Size > RecomputeAbovePixels
 }
 
 // DefaultCheckpointEvery is how often a run saves its resume file.
