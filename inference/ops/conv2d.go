@@ -99,16 +99,27 @@ func conv2dGeom(x, w, b tensor.Tensor, p Conv2DParams) (convkern.Geom, error) {
 type convPath int
 
 const (
-	pathIm2col convPath = iota // any geometry: im2col / col2im + GEMM in row chunks
-	pathDirect                 // 1x1, stride 1, no padding: x is the GEMM operand
-	pathRows                   // stride 1: im2col over (c, kw) only, one GEMM per kernel row
+	pathIm2col  convPath = iota // any geometry: im2col / col2im + GEMM in row chunks
+	pathDirect                  // 1x1, stride 1, no padding: x is the GEMM operand
+	pathRows                    // stride 1: im2col over (c, kw) only, one GEMM per kernel row
+	pathBatched                 // any geometry, small images: one im2col GEMM for the whole batch
 )
+
+// batchedMaxPixels is the largest output image (Ho*Wo) that takes the
+// batched path: below it a per-image GEMM is too narrow to pay for packing
+// the weight (at SD1.5's 8x8 and 4x4 levels the weight is up to
+// 1280x9x2560 values and an image has 64 or 16 pixels), so the images of a
+// batch share one pass over the weight. The path depends on the image
+// size only, so an image gives the same values alone and in a batch.
+const batchedMaxPixels = 64
 
 // pathOf picks the fastest path valid for g.
 func pathOf(g convkern.Geom) convPath {
 	switch {
 	case g.S == 1 && g.Taps() == 1 && g.PT+g.PB+g.PL+g.PR == 0:
 		return pathDirect
+	case g.Taps() > 1 && g.Ho*g.Wo <= batchedMaxPixels:
+		return pathBatched
 	case g.S == 1 && g.C >= rowsMinC:
 		return pathRows
 	}
@@ -136,6 +147,8 @@ func (f *conv2d) Forward() (mat.Tensor, error) {
 		f.forwardDirect(y, w, beta)
 	case pathRows:
 		f.forwardRows(y, w, beta)
+	case pathBatched:
+		f.forwardBatched(y, w, beta)
 	default:
 		f.forwardIm2col(y, w, beta)
 	}
@@ -297,6 +310,81 @@ func (f *conv2d) forwardIm2col(y, w []float32, beta float32) {
 		}
 	}
 	f.e.release(col)
+}
+
+// Batched path: for a group of images, col [KH*C*KW, images*Ho*Wo] holds
+// their im2col side by side, t [O, images*Ho*Wo] = w [O, KH*C*KW] col, and
+// each y_b [O, Ho*Wo] takes t's columns of image b: the weight is packed
+// once per group (as many images as colBudget holds), not once per image.
+// Backward runs the im2col path.
+
+func (f *conv2d) forwardBatched(y, w []float32, beta float32) {
+	g := f.g
+	ckk, ohw := g.C*g.Taps(), g.Ho*g.Wo
+	budget := f.budget
+	if budget == 0 {
+		budget = colBudget
+	}
+	group := max(1, min(g.B, budget/(ckk*ohw)))
+	col := f.e.scratch(ckk * group * ohw) // [KH*C*KW, images*Ho*Wo]
+	t := f.e.scratch(g.O * group * ohw)   // [O, images*Ho*Wo]
+	var one []float32                     // [KH*C*KW, Ho*Wo] of one image, when several
+	if group > 1 {
+		one = f.e.scratch(ckk * ohw)
+	}
+	for b0 := 0; b0 < g.B; b0 += group {
+		f.batchGroup(y, w, beta, b0, min(group, g.B-b0), col, t, one)
+	}
+	f.e.release(col)
+	f.e.release(t)
+	if one != nil {
+		f.e.release(one)
+	}
+}
+
+// batchGroup computes the images [b0, b0+nb) of the batched path.
+func (f *conv2d) batchGroup(y, w []float32, beta float32, b0, nb int, col, t, one []float32) {
+	g, x := f.g, f.x.Data()
+	ckk, hw, ohw := g.C*g.Taps(), g.H*g.W, g.Ho*g.Wo
+	n := nb * ohw
+	for i := range nb {
+		img := x[(b0+i)*g.C*hw : (b0+i+1)*g.C*hw]
+		if nb == 1 {
+			convkern.Im2col(f.e.par, col, img, g, 0, g.Ho)
+			break
+		}
+		convkern.Im2col(f.e.par, one, img, g, 0, g.Ho)
+		f.e.par(ckk, grain/ohw+1, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				copy(col[r*n+i*ohw:r*n+(i+1)*ohw], one[r*ohw:(r+1)*ohw])
+			}
+		})
+	}
+	yg := y[b0*g.O*ohw : (b0+nb)*g.O*ohw]
+	if nb == 1 { // t is y_b itself
+		f.e.B.Gemm(false, false, g.O, n, ckk, 1, w, ckk, col, n, beta, yg, n)
+		return
+	}
+	// y_b [O, Ho*Wo] <-> t's columns of image b; the GEMM adds to what y
+	// holds (bias, residual) in its own rounding, as the other paths do.
+	columns := func(toT bool) {
+		f.e.par(nb*g.O, grain/ohw+1, func(lo, hi int) {
+			for row := lo; row < hi; row++ { // row = b*O + o
+				b, o := row/g.O, row%g.O
+				yr, tr := yg[row*ohw:(row+1)*ohw], t[o*n+b*ohw:o*n+(b+1)*ohw]
+				if toT {
+					copy(tr, yr)
+				} else {
+					copy(yr, tr)
+				}
+			}
+		})
+	}
+	if beta != 0 {
+		columns(true)
+	}
+	f.e.B.Gemm(false, false, g.O, n, ckk, 1, w, ckk, col, n, beta, t, n)
+	columns(false)
 }
 
 func (f *conv2d) backwardIm2col(dy, w, dw []float32, needX bool) {

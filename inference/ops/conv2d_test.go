@@ -66,18 +66,22 @@ var convCases = []convCase{
 	{x: []int{1, 3, 4, 5}, w: []int{2, 3, 1, 1}, p: Conv2DParams{Pad: [4]int{1, 0, 0, 2}}},
 	{x: []int{2, 3, 6, 5}, w: []int{4, 3, 1, 3}, p: Conv2DParams{Pad: [4]int{0, 0, 1, 1}}, bias: true},
 	{x: []int{1, 2, 3, 3}, w: []int{3, 2, 3, 3}, p: Conv2DParams{Stride: 3, Pad: Pad(2)}},
+	{x: []int{3, 40, 4, 4}, w: []int{5, 40, 3, 3}, p: Conv2DParams{Pad: Pad(1)}, bias: true}, // batched: pairs leave one
 }
 
-// pathIm2colRows is the im2col path one output row per chunk, and
-// pathRowsChunked the row path with one-row chunks.
+// pathIm2colRows is the im2col path one output row per chunk,
+// pathRowsChunked the row path with one-row chunks, and pathBatchedOne and
+// pathBatchedPairs the batched path one and two images at a time.
 const (
-	pathIm2colRows  convPath = -1
-	pathRowsChunked convPath = -2
+	pathIm2colRows   convPath = -1
+	pathRowsChunked  convPath = -2
+	pathBatchedOne   convPath = -3
+	pathBatchedPairs convPath = -4
 )
 
 // convPaths lists the paths valid for a case; Conv2D's own pick is among them.
 func convPaths(g convkern.Geom) []convPath {
-	paths := []convPath{pathIm2col, pathIm2colRows}
+	paths := []convPath{pathIm2col, pathIm2colRows, pathBatched, pathBatchedOne, pathBatchedPairs}
 	if g.S == 1 {
 		paths = append(paths, pathRows, pathRowsChunked)
 	}
@@ -93,14 +97,24 @@ func conv2dPath(e *Engine, x, w, b tensor.Tensor, p Conv2DParams, path convPath)
 	if err != nil {
 		return tensor.Tensor{}, err
 	}
-	f := &conv2d{e: e, x: x, w: w, b: b, g: g, path: path}
+	f := &conv2d{e: e, x: x, w: w, b: b, g: g}
+	f.force(path)
+	return Run(f, []int{g.B, g.O, g.Ho, g.Wo}, AnyGrad(x, w, b))
+}
+
+// force sets f's path, and the budget the test-only paths stand for.
+func (f *conv2d) force(path convPath) {
+	f.path = path
 	switch path {
 	case pathIm2colRows:
 		f.path, f.budget = pathIm2col, 1
 	case pathRowsChunked:
 		f.path, f.budget = pathRows, 1
+	case pathBatchedOne:
+		f.path, f.budget = pathBatched, 1
+	case pathBatchedPairs:
+		f.path, f.budget = pathBatched, 2*f.g.C*f.g.Taps()*f.g.Ho*f.g.Wo
 	}
-	return Run(f, []int{g.B, g.O, g.Ho, g.Wo}, AnyGrad(x, w, b))
 }
 
 func TestConv2DForward(t *testing.T) {
@@ -242,13 +256,8 @@ func conv2dAddPath(e *Engine, x, w, b, r tensor.Tensor, p Conv2DParams, path con
 	if err != nil {
 		return tensor.Tensor{}, err
 	}
-	f := &conv2d{e: e, x: x, w: w, b: b, r: r, g: g, layout: p.Layout, path: path}
-	switch path {
-	case pathIm2colRows:
-		f.path, f.budget = pathIm2col, 1
-	case pathRowsChunked:
-		f.path, f.budget = pathRows, 1
-	}
+	f := &conv2d{e: e, x: x, w: w, b: b, r: r, g: g, layout: p.Layout}
+	f.force(path)
 	return Run(f, []int{g.B, g.O, g.Ho, g.Wo}, AnyGrad(x, w, b, r))
 }
 
@@ -320,6 +329,26 @@ func TestConv2DLayoutResidualGrad(t *testing.T) {
 				gradCheck(t, func() (tensor.Tensor, error) { return conv2dAddPath(e, x, w, b, rf, c.p, path) },
 					named{"x", x}, named{"w", w}, named{"frozen r", rf})
 			})
+		}
+	}
+}
+
+// pathOf runs small images through the batched path (one GEMM for the
+// batch, the weight packed once), alone or in a batch, and larger images
+// through the per-image paths.
+func TestConv2DPathOf(t *testing.T) {
+	geom := func(b, c, side int) convkern.Geom {
+		return convkern.Geom{B: b, C: c, H: side, W: side, O: c, KH: 3, KW: 3, S: 1, PT: 1, PB: 1, PL: 1, PR: 1, Ho: side, Wo: side}
+	}
+	for _, tc := range []struct {
+		g    convkern.Geom
+		want convPath
+	}{
+		{geom(2, 1280, 4), pathBatched}, {geom(2, 2560, 8), pathBatched}, {geom(1, 1280, 4), pathBatched},
+		{geom(2, 320, 32), pathRows}, {geom(2, 8, 9), pathIm2col}, {geom(1, 640, 16), pathRows},
+	} {
+		if got := pathOf(tc.g); got != tc.want {
+			t.Errorf("B=%d C=%d %dx%d: path %d, want %d", tc.g.B, tc.g.C, tc.g.H, tc.g.W, got, tc.want)
 		}
 	}
 }
