@@ -51,9 +51,7 @@ func (s *Studio) generate(ctx context.Context, p *Model, c export.Composition, p
 		req.Edit = ed
 	}
 	req.Encodings = s.encodings
-	if s.SetMemoryLimit != nil {
-		s.SetMemoryLimit(p.MemoryBudget(c.Width, c.Height, 1))
-	}
+	s.applyMemoryLimit(p.MemoryBudget(c.Width, c.Height, 1), 0, 0)
 	res, err := p.Generate(ctx, req, func(pr pipeline.Progress) {
 		if onStep != nil {
 			onStep(preview.Step{Step: pr.Step, Total: pr.Total, ETA: pr.ETA, Image: pr.Preview})
@@ -63,6 +61,24 @@ func (s *Studio) generate(ctx context.Context, p *Model, c export.Composition, p
 		return nil, err
 	}
 	return res.Images[0], nil
+}
+
+// applyMemoryLimit sets the process's memory budget through the
+// SetMemoryLimit hook: the newest generation's budget (gen, when not 0:
+// pipeline.MemoryBudget), or at least the weights on the heap, plus the
+// memory running trainings need beyond the weights (trainDelta is added
+// to it: positive when a training starts, negative when it ends).
+func (s *Studio) applyMemoryLimit(gen, trainDelta, heapWeights int64) {
+	s.mu.Lock()
+	if gen != 0 {
+		s.genBudget = gen
+	}
+	s.trainMemory += trainDelta
+	limit := max(s.genBudget, heapWeights) + s.trainMemory
+	s.mu.Unlock()
+	if s.SetMemoryLimit != nil && limit > 0 {
+		s.SetMemoryLimit(limit)
+	}
 }
 
 // EncodingStats counts the text encodings reused (Hits) and computed

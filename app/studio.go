@@ -92,6 +92,9 @@ type Studio struct {
 	cancelTasks map[int]taskCancel  // foreground tasks that CancelTask stops
 	nextTask    int
 	training    *Training // made by Training()
+	// The memory budget's parts (see applyMemoryLimit): the newest
+	// generation's, and what running trainings need beyond the weights.
+	genBudget, trainMemory int64
 
 	lastSeed    uint64 // the last final render's seed, if hasLastSeed
 	hasLastSeed bool

@@ -439,3 +439,21 @@ func TestLivePreviewNewestWinsOnTinyModel(t *testing.T) {
 		t.Fatal("no frame of the new request")
 	}
 }
+
+// The memory limit adds what running trainings need beyond the weights to
+// the newest generation's budget, or to the weights before any
+// generation, and drops it when they end.
+func TestMemoryLimitWithTraining(t *testing.T) {
+	var got []int64
+	s := &Studio{SetMemoryLimit: func(b int64) { got = append(got, b) }}
+	s.applyMemoryLimit(0, 50, 30)  // a training starts before any generation
+	s.applyMemoryLimit(100, 0, 0)  // a preview
+	s.applyMemoryLimit(0, 20, 30)  // a second training
+	s.applyMemoryLimit(0, -50, 30) // the first ends
+	s.applyMemoryLimit(80, 0, 0)   // a smaller preview
+	s.applyMemoryLimit(0, -20, 30) // the second ends
+	want := []int64{80, 150, 170, 120, 100, 80}
+	if !slices.Equal(got, want) {
+		t.Errorf("limits %v, want %v", got, want)
+	}
+}

@@ -111,6 +111,11 @@ func (t *Training) run(ctx context.Context, p *pipeline.Pipeline, info ModelInfo
 		}
 		ev(TrainingEvent{Stage: StageSave, Label: "Training " + r.Name + " stopped", Done: true, Err: err})
 	}
+	// The run's memory on top of whatever the previews and renders need
+	// (the weights are shared).
+	extra := p.TrainingBudget(s.Size, s.Micro, !s.Recomputes()) - p.HeapWeightBytes()
+	t.studio.applyMemoryLimit(0, extra, p.HeapWeightBytes())
+	defer t.studio.applyMemoryLimit(0, -extra, p.HeapWeightBytes())
 	h := &hold{runner: t.studio.Jobs, cancel: cancel}
 	first, err := acquire(ctx, h.runner)
 	if err != nil {

@@ -50,15 +50,18 @@ func applyMemoryLimit(budget int64) (prev int64) {
 }
 
 // setTrainMemoryLimit applies the memory budget of a training run with
-// settings s: that of generating s.Micro images of s.Size pixels (with
-// classifier-free guidance, so twice the rows a pass has), which covers a
-// pass that recomputes its activations (one UNet block's graph at a time,
-// on top of the forward's skips) and the VAE encoding of the photos. A
-// pass that keeps every activation holds several times more, so no limit
-// is set then: the collector would run without end near it.
+// settings s (pipeline.TrainingBudget: that of generating s.Micro images
+// of s.Size pixels, more when a pass keeps its activations).
 func setTrainMemoryLimit(p *pipeline.Pipeline, s train.Settings) (msg string, restore func()) {
-	if _, env := os.LookupEnv(memoryLimitEnv); !env && !s.Recomputes() {
-		return "no memory limit: activations are kept, not recomputed", func() {}
+	if v, ok := os.LookupEnv(memoryLimitEnv); ok {
+		return fmt.Sprintf("memory limit %s from %s", v, memoryLimitEnv), func() {}
 	}
-	return setMemoryLimit(p, s.Size, s.Size, s.Micro)
+	budget := p.TrainingBudget(s.Size, s.Micro, !s.Recomputes())
+	prev := applyMemoryLimit(budget)
+	how := "activations recomputed"
+	if !s.Recomputes() {
+		how = "activations kept"
+	}
+	return fmt.Sprintf("memory limit %.2f GB for the Go heap (%s; set %s to override)", float64(budget)/1e9, how, memoryLimitEnv),
+		func() { debug.SetMemoryLimit(prev) }
 }

@@ -49,7 +49,7 @@ func TestSetMemoryLimit(t *testing.T) {
 }
 
 // Training sets the budget of its size as the limit when it recomputes
-// activations, none when it keeps them, and defers to GOMEMLIMIT.
+// activations, a larger one when it keeps them, and defers to GOMEMLIMIT.
 func TestSetTrainMemoryLimit(t *testing.T) {
 	p, err := pipeline.Load(context.Background(), golden.Path(t, "tiny_diffusers"), pipeline.LoadOptions{})
 	if err != nil {
@@ -71,9 +71,13 @@ func TestSetTrainMemoryLimit(t *testing.T) {
 	restore()
 	s.Recompute = train.RecomputeOff
 	msg, restore := setTrainMemoryLimit(p, s)
+	got, want := debug.SetMemoryLimit(-1), p.TrainingBudget(64, 2, true)
 	restore()
-	if got := debug.SetMemoryLimit(-1); got != before || !strings.Contains(msg, "no memory limit") {
-		t.Errorf("keeping activations: limit %d (want %d), message %q", got, before, msg)
+	if got != want || want <= p.MemoryBudget(64, 64, 2) || !strings.Contains(msg, "activations kept") {
+		t.Errorf("keeping activations: limit %d (want %d, above the generation budget %d), message %q", got, want, p.MemoryBudget(64, 64, 2), msg)
+	}
+	if after := debug.SetMemoryLimit(-1); after != before {
+		t.Errorf("restore left the limit at %d, want %d", after, before)
 	}
 	t.Setenv(memoryLimitEnv, "8GiB")
 	msg, restore = setTrainMemoryLimit(p, s)

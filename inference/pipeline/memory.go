@@ -69,6 +69,32 @@ func (p *Pipeline) MemoryBudget(width, height, batch int) int64 {
 	return p.WeightBytes() - p.MappedBytes() + act + memoryMargin
 }
 
+// keptGraphFactor is how much more than MemoryBudget a training pass
+// needs when it keeps its UNet activations for backward (no
+// recomputation), as a ratio: measured on SD1.5's shapes from a float16
+// checkpoint at 256x256, batch 1 (budget 1.18 GB), a pass ran at full
+// speed with a 1.5 GiB limit (3.6 GB resident with the mapped weights)
+// and thrashed the collector at 1.1 GiB (1.7 times slower).
+const keptGraphFactor = 1.4
+
+// TrainingBudget is a Go memory limit for training a concept on micro
+// images of size x size pixels per pass: MemoryBudget of generating them
+// (which covers a pass that recomputes its activations, one UNet block's
+// graph at a time, and the VAE encoding of the photos), or keptGraphFactor
+// times that when the pass keeps every activation.
+func (p *Pipeline) TrainingBudget(size, micro int, keepActivations bool) int64 {
+	b := p.MemoryBudget(size, size, micro)
+	if keepActivations {
+		b = int64(keptGraphFactor * float64(b))
+	}
+	return b
+}
+
+// HeapWeightBytes is the part of WeightBytes on the Go heap (not mapped
+// from the checkpoint file): what two budgets of the same pipeline count
+// twice when they are added.
+func (p *Pipeline) HeapWeightBytes() int64 { return p.WeightBytes() - p.MappedBytes() }
+
 // ActivationBytes estimates the most memory that one Generate call of
 // batch images of width x height pixels holds at once besides the weights:
 // the larger of the UNet's and the VAE decoder's peak (they never run at

@@ -97,6 +97,15 @@ func TestLoadHalf(t *testing.T) {
 	if b := full.MemoryBudget(64, 64, 1); b != full.WeightBytes()-full.MappedBytes()+act+memoryMargin {
 		t.Errorf("MemoryBudget = %d", b)
 	}
+	if b, g := full.TrainingBudget(64, 2, false), full.MemoryBudget(64, 64, 2); b != g {
+		t.Errorf("TrainingBudget recomputing = %d, want the generation budget %d", b, g)
+	}
+	if b, g := full.TrainingBudget(64, 2, true), full.MemoryBudget(64, 64, 2); b != int64(keptGraphFactor*float64(g)) {
+		t.Errorf("TrainingBudget keeping activations = %d, want %g times the generation budget %d", b, keptGraphFactor, g)
+	}
+	if h := full.HeapWeightBytes(); h != full.WeightBytes()-full.MappedBytes() {
+		t.Errorf("HeapWeightBytes = %d", h)
+	}
 }
 
 // Decoding a batch one image at a time gives what decoding it at once
