@@ -40,8 +40,17 @@ func (a *Arena) Stats() ArenaStats {
 
 // Clear drops every idle buffer (to the garbage collector), for a program
 // that keeps a model loaded but will not run it for a while. Passes in
-// flight are not disturbed: what they give back later is kept again.
-func (a *Arena) Clear() { a.trim(nil) }
+// flight are not disturbed: what they give back later is kept again. A
+// nil Arena has nothing to clear.
+func (a *Arena) Clear() {
+	if a != nil {
+		a.trim(nil)
+	}
+}
+
+// hugeMin is the smallest buffer (bytes) worth advising to be backed by
+// huge pages (adviseHuge): a few 2 MiB pages.
+const hugeMin = 8 << 20
 
 // get returns a zeroed buffer of n values, recycled if one is idle.
 func (a *Arena) get(n int) []float32 {
@@ -57,7 +66,9 @@ func (a *Arena) get(n int) []float32 {
 	}
 	a.stats.Allocated++
 	a.mu.Unlock()
-	return make([]float32, n)
+	b := make([]float32, n)
+	adviseHuge(b)
+	return b
 }
 
 // put makes bufs idle.

@@ -1,0 +1,29 @@
+//go:build linux
+
+package blocks
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// adviseHuge asks the kernel to back the fresh buffer b with transparent
+// huge pages (madvise MADV_HUGEPAGE on its 2 MiB-aligned interior) before
+// anything touches it. Where THP is left to madvise (Debian's default),
+// a 134 MB activation of the VAE decoder at 512x512 then costs 64 page
+// faults instead of 32,768, which on a virtual machine is seconds of
+// system time per image. Errors are ignored: the advice is only a hint.
+func adviseHuge(b []float32) {
+	if 4*len(b) < hugeMin {
+		return
+	}
+	const page = 2 << 20
+	start := uintptr(unsafe.Pointer(&b[0]))
+	end := start + uintptr(4*len(b))
+	lo, hi := (start+page-1)&^(page-1), end&^(page-1)
+	if hi <= lo {
+		return
+	}
+	mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(&b[0]), lo-start)), hi-lo)
+	_ = syscall.Madvise(mem, 14) // MADV_HUGEPAGE
+}
