@@ -152,9 +152,12 @@ func (p *Pipeline) unetActivations(rows, h, w int) int64 {
 // pipeline decodes the images of a batch one at a time), in float32 bytes.
 // With C_0 and C_1 the widths of the two top levels (Ch x ChMult[0], [1]):
 // the first ResBlock at full resolution holds its input (C_1 channels, the
-// upsampled level below), that input normalised and activated (C_1), and
-// its first convolution's output (C_0), so 2 C_1 + C_0 maps of H x W; plus
-// the float32 copy of the largest weight (a 3 x 3 conv of the widest level).
+// upsampled level below) and that input normalised and activated (C_1,
+// idle in the decoder's arena once the first convolution has read it: no
+// later map has its size), and then at most three maps of C_0 (the second
+// normalisation, the shortcut, the output), so 2 C_1 + 3 C_0 maps of
+// H x W; plus the float32 copy of the largest weight (a 3 x 3 conv of the
+// widest level).
 func (p *Pipeline) vaeActivations(height, width int) int64 {
 	c := p.VAE.Config
 	c0 := int64(c.Ch * c.ChMult[0])
@@ -167,5 +170,5 @@ func (p *Pipeline) vaeActivations(height, width int) int64 {
 		widest = max(widest, int64(c.Ch*m))
 	}
 	pixels := int64(height) * int64(width)
-	return ((2*c1+c0)*pixels + 9*widest*widest) * float32Bytes
+	return ((2*c1+3*c0)*pixels + 9*widest*widest) * float32Bytes
 }

@@ -21,12 +21,12 @@ func configOnly() *Pipeline {
 }
 
 // SD1.5 at 512x512: the VAE decoder's full-resolution ResBlock dominates:
-// input and its activated copy (256 channels each) and the conv output
-// (128 channels) of 512x512 float32 maps, plus a float32 copy of a
-// 512x512x3x3 weight.
+// input and its activated copy (256 channels each) and three maps of 128
+// channels (second normalisation, shortcut, output) of 512x512 float32
+// values, plus a float32 copy of a 512x512x3x3 weight.
 func TestActivationBytesSD15(t *testing.T) {
 	p := configOnly()
-	want := int64((256+256+128)*512*512*4 + 512*512*9*4)
+	want := int64((256+256+3*128)*512*512*4 + 512*512*9*4)
 	if got := p.ActivationBytes(512, 512, 1); got != want {
 		t.Errorf("ActivationBytes(512, 512, 1) = %d, want %d", got, want)
 	}

@@ -138,10 +138,11 @@ func (m *Model) Decode(ctx context.Context, z tensor.Tensor) (tensor.Tensor, err
 	if !z.Valid() || z.Rank() != 4 || z.Dim(1) != c.EmbedDim {
 		return tensor.Tensor{}, fmt.Errorf("vae: decode: z %v, want [B, %d, h, w]", z, c.EmbedDim)
 	}
-	f, tr, d := blocks.NewFlow(m.e), m.Trace, m.dec
+	f, arena := m.flow()
+	tr, d := m.Trace, m.dec
 	h := f.Conv(m.postQuantConv, z) // [B, z, h, w]
 	tr.Trace("decode.post_quant_conv", h)
-	h = f.Conv(d.convIn, h) // [B, C, h, w]
+	h = scoped(f, h, func(f *blocks.Flow, h tensor.Tensor) tensor.Tensor { return f.Conv(d.convIn, h) }) // [B, C, h, w]
 	tr.Trace("decode.decoder.conv_in", h)
 	h = d.mid.forward(f, tr, "decode.decoder.", h) // [B, C, h, w]
 	for i := len(d.up) - 1; i >= 0; i-- {
@@ -152,14 +153,30 @@ func (m *Model) Decode(ctx context.Context, z tensor.Tensor) (tensor.Tensor, err
 		if err := f.Err(); err != nil {
 			return tensor.Tensor{}, fmt.Errorf("vae: decode: %s: %w", d.up[i].name, err)
 		}
+		arena.Clear() // the next level's maps are larger: the idle ones are no use
 	}
-	h = normSiLU(f, tr, d.normOut, "decode.decoder.norm_out", h) // [B, C, H, W]
-	h = f.Conv(d.convOut, h)                                     // [B, out, H, W]
+	h = scoped(f, h, func(f *blocks.Flow, h tensor.Tensor) tensor.Tensor {
+		return normSiLU(f, tr, d.normOut, "decode.decoder.norm_out", h) // [B, C, H, W]
+	})
+	h = scoped(f, h, func(f *blocks.Flow, h tensor.Tensor) tensor.Tensor { return f.Conv(d.convOut, h) }) // [B, out, H, W]
 	tr.Trace("decode.decoder.conv_out", h)
 	if err := f.Err(); err != nil {
 		return tensor.Tensor{}, fmt.Errorf("vae: decode: %w", err)
 	}
+	f.Done(h)
 	return h, nil
+}
+
+// flow starts a pass whose results are recycled (blocks.Arena) within the
+// pass, unless a tracer may keep them (arena is then nil, which Clear
+// accepts): the arena lives for this pass only, so nothing stays
+// allocated between passes.
+func (m *Model) flow() (f *blocks.Flow, arena *blocks.Arena) {
+	if m.Trace != nil {
+		return blocks.NewFlow(m.e), nil
+	}
+	arena = new(blocks.Arena)
+	return blocks.NewArenaFlow(m.e, arena), arena
 }
 
 // normSiLU is norm then swish: one fused operator, or two when tracing
@@ -218,7 +235,8 @@ func (m *Model) Encode(ctx context.Context, x tensor.Tensor) (Posterior, error) 
 	if f := 1 << (len(c.ChMult) - 1); x.Dim(2)%f != 0 || x.Dim(3)%f != 0 {
 		return Posterior{}, fmt.Errorf("vae: encode: x %v: H and W must be multiples of %d", x, f)
 	}
-	f, tr, en := blocks.NewFlow(m.e), m.Trace, m.enc
+	f, arena := m.flow()
+	tr, en := m.Trace, m.enc
 	h := f.Conv(en.convIn, x) // [B, C, H, W]
 	tr.Trace("encode.encoder.conv_in", h)
 	for _, lv := range en.down {
@@ -229,6 +247,7 @@ func (m *Model) Encode(ctx context.Context, x tensor.Tensor) (Posterior, error) 
 		if err := f.Err(); err != nil {
 			return Posterior{}, fmt.Errorf("vae: encode: %s: %w", lv.name, err)
 		}
+		arena.Clear() // the next level's maps are smaller: the idle ones are no use
 	}
 	h = en.mid.forward(f, tr, "encode.encoder.", h)               // [B, C, h, w]
 	h = normSiLU(f, tr, en.normOut, "encode.encoder.norm_out", h) // [B, C, h, w]
@@ -239,7 +258,9 @@ func (m *Model) Encode(ctx context.Context, x tensor.Tensor) (Posterior, error) 
 	if err := f.Err(); err != nil {
 		return Posterior{}, fmt.Errorf("vae: encode: %w", err)
 	}
-	return posterior(moments)
+	p, err := posterior(moments) // copies out of moments
+	f.Done()
+	return p, err
 }
 
 // posterior splits moments [B, 2E, h, w] into mean and clamped logvar.

@@ -189,8 +189,11 @@ func (b *Bench) UNet(ctx context.Context, size, batch int) error {
 	return err
 }
 
-// Decode runs the VAE decoder on one latent of a size x size image.
+// Decode runs the VAE decoder on one latent of a size x size image, after
+// releasing the UNet's recycled activations as Generate does before it
+// decodes.
 func (b *Bench) Decode(ctx context.Context, size int) error {
+	b.P.UNet.ReleaseActivations()
 	c, s := b.P.VAE.Config.EmbedDim, b.latentSide(size)
 	_, err := b.P.VAE.DecodeLatents(ctx, tensor.MustNew(b.randn(c*s*s), 1, c, s, s)) // [1, C, h, w]
 	return err
