@@ -3,6 +3,8 @@ package blocks
 import (
 	"sync"
 
+	"github.com/perfusion-studio/perfusion/inference/internal/hugepages"
+
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
@@ -48,10 +50,6 @@ func (a *Arena) Clear() {
 	}
 }
 
-// hugeMin is the smallest buffer (bytes) worth advising to be backed by
-// huge pages (adviseHuge): a few 2 MiB pages.
-const hugeMin = 8 << 20
-
 // get returns a zeroed buffer of n values, recycled if one is idle.
 func (a *Arena) get(n int) []float32 {
 	a.mu.Lock()
@@ -67,7 +65,7 @@ func (a *Arena) get(n int) []float32 {
 	a.stats.Allocated++
 	a.mu.Unlock()
 	b := make([]float32, n)
-	adviseHuge(b)
+	hugepages.Advise(b)
 	return b
 }
 

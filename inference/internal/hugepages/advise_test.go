@@ -1,16 +1,16 @@
-package blocks
+package hugepages
 
 import "testing"
 
-// adviseHuge is only a hint: buffers of any size and alignment stay
+// Advise is only a hint: buffers of any size and alignment stay
 // ordinary memory that reads back what was written.
 func TestAdviseHuge(t *testing.T) {
-	for _, n := range []int{0, 1, hugeMin / 4, hugeMin/4 + 3, 3 * hugeMin / 4} {
+	for _, n := range []int{0, 1, Min / 4, Min/4 + 3, 3 * Min / 4} {
 		b := make([]float32, n)
 		if n > 0 {
 			b = b[1:] // unaligned start
 		}
-		adviseHuge(b)
+		Advise(b)
 		for i := range b {
 			b[i] = float32(i)
 		}

@@ -1,20 +1,20 @@
 //go:build linux
 
-package blocks
+package hugepages
 
 import (
 	"syscall"
 	"unsafe"
 )
 
-// adviseHuge asks the kernel to back the fresh buffer b with transparent
+// Advise asks the kernel to back the fresh buffer b with transparent
 // huge pages (madvise MADV_HUGEPAGE on its 2 MiB-aligned interior) before
 // anything touches it. Where THP is left to madvise (Debian's default),
 // a 134 MB activation of the VAE decoder at 512x512 then costs 64 page
 // faults instead of 32,768, which on a virtual machine is seconds of
 // system time per image. Errors are ignored: the advice is only a hint.
-func adviseHuge(b []float32) {
-	if 4*len(b) < hugeMin {
+func Advise(b []float32) {
+	if 4*len(b) < Min {
 		return
 	}
 	const page = 2 << 20
