@@ -99,7 +99,9 @@ func TestHalfStorage(t *testing.T) {
 		return slices.Clone(p.Grad())
 	}
 	golden.Check(t, "gradient, half storage vs float32", grad(half), grad(ref), golden.Tol{Atol: 1e-5, Rtol: 1e-4})
-	if s := half.pool.Stats(); s.InUse != 0 || s.Unpooled != 0 || s.Allocated > 2 {
-		t.Errorf("pool after a gradient forward: %+v, want every conversion in at most two pool buffers, nothing in use", s)
+	// Independent operators' backward may run at once, each with a
+	// borrowed buffer: a few buffers, reused for every conversion.
+	if s := half.pool.Stats(); s.InUse != 0 || s.Unpooled != 0 || s.Allocated > 16 || s.Pooled < 2*s.Allocated {
+		t.Errorf("pool after a gradient forward: %+v, want every conversion in a few reused pool buffers, nothing in use", s)
 	}
 }
