@@ -29,14 +29,20 @@ const memoryLimitEnv = "GOMEMLIMIT"
 // description for a progress line and a function that restores the
 // previous limit, for a command that returns to its caller (tests).
 func setMemoryLimit(p *pipeline.Pipeline, width, height, batch int) (msg string, restore func()) {
+	return limitTo(p.MemoryBudget(width, height, batch), fmt.Sprintf("weights %.2f GB (besides %.2f GB mapped from the file) + activations + margin",
+		float64(p.HeapWeightBytes())/1e9, float64(p.MappedBytes())/1e9))
+}
+
+// limitTo sets the Go memory limit to budget bytes, unless GOMEMLIMIT set
+// one, and returns setMemoryLimit's description (what names what the
+// budget holds) and restore.
+func limitTo(budget int64, what string) (msg string, restore func()) {
 	if v, ok := os.LookupEnv(memoryLimitEnv); ok {
 		return fmt.Sprintf("memory limit %s from %s", v, memoryLimitEnv), func() {}
 	}
-	budget := p.MemoryBudget(width, height, batch)
 	prev := applyMemoryLimit(budget)
-	restore = func() { debug.SetMemoryLimit(prev) }
-	return fmt.Sprintf("memory limit %.2f GB for the Go heap: weights %.2f GB (besides %.2f GB mapped from the file) + activations + margin (set %s to override)",
-		float64(budget)/1e9, float64(p.WeightBytes()-p.MappedBytes())/1e9, float64(p.MappedBytes())/1e9, memoryLimitEnv), restore
+	return fmt.Sprintf("memory limit %.2f GB for the Go heap: %s (set %s to override)", float64(budget)/1e9, what, memoryLimitEnv),
+		func() { debug.SetMemoryLimit(prev) }
 }
 
 // applyMemoryLimit sets the Go memory limit to budget bytes unless the
@@ -53,15 +59,9 @@ func applyMemoryLimit(budget int64) (prev int64) {
 // settings s (pipeline.TrainingBudget: that of generating s.Micro images
 // of s.Size pixels, more when a pass keeps its activations).
 func setTrainMemoryLimit(p *pipeline.Pipeline, s train.Settings) (msg string, restore func()) {
-	if v, ok := os.LookupEnv(memoryLimitEnv); ok {
-		return fmt.Sprintf("memory limit %s from %s", v, memoryLimitEnv), func() {}
-	}
-	budget := p.TrainingBudget(s.Size, s.Micro, !s.Recomputes())
-	prev := applyMemoryLimit(budget)
-	how := "activations recomputed"
+	what := "weights + activations recomputed block by block + margin"
 	if !s.Recomputes() {
-		how = "activations kept"
+		what = "weights + activations kept for the backward pass + margin"
 	}
-	return fmt.Sprintf("memory limit %.2f GB for the Go heap (%s; set %s to override)", float64(budget)/1e9, how, memoryLimitEnv),
-		func() { debug.SetMemoryLimit(prev) }
+	return limitTo(p.TrainingBudget(s.Size, s.Micro, !s.Recomputes()), what)
 }

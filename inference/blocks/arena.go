@@ -4,7 +4,6 @@ import (
 	"sync"
 
 	"github.com/perfusion-studio/perfusion/inference/internal/hugepages"
-
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 

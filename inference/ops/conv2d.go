@@ -347,23 +347,19 @@ func (f *conv2d) batchGroup(y, w []float32, beta float32, b0, nb int, col, t, on
 	g, x := f.g, f.x.Data()
 	ckk, hw, ohw := g.C*g.Taps(), g.H*g.W, g.Ho*g.Wo
 	n := nb * ohw
+	yg := y[b0*g.O*ohw : (b0+nb)*g.O*ohw]
+	if nb == 1 { // one image: col and y_b are the GEMM's own operands
+		convkern.Im2col(f.e.par, col, x[b0*g.C*hw:(b0+1)*g.C*hw], g, 0, g.Ho)
+		f.e.B.Gemm(false, false, g.O, n, ckk, 1, w, ckk, col, n, beta, yg, n)
+		return
+	}
 	for i := range nb {
-		img := x[(b0+i)*g.C*hw : (b0+i+1)*g.C*hw]
-		if nb == 1 {
-			convkern.Im2col(f.e.par, col, img, g, 0, g.Ho)
-			break
-		}
-		convkern.Im2col(f.e.par, one, img, g, 0, g.Ho)
+		convkern.Im2col(f.e.par, one, x[(b0+i)*g.C*hw:(b0+i+1)*g.C*hw], g, 0, g.Ho)
 		f.e.par(ckk, grain/ohw+1, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				copy(col[r*n+i*ohw:r*n+(i+1)*ohw], one[r*ohw:(r+1)*ohw])
 			}
 		})
-	}
-	yg := y[b0*g.O*ohw : (b0+nb)*g.O*ohw]
-	if nb == 1 { // t is y_b itself
-		f.e.B.Gemm(false, false, g.O, n, ckk, 1, w, ckk, col, n, beta, yg, n)
-		return
 	}
 	// y_b [O, Ho*Wo] <-> t's columns of image b; the GEMM adds to what y
 	// holds (bias, residual) in its own rounding, as the other paths do.

@@ -66,7 +66,7 @@ func (p *Pipeline) MemoryBudget(width, height, batch int) int64 {
 	f := p.latentFactor()
 	h, w := max(height/f, 1), max(width/f, 1)
 	act := max(arenaFactor*p.unetActivations(2*batch, h, w), p.vaeActivations(height, width))
-	return p.WeightBytes() - p.MappedBytes() + act + memoryMargin
+	return p.HeapWeightBytes() + act + memoryMargin
 }
 
 // keptGraphFactor is how much more than MemoryBudget a training pass

@@ -123,15 +123,17 @@ func (lv *level) forward(f *blocks.Flow, trace blocks.Tracer, prefix string, x t
 	if lv.resample == nil {
 		return x
 	}
-	name := prefix + lv.name + ".downsample"
 	x = scoped(f, x, func(f *blocks.Flow, x tensor.Tensor) tensor.Tensor {
 		if lv.up {
-			name = prefix + lv.name + ".upsample"
 			x = f.Upsample2x(x) // [B, C, 2H, 2W]
 		}
 		return f.Conv(*lv.resample, x) // [B, C, H/2, W/2] down; [B, C, 2H, 2W] up
 	})
-	trace.Trace(name, x)
+	if lv.up {
+		trace.Trace(prefix+lv.name+".upsample", x)
+	} else {
+		trace.Trace(prefix+lv.name+".downsample", x)
+	}
 	return x
 }
 
