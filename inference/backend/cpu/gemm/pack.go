@@ -43,9 +43,7 @@ func packA(dst []float32, a operand, i0, mc, p0, kc, mr int) {
 		panel := dst[ir*kc : (ir+mr)*kc]
 		rows := min(mr, mc-ir)
 		// op(A)[i][p] = data[i*ld+p]: each row is contiguous in p.
-		interleave(panel, mr, rows, func(r int) []float32 {
-			return a.data[(i0+ir+r)*a.ld+p0:][:kc]
-		})
+		interleave(panel, mr, rows, a.data, (i0+ir)*a.ld+p0, a.ld, kc)
 	}
 }
 
@@ -66,9 +64,7 @@ func (b operand) packB(dst []float32, p0, kc, j0, nc, nr int) {
 		panel := dst[jr*kc : (jr+nr)*kc]
 		cols := min(nr, nc-jr)
 		// op(B)[p][j] = data[j*ld+p]: each column j is contiguous in p.
-		interleave(panel, nr, cols, func(c int) []float32 {
-			return b.data[(j0+jr+c)*b.ld+p0:][:kc]
-		})
+		interleave(panel, nr, cols, b.data, (j0+jr)*b.ld+p0, b.ld, kc)
 	}
 }
 
@@ -112,28 +108,39 @@ func runs(dst []float32, stride int, src []float32, ld, kc, w int) {
 	}
 }
 
-// interleave writes dst[p*stride+r] = src(r)[p] for r < n and every p of the
-// equal-length sources, and zeros for n <= r < stride: it turns n rows into
-// a [len, stride] panel. Rows go four, two or one at a time so each step
-// does several loads and stores per bounds check.
-func interleave(dst []float32, stride, n int, src func(r int) []float32) {
-	kc := len(dst) / stride
+// interleave writes dst[p*stride+r] = data[off+r*ld+p] for r < n and
+// p < kc, and zeros for n <= r < stride: it turns n equally spaced rows
+// of kc values into a [kc, stride] panel. Full panels of the AVX-512
+// shapes go through a register transpose (interleaveFast); the rest go
+// four, two or one rows at a time so each step does several loads and
+// stores per bounds check.
+func interleave(dst []float32, stride, n int, data []float32, off, ld, kc int) {
+	dst = dst[:kc*stride]
+	interleaveFrom(dst, stride, n, data, off, ld, kc, interleaveFast(dst, stride, n, data, off, ld, kc))
+}
+
+// interleaveFrom is interleave's portable part: it packs columns [p0, kc).
+func interleaveFrom(dst []float32, stride, n int, data []float32, off, ld, kc, p0 int) {
+	if p0 == kc {
+		return
+	}
+	src := func(r int) []float32 { return data[off+r*ld+p0 : off+r*ld+kc] }
+	d := dst[p0*stride:]
 	r := 0
 	for ; r+4 <= n; r += 4 {
-		inter4(dst[r:], stride, src(r), src(r+1), src(r+2), src(r+3))
+		inter4(d[r:], stride, src(r), src(r+1), src(r+2), src(r+3))
 	}
 	for ; r+2 <= n; r += 2 {
-		inter2(dst[r:], stride, src(r), src(r+1))
+		inter2(d[r:], stride, src(r), src(r+1))
 	}
 	for ; r < n; r++ {
-		s := src(r)
-		for p, v := range s {
-			dst[p*stride+r] = v
+		for p, v := range src(r) {
+			d[p*stride+r] = v
 		}
 	}
 	if n < stride {
-		for p := range kc {
-			clear(dst[p*stride+n : (p+1)*stride])
+		for p := range kc - p0 {
+			clear(d[p*stride+n : (p+1)*stride])
 		}
 	}
 }

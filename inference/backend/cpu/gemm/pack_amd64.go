@@ -1,0 +1,37 @@
+package gemm
+
+import "github.com/perfusion-studio/perfusion/inference/internal/x86"
+
+// haveAVX512Pack is fixed at start-up.
+var haveAVX512Pack = x86.HasAVX512()
+
+// interleave16AVX512 packs chunks*16 columns of rows (14 or 16) source
+// rows, row r at src + r*ld, into a panel whose row p (column p of the
+// sources) starts at dst + p*dstride: a 16×16 register transpose per
+// chunk. Rows past rows are not read; their panel slots are left as they
+// are. In pack_avx512_amd64.s.
+//
+//go:noescape
+func interleave16AVX512(dst *float32, dstride int, src *float32, ld int, chunks int, rows int)
+
+// interleaveFast packs the leading multiple of 16 columns of n equally
+// spaced rows (row r is data[off+r*ld:][:kc]) into dst with the AVX-512
+// transpose when the panel shape allows it (14 rows into a 14-wide panel,
+// or 16 or 32 rows into a panel of that width), and returns how many
+// columns it packed (0: none, the caller does it all).
+func interleaveFast(dst []float32, stride, n int, data []float32, off, ld, kc int) int {
+	if !haveAVX512Pack || kc < 16 || n != stride || (n != 14 && n != 16 && n != 32) {
+		return 0
+	}
+	chunks := kc / 16
+	done := chunks * 16
+	// Bounds: the last row's last packed column and the panel's last slot.
+	_ = data[off+(n-1)*ld+done-1]
+	_ = dst[(done-1)*stride+n-1]
+	rows := min(n, 16)
+	interleave16AVX512(&dst[0], stride, &data[off], ld, chunks, rows)
+	if n == 32 {
+		interleave16AVX512(&dst[16], stride, &data[off+16*ld], ld, chunks, 16)
+	}
+	return done
+}

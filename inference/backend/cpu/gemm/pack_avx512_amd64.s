@@ -1,0 +1,164 @@
+#include "textflag.h"
+
+// Transposing pack of 16 source rows (see interleave16 in pack_amd64.go).
+//
+// Registers: SI rows 0-7, R10 rows 8-15 (row r at base + (r%8)*ld), R8 ld,
+// R11 3*ld, R12 5*ld, R13 7*ld (bytes); DI the panel, R9 its row stride in
+// bytes; CX 16-column chunks left; BX rows loaded (14 or 16); K1 the store
+// mask (one bit per loaded row).
+
+// LOADROWS loads column chunk [p, p+16) of the 16 rows into Z0..Z15.
+#define LOADROWS \
+	VMOVUPS (SI), Z0;        \
+	VMOVUPS (SI)(R8*1), Z1;  \
+	VMOVUPS (SI)(R8*2), Z2;  \
+	VMOVUPS (SI)(R11*1), Z3; \
+	VMOVUPS (SI)(R8*4), Z4;  \
+	VMOVUPS (SI)(R12*1), Z5; \
+	VMOVUPS (SI)(R11*2), Z6; \
+	VMOVUPS (SI)(R13*1), Z7; \
+	VMOVUPS (R10), Z8;        \
+	VMOVUPS (R10)(R8*1), Z9;  \
+	VMOVUPS (R10)(R8*2), Z10; \
+	VMOVUPS (R10)(R11*1), Z11; \
+	VMOVUPS (R10)(R8*4), Z12; \
+	VMOVUPS (R10)(R12*1), Z13
+
+// TRANSPOSE turns Z0..Z15 (row r, lanes p) into Z0..Z15 (column p, lanes
+// r): interleave 32-bit then 64-bit pairs within 128-bit lanes, then move
+// 128-bit lanes across registers in two rounds.
+#define TRANSPOSE \
+	VUNPCKLPS Z1, Z0, Z16;   \
+	VUNPCKHPS Z1, Z0, Z17;   \
+	VUNPCKLPS Z3, Z2, Z18;   \
+	VUNPCKHPS Z3, Z2, Z19;   \
+	VUNPCKLPS Z5, Z4, Z20;   \
+	VUNPCKHPS Z5, Z4, Z21;   \
+	VUNPCKLPS Z7, Z6, Z22;   \
+	VUNPCKHPS Z7, Z6, Z23;   \
+	VUNPCKLPS Z9, Z8, Z24;   \
+	VUNPCKHPS Z9, Z8, Z25;   \
+	VUNPCKLPS Z11, Z10, Z26; \
+	VUNPCKHPS Z11, Z10, Z27; \
+	VUNPCKLPS Z13, Z12, Z28; \
+	VUNPCKHPS Z13, Z12, Z29; \
+	VUNPCKLPS Z15, Z14, Z30; \
+	VUNPCKHPS Z15, Z14, Z31; \
+	                          \
+	VUNPCKLPD Z18, Z16, Z0;  \
+	VUNPCKHPD Z18, Z16, Z1;  \
+	VUNPCKLPD Z19, Z17, Z2;  \
+	VUNPCKHPD Z19, Z17, Z3;  \
+	VUNPCKLPD Z22, Z20, Z4;  \
+	VUNPCKHPD Z22, Z20, Z5;  \
+	VUNPCKLPD Z23, Z21, Z6;  \
+	VUNPCKHPD Z23, Z21, Z7;  \
+	VUNPCKLPD Z26, Z24, Z8;  \
+	VUNPCKHPD Z26, Z24, Z9;  \
+	VUNPCKLPD Z27, Z25, Z10; \
+	VUNPCKHPD Z27, Z25, Z11; \
+	VUNPCKLPD Z30, Z28, Z12; \
+	VUNPCKHPD Z30, Z28, Z13; \
+	VUNPCKLPD Z31, Z29, Z14; \
+	VUNPCKHPD Z31, Z29, Z15; \
+	                          \
+	VSHUFF32X4 $0x44, Z4, Z0, Z16;  \
+	VSHUFF32X4 $0xEE, Z4, Z0, Z17;  \
+	VSHUFF32X4 $0x44, Z12, Z8, Z18; \
+	VSHUFF32X4 $0xEE, Z12, Z8, Z19; \
+	VSHUFF32X4 $0x44, Z5, Z1, Z20;  \
+	VSHUFF32X4 $0xEE, Z5, Z1, Z21;  \
+	VSHUFF32X4 $0x44, Z13, Z9, Z22; \
+	VSHUFF32X4 $0xEE, Z13, Z9, Z23; \
+	VSHUFF32X4 $0x44, Z6, Z2, Z24;  \
+	VSHUFF32X4 $0xEE, Z6, Z2, Z25;  \
+	VSHUFF32X4 $0x44, Z14, Z10, Z26; \
+	VSHUFF32X4 $0xEE, Z14, Z10, Z27; \
+	VSHUFF32X4 $0x44, Z7, Z3, Z28;  \
+	VSHUFF32X4 $0xEE, Z7, Z3, Z29;  \
+	VSHUFF32X4 $0x44, Z15, Z11, Z30; \
+	VSHUFF32X4 $0xEE, Z15, Z11, Z31; \
+	                                 \
+	VSHUFF32X4 $0x88, Z18, Z16, Z0;  \
+	VSHUFF32X4 $0xDD, Z18, Z16, Z4;  \
+	VSHUFF32X4 $0x88, Z19, Z17, Z8;  \
+	VSHUFF32X4 $0xDD, Z19, Z17, Z12; \
+	VSHUFF32X4 $0x88, Z22, Z20, Z1;  \
+	VSHUFF32X4 $0xDD, Z22, Z20, Z5;  \
+	VSHUFF32X4 $0x88, Z23, Z21, Z9;  \
+	VSHUFF32X4 $0xDD, Z23, Z21, Z13; \
+	VSHUFF32X4 $0x88, Z26, Z24, Z2;  \
+	VSHUFF32X4 $0xDD, Z26, Z24, Z6;  \
+	VSHUFF32X4 $0x88, Z27, Z25, Z10; \
+	VSHUFF32X4 $0xDD, Z27, Z25, Z14; \
+	VSHUFF32X4 $0x88, Z30, Z28, Z3;  \
+	VSHUFF32X4 $0xDD, Z30, Z28, Z7;  \
+	VSHUFF32X4 $0x88, Z31, Z29, Z11; \
+	VSHUFF32X4 $0xDD, Z31, Z29, Z15
+
+// STORE writes column p's register to the panel row and moves on.
+#define STORE(z) \
+	VMOVUPS z, K1, (DI); \
+	ADDQ    R9, DI
+
+// func interleave16AVX512(dst *float32, dstride int, src *float32, ld int, chunks int, rows int)
+TEXT ·interleave16AVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ dstride+8(FP), R9
+	SHLQ $2, R9
+	MOVQ src+16(FP), SI
+	MOVQ ld+24(FP), R8
+	SHLQ $2, R8
+	MOVQ chunks+32(FP), CX
+	MOVQ rows+40(FP), BX
+
+	LEAQ (R8)(R8*2), R11 // 3*ld
+	LEAQ (R8)(R8*4), R12 // 5*ld
+	LEAQ (R11)(R8*4), R13 // 7*ld
+	LEAQ (SI)(R8*8), R10 // row 8
+
+	MOVL $0xFFFF, AX
+	CMPQ BX, $16
+	JEQ  mask
+	MOVL $0x3FFF, AX
+mask:
+	KMOVW AX, K1
+	TESTQ CX, CX
+	JEQ   done
+
+loop:
+	LOADROWS
+	CMPQ BX, $16
+	JNE  zero
+	VMOVUPS (R10)(R11*2), Z14
+	VMOVUPS (R10)(R13*1), Z15
+	JMP  transpose
+zero:
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+transpose:
+	TRANSPOSE
+	STORE(Z0)
+	STORE(Z1)
+	STORE(Z2)
+	STORE(Z3)
+	STORE(Z4)
+	STORE(Z5)
+	STORE(Z6)
+	STORE(Z7)
+	STORE(Z8)
+	STORE(Z9)
+	STORE(Z10)
+	STORE(Z11)
+	STORE(Z12)
+	STORE(Z13)
+	STORE(Z14)
+	STORE(Z15)
+	ADDQ $64, SI
+	ADDQ $64, R10
+	DECQ CX
+	JNE  loop
+
+done:
+	VZEROUPPER
+	RET
