@@ -28,3 +28,20 @@ type Backend interface {
 	// runs fn on each, returning when all are done.
 	Parallel(n int, fn func(lo, hi int))
 }
+
+// HalfGemmer is implemented by backends that multiply a binary16 (IEEE
+// half precision) operand directly, widening its elements to float32 as
+// they are packed: float16 weights used in place then need no float32
+// copy. The results are Gemm's on the widened operand.
+type HalfGemmer interface {
+	// GemmHalfA is Gemm with A stored as binary16.
+	GemmHalfA(transA, transB bool, m, n, k int, alpha float32, a []uint16, lda int,
+		b []float32, ldb int, beta float32, c []float32, ldc int)
+	// GemmHalfB is Gemm with B stored as binary16.
+	GemmHalfB(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+		b []uint16, ldb int, beta float32, c []float32, ldc int)
+	// HalfGemmFast reports whether the two are at least as fast as
+	// converting the operand and calling Gemm (false where Gemm is a
+	// platform BLAS faster than the backend's own kernels).
+	HalfGemmFast() bool
+}

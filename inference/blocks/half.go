@@ -124,11 +124,29 @@ func (h *HalfTensor) Float32(e *ops.Engine, keep bool) (w tensor.Tensor, release
 	if keep {
 		return h.lazy(e, false), func() {}
 	}
+	if e.HalfGemm() { // the operators multiply the float16 values as stored
+		return h.direct(e), func() {}
+	}
 	buf, release := h.buffer()
 	ConvertHalf(e, buf, h.data)
 	h.pool.countPooled()
 	runtime.KeepAlive(h)
 	return tensor.MustNew(buf, h.shape...), release // len(buf) = numel by construction
+}
+
+// shapeOnly returns a tensor of h's shape for shape checks: a float16
+// leaf whose values are never read.
+func (h *HalfTensor) shapeOnly() tensor.Tensor {
+	t, _ := tensor.FromNode(&lazyWeight{h: h}, h.shape...) // same numel by construction
+	return t
+}
+
+// direct returns the weight as a lazyWeight that ops may multiply as
+// stored (tensor.HalfHolder), counting the read (PoolStats.Direct).
+func (h *HalfTensor) direct(e *ops.Engine) tensor.Tensor {
+	t, _ := tensor.FromNode(&lazyWeight{h: h, e: e, direct: true}, h.shape...) // same numel by construction
+	h.pool.countDirect()
+	return t
 }
 
 // Float32OHIW is Float32 for a convolution weight [O, C, KH, KW]: the
@@ -277,6 +295,7 @@ type PoolStats struct {
 	Unpooled  int // conversions for gradient graphs (each read of a lazy weight), outside the pool
 	Pooled    int // conversions into pooled buffers (one operator call each)
 	Held      int // conversions into WeightScope buffers (one per weight and scope)
+	Direct    int // reads of weights the operators multiply as stored (no conversion; Engine.HalfGemm)
 }
 
 // Conversions is the number of float16 weights converted, every way.
@@ -334,6 +353,15 @@ func (p *WeightPool) countPooled() {
 	}
 	p.mu.Lock()
 	p.stats.Pooled++
+	p.mu.Unlock()
+}
+
+func (p *WeightPool) countDirect() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.stats.Direct++
 	p.mu.Unlock()
 }
 

@@ -121,15 +121,23 @@ func (m Conv2D) Forward(e *ops.Engine, x tensor.Tensor) (tensor.Tensor, error) {
 
 // ForwardAdd maps x [B, In, H, W] to [B, Out, H', W'] and adds r of the
 // output's shape (a residual; the zero Tensor adds nothing) in the same
-// operator. A float16 weight is converted straight into the layout the
-// convolution computes in (ops.OHIW).
+// operator. A float16 weight is read as stored where the convolution
+// multiplies its rows in that order (Engine.ConvOIHW: directly when the
+// backend multiplies float16, see HalfTensor.Float32), and otherwise
+// converted straight into the layout it computes in (ops.OHIW).
 func (m Conv2D) ForwardAdd(e *ops.Engine, x, r tensor.Tensor) (tensor.Tensor, error) {
 	if m.Half == nil || len(m.Half.shape) != 4 || m.Half.shape[2]*m.Half.shape[3] == 1 {
 		w, release := weight(e, m.Weight, m.Half, x, m.Bias, r)
 		defer release()
 		return e.Conv2DAdd(x, w, m.Bias, r, m.Params)
 	}
-	w, release := m.Half.Float32OHIW(e, needsGrad(x, m.Bias, r))
+	keep := needsGrad(x, m.Bias, r)
+	if m.Params.Layout == ops.OIHW && e.ConvOIHW(x, m.Half.shapeOnly(), m.Params) {
+		w, release := m.Half.Float32(e, keep) // as stored: directly, or converted without reordering
+		defer release()
+		return e.Conv2DAdd(x, w, m.Bias, r, m.Params)
+	}
+	w, release := m.Half.Float32OHIW(e, keep)
 	defer release()
 	p := m.Params
 	p.Layout = ops.OHIW

@@ -18,9 +18,10 @@ import (
 // into a fresh buffer that nothing keeps. It never requires or takes
 // gradients.
 type lazyWeight struct {
-	h    *HalfTensor
-	e    *ops.Engine
-	ohiw bool // converted into ops.OHIW's layout (see ConvertHalfOHIW)
+	h      *HalfTensor
+	e      *ops.Engine
+	ohiw   bool // converted into ops.OHIW's layout (see ConvertHalfOHIW)
+	direct bool // offered to ops as stored (HalfData), for a call without a graph
 }
 
 var _ mat.Tensor = (*lazyWeight)(nil)
@@ -59,6 +60,16 @@ func (l *lazyWeight) convert(buf []float32) {
 		ConvertHalf(l.e, buf, l.h.data)
 	}
 	runtime.KeepAlive(l.h) // its mapping stays valid while converting
+}
+
+// HalfData implements tensor.HalfHolder: the float16 values as stored
+// for a direct read (HalfTensor.Direct), nil otherwise (a weight on a
+// gradient graph is read through Lend, as the backward pass needs).
+func (l *lazyWeight) HalfData() []uint16 {
+	if !l.direct || l.ohiw {
+		return nil
+	}
+	return l.h.data
 }
 
 func (l *lazyWeight) Data() float.Slice            { return l.Value().Data() }

@@ -70,8 +70,11 @@ func TestHalfStorage(t *testing.T) {
 	if hb, fb := half.WeightBytes(), ref.WeightBytes(); hb >= fb || hb <= fb/2 {
 		t.Errorf("WeightBytes: half %d, float32 %d", hb, fb)
 	}
-	if s := half.pool.Stats(); s.InUse != 0 || s.Allocated != 1 || s.Unpooled != 0 {
-		t.Errorf("pool after one forward: %+v", s)
+	// Where the backend multiplies float16 directly the forward converts
+	// nothing; otherwise one pooled buffer serves every layer.
+	if s := half.pool.Stats(); s.InUse != 0 || s.Unpooled != 0 ||
+		half.e.HalfGemm() && (s.Allocated != 0 || s.Direct == 0) || !half.e.HalfGemm() && s.Allocated != 1 {
+		t.Errorf("pool after one forward (HalfGemm %v): %+v", half.e.HalfGemm(), s)
 	}
 
 	// Gradients into an extra embedding row (any values: here the first

@@ -141,19 +141,47 @@ func (f *conv2d) Forward() (mat.Tensor, error) {
 	g := f.g
 	y := f.e.output(g.B * g.O * g.Ho * g.Wo) // [B, O, Ho, Wo]
 	beta := f.e.initOutput(y, f.b, f.r, g.B, g.O, g.Ho*g.Wo)
+	if f.path == pathDirect || f.path == pathBatched && f.layout == OIHW {
+		// Whole weight rows as stored: float16 multiplied directly where
+		// the backend can, with the batched path's columns in that order.
+		w := f.e.readWeight(f.w)
+		if f.path == pathDirect {
+			f.forwardDirect(y, w, beta)
+		} else {
+			f.forwardBatched(y, w, beta, convkern.Im2colOIHW)
+		}
+		w.release()
+		return tensor.Leaf(y), nil
+	}
 	w, release := f.weightOHIW()
 	switch f.path {
-	case pathDirect:
-		f.forwardDirect(y, w, beta)
 	case pathRows:
 		f.forwardRows(y, w, beta)
 	case pathBatched:
-		f.forwardBatched(y, w, beta)
+		f.forwardBatched(y, weightRead{f32: w}, beta, convkern.Im2col)
 	default:
 		f.forwardIm2col(y, w, beta)
 	}
 	release()
 	return tensor.Leaf(y), nil
+}
+
+// ConvOIHW reports whether Conv2DAdd(x, w, b, r, p) with p.Layout OIHW
+// multiplies w's rows as stored: 1x1 convolutions and small images (the
+// batched path). Such a convolution takes a float16 w (a
+// tensor.HalfHolder) without a float32 copy when e.HalfGemm, and costs
+// no reordering as float32; any other convolution computes in the OHIW
+// layout and is better given its weight that way.
+func (e *Engine) ConvOIHW(x, w tensor.Tensor, p Conv2DParams) bool {
+	if p.Layout != OIHW {
+		return false
+	}
+	g, err := conv2dGeom(x, w, tensor.Tensor{}, p)
+	if err != nil {
+		return false
+	}
+	path := pathOf(g)
+	return path == pathDirect || path == pathBatched
 }
 
 func (f *conv2d) Backward(gy mat.Tensor) error {
@@ -258,11 +286,11 @@ func (e *Engine) initOutput(y []float32, b, r tensor.Tensor, nb, o, s int) float
 
 // Direct path: per image, y_b [O, HW] = w [O, C] x_b [C, HW].
 
-func (f *conv2d) forwardDirect(y, w []float32, beta float32) {
+func (f *conv2d) forwardDirect(y []float32, w weightRead, beta float32) {
 	g, x := f.g, f.x.Data()
 	hw := g.H * g.W
 	for b := 0; b < g.B; b++ {
-		f.e.B.Gemm(false, false, g.O, hw, g.C, 1, w, g.C, x[b*g.C*hw:], hw, beta, y[b*g.O*hw:], hw)
+		f.e.gemmWA(false, false, g.O, hw, g.C, w, g.C, x[b*g.C*hw:], hw, beta, y[b*g.O*hw:], hw)
 	}
 }
 
@@ -318,7 +346,10 @@ func (f *conv2d) forwardIm2col(y, w []float32, beta float32) {
 // once per group (as many images as colBudget holds), not once per image.
 // Backward runs the im2col path.
 
-func (f *conv2d) forwardBatched(y, w []float32, beta float32) {
+// im2colFunc fills im2col columns in one of convkern's row orders.
+type im2colFunc func(par convkern.Par, col, x []float32, g convkern.Geom, r0, r1 int)
+
+func (f *conv2d) forwardBatched(y []float32, w weightRead, beta float32, im2col im2colFunc) {
 	g := f.g
 	ckk, ohw := g.C*g.Taps(), g.Ho*g.Wo
 	budget := f.budget
@@ -333,7 +364,7 @@ func (f *conv2d) forwardBatched(y, w []float32, beta float32) {
 		one = f.e.scratch(ckk * ohw)
 	}
 	for b0 := 0; b0 < g.B; b0 += group {
-		f.batchGroup(y, w, beta, b0, min(group, g.B-b0), col, t, one)
+		f.batchGroup(y, w, beta, b0, min(group, g.B-b0), col, t, one, im2col)
 	}
 	f.e.release(col)
 	f.e.release(t)
@@ -343,18 +374,18 @@ func (f *conv2d) forwardBatched(y, w []float32, beta float32) {
 }
 
 // batchGroup computes the images [b0, b0+nb) of the batched path.
-func (f *conv2d) batchGroup(y, w []float32, beta float32, b0, nb int, col, t, one []float32) {
+func (f *conv2d) batchGroup(y []float32, w weightRead, beta float32, b0, nb int, col, t, one []float32, im2col im2colFunc) {
 	g, x := f.g, f.x.Data()
 	ckk, hw, ohw := g.C*g.Taps(), g.H*g.W, g.Ho*g.Wo
 	n := nb * ohw
 	yg := y[b0*g.O*ohw : (b0+nb)*g.O*ohw]
 	if nb == 1 { // one image: col and y_b are the GEMM's own operands
-		convkern.Im2col(f.e.par, col, x[b0*g.C*hw:(b0+1)*g.C*hw], g, 0, g.Ho)
-		f.e.B.Gemm(false, false, g.O, n, ckk, 1, w, ckk, col, n, beta, yg, n)
+		im2col(f.e.par, col, x[b0*g.C*hw:(b0+1)*g.C*hw], g, 0, g.Ho)
+		f.e.gemmWA(false, false, g.O, n, ckk, w, ckk, col, n, beta, yg, n)
 		return
 	}
 	for i := range nb {
-		convkern.Im2col(f.e.par, one, x[(b0+i)*g.C*hw:(b0+i+1)*g.C*hw], g, 0, g.Ho)
+		im2col(f.e.par, one, x[(b0+i)*g.C*hw:(b0+i+1)*g.C*hw], g, 0, g.Ho)
 		f.e.par(ckk, grain/ohw+1, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				copy(col[r*n+i*ohw:r*n+(i+1)*ohw], one[r*ohw:(r+1)*ohw])
@@ -379,7 +410,7 @@ func (f *conv2d) batchGroup(y, w []float32, beta float32, b0, nb int, col, t, on
 	if beta != 0 {
 		columns(true)
 	}
-	f.e.B.Gemm(false, false, g.O, n, ckk, 1, w, ckk, col, n, beta, t, n)
+	f.e.gemmWA(false, false, g.O, n, ckk, w, ckk, col, n, beta, t, n)
 	columns(false)
 }
 

@@ -50,9 +50,9 @@ func (f *linear) Forward() (mat.Tensor, error) {
 		return tensor.Leaf(y), nil
 	}
 	beta := f.e.initRows(y, f.b, f.r, f.m, f.out)
-	w, release := f.w.Borrow()
-	f.e.B.Gemm(false, true, f.m, f.out, f.in, 1, f.x.Data(), f.in, w, f.in, beta, y, f.out)
-	release()
+	w := f.e.readWeight(f.w)
+	f.e.gemmWB(false, true, f.m, f.out, f.in, f.x.Data(), f.in, w, f.in, beta, y, f.out)
+	w.release()
 	return tensor.Leaf(y), nil
 }
 

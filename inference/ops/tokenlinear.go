@@ -60,19 +60,19 @@ func (f *tokenLinear) Operands() []mat.Tensor { return Operands(f.x, f.w, f.b, f
 
 func (f *tokenLinear) Forward() (mat.Tensor, error) {
 	x, n, c, o := f.x.Data(), f.n, f.c, f.o
-	w, release := f.w.Borrow()
-	defer release()
+	w := f.e.readWeight(f.w)
+	defer w.release()
 	y := f.e.output(f.nb * n * o)
 	if f.fromTokens {
 		beta := f.e.initOutput(y, f.b, f.r, f.nb, o, n)
 		for b := 0; b < f.nb; b++ { // y_b [O, N] = w [O, C] x_b^T, x_b [N, C]
-			f.e.B.Gemm(false, true, o, n, c, 1, w, c, x[b*n*c:], c, beta, y[b*o*n:], n)
+			f.e.gemmWA(false, true, o, n, c, w, c, x[b*n*c:], c, beta, y[b*o*n:], n)
 		}
 		return tensor.Leaf(y), nil
 	}
 	beta := f.e.initRows(y, f.b, tensor.Tensor{}, f.nb*n, o)
 	for b := 0; b < f.nb; b++ { // y_b [N, O] = x_b^T w^T, x_b [C, N]
-		f.e.B.Gemm(true, true, n, o, c, 1, x[b*c*n:], n, w, c, beta, y[b*n*o:], o)
+		f.e.gemmWB(true, true, n, o, c, x[b*c*n:], n, w, c, beta, y[b*n*o:], o)
 	}
 	return tensor.Leaf(y), nil
 }

@@ -112,6 +112,27 @@ func (t Tensor) Borrow() (data []float32, release func()) {
 	return t.Data(), func() {}
 }
 
+// HalfHolder is a node whose values are stored as IEEE binary16 (a
+// float16 weight used in place), which operators that can multiply
+// float16 directly read without converting.
+type HalfHolder interface {
+	// HalfData returns the stored values, row-major in the tensor's
+	// shape, or nil when they are not in that order; they must not be
+	// modified.
+	HalfData() []uint16
+}
+
+// Half returns t's binary16 values when its node holds them in t's
+// shape (HalfHolder), and false otherwise.
+func (t Tensor) Half() ([]uint16, bool) {
+	if h, ok := t.node.(HalfHolder); ok {
+		if d := h.HalfData(); len(d) == t.Size() && len(d) > 0 {
+			return d, true
+		}
+	}
+	return nil, false
+}
+
 // Grad returns the accumulated gradient's backing slice, or nil if none.
 func (t Tensor) Grad() []float32 {
 	g := t.node.Grad()

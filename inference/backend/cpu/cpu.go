@@ -98,6 +98,22 @@ func (c *CPU) Parallel(n int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
+// GemmHalfA implements backend.HalfGemmer with the pure-Go kernels.
+func (c *CPU) GemmHalfA(transA, transB bool, m, n, k int, alpha float32, a []uint16, lda int,
+	b []float32, ldb int, beta float32, cm []float32, ldc int) {
+	c.pure.SgemmHalfA(c.Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
+}
+
+// GemmHalfB implements backend.HalfGemmer with the pure-Go kernels.
+func (c *CPU) GemmHalfB(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+	b []uint16, ldb int, beta float32, cm []float32, ldc int) {
+	c.pure.SgemmHalfB(c.Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
+}
+
+// HalfGemmFast implements backend.HalfGemmer: the half GEMMs run the
+// pure-Go kernels, the fastest here unless a BLAS is chosen for Gemm.
+func (c *CPU) HalfGemmFast() bool { return !c.useBLAS }
+
 // Gemm computes C = alpha*op(A)*op(B) + beta*C (row-major) on Threads()
 // threads; see backend.Backend. When beta is 0, C is only written. It panics
 // if a stride or slice is too short for the shapes.

@@ -63,12 +63,55 @@ func (e *Engine) Sgemm(threads int, transA, transB bool, m, n, k int, alpha floa
 		scale(m, n, beta, c, ldc)
 		return
 	}
+	run(e, threads, m, n, k, alpha, operand{data: a, ld: lda, trans: transA},
+		operand{data: b, ld: ldb, trans: transB}, beta, c, ldc)
+}
+
+// SgemmHalfA is Sgemm with A held as binary16 (IEEE half precision, such
+// as float16 weights used in place): each element is widened to float32
+// as it is packed, so the result is Sgemm's on the widened A.
+func (e *Engine) SgemmHalfA(threads int, transA, transB bool, m, n, k int, alpha float32,
+	a []uint16, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if err := checkArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc); err != nil {
+		panic(err)
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scale(m, n, beta, c, ldc)
+		return
+	}
+	run(e, threads, m, n, k, alpha, halfMatrix{data: a, ld: lda, trans: transA},
+		operand{data: b, ld: ldb, trans: transB}, beta, c, ldc)
+}
+
+// SgemmHalfB is Sgemm with B held as binary16, widened as it is packed.
+func (e *Engine) SgemmHalfB(threads int, transA, transB bool, m, n, k int, alpha float32,
+	a []float32, lda int, b []uint16, ldb int, beta float32, c []float32, ldc int) {
+	if err := checkArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc); err != nil {
+		panic(err)
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scale(m, n, beta, c, ldc)
+		return
+	}
+	run(e, threads, m, n, k, alpha, operand{data: a, ld: lda, trans: transA},
+		halfMatrix{data: b, ld: ldb, trans: transB}, beta, c, ldc)
+}
+
+// run computes C = alpha*op(A)*op(B) + beta*C for checked, non-empty
+// shapes, splitting C over up to threads goroutines. It is generic in the
+// operands' storage so that they are not boxed into interfaces (an
+// allocation per call).
+func run[SA aSource, SB bSource](e *Engine, threads, m, n, k int, alpha float32, A SA, B SB, beta float32, c []float32, ldc int) {
 	kn := e.kernel()
-	A := operand{data: a, ld: lda, trans: transA}
-	B := operand{data: b, ld: ldb, trans: transB}
 	tm, tn := split(threads, m, n, k, kn)
 	if tm*tn == 1 {
-		e.block(kn, A, B, 0, m, 0, n, k, alpha, beta, c, ldc)
+		block(e, kn, A, B, 0, m, 0, n, k, alpha, beta, c, ldc)
 		return
 	}
 	var wg sync.WaitGroup
@@ -79,14 +122,14 @@ func (e *Engine) Sgemm(threads int, transA, transB bool, m, n, k int, alpha floa
 			if i0 == i1 || j0 == j1 {
 				continue
 			}
-			wg.Go(func() { e.block(kn, A, B, i0, i1, j0, j1, k, alpha, beta, c, ldc) })
+			wg.Go(func() { block(e, kn, A, B, i0, i1, j0, j1, k, alpha, beta, c, ldc) })
 		}
 	}
 	wg.Wait()
 }
 
 // block computes C[i0:i1, j0:j1] on the calling goroutine.
-func (e *Engine) block(kn *kernel, A operand, B bSource, i0, i1, j0, j1, k int,
+func block[SA aSource, SB bSource](e *Engine, kn *kernel, A SA, B SB, i0, i1, j0, j1, k int,
 	alpha, beta float32, c []float32, ldc int) {
 	mr, nr := kn.mr, kn.nr
 	kcMax := min(kn.kc, k)
@@ -110,7 +153,7 @@ func (e *Engine) block(kn *kernel, A operand, B bSource, i0, i1, j0, j1, k int,
 			}
 			for ic := i0; ic < i1; ic += kn.mc {
 				mc := min(kn.mc, i1-ic)
-				packA(*ap, A, ic, mc, pc, kc, mr)
+				A.packA(*ap, ic, mc, pc, kc, mr)
 				e.macro(kn, (*ap)[:roundUp(mc, mr)*kc], (*bp)[:roundUp(nc, nr)*kc],
 					mc, nc, kc, alpha, bEff, load, c[ic*ldc+jc:], ldc, edge)
 			}
@@ -208,20 +251,26 @@ func scale(m, n int, beta float32, c []float32, ldc int) {
 // given shapes, as Sgemm expects: op(A) [m, k], op(B) [k, n], C [m, n].
 func CheckArgs(transA, transB bool, m, n, k int, a []float32, lda int,
 	b []float32, ldb int, c []float32, ldc int) error {
+	return checkArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
+}
+
+// checkArgs is CheckArgs on the operands' lengths, whatever their types.
+func checkArgs(transA, transB bool, m, n, k, na, lda, nb, ldb, nc, ldc int) error {
 	if m < 0 || n < 0 || k < 0 {
 		return fmt.Errorf("gemm: negative size m=%d n=%d k=%d", m, n, k)
 	}
-	if err := checkMat("A", transA, m, k, a, lda); err != nil {
+	if err := checkLen("A", transA, m, k, na, lda); err != nil {
 		return err
 	}
-	if err := checkMat("B", transB, k, n, b, ldb); err != nil {
+	if err := checkLen("B", transB, k, n, nb, ldb); err != nil {
 		return err
 	}
-	return checkMat("C", false, m, n, c, ldc)
+	return checkLen("C", false, m, n, nc, ldc)
 }
 
-// checkMat checks that data holds op(X) of shape [rows, cols] with stride ld.
-func checkMat(name string, trans bool, rows, cols int, data []float32, ld int) error {
+// checkLen checks that n elements with stride ld hold op(X) of shape
+// [rows, cols].
+func checkLen(name string, trans bool, rows, cols, n, ld int) error {
 	if trans {
 		rows, cols = cols, rows
 	}
@@ -231,9 +280,9 @@ func checkMat(name string, trans bool, rows, cols int, data []float32, ld int) e
 	if rows == 0 || cols == 0 {
 		return nil
 	}
-	if need := (rows-1)*ld + cols; len(data) < need {
+	if need := (rows-1)*ld + cols; n < need {
 		return fmt.Errorf("gemm: %s has %d elements, [%d, %d] with stride %d needs %d",
-			name, len(data), rows, cols, ld, need)
+			name, n, rows, cols, ld, need)
 	}
 	return nil
 }

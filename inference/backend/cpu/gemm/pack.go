@@ -22,12 +22,20 @@ type bSource interface {
 	packB(dst []float32, p0, kc, j0, nc, nr int)
 }
 
+// aSource is all the driver needs of op(A): packing a block of it into
+// float32 panels (float32 or float16 storage).
+type aSource interface {
+	// packA copies op(A)[i0:i0+mc, p0:p0+kc] into dst as ceil(mc/mr)
+	// panels of [kc, mr] (element (r, p) of a panel at p*mr+r), with rows
+	// past mc set to zero.
+	packA(dst []float32, i0, mc, p0, kc, mr int)
+}
+
 // pStep is how many k rows a transposed-order pack walks at once.
 const pStep = 8
 
-// packA copies op(A)[i0:i0+mc, p0:p0+kc] into dst as ceil(mc/mr) panels of
-// [kc, mr] (element (r, p) of a panel at p*mr+r). Rows past mc are zero.
-func packA(dst []float32, a operand, i0, mc, p0, kc, mr int) {
+// packA implements aSource for float32 matrices.
+func (a operand) packA(dst []float32, i0, mc, p0, kc, mr int) {
 	if a.trans {
 		// op(A)[i][p] = data[p*ld+i]: each p is a contiguous run of i, cut
 		// into panels of mr. A few p at a time keep those rows in L1.

@@ -35,3 +35,25 @@ func interleaveFast(dst []float32, stride, n int, data []float32, off, ld, kc in
 	}
 	return done
 }
+
+// interleave16HalfAVX512 is interleave16AVX512 for binary16 rows,
+// widened as they are loaded (VCVTPH2PS).
+//
+//go:noescape
+func interleave16HalfAVX512(dst *float32, dstride int, src *uint16, ld int, chunks int, rows int)
+
+// interleaveHalfFast is interleaveFast for binary16 rows.
+func interleaveHalfFast(dst []float32, stride, n int, data []uint16, off, ld, kc int) int {
+	if !haveAVX512Pack || kc < 16 || n != stride || (n != 14 && n != 16 && n != 32) {
+		return 0
+	}
+	chunks := kc / 16
+	done := chunks * 16
+	_ = data[off+(n-1)*ld+done-1]
+	_ = dst[(done-1)*stride+n-1]
+	interleave16HalfAVX512(&dst[0], stride, &data[off], ld, chunks, min(n, 16))
+	if n == 32 {
+		interleave16HalfAVX512(&dst[16], stride, &data[off+16*ld], ld, chunks, 16)
+	}
+	return done
+}

@@ -3,26 +3,28 @@
 // Transposing pack of 16 source rows (see interleave16 in pack_amd64.go).
 //
 // Registers: SI rows 0-7, R10 rows 8-15 (row r at base + (r%8)*ld), R8 ld,
-// R11 3*ld, R12 5*ld, R13 7*ld (bytes); DI the panel, R9 its row stride in
+// R11 3*ld, R12 5*ld, R13 7*ld (bytes: 4 an element, 2 for float16); DI the panel, R9 its row stride in
 // bytes; CX 16-column chunks left; BX rows loaded (14 or 16); K1 the store
 // mask (one bit per loaded row).
 
-// LOADROWS loads column chunk [p, p+16) of the 16 rows into Z0..Z15.
-#define LOADROWS \
-	VMOVUPS (SI), Z0;        \
-	VMOVUPS (SI)(R8*1), Z1;  \
-	VMOVUPS (SI)(R8*2), Z2;  \
-	VMOVUPS (SI)(R11*1), Z3; \
-	VMOVUPS (SI)(R8*4), Z4;  \
-	VMOVUPS (SI)(R12*1), Z5; \
-	VMOVUPS (SI)(R11*2), Z6; \
-	VMOVUPS (SI)(R13*1), Z7; \
-	VMOVUPS (R10), Z8;        \
-	VMOVUPS (R10)(R8*1), Z9;  \
-	VMOVUPS (R10)(R8*2), Z10; \
-	VMOVUPS (R10)(R11*1), Z11; \
-	VMOVUPS (R10)(R8*4), Z12; \
-	VMOVUPS (R10)(R12*1), Z13
+// LOADROWS loads column chunk [p, p+16) of rows 0-13 into Z0..Z13 with
+// LD: VMOVUPS for float32 rows, VCVTPH2PS (16 binary16 values widened)
+// for float16 rows.
+#define LOADROWS(LD) \
+	LD (SI), Z0;        \
+	LD (SI)(R8*1), Z1;  \
+	LD (SI)(R8*2), Z2;  \
+	LD (SI)(R11*1), Z3; \
+	LD (SI)(R8*4), Z4;  \
+	LD (SI)(R12*1), Z5; \
+	LD (SI)(R11*2), Z6; \
+	LD (SI)(R13*1), Z7; \
+	LD (R10), Z8;        \
+	LD (R10)(R8*1), Z9;  \
+	LD (R10)(R8*2), Z10; \
+	LD (R10)(R11*1), Z11; \
+	LD (R10)(R8*4), Z12; \
+	LD (R10)(R12*1), Z13
 
 // TRANSPOSE turns Z0..Z15 (row r, lanes p) into Z0..Z15 (column p, lanes
 // r): interleave 32-bit then 64-bit pairs within 128-bit lanes, then move
@@ -112,31 +114,31 @@ TEXT ·interleave16AVX512(SB), NOSPLIT, $0-48
 	MOVQ chunks+32(FP), CX
 	MOVQ rows+40(FP), BX
 
-	LEAQ (R8)(R8*2), R11 // 3*ld
-	LEAQ (R8)(R8*4), R12 // 5*ld
+	LEAQ (R8)(R8*2), R11  // 3*ld
+	LEAQ (R8)(R8*4), R12  // 5*ld
 	LEAQ (R11)(R8*4), R13 // 7*ld
-	LEAQ (SI)(R8*8), R10 // row 8
+	LEAQ (SI)(R8*8), R10  // row 8
 
 	MOVL $0xFFFF, AX
 	CMPQ BX, $16
-	JEQ  mask
+	JEQ  f32mask
 	MOVL $0x3FFF, AX
-mask:
+f32mask:
 	KMOVW AX, K1
 	TESTQ CX, CX
-	JEQ   done
+	JEQ   f32done
 
-loop:
-	LOADROWS
+f32loop:
+	LOADROWS(VMOVUPS)
 	CMPQ BX, $16
-	JNE  zero
+	JNE  f32zero
 	VMOVUPS (R10)(R11*2), Z14
 	VMOVUPS (R10)(R13*1), Z15
-	JMP  transpose
-zero:
+	JMP  f32transpose
+f32zero:
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
-transpose:
+f32transpose:
 	TRANSPOSE
 	STORE(Z0)
 	STORE(Z1)
@@ -157,8 +159,70 @@ transpose:
 	ADDQ $64, SI
 	ADDQ $64, R10
 	DECQ CX
-	JNE  loop
+	JNE  f32loop
 
-done:
+f32done:
+	VZEROUPPER
+	RET
+
+// func interleave16HalfAVX512(dst *float32, dstride int, src *uint16, ld int, chunks int, rows int)
+TEXT ·interleave16HalfAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ dstride+8(FP), R9
+	SHLQ $2, R9
+	MOVQ src+16(FP), SI
+	MOVQ ld+24(FP), R8
+	SHLQ $1, R8
+	MOVQ chunks+32(FP), CX
+	MOVQ rows+40(FP), BX
+
+	LEAQ (R8)(R8*2), R11  // 3*ld
+	LEAQ (R8)(R8*4), R12  // 5*ld
+	LEAQ (R11)(R8*4), R13 // 7*ld
+	LEAQ (SI)(R8*8), R10  // row 8
+
+	MOVL $0xFFFF, AX
+	CMPQ BX, $16
+	JEQ  f16mask
+	MOVL $0x3FFF, AX
+f16mask:
+	KMOVW AX, K1
+	TESTQ CX, CX
+	JEQ   f16done
+
+f16loop:
+	LOADROWS(VCVTPH2PS)
+	CMPQ BX, $16
+	JNE  f16zero
+	VCVTPH2PS (R10)(R11*2), Z14
+	VCVTPH2PS (R10)(R13*1), Z15
+	JMP  f16transpose
+f16zero:
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+f16transpose:
+	TRANSPOSE
+	STORE(Z0)
+	STORE(Z1)
+	STORE(Z2)
+	STORE(Z3)
+	STORE(Z4)
+	STORE(Z5)
+	STORE(Z6)
+	STORE(Z7)
+	STORE(Z8)
+	STORE(Z9)
+	STORE(Z10)
+	STORE(Z11)
+	STORE(Z12)
+	STORE(Z13)
+	STORE(Z14)
+	STORE(Z15)
+	ADDQ $32, SI
+	ADDQ $32, R10
+	DECQ CX
+	JNE  f16loop
+
+f16done:
 	VZEROUPPER
 	RET

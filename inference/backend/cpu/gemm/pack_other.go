@@ -9,3 +9,8 @@ const haveAVX512Pack = false
 func interleaveFast(dst []float32, stride, n int, data []float32, off, ld, kc int) int {
 	return 0
 }
+
+// interleaveHalfFast has no vector version here.
+func interleaveHalfFast(dst []float32, stride, n int, data []uint16, off, ld, kc int) int {
+	return 0
+}

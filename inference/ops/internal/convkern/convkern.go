@@ -117,10 +117,23 @@ func validRange(n, s, off, size int) (lo, hi int) {
 // the inputs seen by output rows [r0, r1) of one image x [C, H, W];
 // padding reads as zero.
 func Im2col(par Par, col, x []float32, g Geom, r0, r1 int) {
-	nc, ck := (r1-r0)*g.Wo, g.C*g.KW
+	ck := g.C * g.KW
+	im2col(par, col, x, g, r0, r1, func(row int) (kh, c, kw int) { return row / ck, row % ck / g.KW, row % g.KW })
+}
+
+// Im2colOIHW is Im2col with the rows ordered (c, kh, kw), the order of a
+// weight [O, C, KH, KW]'s rows, so that weight multiplies col as stored.
+func Im2colOIHW(par Par, col, x []float32, g Geom, r0, r1 int) {
+	kk := g.Taps()
+	im2col(par, col, x, g, r0, r1, func(row int) (kh, c, kw int) { return row % kk / g.KW, row / kk, row % g.KW })
+}
+
+// im2col fills col's rows, row r holding the inputs of tap at(r).
+func im2col(par Par, col, x []float32, g Geom, r0, r1 int, at func(row int) (kh, c, kw int)) {
+	nc := (r1 - r0) * g.Wo
 	par(g.C*g.Taps(), grain/nc+1, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
-			kh, c, kw := row/ck, row%ck/g.KW, row%g.KW
+			kh, c, kw := at(row)
 			plane := x[c*g.H*g.W : (c+1)*g.H*g.W]
 			dst := col[row*nc : (row+1)*nc]
 			off := kw - g.PL
