@@ -7,14 +7,25 @@ import (
 	"testing"
 )
 
+// fastSets are the assembly kernel sets this machine runs.
+func fastSets(t *testing.T) []kernels {
+	sets := available()[1:]
+	if len(sets) == 0 {
+		t.Skip("no assembly kernels on this machine")
+	}
+	return sets
+}
+
 // TestKernelsAgree runs the assembly kernels against the Go ones on the
 // awkward cases: transposed and strided operands, 8-column tails, k = 1,
 // empty and partly masked score rows, a running max above the row's.
 func TestKernelsAgree(t *testing.T) {
-	fast := pick()
-	if fast.name == goKernels.name {
-		t.Skip("no assembly kernels on this machine")
+	for _, fast := range fastSets(t) {
+		t.Run(fast.name, func(t *testing.T) { kernelsAgree(t, fast) })
 	}
+}
+
+func kernelsAgree(t *testing.T, fast kernels) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	near := func(what string, got, want []float32, tol float64) {
 		t.Helper()
@@ -33,13 +44,14 @@ func TestKernelsAgree(t *testing.T) {
 		{96, 1, 96, 48, 48, 48},  // Pᵀ dO
 		{5, 200, 2, 16, 16, 100}, // far-apart A rows
 	} {
-		a := randn(rng, 5*c.rs+(c.k-1)*c.ps+1, 1)
+		m := fast.mr
+		a := randn(rng, (m-1)*c.rs+(c.k-1)*c.ps+1, 1)
 		b := randn(rng, (c.k-1)*c.ldb+c.n, 1)
-		c0 := randn(rng, 5*c.ldc+c.n, 1)
+		c0 := randn(rng, (m-1)*c.ldc+c.n, 1)
 		for _, acc := range []bool{false, true} {
 			want := append([]float32(nil), c0...)
 			got := append([]float32(nil), c0...)
-			goKernels.panel(c.k, a, c.rs, c.ps, b, c.ldb, want, c.ldc, c.n, acc)
+			panelRows(m, c.k, a, c.rs, c.ps, b, c.ldb, want, c.ldc, c.n, acc)
 			fast.panel(c.k, a, c.rs, c.ps, b, c.ldb, got, c.ldc, c.n, acc)
 			near(fmt.Sprintf("panel %+v acc=%v", c, acc), got, want, 1e-5)
 		}
@@ -82,12 +94,16 @@ func TestKernelsAgree(t *testing.T) {
 }
 
 func TestPanelBoundsPanic(t *testing.T) {
-	fast := pick()
-	defer func() {
-		if recover() == nil {
-			t.Error("no panic for a short C")
-		}
-	}()
-	a, b, c := make([]float32, 6*4), make([]float32, 4*16), make([]float32, 5*16)
-	fast.panel(4, a, 4, 1, b, 16, c, 16, 16, false)
+	for _, kn := range available() {
+		t.Run(kn.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic for a short C")
+				}
+			}()
+			m := kn.mr
+			a, b, c := make([]float32, m*4), make([]float32, 4*16), make([]float32, (m-1)*16)
+			kn.panel(4, a, 4, 1, b, 16, c, 16, 16, false)
+		})
+	}
 }
