@@ -22,13 +22,14 @@ func exp512(dst, src *float32, n int)
 //go:noescape
 func exp2_512(dst, src *float32, n int)
 
-// avx512Kernels is the AVX-512 set: a 12-row product kernel over 32-column
-// blocks of ZMM registers (24 accumulators; 16- and 8-column blocks for
-// the rest), and row kernels 16 lanes at a time with masked tails. Its
-// wrappers check bounds like the AVX2 set's.
+// avx512Kernels is the AVX-512 set: an 8-row product kernel over 48-column
+// blocks of ZMM registers (24 accumulators), with the 8 columns past a
+// multiple of 16 computed for two rows in one register (so a head of 40
+// wastes no lanes), and row kernels 16 lanes at a time with masked tails.
+// Its wrappers check bounds like the AVX2 set's.
 var avx512Kernels = kernels{
 	name:       "avx512",
-	mr:         12,
+	mr:         8,
 	panel:      panelAVX512,
 	softmaxRow: softmaxRowAVX512,
 	expRow:     expRowAVX512,
@@ -39,10 +40,10 @@ var avx512Kernels = kernels{
 
 func panelAVX512(k int, a []float32, rs, ps int, b []float32, ldb int, c []float32, ldc, n int, acc bool) {
 	if k < 1 || n < 1 || n%8 != 0 || rs < 0 || ps < 0 || ldb < 0 || ldc < 0 {
-		panelRows(12, k, a, rs, ps, b, ldb, c, ldc, n, acc)
+		panelRows(8, k, a, rs, ps, b, ldb, c, ldc, n, acc)
 		return
 	}
-	panelInRange(12, k, a, rs, ps, b, ldb, c, ldc, n)
+	panelInRange(8, k, a, rs, ps, b, ldb, c, ldc, n)
 	ac := 0
 	if acc {
 		ac = 1

@@ -219,9 +219,9 @@ func TestRowKernelsAllWidths(t *testing.T) {
 }
 
 // TestTileSizes checks the constraints tiles.go states, for the row counts
-// of every set (6 and 12).
+// of every set (6 and 8).
 func TestTileSizes(t *testing.T) {
-	for _, mr := range []int{6, 12} {
+	for _, mr := range []int{6, 8} {
 		for _, c := range []struct {
 			name    string
 			size, m int
@@ -235,8 +235,8 @@ func TestTileSizes(t *testing.T) {
 		}
 	}
 	for _, kn := range available() {
-		if kn.mr != 6 && kn.mr != 12 {
-			t.Errorf("%s: mr = %d, tiles.go assumes 6 or 12", kn.name, kn.mr)
+		if kn.mr != 6 && kn.mr != 8 {
+			t.Errorf("%s: mr = %d, tiles.go assumes 6 or 8", kn.name, kn.mr)
 		}
 	}
 }

@@ -7,10 +7,9 @@ import (
 
 // Tile sizes (measured; larger key tiles amortise the per-row softmax work).
 // Row counts of the product kernel's operands are padded to a multiple of
-// its rows (kernels.mr: 6 for the Go and AVX2 sets, 12 for AVX-512), and
-// column counts to a multiple of 8. So query blocks are multiples of 12; key
-// blocks are columns, multiples of 8 (the AVX-512 kernel runs 32 at a time,
-// so multiples of 32 waste nothing), and in Backward also rows, so
+// its rows (kernels.mr: 6 for the Go and AVX2 sets, 8 for AVX-512), and
+// column counts to a multiple of 8. So query blocks are multiples of 24;
+// key blocks are columns, multiples of 8, and in Backward also rows, so
 // multiples of 24 there. TestTileSizes checks these.
 const (
 	fwdQ = 96  // queries per forward task
