@@ -29,9 +29,11 @@
 // scale·log2 e), so the softmax needs only 2^x, a cheaper polynomial than
 // e^x; Exp is the general float32 e^x.
 //
-// On amd64 with AVX2 and FMA (and without the purego tag) the tile
-// products, the softmax and the exponentials run in assembly; elsewhere
-// the same algorithm runs in portable Go, correct but several times slower.
+// On amd64 (without the purego tag) the tile products, the softmax and the
+// exponentials run in assembly, chosen once from CPUID: on ZMM registers
+// where the CPU has AVX512F, else on YMM where it has AVX2 and FMA;
+// elsewhere the same algorithm runs in portable Go, correct but several
+// times slower.
 package attention
 
 import "fmt"

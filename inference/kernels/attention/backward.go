@@ -201,8 +201,11 @@ func bwdTask(kn kernels, p Problem, sc *bwdScratch, wv *bwdWave, h0, gi, kb int,
 
 	k0 := kb * bwdK
 	keys := min(bwdK, p.Tk-k0)
-	kprows := roundUp(keys, mr) // rows of the dK, dV products; those past keys are dropped
-	width := roundUp(keys, 8)   // columns of the score tiles
+	kprows := roundUp(keys, kn.mr) // rows of the dK, dV products; those past keys are dropped
+	// Columns of the score tiles: every column those products read as a
+	// row, so that each is written (masked to zero past keys) before it is
+	// read.
+	width := roundUp(kprows, 8)
 	clear(sc.dk)
 	clear(sc.dv)
 
@@ -214,10 +217,10 @@ func bwdTask(kn kernels, p Problem, sc *bwdScratch, wv *bwdWave, h0, gi, kb int,
 		qb := first + (i+kb)%(nqb-first) // rotated so tasks rarely share a dQ lock
 		q0 := qb * bwdQ
 		rows := min(bwdQ, p.Tq-q0)
-		prows := roundUp(rows, mr)
+		prows := roundUp(rows, kn.mr)
 
 		// P = 2^(S - L) with S = (scale·log2 e) Q Kᵀ and L in base 2, masked.
-		for r0 := 0; r0 < prows; r0 += mr {
+		for r0 := 0; r0 < prows; r0 += kn.mr {
 			kn.panel(Dh, qp[(q0+r0)*dhp:], dhp, 1, kt[k0*Dh:], bwdK, sc.s[r0*bwdK:], bwdK, width, false)
 		}
 		for r := range prows {
@@ -231,12 +234,12 @@ func bwdTask(kn kernels, p Problem, sc *bwdScratch, wv *bwdWave, h0, gi, kb int,
 			kn.expRow(sc.s[r*bwdK:][:width], nv, lse[q0+r])
 		}
 		// dP = dO Vᵀ
-		for r0 := 0; r0 < prows; r0 += mr {
+		for r0 := 0; r0 < prows; r0 += kn.mr {
 			kn.panel(Dv, dop[(q0+r0)*dvp:], dvp, 1, vt[k0*Dv:], bwdK, sc.dp[r0*bwdK:], bwdK, width, false)
 		}
 		// dV += Pᵀ dO
 		if dv != nil {
-			for c0 := 0; c0 < kprows; c0 += mr {
+			for c0 := 0; c0 < kprows; c0 += kn.mr {
 				kn.panel(prows, sc.s[c0:], 1, bwdK, dop[q0*dvp:], dvp, sc.dv[c0*dvp:], dvp, dvp, true)
 			}
 		}
@@ -246,7 +249,7 @@ func bwdTask(kn kernels, p Problem, sc *bwdScratch, wv *bwdWave, h0, gi, kb int,
 		}
 		// dK += dSᵀ Q
 		if dk != nil {
-			for c0 := 0; c0 < kprows; c0 += mr {
+			for c0 := 0; c0 < kprows; c0 += kn.mr {
 				kn.panel(prows, sc.dp[c0:], 1, bwdK, qp[q0*dhp:], dhp, sc.dk[c0*dhp:], dhp, dhp, true)
 			}
 		}
@@ -254,7 +257,7 @@ func bwdTask(kn kernels, p Problem, sc *bwdScratch, wv *bwdWave, h0, gi, kb int,
 		if wantDQ {
 			mu := &wv.locks[gi*nqb+qb]
 			mu.Lock()
-			for r0 := 0; r0 < prows; r0 += mr {
+			for r0 := 0; r0 < prows; r0 += kn.mr {
 				kn.panel(width, sc.dp[r0*bwdK:], bwdK, 1, kp[k0*dhp:], dhp, dqp[(q0+r0)*dhp:], dhp, dhp, true)
 			}
 			mu.Unlock()

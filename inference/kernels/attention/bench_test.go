@@ -83,3 +83,41 @@ func BenchmarkForwardBackward(b *testing.B) {
 	timeLoop(b, 3.5*p.Flops(), peak, step)
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/(1<<20), "MiB") // after b.Loop, which resets metrics
 }
+
+// BenchmarkPanel times each kernel set's product kernel alone, on one
+// thread, on the shapes the tiles give it for sdSelf: the forward's
+// S = Q Kᵀ (k = Dh, 128 columns) and O += P V (k = 128 keys, Dv = 40
+// columns), and Backward's dV += Pᵀ dO (A read transposed, k = 48
+// queries, 40 columns). "best-GFLOP/s" is the best of 64-call batches.
+func BenchmarkPanel(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, kn := range available() {
+		for _, c := range []struct {
+			name              string
+			k, rs, ps, ldb, n int
+			acc               bool
+		}{
+			{"QKt", 40, 40, 1, fwdK, fwdK, false},
+			{"PV", fwdK, fwdK, 1, 40, 40, true},
+			{"PtdO", bwdQ, 1, bwdK, 40, 40, true},
+		} {
+			b.Run(kn.name+"/"+c.name, func(b *testing.B) {
+				m := kn.mr
+				a := randn(rng, (m-1)*c.rs+(c.k-1)*c.ps+1, 1)
+				bm := randn(rng, (c.k-1)*c.ldb+c.n, 1)
+				cm := make([]float32, m*c.n)
+				const calls = 64
+				flops := 2 * float64(m*c.n*c.k) * calls
+				best := time.Duration(math.MaxInt64)
+				for b.Loop() {
+					t0 := time.Now()
+					for range calls {
+						kn.panel(c.k, a, c.rs, c.ps, bm, c.ldb, cm, c.n, c.n, c.acc)
+					}
+					best = min(best, time.Since(t0))
+				}
+				b.ReportMetric(flops/best.Seconds()/1e9, "best-GFLOP/s")
+			})
+		}
+	}
+}

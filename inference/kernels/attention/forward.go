@@ -94,7 +94,7 @@ func fwdTask(kn kernels, p Problem, sc *fwdScratch, head, q0 int, kt, vp, q, out
 	b, h := head/H, head%H
 	dvp := len(sc.o) / fwdQ
 	rows := min(fwdQ, p.Tq-q0)
-	prows := roundUp(rows, mr)
+	prows := roundUp(rows, kn.mr)
 
 	// Queries scaled by scale·log2(e), so scores are base-2 logits.
 	c := p.Scale * log2e
@@ -119,7 +119,7 @@ func fwdTask(kn kernels, p Problem, sc *fwdScratch, head, q0 int, kt, vp, q, out
 	}
 	for k0 := 0; k0 < kEnd; k0 += fwdK {
 		width := roundUp(min(fwdK, kEnd-k0), 8) // columns computed; pad keys are masked
-		for r0 := 0; r0 < prows; r0 += mr {
+		for r0 := 0; r0 < prows; r0 += kn.mr {
 			kn.panel(Dh, sc.q[r0*Dh:], Dh, 1, kt[k0*Dh:], fwdK, sc.s[r0*fwdK:], fwdK, width, false)
 		}
 		valid := min(fwdK, p.Tk-k0)
@@ -135,7 +135,7 @@ func fwdTask(kn kernels, p Problem, sc *fwdScratch, head, q0 int, kt, vp, q, out
 			}
 			kn.softmaxRow(row, nv, (*[2]float32)(sc.ml[2*r:]), sc.o[r*dvp:][:dvp])
 		}
-		for r0 := 0; r0 < prows; r0 += mr {
+		for r0 := 0; r0 < prows; r0 += kn.mr {
 			kn.panel(width, sc.s[r0*fwdK:], fwdK, 1, vp[k0*dvp:], dvp, sc.o[r0*dvp:], dvp, dvp, true)
 		}
 	}

@@ -5,7 +5,11 @@ package attention
 type kernels struct {
 	name string
 
-	// panel computes, for r < 6 and j < n (n a multiple of 8),
+	// mr is how many rows panel computes: the tiles pad their row counts
+	// to a multiple of it (see tiles.go).
+	mr int
+
+	// panel computes, for r < mr and j < n (n a multiple of 8),
 	// c[r*ldc+j] = Σ_{p<k} a[r*rs+p*ps] · b[p*ldb+j], added to c when acc.
 	// With rs = lda, ps = 1 it is a row-major A; with rs = 1, ps = lda it
 	// reads A transposed.
@@ -33,6 +37,7 @@ type kernels struct {
 // goKernels is the portable set.
 var goKernels = kernels{
 	name:       "go",
+	mr:         6,
 	panel:      goPanel,
 	softmaxRow: goSoftmaxRow,
 	expRow:     goExpRow,
@@ -42,7 +47,13 @@ var goKernels = kernels{
 }
 
 func goPanel(k int, a []float32, rs, ps int, b []float32, ldb int, c []float32, ldc, n int, acc bool) {
-	for r := 0; r < 6; r++ {
+	panelRows(6, k, a, rs, ps, b, ldb, c, ldc, n, acc)
+}
+
+// panelRows is panel for m rows, in Go: the Go set's kernel, and the
+// fallback of the assembly sets for arguments their code does not take.
+func panelRows(m, k int, a []float32, rs, ps int, b []float32, ldb int, c []float32, ldc, n int, acc bool) {
+	for r := 0; r < m; r++ {
 		crow := c[r*ldc : r*ldc+n]
 		if !acc {
 			clear(crow)

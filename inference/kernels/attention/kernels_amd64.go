@@ -24,10 +24,11 @@ func expAVX(dst, src *float32, n int)
 //go:noescape
 func exp2AVX(dst, src *float32, n int)
 
-// avxKernels is the assembly set; the wrappers check bounds so that a
-// caller's mistake panics instead of corrupting memory.
+// avxKernels is the AVX2 set; the wrappers check bounds so that a caller's
+// mistake panics instead of corrupting memory.
 var avxKernels = kernels{
 	name:       "avx2",
+	mr:         6,
 	panel:      avxPanel,
 	softmaxRow: avxSoftmaxRow,
 	expRow:     avxExpRow,
@@ -36,15 +37,30 @@ var avxKernels = kernels{
 	exp2:       avxExp2,
 }
 
-// haveAVX is fixed at start-up.
-var haveAVX = x86.HasAVX2FMA()
+// haveAVX and haveAVX512 are fixed at start-up.
+var (
+	haveAVX    = x86.HasAVX2FMA()
+	haveAVX512 = x86.HasAVX512()
+)
 
-// pick returns the kernels for this machine.
+// pick returns the kernels for this machine: the last of available.
 func pick() kernels {
+	sets := available()
+	return sets[len(sets)-1]
+}
+
+// available lists the kernel sets this machine runs, slowest first: the Go
+// set always, the AVX2 set where the CPU has AVX2 and FMA, the AVX-512 set
+// where it has AVX512F too. Tests run each.
+func available() []kernels {
+	sets := []kernels{goKernels}
 	if haveAVX {
-		return avxKernels
+		sets = append(sets, avxKernels)
 	}
-	return goKernels
+	if haveAVX512 {
+		sets = append(sets, avx512Kernels)
+	}
+	return sets
 }
 
 func avxPanel(k int, a []float32, rs, ps int, b []float32, ldb int, c []float32, ldc, n int, acc bool) {
@@ -52,14 +68,20 @@ func avxPanel(k int, a []float32, rs, ps int, b []float32, ldb int, c []float32,
 		goPanel(k, a, rs, ps, b, ldb, c, ldc, n, acc)
 		return
 	}
-	if 5*rs+(k-1)*ps >= len(a) || (k-1)*ldb+n > len(b) || 5*ldc+n > len(c) {
-		panic("attention: panel operands out of range")
-	}
+	panelInRange(6, k, a, rs, ps, b, ldb, c, ldc, n)
 	ac := 0
 	if acc {
 		ac = 1
 	}
 	panelAVX(k, &a[0], rs, ps, &b[0], ldb, &c[0], ldc, n, ac)
+}
+
+// panelInRange panics unless the m-row panel's operands lie inside a, b
+// and c; k, n >= 1 and strides >= 0.
+func panelInRange(m, k int, a []float32, rs, ps int, b []float32, ldb int, c []float32, ldc, n int) {
+	if (m-1)*rs+(k-1)*ps >= len(a) || (k-1)*ldb+n > len(b) || (m-1)*ldc+n > len(c) {
+		panic("attention: panel operands out of range")
+	}
 }
 
 func avxSoftmaxRow(s []float32, n int, ml *[2]float32, o []float32) {

@@ -6,15 +6,16 @@ import (
 )
 
 // Tile sizes (measured; larger key tiles amortise the per-row softmax work).
-// Query blocks are rows of the 6-row product kernel, so multiples of 6; key
-// blocks are its columns, multiples of 8, and in Backward also its rows, so
-// multiples of 24 there.
+// Row counts of the product kernel's operands are padded to a multiple of
+// its rows (kernels.mr: 6 for the Go and AVX2 sets, 8 for AVX-512), and
+// column counts to a multiple of 8. So query blocks are multiples of 24;
+// key blocks are columns, multiples of 8, and in Backward also rows, so
+// multiples of 24 there. TestTileSizes checks these.
 const (
 	fwdQ = 96  // queries per forward task
 	fwdK = 128 // keys per forward tile
 	bwdQ = 48  // queries per backward tile
 	bwdK = 96  // keys per backward task
-	mr   = 6   // rows of the product kernel
 
 	// waveFloats caps the packed keys/values (and, in Backward, queries and
 	// gradients) of the heads processed together.

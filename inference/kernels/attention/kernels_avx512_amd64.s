@@ -1,0 +1,1040 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+#include "exp_amd64.h"
+
+// AVX-512 inner loops of the attention kernel (AVX512F only, as
+// x86.HasAVX512 reports; the YMM code of the row kernels keeps to Y0-Y15,
+// which need no AVX512VL); see kernels.go for what each computes. Vector
+// constants are broadcast from the first lane of the ·vc* values of
+// consts_amd64.s.
+
+// ---- panel512: C[8, n] (+)= A[8, k] B[k, n] ----
+//
+// A(r, p) is at a[r*rs+p*ps]: rows 0-2 are read from SI, 3-5 from DI and
+// 6-7 from R12, each plus 0, rs (R8) or 2·rs; all three move by ps (R9) per
+// k step. CX walks B by ldb (R10), R14 counts k, SI walks C by ldc (R11)
+// when storing.
+//
+// Columns go 48 at a time (24 accumulators); what is left is 40 (32 and a
+// pair tail), 32, or 16 and 8 (pair tail) columns. A pair tail holds the
+// last 8 columns of two rows in the two halves of one ZMM register (B's 8
+// columns broadcast to both halves, the rows' A values inserted into the
+// halves), so the 40 columns of a head take 2.5 FMAs a row, not 3.
+
+// ABASES points SI, DI, R12 at rows 0, 3, 6 of A.
+#define ABASES \
+	MOVQ a+8(FP), SI;     \
+	LEAQ (SI)(R8*2), DI;  \
+	ADDQ R8, DI;          \
+	LEAQ (DI)(R8*2), R12; \
+	ADDQ R8, R12
+
+// ANEXT moves the A row pointers and B to the next k step, and counts it.
+#define ANEXT \
+	ADDQ R9, SI;  \
+	ADDQ R9, DI;  \
+	ADDQ R9, R12; \
+	ADDQ R10, CX; \
+	DECQ R14
+
+// TAILADD adds the 8 columns at off of C rows SI and SI+ldc into the two
+// halves of acc (t is clobbered); TAILST stores them back.
+#define TAILADD(off, acc, t) \
+	VINSERTF64X4 $0, off(SI), t, t;          \
+	VINSERTF64X4 $1, off(SI)(R11*1), t, t;   \
+	VADDPS       t, acc, acc
+
+#define TAILST(off, acc) \
+	VEXTRACTF64X4 $0, acc, off(SI); \
+	VEXTRACTF64X4 $1, acc, off(SI)(R11*1)
+
+// func panel512(k int, a *float32, rs, ps int, b *float32, ldb int, c *float32, ldc, n, acc int)
+// C[8, n] (+)= A[8, k] B[k, n]; k >= 1, n%8 == 0.
+TEXT ·panel512(SB), NOSPLIT, $0-80
+	MOVQ rs+16(FP), R8
+	SHLQ $2, R8
+	MOVQ ps+24(FP), R9
+	SHLQ $2, R9
+	MOVQ b+32(FP), BX
+	MOVQ ldb+40(FP), R10
+	SHLQ $2, R10
+	MOVQ c+48(FP), DX
+	MOVQ ldc+56(FP), R11
+	SHLQ $2, R11
+	MOVQ n+64(FP), R13
+
+cols48:
+	CMPQ R13, $48
+	JLT  cols40
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	ABASES
+	MOVQ   BX, CX
+	MOVQ   k+0(FP), R14
+
+k48:
+	VMOVUPS (CX), Z24
+	VMOVUPS 64(CX), Z25
+	VMOVUPS 128(CX), Z26
+	VBROADCASTSS (SI), Z27
+	VFMADD231PS  Z24, Z27, Z0
+	VFMADD231PS  Z25, Z27, Z1
+	VFMADD231PS  Z26, Z27, Z2
+	VBROADCASTSS (SI)(R8*1), Z28
+	VFMADD231PS  Z24, Z28, Z3
+	VFMADD231PS  Z25, Z28, Z4
+	VFMADD231PS  Z26, Z28, Z5
+	VBROADCASTSS (SI)(R8*2), Z27
+	VFMADD231PS  Z24, Z27, Z6
+	VFMADD231PS  Z25, Z27, Z7
+	VFMADD231PS  Z26, Z27, Z8
+	VBROADCASTSS (DI), Z28
+	VFMADD231PS  Z24, Z28, Z9
+	VFMADD231PS  Z25, Z28, Z10
+	VFMADD231PS  Z26, Z28, Z11
+	VBROADCASTSS (DI)(R8*1), Z27
+	VFMADD231PS  Z24, Z27, Z12
+	VFMADD231PS  Z25, Z27, Z13
+	VFMADD231PS  Z26, Z27, Z14
+	VBROADCASTSS (DI)(R8*2), Z28
+	VFMADD231PS  Z24, Z28, Z15
+	VFMADD231PS  Z25, Z28, Z16
+	VFMADD231PS  Z26, Z28, Z17
+	VBROADCASTSS (R12), Z27
+	VFMADD231PS  Z24, Z27, Z18
+	VFMADD231PS  Z25, Z27, Z19
+	VFMADD231PS  Z26, Z27, Z20
+	VBROADCASTSS (R12)(R8*1), Z28
+	VFMADD231PS  Z24, Z28, Z21
+	VFMADD231PS  Z25, Z28, Z22
+	VFMADD231PS  Z26, Z28, Z23
+	ANEXT
+	JNZ k48
+
+	MOVQ DX, SI
+	CMPQ acc+72(FP), $0
+	JEQ  store48
+	VADDPS  0(SI), Z0, Z0
+	VADDPS  64(SI), Z1, Z1
+	VADDPS  128(SI), Z2, Z2
+	VMOVUPS Z0, 0(SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 128(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z3, Z3
+	VADDPS  64(SI), Z4, Z4
+	VADDPS  128(SI), Z5, Z5
+	VMOVUPS Z3, 0(SI)
+	VMOVUPS Z4, 64(SI)
+	VMOVUPS Z5, 128(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z6, Z6
+	VADDPS  64(SI), Z7, Z7
+	VADDPS  128(SI), Z8, Z8
+	VMOVUPS Z6, 0(SI)
+	VMOVUPS Z7, 64(SI)
+	VMOVUPS Z8, 128(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z9, Z9
+	VADDPS  64(SI), Z10, Z10
+	VADDPS  128(SI), Z11, Z11
+	VMOVUPS Z9, 0(SI)
+	VMOVUPS Z10, 64(SI)
+	VMOVUPS Z11, 128(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z12, Z12
+	VADDPS  64(SI), Z13, Z13
+	VADDPS  128(SI), Z14, Z14
+	VMOVUPS Z12, 0(SI)
+	VMOVUPS Z13, 64(SI)
+	VMOVUPS Z14, 128(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z15, Z15
+	VADDPS  64(SI), Z16, Z16
+	VADDPS  128(SI), Z17, Z17
+	VMOVUPS Z15, 0(SI)
+	VMOVUPS Z16, 64(SI)
+	VMOVUPS Z17, 128(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z18, Z18
+	VADDPS  64(SI), Z19, Z19
+	VADDPS  128(SI), Z20, Z20
+	VMOVUPS Z18, 0(SI)
+	VMOVUPS Z19, 64(SI)
+	VMOVUPS Z20, 128(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z21, Z21
+	VADDPS  64(SI), Z22, Z22
+	VADDPS  128(SI), Z23, Z23
+	VMOVUPS Z21, 0(SI)
+	VMOVUPS Z22, 64(SI)
+	VMOVUPS Z23, 128(SI)
+	ADDQ    R11, SI
+	JMP  next48
+
+store48:
+	VMOVUPS Z0, 0(SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 128(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z3, 0(SI)
+	VMOVUPS Z4, 64(SI)
+	VMOVUPS Z5, 128(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z6, 0(SI)
+	VMOVUPS Z7, 64(SI)
+	VMOVUPS Z8, 128(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z9, 0(SI)
+	VMOVUPS Z10, 64(SI)
+	VMOVUPS Z11, 128(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z12, 0(SI)
+	VMOVUPS Z13, 64(SI)
+	VMOVUPS Z14, 128(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z15, 0(SI)
+	VMOVUPS Z16, 64(SI)
+	VMOVUPS Z17, 128(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z18, 0(SI)
+	VMOVUPS Z19, 64(SI)
+	VMOVUPS Z20, 128(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z21, 0(SI)
+	VMOVUPS Z22, 64(SI)
+	VMOVUPS Z23, 128(SI)
+	ADDQ    R11, SI
+
+next48:
+	ADDQ $192, BX
+	ADDQ $192, DX
+	SUBQ $48, R13
+	JMP  cols48
+
+cols40:
+	CMPQ R13, $40
+	JLT  cols32
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	ABASES
+	MOVQ   BX, CX
+	MOVQ   k+0(FP), R14
+
+k40:
+	VMOVUPS         (CX), Z24
+	VMOVUPS         64(CX), Z25
+	VBROADCASTF64X4 128(CX), Z26
+	VBROADCASTSS    (SI), Z27
+	VFMADD231PS     Z24, Z27, Z0
+	VFMADD231PS     Z25, Z27, Z1
+	VBROADCASTSS    (SI)(R8*1), Z28
+	VFMADD231PS     Z24, Z28, Z2
+	VFMADD231PS     Z25, Z28, Z3
+	VINSERTF64X4    $1, Y28, Z27, Z29
+	VFMADD231PS     Z26, Z29, Z16
+	VBROADCASTSS    (SI)(R8*2), Z30
+	VFMADD231PS     Z24, Z30, Z4
+	VFMADD231PS     Z25, Z30, Z5
+	VBROADCASTSS    (DI), Z31
+	VFMADD231PS     Z24, Z31, Z6
+	VFMADD231PS     Z25, Z31, Z7
+	VINSERTF64X4    $1, Y31, Z30, Z21
+	VFMADD231PS     Z26, Z21, Z17
+	VBROADCASTSS    (DI)(R8*1), Z27
+	VFMADD231PS     Z24, Z27, Z8
+	VFMADD231PS     Z25, Z27, Z9
+	VBROADCASTSS    (DI)(R8*2), Z28
+	VFMADD231PS     Z24, Z28, Z10
+	VFMADD231PS     Z25, Z28, Z11
+	VINSERTF64X4    $1, Y28, Z27, Z29
+	VFMADD231PS     Z26, Z29, Z18
+	VBROADCASTSS    (R12), Z30
+	VFMADD231PS     Z24, Z30, Z12
+	VFMADD231PS     Z25, Z30, Z13
+	VBROADCASTSS    (R12)(R8*1), Z31
+	VFMADD231PS     Z24, Z31, Z14
+	VFMADD231PS     Z25, Z31, Z15
+	VINSERTF64X4    $1, Y31, Z30, Z21
+	VFMADD231PS     Z26, Z21, Z19
+	ANEXT
+	JNZ k40
+
+	MOVQ DX, SI
+	CMPQ acc+72(FP), $0
+	JEQ  store40
+	TAILADD(128, Z16, Z22)
+	VADDPS  0(SI), Z0, Z0
+	VMOVUPS Z0, 0(SI)
+	VADDPS  64(SI), Z1, Z1
+	VMOVUPS Z1, 64(SI)
+	VADDPS  0(SI)(R11*1), Z2, Z2
+	VMOVUPS Z2, 0(SI)(R11*1)
+	VADDPS  64(SI)(R11*1), Z3, Z3
+	VMOVUPS Z3, 64(SI)(R11*1)
+	TAILST(128, Z16)
+	LEAQ    (SI)(R11*2), SI
+	TAILADD(128, Z17, Z22)
+	VADDPS  0(SI), Z4, Z4
+	VMOVUPS Z4, 0(SI)
+	VADDPS  64(SI), Z5, Z5
+	VMOVUPS Z5, 64(SI)
+	VADDPS  0(SI)(R11*1), Z6, Z6
+	VMOVUPS Z6, 0(SI)(R11*1)
+	VADDPS  64(SI)(R11*1), Z7, Z7
+	VMOVUPS Z7, 64(SI)(R11*1)
+	TAILST(128, Z17)
+	LEAQ    (SI)(R11*2), SI
+	TAILADD(128, Z18, Z22)
+	VADDPS  0(SI), Z8, Z8
+	VMOVUPS Z8, 0(SI)
+	VADDPS  64(SI), Z9, Z9
+	VMOVUPS Z9, 64(SI)
+	VADDPS  0(SI)(R11*1), Z10, Z10
+	VMOVUPS Z10, 0(SI)(R11*1)
+	VADDPS  64(SI)(R11*1), Z11, Z11
+	VMOVUPS Z11, 64(SI)(R11*1)
+	TAILST(128, Z18)
+	LEAQ    (SI)(R11*2), SI
+	TAILADD(128, Z19, Z22)
+	VADDPS  0(SI), Z12, Z12
+	VMOVUPS Z12, 0(SI)
+	VADDPS  64(SI), Z13, Z13
+	VMOVUPS Z13, 64(SI)
+	VADDPS  0(SI)(R11*1), Z14, Z14
+	VMOVUPS Z14, 0(SI)(R11*1)
+	VADDPS  64(SI)(R11*1), Z15, Z15
+	VMOVUPS Z15, 64(SI)(R11*1)
+	TAILST(128, Z19)
+	LEAQ    (SI)(R11*2), SI
+	JMP  panelDone
+
+store40:
+	VMOVUPS Z0, 0(SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 0(SI)(R11*1)
+	VMOVUPS Z3, 64(SI)(R11*1)
+	TAILST(128, Z16)
+	LEAQ    (SI)(R11*2), SI
+	VMOVUPS Z4, 0(SI)
+	VMOVUPS Z5, 64(SI)
+	VMOVUPS Z6, 0(SI)(R11*1)
+	VMOVUPS Z7, 64(SI)(R11*1)
+	TAILST(128, Z17)
+	LEAQ    (SI)(R11*2), SI
+	VMOVUPS Z8, 0(SI)
+	VMOVUPS Z9, 64(SI)
+	VMOVUPS Z10, 0(SI)(R11*1)
+	VMOVUPS Z11, 64(SI)(R11*1)
+	TAILST(128, Z18)
+	LEAQ    (SI)(R11*2), SI
+	VMOVUPS Z12, 0(SI)
+	VMOVUPS Z13, 64(SI)
+	VMOVUPS Z14, 0(SI)(R11*1)
+	VMOVUPS Z15, 64(SI)(R11*1)
+	TAILST(128, Z19)
+	LEAQ    (SI)(R11*2), SI
+	JMP  panelDone
+
+cols32:
+	CMPQ R13, $32
+	JLT  cols16
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	ABASES
+	MOVQ   BX, CX
+	MOVQ   k+0(FP), R14
+
+k32:
+	VMOVUPS (CX), Z24
+	VMOVUPS 64(CX), Z25
+	VBROADCASTSS (SI), Z27
+	VFMADD231PS  Z24, Z27, Z0
+	VFMADD231PS  Z25, Z27, Z1
+	VBROADCASTSS (SI)(R8*1), Z28
+	VFMADD231PS  Z24, Z28, Z2
+	VFMADD231PS  Z25, Z28, Z3
+	VBROADCASTSS (SI)(R8*2), Z27
+	VFMADD231PS  Z24, Z27, Z4
+	VFMADD231PS  Z25, Z27, Z5
+	VBROADCASTSS (DI), Z28
+	VFMADD231PS  Z24, Z28, Z6
+	VFMADD231PS  Z25, Z28, Z7
+	VBROADCASTSS (DI)(R8*1), Z27
+	VFMADD231PS  Z24, Z27, Z8
+	VFMADD231PS  Z25, Z27, Z9
+	VBROADCASTSS (DI)(R8*2), Z28
+	VFMADD231PS  Z24, Z28, Z10
+	VFMADD231PS  Z25, Z28, Z11
+	VBROADCASTSS (R12), Z27
+	VFMADD231PS  Z24, Z27, Z12
+	VFMADD231PS  Z25, Z27, Z13
+	VBROADCASTSS (R12)(R8*1), Z28
+	VFMADD231PS  Z24, Z28, Z14
+	VFMADD231PS  Z25, Z28, Z15
+	ANEXT
+	JNZ k32
+
+	MOVQ DX, SI
+	CMPQ acc+72(FP), $0
+	JEQ  store32
+	VADDPS  0(SI), Z0, Z0
+	VADDPS  64(SI), Z1, Z1
+	VMOVUPS Z0, 0(SI)
+	VMOVUPS Z1, 64(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z2, Z2
+	VADDPS  64(SI), Z3, Z3
+	VMOVUPS Z2, 0(SI)
+	VMOVUPS Z3, 64(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z4, Z4
+	VADDPS  64(SI), Z5, Z5
+	VMOVUPS Z4, 0(SI)
+	VMOVUPS Z5, 64(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z6, Z6
+	VADDPS  64(SI), Z7, Z7
+	VMOVUPS Z6, 0(SI)
+	VMOVUPS Z7, 64(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z8, Z8
+	VADDPS  64(SI), Z9, Z9
+	VMOVUPS Z8, 0(SI)
+	VMOVUPS Z9, 64(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z10, Z10
+	VADDPS  64(SI), Z11, Z11
+	VMOVUPS Z10, 0(SI)
+	VMOVUPS Z11, 64(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z12, Z12
+	VADDPS  64(SI), Z13, Z13
+	VMOVUPS Z12, 0(SI)
+	VMOVUPS Z13, 64(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z14, Z14
+	VADDPS  64(SI), Z15, Z15
+	VMOVUPS Z14, 0(SI)
+	VMOVUPS Z15, 64(SI)
+	ADDQ    R11, SI
+	JMP  panelDone
+
+store32:
+	VMOVUPS Z0, 0(SI)
+	VMOVUPS Z1, 64(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z2, 0(SI)
+	VMOVUPS Z3, 64(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z4, 0(SI)
+	VMOVUPS Z5, 64(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z6, 0(SI)
+	VMOVUPS Z7, 64(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z8, 0(SI)
+	VMOVUPS Z9, 64(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z10, 0(SI)
+	VMOVUPS Z11, 64(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z12, 0(SI)
+	VMOVUPS Z13, 64(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z14, 0(SI)
+	VMOVUPS Z15, 64(SI)
+	ADDQ    R11, SI
+
+	JMP  panelDone
+
+cols16:
+	CMPQ R13, $16
+	JLT  cols8
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	ABASES
+	MOVQ   BX, CX
+	MOVQ   k+0(FP), R14
+
+k16:
+	VMOVUPS (CX), Z24
+	VBROADCASTSS (SI), Z27
+	VFMADD231PS  Z24, Z27, Z0
+	VBROADCASTSS (SI)(R8*1), Z28
+	VFMADD231PS  Z24, Z28, Z1
+	VBROADCASTSS (SI)(R8*2), Z27
+	VFMADD231PS  Z24, Z27, Z2
+	VBROADCASTSS (DI), Z28
+	VFMADD231PS  Z24, Z28, Z3
+	VBROADCASTSS (DI)(R8*1), Z27
+	VFMADD231PS  Z24, Z27, Z4
+	VBROADCASTSS (DI)(R8*2), Z28
+	VFMADD231PS  Z24, Z28, Z5
+	VBROADCASTSS (R12), Z27
+	VFMADD231PS  Z24, Z27, Z6
+	VBROADCASTSS (R12)(R8*1), Z28
+	VFMADD231PS  Z24, Z28, Z7
+	ANEXT
+	JNZ k16
+
+	MOVQ DX, SI
+	CMPQ acc+72(FP), $0
+	JEQ  store16
+	VADDPS  0(SI), Z0, Z0
+	VMOVUPS Z0, 0(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z1, Z1
+	VMOVUPS Z1, 0(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z2, Z2
+	VMOVUPS Z2, 0(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z3, Z3
+	VMOVUPS Z3, 0(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z4, Z4
+	VMOVUPS Z4, 0(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z5, Z5
+	VMOVUPS Z5, 0(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z6, Z6
+	VMOVUPS Z6, 0(SI)
+	ADDQ    R11, SI
+	VADDPS  0(SI), Z7, Z7
+	VMOVUPS Z7, 0(SI)
+	ADDQ    R11, SI
+	JMP  next16
+
+store16:
+	VMOVUPS Z0, 0(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z1, 0(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z2, 0(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z3, 0(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z4, 0(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z5, 0(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z6, 0(SI)
+	ADDQ    R11, SI
+	VMOVUPS Z7, 0(SI)
+	ADDQ    R11, SI
+
+next16:
+	ADDQ $64, BX
+	ADDQ $64, DX
+	SUBQ $16, R13
+
+cols8:
+	CMPQ R13, $8
+	JLT  panelDone
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	ABASES
+	MOVQ   BX, CX
+	MOVQ   k+0(FP), R14
+
+k8:
+	VBROADCASTF64X4 (CX), Z24
+	VBROADCASTSS    (SI), Z27
+	VBROADCASTSS    (SI)(R8*1), Z28
+	VINSERTF64X4    $1, Y28, Z27, Z29
+	VFMADD231PS     Z24, Z29, Z0
+	VBROADCASTSS    (SI)(R8*2), Z30
+	VBROADCASTSS    (DI), Z31
+	VINSERTF64X4    $1, Y31, Z30, Z21
+	VFMADD231PS     Z24, Z21, Z1
+	VBROADCASTSS    (DI)(R8*1), Z27
+	VBROADCASTSS    (DI)(R8*2), Z28
+	VINSERTF64X4    $1, Y28, Z27, Z29
+	VFMADD231PS     Z24, Z29, Z2
+	VBROADCASTSS    (R12), Z30
+	VBROADCASTSS    (R12)(R8*1), Z31
+	VINSERTF64X4    $1, Y31, Z30, Z21
+	VFMADD231PS     Z24, Z21, Z3
+	ANEXT
+	JNZ k8
+
+	MOVQ DX, SI
+	CMPQ acc+72(FP), $0
+	JEQ  store8
+	TAILADD(0, Z0, Z22)
+	TAILST(0, Z0)
+	LEAQ    (SI)(R11*2), SI
+	TAILADD(0, Z1, Z22)
+	TAILST(0, Z1)
+	LEAQ    (SI)(R11*2), SI
+	TAILADD(0, Z2, Z22)
+	TAILST(0, Z2)
+	LEAQ    (SI)(R11*2), SI
+	TAILADD(0, Z3, Z22)
+	TAILST(0, Z3)
+	LEAQ    (SI)(R11*2), SI
+	JMP  panelDone
+
+store8:
+	TAILST(0, Z0)
+	LEAQ    (SI)(R11*2), SI
+	TAILST(0, Z1)
+	LEAQ    (SI)(R11*2), SI
+	TAILST(0, Z2)
+	LEAQ    (SI)(R11*2), SI
+	TAILST(0, Z3)
+	LEAQ    (SI)(R11*2), SI
+
+panelDone:
+	VZEROUPPER
+	RET
+
+// ---- row kernels ----
+
+// EXP2C loads the constants of EXP2Z into Z20-Z27.
+#define EXP2C \
+	VBROADCASTSS ·vc2Lo(SB), Z20; \
+	VBROADCASTSS ·vc2C6(SB), Z21; \
+	VBROADCASTSS ·vc2C5(SB), Z22; \
+	VBROADCASTSS ·vc2C4(SB), Z23; \
+	VBROADCASTSS ·vc2C3(SB), Z24; \
+	VBROADCASTSS ·vc2C2(SB), Z25; \
+	VBROADCASTSS ·vc2C1(SB), Z26; \
+	VBROADCASTSS ·vcOne(SB), Z27
+
+// EXP2Z sets x = 2^x in each of 16 lanes, 0 where x <= -126 (and for -Inf,
+// NaN); clobbers t1, t2 and the mask k. See exp2f in exp.go: the same
+// polynomial; VSCALEFPS applies 2^n.
+#define EXP2Z(x, t1, t2, k) \
+	VCMPPS      $0x1e, Z20, x, k; \
+	VRNDSCALEPS $0, x, t1;        \
+	VSUBPS      t1, x, x;         \
+	VMOVAPS     Z21, t2;          \
+	VFMADD213PS Z22, x, t2;       \
+	VFMADD213PS Z23, x, t2;       \
+	VFMADD213PS Z24, x, t2;       \
+	VFMADD213PS Z25, x, t2;       \
+	VFMADD213PS Z26, x, t2;       \
+	VFMADD213PS Z27, x, t2;       \
+	VSCALEFPS.Z t1, t2, k, x
+
+// ZREDUCE reduces the 16 lanes of z (whose low halves are y and x) into
+// lane 0 of x by op; clobbers ty, tx.
+#define ZREDUCE(op, z, y, x, ty, tx) \
+	VEXTRACTF64X4 $1, z, ty; \
+	op            ty, y, y;  \
+	HREDUCE(op, y, x, tx)
+
+// func softmaxRow512(s *float32, n, npad int, ml *[2]float32, o *float32, no int)
+TEXT ·softmaxRow512(SB), NOSPLIT, $0-48
+	MOVQ    s+0(FP), SI
+	MOVQ    n+8(FP), CX
+	MOVQ    npad+16(FP), DX
+	MOVQ    ml+24(FP), R8
+	VMOVSS  (R8), X9             // m
+	VMOVAPS X9, X10              // m' = m when no key is valid
+	TESTQ   CX, CX
+	JEQ     haveMax
+
+	// X0 = max(s[:n]), two vectors at a time into Z0 and Z1
+	VBROADCASTSS (SI), Z0
+	VMOVAPS      Z0, Z1
+	MOVQ         SI, DI
+	MOVQ         CX, AX
+	SHRQ         $5, AX
+	JEQ          max16
+
+maxLoop:
+	VMAXPS (DI), Z0, Z0
+	VMAXPS 64(DI), Z1, Z1
+	ADDQ   $128, DI
+	DECQ   AX
+	JNZ    maxLoop
+
+max16:
+	TESTQ $16, CX
+	JEQ   maxTail
+	VMAXPS (DI), Z0, Z0
+	ADDQ   $64, DI
+
+maxTail:
+	MOVQ CX, BX
+	ANDQ $15, CX
+	JEQ  maxReduce
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1                 // the n%16 lanes left
+	VMAXPS (DI), Z1, K1, Z1
+
+maxReduce:
+	MOVQ BX, CX
+	VMAXPS Z1, Z0, Z0
+	ZREDUCE(VMAXPS, Z0, Y0, X0, Y1, X1)
+	VMAXSS X0, X9, X10           // m' = max(m, max s)
+
+haveMax:
+	VUCOMISS ·vcNegInf(SB), X10
+	JEQ      zeroRow512
+
+	EXP2C
+	// alpha = 2^(m - m') in all lanes of Z1
+	VSUBSS       X10, X9, X1
+	VBROADCASTSS X1, Z1
+	EXP2Z(Z1, Z2, Z3, K2)
+
+	VBROADCASTSS X10, Z6
+	VPXORD       Z7, Z7, Z7      // sum
+	MOVQ         SI, DI
+	MOVQ         CX, AX
+	SHRQ         $4, AX
+	JEQ          softTail
+
+softLoop:
+	VMOVUPS (DI), Z0
+	VSUBPS  Z6, Z0, Z0
+	EXP2Z(Z0, Z2, Z3, K2)
+	VMOVUPS Z0, (DI)
+	VADDPS  Z0, Z7, Z7
+	ADDQ    $64, DI
+	DECQ    AX
+	JNZ     softLoop
+
+softTail:
+	// Blocks from n rounded down to 16 up to npad: stored where j < npad,
+	// zero where j >= n.
+	MOVQ         CX, AX
+	ANDQ         $-16, AX
+	MOVQ         DX, BX
+	SUBQ         AX, BX
+	JLE          softSum
+	ADDQ         $15, BX
+	SHRQ         $4, BX
+	MOVQ         CX, X12
+	VPBROADCASTD X12, Z12        // n
+	MOVQ         DX, X13
+	VPBROADCASTD X13, Z13        // npad
+	MOVQ         AX, X14
+	VPBROADCASTD X14, Z14
+	VPADDD       ·vzIota(SB), Z14, Z14 // column indices
+	MOVL         $16, AX
+	MOVQ         AX, X15
+	VPBROADCASTD X15, Z15
+
+softTailLoop:
+	VPCMPGTD  Z14, Z13, K3       // npad > j
+	VPCMPGTD  Z14, Z12, K4       // n > j
+	VMOVUPS.Z (DI), K3, Z0
+	VSUBPS    Z6, Z0, Z0
+	EXP2Z(Z0, Z2, Z3, K2)
+	VMOVAPS.Z Z0, K4, Z0
+	VMOVUPS   Z0, K3, (DI)
+	VADDPS    Z0, Z7, Z7
+	VPADDD    Z15, Z14, Z14
+	ADDQ      $64, DI
+	DECQ      BX
+	JNZ       softTailLoop
+
+softSum:
+	ZREDUCE(VADDPS, Z7, Y7, X7, Y8, X8)
+	VMOVSS      4(R8), X2
+	VFMADD213SS X7, X1, X2       // l' = l*alpha + sum
+	VMOVSS      X10, (R8)
+	VMOVSS      X2, 4(R8)
+
+	VUCOMISS ·vcOne(SB), X1
+	JEQ      softDone
+	MOVQ     o+32(FP), DI
+	MOVQ     no+40(FP), AX
+	MOVQ     AX, BX
+	SHRQ     $4, AX
+	JEQ      rescale8
+
+rescale:
+	VMULPS  (DI), Z1, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ    $64, DI
+	DECQ    AX
+	JNZ     rescale
+
+rescale8:
+	TESTQ   $8, BX
+	JEQ     softDone
+	VMULPS  (DI), Y1, Y0
+	VMOVUPS Y0, (DI)
+
+softDone:
+	VZEROUPPER
+	RET
+
+zeroRow512:
+	VPXORD Z0, Z0, Z0
+	MOVQ   DX, AX
+	SHRQ   $4, AX
+	JEQ    zero8
+
+zeroLoop:
+	VMOVUPS Z0, (SI)
+	ADDQ    $64, SI
+	DECQ    AX
+	JNZ     zeroLoop
+
+zero8:
+	TESTQ   $8, DX
+	JEQ     softDone
+	VMOVUPS Y0, (SI)
+	JMP     softDone
+
+// func expRow512(s *float32, n, npad int, sub float32)
+TEXT ·expRow512(SB), NOSPLIT, $0-28
+	MOVQ         s+0(FP), DI
+	MOVQ         n+8(FP), CX
+	MOVQ         npad+16(FP), DX
+	VBROADCASTSS sub+24(FP), Z6
+	EXP2C
+	MOVQ         CX, AX
+	SHRQ         $4, AX
+	JEQ          expRowTail
+
+expRowLoop:
+	VMOVUPS (DI), Z0
+	VSUBPS  Z6, Z0, Z0
+	EXP2Z(Z0, Z2, Z3, K2)
+	VMOVUPS Z0, (DI)
+	ADDQ    $64, DI
+	DECQ    AX
+	JNZ     expRowLoop
+
+expRowTail:
+	MOVQ         CX, AX
+	ANDQ         $-16, AX
+	MOVQ         DX, BX
+	SUBQ         AX, BX
+	JLE          expRowDone
+	ADDQ         $15, BX
+	SHRQ         $4, BX
+	MOVQ         CX, X12
+	VPBROADCASTD X12, Z12
+	MOVQ         DX, X13
+	VPBROADCASTD X13, Z13
+	MOVQ         AX, X14
+	VPBROADCASTD X14, Z14
+	VPADDD       ·vzIota(SB), Z14, Z14
+	MOVL         $16, AX
+	MOVQ         AX, X15
+	VPBROADCASTD X15, Z15
+
+expRowTailLoop:
+	VPCMPGTD  Z14, Z13, K3
+	VPCMPGTD  Z14, Z12, K4
+	VMOVUPS.Z (DI), K3, Z0
+	VSUBPS    Z6, Z0, Z0
+	EXP2Z(Z0, Z2, Z3, K2)
+	VMOVAPS.Z Z0, K4, Z0
+	VMOVUPS   Z0, K3, (DI)
+	VPADDD    Z15, Z14, Z14
+	ADDQ      $64, DI
+	DECQ      BX
+	JNZ       expRowTailLoop
+
+expRowDone:
+	VZEROUPPER
+	RET
+
+// func dsRow512(p, dp *float32, n int, d float32)
+TEXT ·dsRow512(SB), NOSPLIT, $0-28
+	MOVQ         p+0(FP), SI
+	MOVQ         dp+8(FP), DI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS d+24(FP), Z8
+	MOVQ         CX, AX
+	SHRQ         $4, AX
+	JEQ          ds8
+
+dsLoop:
+	VMOVUPS (DI), Z0
+	VSUBPS  Z8, Z0, Z0
+	VMULPS  (SI), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	DECQ    AX
+	JNZ     dsLoop
+
+ds8:
+	TESTQ   $8, CX
+	JEQ     dsDone
+	VMOVUPS (DI), Y0
+	VSUBPS  Y8, Y0, Y0
+	VMULPS  (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+
+dsDone:
+	VZEROUPPER
+	RET
+
+// EXPC loads the constants of EXPZ into Z16-Z26.
+#define EXPC \
+	VBROADCASTSS ·vcLo(SB), Z16;    \
+	VBROADCASTSS ·vcHi(SB), Z17;    \
+	VBROADCASTSS ·vcLog2e(SB), Z18; \
+	VBROADCASTSS ·vcLn2Hi(SB), Z19; \
+	VBROADCASTSS ·vcLn2Lo(SB), Z20; \
+	VBROADCASTSS ·vcC6(SB), Z21;    \
+	VBROADCASTSS ·vcC5(SB), Z22;    \
+	VBROADCASTSS ·vcC4(SB), Z23;    \
+	VBROADCASTSS ·vcC3(SB), Z24;    \
+	VBROADCASTSS ·vcC2(SB), Z25;    \
+	VBROADCASTSS ·vcOne(SB), Z26
+
+// EXPZ sets x = e^x in each of 16 lanes; clobbers t1, t2. See expf in
+// exp.go: the same reduction and polynomial; VSCALEFPS applies 2^n in one
+// correctly rounded step, subnormal results included.
+#define EXPZ(x, t1, t2) \
+	VMAXPS       x, Z16, x;   \ // NaN stays NaN
+	VMINPS       x, Z17, x;   \
+	VMULPS       Z18, x, t1;  \
+	VRNDSCALEPS  $0, t1, t1;  \ // n
+	VFNMADD231PS Z19, t1, x;  \
+	VFNMADD231PS Z20, t1, x;  \ // r = x - n ln2
+	VMOVAPS      Z21, t2;     \
+	VFMADD213PS  Z22, x, t2;  \
+	VFMADD213PS  Z23, x, t2;  \
+	VFMADD213PS  Z24, x, t2;  \
+	VFMADD213PS  Z25, x, t2;  \
+	VFMADD213PS  Z26, x, t2;  \
+	VFMADD213PS  Z26, x, t2;  \ // e^r
+	VSCALEFPS    t1, t2, x
+
+// func exp512(dst, src *float32, n int)
+TEXT ·exp512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	EXPC
+	MOVQ CX, AX
+	SHRQ $4, AX
+	JEQ  expTail512
+
+expLoop512:
+	VMOVUPS (SI), Z0
+	EXPZ(Z0, Z2, Z3)
+	VMOVUPS Z0, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	DECQ    AX
+	JNZ     expLoop512
+
+expTail512:
+	ANDQ      $15, CX
+	JEQ       expDone512
+	MOVL      $1, AX
+	SHLL      CX, AX
+	DECL      AX
+	KMOVW     AX, K1             // lane < n%16
+	VMOVUPS.Z (SI), K1, Z0
+	EXPZ(Z0, Z2, Z3)
+	VMOVUPS   Z0, K1, (DI)
+
+expDone512:
+	VZEROUPPER
+	RET
+
+// func exp2_512(dst, src *float32, n int)
+TEXT ·exp2_512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	EXP2C
+	MOVQ CX, AX
+	SHRQ $4, AX
+	JEQ  exp2Tail512
+
+exp2Loop512:
+	VMOVUPS (SI), Z0
+	EXP2Z(Z0, Z2, Z3, K2)
+	VMOVUPS Z0, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	DECQ    AX
+	JNZ     exp2Loop512
+
+exp2Tail512:
+	ANDQ      $15, CX
+	JEQ       exp2Done512
+	MOVL      $1, AX
+	SHLL      CX, AX
+	DECL      AX
+	KMOVW     AX, K1
+	VMOVUPS.Z (SI), K1, Z0
+	EXP2Z(Z0, Z2, Z3, K2)
+	VMOVUPS   Z0, K1, (DI)
+
+exp2Done512:
+	VZEROUPPER
+	RET
