@@ -43,7 +43,7 @@ type Caption struct {
 // subgroups when k <= 0): one emoji from each in turn (drawn from seed,
 // without repeats), so n captions cover min(n, k) subgroups. Caption
 // variants and backgrounds cycle, so the captions look like the training
-// captions. red, when set, makes every caption "<name> on a red
+// captions, and each subgroup's captions take different variants. red, when set, makes every caption "<name> on a red
 // background" instead (offset emoji, so the background prompts differ
 // from the text prompts).
 func HeldInCaptions(set *emoji.Set, n, k int, seed uint64, red bool) []Caption {
@@ -74,7 +74,7 @@ func HeldInCaptions(set *emoji.Set, n, k int, seed uint64, red bool) []Caption {
 	}
 	var out []Caption
 	for round := 0; len(out) < n && round < len(set.Train); round++ {
-		for _, g := range order {
+		for j, g := range order {
 			if len(out) == n {
 				break
 			}
@@ -87,8 +87,11 @@ func HeldInCaptions(set *emoji.Set, n, k int, seed uint64, red bool) []Caption {
 			if red {
 				text = emoji.Caption(e, bgs[red0], 1)
 			} else {
+				// The variant moves on with each round, so a subgroup's
+				// captions are not all of one variant (with 20 subgroups
+				// and 4 variants, i%4 would give each subgroup one).
 				i := len(out)
-				text = emoji.Caption(e, bgs[i%len(bgs)], i%emoji.NumVariants)
+				text = emoji.Caption(e, bgs[i%len(bgs)], (j+round)%emoji.NumVariants)
 			}
 			out = append(out, Caption{Text: text, Emoji: e, Subgroup: g})
 		}

@@ -164,6 +164,20 @@ func TestHeldInCaptions(t *testing.T) {
 			t.Errorf("caption %q does not start with its emoji's name %q", c.Text, c.Emoji.Name)
 		}
 	}
+	// Each subgroup with several captions gets more than one variant: a
+	// subgroup's accuracy must not hang on one caption template.
+	variants := map[int]map[string]bool{}
+	for _, c := range caps {
+		if variants[c.Subgroup] == nil {
+			variants[c.Subgroup] = map[string]bool{}
+		}
+		variants[c.Subgroup][captionShape(c)] = true
+	}
+	for g, v := range variants {
+		if n := countSubgroup(caps, g); n > 1 && len(v) < 2 {
+			t.Errorf("subgroup %d: %d captions, all of one variant", g, n)
+		}
+	}
 	if len(caps) != MinCaptions || len(subs) != MinSubgroups {
 		t.Errorf("%d captions over %d subgroups, want %d over %d", len(caps), len(subs), MinCaptions, MinSubgroups)
 	}
@@ -307,4 +321,31 @@ func TestClassifierCancel(t *testing.T) {
 	if _, err := Run(context.Background(), nil, Options{}); err == nil {
 		t.Error("no model: no error")
 	}
+}
+
+// captionShape tells a caption's variant from its text (see
+// emoji.Caption): the parts after the emoji's name, with the words
+// replaced by their kind.
+func captionShape(c Caption) string {
+	rest := strings.TrimPrefix(c.Text, emoji.Words(c.Emoji.Name))
+	switch {
+	case strings.HasPrefix(rest, " on a "):
+		return "name on background"
+	case strings.HasPrefix(rest, ", "+emoji.Words(c.Emoji.Subgroup)+", on a "):
+		return "name, subgroup, background"
+	case rest == ", "+emoji.Words(c.Emoji.Subgroup):
+		return "name, subgroup"
+	}
+	return "name, keywords, group, background"
+}
+
+// countSubgroup counts the captions of subgroup g.
+func countSubgroup(caps []Caption, g int) int {
+	n := 0
+	for _, c := range caps {
+		if c.Subgroup == g {
+			n++
+		}
+	}
+	return n
 }
