@@ -28,6 +28,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/perfusion-studio/perfusion/assets/internal/emoji"
@@ -95,6 +96,35 @@ type Options struct {
 	Progress func(Progress)
 }
 
+// EvalConcepts returns the held-out emoji the personalization figure
+// trains by default: the evaluation set.
+func EvalConcepts() []string {
+	return []string{"cat face", "grinning face", "evergreen tree", "automobile", "rose"}
+}
+
+// HeldOutNames returns the names of every held-out emoji (emoji.HeldOut),
+// the names Options.Concepts may give.
+func HeldOutNames() []string {
+	var out []string
+	for _, c := range emoji.HeldOut() {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// TuningConcepts returns the held-out emoji outside the evaluation set
+// (HeldOutNames less EvalConcepts): the set to tune the method's defaults
+// on, so that the evaluation set stays unseen.
+func TuningConcepts() []string {
+	var out []string
+	for _, n := range HeldOutNames() {
+		if !slices.Contains(EvalConcepts(), n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // Progress reports an evaluation's advance: Done of Total in Stage.
 type Progress struct {
 	Stage       string
@@ -140,7 +170,7 @@ func (o Options) withDefaults() Options {
 	o.Samples = pick(o.Samples, 4, 2)
 	o.Views = pick(o.Views, 4, 4)
 	if o.Concepts == nil {
-		o.Concepts = []string{"cat face", "grinning face", "evergreen tree", "automobile", "rose"}
+		o.Concepts = EvalConcepts()
 		if o.Quick {
 			o.Concepts = o.Concepts[:2]
 		}
