@@ -61,8 +61,8 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	fs.Float64Var(&g.cfg, "cfg", evaldefault.DefaultCFG, "classifier-free guidance scale of every generation")
 	fs.IntVar(&g.steps, "steps", evaldefault.DefaultSteps, "sampling steps of every generation")
 	fs.IntVar(&g.conceptSteps, "concept-steps", 0, "optimizer steps of each concept's training (default: the Quick preset's), to tune the preset")
-	fs.IntVar(&g.samples, "samples", 0, "generations per personalization prompt (default 4, quick 2)")
-	fs.IntVar(&g.views, "views", 0, "training views per concept, 3 to 5 (default 4)")
+	fs.IntVar(&g.samples, "samples", 0, "generations per personalization prompt (default 8, quick 2)")
+	fs.IntVar(&g.views, "views", 0, "training views per concept, 3 to 5 (default 5)")
 	conceptList := fs.String("concepts", "", `comma-separated held-out emoji to personalize (default: the evaluation set, `+
 		strings.Join(evaldefault.EvalConcepts(), ", ")+`), or "tuning" for the other held-out emoji, to tune on`)
 	skip := fs.String("skip", "", "comma-separated parts to leave out: "+strings.Join(evalParts, ", "))
