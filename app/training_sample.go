@@ -109,10 +109,10 @@ func sampleSide(native, previewSide, multiple int) int {
 	return side
 }
 
-// samplePrompt is the concept prompt of a sample: the first training
-// template around the concept's placeholder.
-func samplePrompt(name string) string {
-	return strings.Replace(train.Templates[0], "{}", concepts.Placeholder(name), 1)
+// samplePrompt is the concept prompt of a sample: the run's first
+// training template around the concept's placeholder.
+func samplePrompt(name string, s train.Settings) string {
+	return strings.Replace(s.TrainingTemplates()[0], "{}", concepts.Placeholder(name), 1)
 }
 
 // sampleConcept is the edit's view of a snapshot at the inference gate.
@@ -153,7 +153,7 @@ func drawSample(ctx context.Context, p *pipeline.Pipeline, metric edit.Metric, c
 		return nil, 0, fmt.Errorf("sample: %w", err)
 	}
 	req := pipeline.Request{
-		Prompt: samplePrompt(c.Name), Seed: trainSampleSeed, Steps: steps, CFG: trainSampleCFG,
+		Prompt: samplePrompt(c.Name, c.Settings), Seed: trainSampleSeed, Steps: steps, CFG: trainSampleCFG,
 		Sampler: trainSampleSampler, Width: side, Height: side, Edit: set,
 	}
 	var cost time.Duration

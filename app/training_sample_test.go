@@ -95,8 +95,13 @@ func TestSampleSide(t *testing.T) {
 			t.Errorf("sampleSide(%d, %d, %d) = %d, want %d", c.native, c.preview, c.mult, got, c.want)
 		}
 	}
-	if p := samplePrompt("disc"); p != "a photo of a <disc>" {
-		t.Errorf("samplePrompt = %q", p)
+	sd, _ := train.PresetFor(train.Quick, 512)
+	small, _ := train.PresetFor(train.Quick, 32)
+	if p := samplePrompt("disc", sd); p != "a photo of a <disc>" {
+		t.Errorf("samplePrompt(SD1.x's Quick) = %q", p)
+	}
+	if p := samplePrompt("disc", small); p != "<disc>" {
+		t.Errorf("samplePrompt(a 32-px model's Quick) = %q", p)
 	}
 }
 

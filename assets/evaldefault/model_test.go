@@ -71,7 +71,7 @@ func TestTrainedModelBackgrounds(t *testing.T) {
 // one held-out emoji: the evergreen tree, never seen in base training (the
 // concept `perfusion eval-default` finds clearest on the committed model;
 // its cat face is the one of five that fails there), is trained as a
-// Perfusion concept with the Quick preset from 4 augmented views (never on
+// Perfusion concept with the Quick preset from 5 augmented views (never on
 // red), and its "<concept>" generations must be nearer the emoji, in the
 // features of a classifier trained on the training emoji, than
 // generations of its superordinate word "tree"; and

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -348,4 +349,23 @@ func countSubgroup(caps []Caption, g int) int {
 		}
 	}
 	return n
+}
+
+// The tuning set is every held-out emoji outside the evaluation set, so
+// tuning on it leaves the evaluation set unseen.
+func TestTuningConcepts(t *testing.T) {
+	all, eval, tune := HeldOutNames(), EvalConcepts(), TuningConcepts()
+	if len(eval) != MinConcepts || len(tune)+len(eval) != len(all) {
+		t.Fatalf("%d evaluation and %d tuning concepts of %d held-out emoji", len(eval), len(tune), len(all))
+	}
+	for _, n := range eval {
+		if !slices.Contains(all, n) || slices.Contains(tune, n) {
+			t.Errorf("evaluation concept %q: held out %v, in the tuning set %v", n, slices.Contains(all, n), slices.Contains(tune, n))
+		}
+	}
+	for _, n := range tune {
+		if !slices.Contains(all, n) {
+			t.Errorf("tuning concept %q is not held out", n)
+		}
+	}
 }

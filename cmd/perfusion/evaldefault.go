@@ -33,6 +33,8 @@ type evalFlags struct {
 	seed                uint64
 	skip                map[string]bool // parts left out: text, background, personal
 	conceptSteps        int             // 0: the Quick preset's
+	concepts            []string        // held-out emoji to personalize (nil: the evaluation set)
+	samples, views      int             // generations per personalization prompt, views per concept (0: the defaults)
 	cfg                 float64         // guidance scale
 	steps               int             // sampling steps
 	threads             threadsFlag
@@ -59,6 +61,10 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	fs.Float64Var(&g.cfg, "cfg", evaldefault.DefaultCFG, "classifier-free guidance scale of every generation")
 	fs.IntVar(&g.steps, "steps", evaldefault.DefaultSteps, "sampling steps of every generation")
 	fs.IntVar(&g.conceptSteps, "concept-steps", 0, "optimizer steps of each concept's training (default: the Quick preset's), to tune the preset")
+	fs.IntVar(&g.samples, "samples", 0, "generations per personalization prompt (default 8, quick 2)")
+	fs.IntVar(&g.views, "views", 0, "training views per concept, 3 to 5 (default 5)")
+	conceptList := fs.String("concepts", "", `comma-separated held-out emoji to personalize (default: the evaluation set, `+
+		strings.Join(evaldefault.EvalConcepts(), ", ")+`), or "tuning" for the other held-out emoji, to tune on`)
 	skip := fs.String("skip", "", "comma-separated parts to leave out: "+strings.Join(evalParts, ", "))
 	addThreadsFlag(fs, &g.threads)
 	if err := fs.Parse(args); err != nil {
@@ -79,6 +85,17 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	if g.conceptSteps < 0 {
 		return g, fmt.Errorf("%w: --concept-steps %d: want 0 (the preset's) or more", errUsage, g.conceptSteps)
 	}
+	if g.samples < 0 {
+		return g, fmt.Errorf("%w: --samples %d: want 1 or more", errUsage, g.samples)
+	}
+	if g.views != 0 && (g.views < 3 || g.views > 5) {
+		return g, fmt.Errorf("%w: --views %d: want 3 to 5", errUsage, g.views)
+	}
+	list, err := parseConceptList(*conceptList)
+	if err != nil {
+		return g, err
+	}
+	g.concepts = list
 	g.skip = map[string]bool{}
 	for _, part := range strings.Split(*skip, ",") {
 		part = strings.TrimSpace(part)
@@ -103,6 +120,28 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	return g, nil
 }
 
+// parseConceptList parses --concepts: "" (nil: the default), "tuning"
+// (evaldefault.TuningConcepts) or comma-separated held-out emoji names.
+func parseConceptList(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "tuning" {
+		return evaldefault.TuningConcepts(), nil
+	}
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		name = strings.Join(strings.Fields(name), " ")
+		if name == "" {
+			continue
+		}
+		if !slices.Contains(evaldefault.HeldOutNames(), name) {
+			return nil, fmt.Errorf("%w: --concepts %q is not a held-out emoji; want some of %s, or \"tuning\"", errUsage, name, strings.Join(evaldefault.HeldOutNames(), ", "))
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
 // runEvalDefault is `perfusion eval-default`: load the model, run
 // evaldefault.Run with the app's generation defaults, print the report to
 // stdout (progress to stderr).
@@ -124,8 +163,8 @@ func runEvalDefault(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	rep, err := evaldefault.Run(ctx, p, evaldefault.Options{
 		WorkDir: g.work, Quick: g.quick, Seed: g.seed, ImageDir: g.images,
-		ConceptSteps: g.conceptSteps,
-		SkipText:     g.skip["text"], SkipBackground: g.skip["background"], SkipPersonal: g.skip["personal"],
+		ConceptSteps: g.conceptSteps, Concepts: g.concepts, Samples: g.samples, Views: g.views,
+		SkipText: g.skip["text"], SkipBackground: g.skip["background"], SkipPersonal: g.skip["personal"],
 		Sampler: app.DefaultSampler, Steps: g.steps, CFG: float32(g.cfg),
 		Progress: func(e evaldefault.Progress) {
 			pr.update(fmt.Sprintf("%s %d/%d  %s  elapsed %s", e.Stage, e.Done, e.Total, e.Detail, clock(e.Elapsed)))

@@ -73,7 +73,7 @@ func (tr *trainer) evalLoss(ctx context.Context) (float64, error) {
 		// spread the timesteps over the schedule, so one draw cannot
 		// leave them all at the noisiest end
 		lo := i * tr.p.Schedule.T() / evalSamples
-		ss[i] = sample{view: i % len(tr.views), template: r.IntN(len(Templates)),
+		ss[i] = sample{view: i % len(tr.views), template: r.IntN(len(tr.s.TrainingTemplates())),
 			t: lo + r.IntN(tr.p.Schedule.T()/evalSamples), latentNoise: normals(r, size), eps: normals(r, size)}
 	}
 	var total float64
@@ -108,7 +108,7 @@ func (tr *trainer) evalLoss(ctx context.Context) (float64, error) {
 // concept's edit (at its inference gate) when word is the concept's id,
 // with the base model otherwise. It returns the final latents.
 func (tr *trainer) render(ctx context.Context, word int) (tensor.Tensor, error) {
-	pr, err := tokenizeTemplate(tr.p.Tokenizer, Templates[0], word)
+	pr, err := tokenizeTemplate(tr.p.Tokenizer, tr.s.TrainingTemplates()[0], word)
 	if err != nil {
 		return tensor.Tensor{}, err
 	}

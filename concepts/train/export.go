@@ -11,19 +11,20 @@ import (
 
 // trainingRecord is what a concept file records of its training.
 type trainingRecord struct {
-	Preset      string  `json:"preset"`
-	Size        int     `json:"size"`
-	Steps       int     `json:"steps"`
-	Batch       int     `json:"batch"`
-	LREmbedding float64 `json:"lr_embedding"`
-	LRValues    float64 `json:"lr_values"`
-	GateBeta    float32 `json:"train_beta"`
-	GateTau     float32 `json:"train_tau"`
-	Flip        bool    `json:"flip"`
-	Seed        uint64  `json:"seed"`
-	Photos      int     `json:"photos"`
-	LossFirst   float64 `json:"eval_loss_before"`
-	LossLast    float64 `json:"eval_loss_after"`
+	Preset      string   `json:"preset"`
+	Size        int      `json:"size"`
+	Steps       int      `json:"steps"`
+	Batch       int      `json:"batch"`
+	LREmbedding float64  `json:"lr_embedding"`
+	LRValues    float64  `json:"lr_values"`
+	GateBeta    float32  `json:"train_beta"`
+	GateTau     float32  `json:"train_tau"`
+	Flip        bool     `json:"flip"`
+	Templates   []string `json:"templates,omitempty"` // when not the package's Templates
+	Seed        uint64   `json:"seed"`
+	Photos      int      `json:"photos"`
+	LossFirst   float64  `json:"eval_loss_before"`
+	LossLast    float64  `json:"eval_loss_after"`
 }
 
 // ConceptFile returns the result as a concept file's content, with the
@@ -34,7 +35,7 @@ func (r *Result) ConceptFile(baseModel, covarianceKey string, photos int, thumb 
 	s := t.Settings
 	rec, err := json.Marshal(trainingRecord{
 		Preset: s.Preset, Size: s.Size, Steps: s.Steps, Batch: s.Batch, LREmbedding: s.LREmbedding, LRValues: s.LRValues,
-		GateBeta: s.GateBeta, GateTau: s.GateTau, Flip: s.Flip, Seed: s.Seed, Photos: photos,
+		GateBeta: s.GateBeta, GateTau: s.GateTau, Flip: s.Flip, Templates: s.Templates, Seed: s.Seed, Photos: photos,
 		LossFirst: r.Check.EvalStart, LossLast: r.Check.EvalEnd,
 	})
 	if err != nil {

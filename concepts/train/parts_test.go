@@ -100,7 +100,7 @@ func goldenTokenizer(t *testing.T) *tokenizer.Tokenizer {
 func TestTemplatesAndWords(t *testing.T) {
 	tok := goldenTokenizer(t)
 	const word = 49408
-	for _, tpl := range Templates {
+	for _, tpl := range append(slices.Clone(Templates), WordFirstTemplates()...) {
 		pr, err := tokenizeTemplate(tok, tpl, word)
 		if err != nil {
 			t.Fatal(err)
@@ -156,7 +156,7 @@ func TestPresets(t *testing.T) {
 	for _, c := range []struct {
 		name         string
 		native, want int
-	}{{Quick, 64, 64}, {Paper, 64, 64}, {Quick, 384, 256}, {Paper, 384, 384}, {Quick, 512, 256}, {Paper, 512, 512}, {Paper, 768, 512}, {Quick, 0, 256}, {Paper, 0, 512}} {
+	}{{Quick, 32, 32}, {Quick, 64, 64}, {Paper, 64, 64}, {Quick, 384, 256}, {Paper, 384, 384}, {Quick, 512, 256}, {Paper, 512, 512}, {Paper, 768, 512}, {Quick, 0, 256}, {Paper, 0, 512}} {
 		s, err := PresetFor(c.name, c.native)
 		if err != nil || s.Size != c.want || s.Preset != c.name {
 			t.Errorf("PresetFor(%s, %d): size %d (%v), want %d", c.name, c.native, s.Size, err, c.want)
@@ -165,6 +165,20 @@ func TestPresets(t *testing.T) {
 		if s.Steps != ref.Steps || s.Batch != ref.Batch || s.Micro != ref.Micro {
 			t.Errorf("PresetFor(%s, %d) changed steps or batches: %+v", c.name, c.native, s)
 		}
+		// A small model trains on the bare word, SD1.x on the photo templates.
+		want := Templates
+		if c.native > 0 && c.native < SmallModelSide {
+			want = []string{"{}"}
+		}
+		if got := s.TrainingTemplates(); !slices.Equal(got, want) {
+			t.Errorf("PresetFor(%s, %d): templates %q, want %q", c.name, c.native, got, want)
+		}
+	}
+	if s, _ := PresetFor(Quick, 32); s.Steps != 150 || s.Batch != 2 || s.LREmbedding != 0.006 || s.LRValues != 0.03 || s.GateBeta != 0.75 || s.GateTau != 0.1 {
+		t.Errorf("PresetFor(quick, 32): %+v, want 150 steps, batch 2, LR 0.006/0.03, gate 0.75/0.1", s)
+	}
+	if q.Templates != nil {
+		t.Errorf("SD1.x's quick preset: templates %q, want nil (Templates)", q.Templates)
 	}
 	if _, err := PresetFor("slow", 64); err == nil {
 		t.Error("PresetFor: unknown preset: no error")

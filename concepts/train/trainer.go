@@ -199,7 +199,7 @@ func (tr *trainer) draw(step, pass, n int) []sample {
 	for i := range out {
 		out[i] = sample{
 			view:        r.IntN(len(tr.views)),
-			template:    r.IntN(len(Templates)),
+			template:    r.IntN(len(tr.s.TrainingTemplates())),
 			t:           r.IntN(tr.p.Schedule.T()),
 			latentNoise: normals(r, size),
 			eps:         normals(r, size),
@@ -250,7 +250,7 @@ func (tr *trainer) batch(ss []sample, word int) (zt tensor.Tensor, ts []float32,
 				}
 			}
 		}
-		pr, err := tokenizeTemplate(tr.p.Tokenizer, Templates[s.template], word)
+		pr, err := tokenizeTemplate(tr.p.Tokenizer, tr.s.TrainingTemplates()[s.template], word)
 		if err != nil {
 			return tensor.Tensor{}, nil, nil, nil, nil, nil, err
 		}
