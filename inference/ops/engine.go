@@ -50,7 +50,33 @@ func Run(fn ag.AutoGradFunction, shape []int, needGrad bool) (tensor.Tensor, err
 		}
 		return tensor.FromNode(v, shape...)
 	}
-	return tensor.FromNode(ag.NewOperator(fn).Run(), shape...)
+	return tensor.FromNode(ag.NewOperator(&dropGrad{AutoGradFunction: fn}).Run(), shape...)
+}
+
+// dropGrad runs an operator and, once its backward pass has handed the
+// gradient of its result on to its operands, drops that gradient: spago
+// keeps every node's gradient until the graph is gone, which doubles what
+// a training pass holds at its peak (each activation and, by the end of
+// the backward pass, a gradient of the same size), while nothing reads an
+// operator's own gradient after its backward pass (the gradients callers
+// read are those of leaves: parameters and inputs).
+type dropGrad struct {
+	ag.AutoGradFunction
+	out mat.Tensor // the result, whose gradient Backward drops
+}
+
+func (d *dropGrad) Forward() (mat.Tensor, error) {
+	v, err := d.AutoGradFunction.Forward()
+	d.out = v
+	return v, err
+}
+
+func (d *dropGrad) Backward(gy mat.Tensor) error {
+	err := d.AutoGradFunction.Backward(gy)
+	if d.out != nil {
+		d.out.ZeroGrad()
+	}
+	return err
 }
 
 // AnyGrad reports whether any of the valid tensors requires gradients.
