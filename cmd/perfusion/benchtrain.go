@@ -38,7 +38,7 @@ func trainBenchFlags(fs *flag.FlagSet) trainBenchFlagValues {
 	return trainBenchFlagValues{
 		on: fs.Bool("train", false, "instead of the stages, time one UNet forward and one Perfusion training sample (text encoder, edited UNet, backward to the embedding and every o*_V; batch 1) "+
 			"side by side at each size, with their ratio, allocations and peak resident memory"),
-		recompute: fs.String("recompute", "auto", "--train: activation recomputation, auto (as training decides: on above one 256×256 sample per pass), on or off"),
+		recompute: fs.String("recompute", "auto", "--train: activation recomputation, auto (as training decides: on above one 512×512 sample per pass), on or off"),
 		noLimit:   fs.Bool("no-memory-limit", false, "--train: do not set the Go memory limit that perfusion train sets"),
 		profile:   fs.String("cpuprofile", "", "--train: write a CPU profile of the training samples (every size) to this file"),
 	}

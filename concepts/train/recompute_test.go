@@ -84,8 +84,9 @@ func TestRecomputeMode(t *testing.T) {
 		size, micro int
 		want        bool
 	}{
-		{RecomputeAuto, 256, 1, false}, {RecomputeAuto, 256, 2, true}, {RecomputeAuto, 512, 1, true},
-		{RecomputeAuto, 512, 4, true}, {RecomputeAuto, 64, 2, false},
+		{RecomputeAuto, 256, 1, false}, {RecomputeAuto, 256, 4, false}, {RecomputeAuto, 256, 5, true},
+		{RecomputeAuto, 512, 1, false}, {RecomputeAuto, 512, 2, true}, {RecomputeAuto, 512, 4, true},
+		{RecomputeAuto, 64, 2, false},
 		{RecomputeOn, 32, 1, true}, {RecomputeOff, 512, 1, false},
 	} {
 		s := Settings{Recompute: tc.mode, Size: tc.size, Micro: tc.micro}

@@ -67,9 +67,10 @@ type RecomputeMode int
 
 const (
 	// RecomputeAuto recomputes above RecomputeAbovePixels pixels per
-	// pass (Micro × Size²): the Paper preset, where SD1.5's graph would
-	// hold gigabytes, and not the Quick preset's one 256×256 sample per
-	// pass (SD1.5 keeps its activations within 4 GB there, and a sample
+	// pass (Micro × Size²): the Paper preset's four 512×512 samples per
+	// pass, where SD1.5's graph would hold about 10 GB, and not one
+	// 512×512 sample per pass nor the Quick preset's one 256×256 sample
+	// (SD1.5 keeps its activations within 4.6 GB there, and a sample
 	// costs about one UNet forward less) nor the small sizes of tests.
 	RecomputeAuto RecomputeMode = iota
 	RecomputeOn                 // always recompute
@@ -77,12 +78,13 @@ const (
 )
 
 // RecomputeAbovePixels is where RecomputeAuto starts recomputing: above
-// one 256×256 sample per pass. Measured on SD1.5's shapes from a float16
-// checkpoint (perfusion bench --train): at 256 px a sample that keeps its
-// activations peaks at 3.7 GB RSS and costs 2.8–3.0 UNet forwards, one
-// that recomputes 3.2 GB and 3.6 forwards; at 512 px keeping them peaks
-// at 6.3 GB, over the 6 GB budget.
-const RecomputeAbovePixels = 256 * 256
+// one 512×512 sample per pass. Measured on SD1.5's shapes from a float16
+// checkpoint (perfusion bench --train): at 512 px a sample that keeps its
+// activations peaks at 4.5 GB RSS (the 6 GB budget) and costs about 2.5
+// UNet forwards, one that recomputes them 3.3–3.6 forwards. (It peaked at
+// 6.3 GB before each operator dropped its result's gradient after its
+// backward pass: see ops.Run.)
+const RecomputeAbovePixels = 512 * 512
 
 // Recomputes reports whether a run with s recomputes activations.
 func (s Settings) Recomputes() bool {

@@ -3,7 +3,9 @@ package blocks
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/perfusion-studio/perfusion/inference/blocks/internal/f16"
 	"github.com/perfusion-studio/perfusion/inference/ops"
@@ -267,21 +269,32 @@ func ConvertHalfOHIW(e *ops.Engine, dst []float32, src []uint16, o, c, kh, kw in
 	e.B.Parallel(chunks, func(lo, hi int) { work(lo*o/chunks, hi*o/chunks) })
 }
 
-// poolIdle is how many buffers a WeightPool keeps between calls: one per
-// forward pass running at once, for up to two concurrent passes.
+// poolIdle is how many full-size buffers a WeightPool keeps between
+// calls: one per forward pass running at once, for up to two concurrent
+// passes.
 const poolIdle = 2
 
 // WeightPool lends the float32 buffers that half weights are converted
-// into for one operator call. Every buffer holds the model's largest
-// weight, so any buffer serves any layer. A forward pass holds one buffer
-// at a time and at most poolIdle (2) are kept between calls (the rest are
-// left to the garbage collector), so the float32 copies of a model's
-// weights take a few layers' worth of memory, not the model's size. It is
-// safe for concurrent use.
+// into for one operator call. Its full-size buffers hold the model's
+// largest weight, so any of them serves any layer. A forward pass holds
+// one buffer at a time and at most poolIdle (2) are kept between calls,
+// so the float32 copies of a model's weights take a few layers' worth of
+// memory, not the model's size. A backward pass runs independent
+// operators at once (spago starts one goroutine per operator), e.g. the
+// query, key and value projections of an attention layer: a borrower that
+// finds no idle buffer while poolIdle full-size ones are lent gets a spare
+// about its weight's size (see spareCap), and the pool keeps spares up to
+// poolIdle full-size buffers' worth, smallest dropped first (in SD1.5's
+// UNet they are attention projections of a few MB), so a training pass does not
+// allocate (and the kernel zero) a buffer of the largest weight for each
+// such borrow. It is safe for concurrent use.
 type WeightPool struct {
 	mu     sync.Mutex
-	size   int // floats per buffer: the largest weight registered
-	free   [][]float32
+	size   int               // floats per full-size buffer: the largest weight registered
+	free   [][]float32       // idle full-size buffers
+	lent   map[*float32]bool // full-size buffers lent, by their first value
+	spare  [][]float32       // idle smaller buffers, sorted by capacity
+	spareN int               // floats in spare
 	stats  PoolStats
 	scopes map[*ops.Engine]*WeightScope // open scopes by engine (see Hold)
 }
@@ -290,7 +303,8 @@ type WeightPool struct {
 type PoolStats struct {
 	Size      int // floats per buffer
 	InUse     int // buffers lent and not yet returned
-	Idle      int // buffers kept for the next calls
+	Idle      int // full-size buffers kept for the next calls
+	Spares    int // smaller buffers kept for concurrent borrowers (see WeightPool)
 	Allocated int // buffers allocated since the pool was made
 	Unpooled  int // conversions for gradient graphs (each read of a lazy weight), outside the pool
 	Pooled    int // conversions into pooled buffers (one operator call each)
@@ -306,7 +320,7 @@ func (p *WeightPool) Stats() PoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.stats
-	s.Size, s.Idle = p.size, len(p.free)
+	s.Size, s.Idle, s.Spares = p.size, len(p.free), len(p.spare)
 	return s
 }
 
@@ -317,27 +331,78 @@ func (p *WeightPool) reserve(n int) {
 	p.mu.Unlock()
 }
 
+// get lends a buffer of n values (at most the largest weight's): the
+// smallest idle spare of at most spareCap(n) values that holds n, else an
+// idle full-size buffer, else a new full-size one while fewer than
+// poolIdle are lent, else a new spare of spareCap(n).
 func (p *WeightPool) get(n int) []float32 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stats.InUse++
+	i, _ := slices.BinarySearchFunc(p.spare, n, func(b []float32, n int) int { return cap(b) - n })
+	if i < len(p.spare) && cap(p.spare[i]) <= p.spareCap(n) {
+		b := p.spare[i]
+		p.spare = slices.Delete(p.spare, i, i+1)
+		p.spareN -= cap(b)
+		return b[:n]
+	}
 	for len(p.free) > 0 {
 		b := p.free[len(p.free)-1]
 		p.free = p.free[:len(p.free)-1]
 		if cap(b) >= n {
-			return b[:n]
+			return p.lend(b, n)
 		}
 	}
 	p.stats.Allocated++
-	return make([]float32, max(p.size, n))[:n]
+	if len(p.lent) < poolIdle || n >= p.size {
+		return p.lend(make([]float32, max(p.size, n, 1)), n)
+	}
+	return make([]float32, n, p.spareCap(n))
 }
 
+// spareCap is the capacity of a spare for n values: n rounded up to a
+// power of two, or a full-size buffer's from half of that on, so spares
+// come in a few sizes and one serves every weight of its size class.
+func (p *WeightPool) spareCap(n int) int {
+	c := 1
+	for c < n {
+		c <<= 1
+	}
+	if 2*c >= p.size {
+		return max(n, p.size)
+	}
+	return c
+}
+
+// lend records the full-size buffer b as lent and returns its first n values.
+func (p *WeightPool) lend(b []float32, n int) []float32 {
+	if p.lent == nil {
+		p.lent = map[*float32]bool{}
+	}
+	p.lent[unsafe.SliceData(b)] = true
+	return b[:n]
+}
+
+// put takes back a buffer that get lent: a full-size one is kept if fewer
+// than poolIdle are idle, a spare unless the spares then exceed poolIdle
+// full-size buffers (the smallest go first).
 func (p *WeightPool) put(b []float32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stats.InUse--
-	if len(p.free) < poolIdle && cap(b) >= p.size {
-		p.free = append(p.free, b[:cap(b)])
+	if k := unsafe.SliceData(b); cap(b) > 0 && p.lent[k] {
+		delete(p.lent, k)
+		if len(p.free) < poolIdle && cap(b) >= p.size {
+			p.free = append(p.free, b[:cap(b)])
+		}
+		return
+	}
+	i, _ := slices.BinarySearchFunc(p.spare, cap(b), func(f []float32, n int) int { return cap(f) - n })
+	p.spare = slices.Insert(p.spare, i, b[:cap(b)])
+	p.spareN += cap(b)
+	for p.spareN > poolIdle*p.size && len(p.spare) > 0 {
+		p.spareN -= cap(p.spare[0])
+		p.spare = p.spare[1:]
 	}
 }
 

@@ -435,3 +435,43 @@ func BenchmarkConvertHalfOHIW(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/value")
 }
+
+// Operators whose backward passes run at once (an attention layer's
+// projections) borrow more buffers than poolIdle: the extra ones are
+// spares of the weight's size, kept for the next pass, not full-size
+// buffers allocated afresh each time.
+func TestWeightPoolSpares(t *testing.T) {
+	pool := new(WeightPool)
+	pool.reserve(1000)
+	for pass := range 5 {
+		var lent [][]float32
+		for _, n := range []int{100, 100, 90, 100} { // four at once
+			b := pool.get(n)
+			if len(b) != n {
+				t.Fatalf("pass %d: get(%d) gave %d values", pass, n, len(b))
+			}
+			lent = append(lent, b)
+		}
+		for _, b := range lent {
+			pool.put(b)
+		}
+		if s := pool.Stats(); s.InUse != 0 || s.Allocated != 4 || s.Idle != poolIdle || s.Spares != 2 {
+			t.Fatalf("pass %d: %+v, want two full-size buffers and two spares, reused", pass, s)
+		}
+	}
+	// Spares are sized by powers of two (up to a full-size buffer) and
+	// those beyond poolIdle full-size buffers' worth go, the smallest first.
+	var lent [][]float32
+	for range poolIdle {
+		lent = append(lent, pool.get(1000))
+	}
+	for _, n := range []int{600, 700} {
+		lent = append(lent, pool.get(n))
+	}
+	for _, b := range lent {
+		pool.put(b)
+	}
+	if s := pool.Stats(); s.Idle != poolIdle || s.Spares != 2 || pool.spareN != 2000 {
+		t.Errorf("after large spares: %+v with %d spare floats, want the two full-size spares kept", s, pool.spareN)
+	}
+}

@@ -14,7 +14,7 @@ func (e *Engine) Add(a, b tensor.Tensor) (tensor.Tensor, error) {
 	if !tensor.SameShape(a.Shape(), b.Shape()) {
 		return tensor.Tensor{}, shapeErr("add", a, b, "shapes must be equal")
 	}
-	return Run(&add{e: e, a: a, b: b}, a.Shape(), AnyGrad(a, b))
+	return e.run(&add{e: e, a: a, b: b}, a.Shape(), AnyGrad(a, b))
 }
 
 type add struct {
@@ -53,7 +53,7 @@ func (e *Engine) AddChannel(x, c tensor.Tensor) (tensor.Tensor, error) {
 		return tensor.Tensor{}, shapeErr("add_channel", x, c, "want x [B, C, ...] and c [B, C]")
 	}
 	f := &addChannel{e: e, x: x, c: c, s: x.Size() / max(c.Size(), 1)}
-	return Run(f, x.Shape(), AnyGrad(x, c))
+	return e.run(f, x.Shape(), AnyGrad(x, c))
 }
 
 type addChannel struct {
@@ -100,7 +100,7 @@ func (e *Engine) Scale(x tensor.Tensor, s float32) (tensor.Tensor, error) {
 	if err := missing("scale", x); err != nil {
 		return tensor.Tensor{}, err
 	}
-	return Run(&scale{e: e, x: x, s: s}, x.Shape(), AnyGrad(x))
+	return e.run(&scale{e: e, x: x, s: s}, x.Shape(), AnyGrad(x))
 }
 
 type scale struct {

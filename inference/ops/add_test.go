@@ -1,7 +1,10 @@
 package ops
 
 import (
+	"math"
 	"testing"
+
+	"github.com/nlpodyssey/spago/ag"
 
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
@@ -49,4 +52,36 @@ func TestScale(t *testing.T) {
 	}
 	checkClose(t, "scale", y.Data(), want, 0, 0)
 	gradCheck(t, func() (tensor.Tensor, error) { return e.Scale(x, -0.37) }, named{"x", x})
+}
+
+// An operator drops the gradient of its result once its backward pass has
+// passed it on: a training pass then holds only the gradients in flight,
+// while the leaves keep theirs.
+func TestBackwardDropsInnerGradients(t *testing.T) {
+	e := testEngine()
+	r := newRand(62)
+	x := param(t, r, 2, 3, 5)
+	h := must(t)(e.SiLU(x))
+	y := must(t)(e.Add(h, h)) // y = 2 SiLU(x)
+	ones := make([]float32, y.Size())
+	for i := range ones {
+		ones[i] = 1
+	}
+	tensor.AccGrad(y.Node(), ones)
+	if err := ag.Backward(y.Node()); err != nil {
+		t.Fatal(err)
+	}
+	if g := h.Grad(); g != nil {
+		t.Errorf("inner result still holds its gradient after backward: %v", g)
+	}
+	g := x.Grad()
+	if len(g) != x.Size() {
+		t.Fatalf("leaf gradient: %d values, want %d", len(g), x.Size())
+	}
+	for i, v := range x.Data() {
+		s := 1 / (1 + math.Exp(-float64(v)))
+		if want := 2 * s * (1 + float64(v)*(1-s)); math.Abs(float64(g[i])-want) > 1e-5 {
+			t.Fatalf("dy/dx[%d] = %g, want %g", i, g[i], want)
+		}
+	}
 }

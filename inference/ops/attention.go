@@ -32,7 +32,7 @@ func (e *Engine) Attention(q, k, v tensor.Tensor, heads int, scale float32, caus
 		return tensor.Tensor{}, err
 	}
 	f := &attentionFn{e: e, q: q, k: k, v: v, p: p}
-	return Run(f, []int{p.B, p.Tq, p.Heads * p.Dv}, AnyGrad(q, k, v))
+	return e.run(f, []int{p.B, p.Tq, p.Heads * p.Dv}, AnyGrad(q, k, v))
 }
 
 // attentionProblem checks the shapes and returns the kernel's problem.

@@ -21,7 +21,7 @@ func (e *Engine) ConcatChannels(a, b tensor.Tensor) (tensor.Tensor, error) {
 	shape[1] += sb[1]
 	n := a.Dim(0)
 	f := &concat{e: e, a: a, b: b, n: n, la: a.Size() / max(n, 1), lb: b.Size() / max(n, 1)}
-	return Run(f, shape, AnyGrad(a, b))
+	return e.run(f, shape, AnyGrad(a, b))
 }
 
 type concat struct {

@@ -31,7 +31,7 @@ func (e *Engine) Embedding(table tensor.Tensor, ids []int, shape ...int) (tensor
 	}
 	out := append(append([]int(nil), shape...), table.Dim(1))
 	f := &embedding{e: e, table: table, ids: append([]int(nil), ids...), d: table.Dim(1)}
-	return Run(f, out, AnyGrad(table))
+	return e.run(f, out, AnyGrad(table))
 }
 
 type embedding struct {

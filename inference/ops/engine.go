@@ -50,7 +50,52 @@ func Run(fn ag.AutoGradFunction, shape []int, needGrad bool) (tensor.Tensor, err
 		}
 		return tensor.FromNode(v, shape...)
 	}
-	return tensor.FromNode(ag.NewOperator(fn).Run(), shape...)
+	return tensor.FromNode(ag.NewOperator(&dropGrad{AutoGradFunction: fn}).Run(), shape...)
+}
+
+// run is Run for this package's operators: the gradient an operator drops
+// after its backward pass goes back to e's scratch buffers, so the next
+// gradients of the pass are written into memory already mapped.
+func (e *Engine) run(fn ag.AutoGradFunction, shape []int, needGrad bool) (tensor.Tensor, error) {
+	if !needGrad {
+		return Run(fn, shape, false)
+	}
+	return tensor.FromNode(ag.NewOperator(&dropGrad{AutoGradFunction: fn, e: e}).Run(), shape...)
+}
+
+// dropGrad runs an operator and, once its backward pass has handed the
+// gradient of its result on to its operands, drops that gradient: spago
+// keeps every node's gradient until the graph is gone, which doubles what
+// a training pass holds at its peak (each activation and, by the end of
+// the backward pass, a gradient of the same size), while nothing reads an
+// operator's own gradient after its backward pass (the gradients callers
+// read are those of leaves: parameters and inputs).
+type dropGrad struct {
+	ag.AutoGradFunction
+	out mat.Tensor // the result, whose gradient Backward drops
+	e   *Engine    // takes the dropped gradient's buffer; nil: the collector does
+}
+
+func (d *dropGrad) Forward() (mat.Tensor, error) {
+	v, err := d.AutoGradFunction.Forward()
+	d.out = v
+	return v, err
+}
+
+func (d *dropGrad) Backward(gy mat.Tensor) error {
+	err := d.AutoGradFunction.Backward(gy)
+	if d.out == nil {
+		return err
+	}
+	// The gradient belongs to the result alone: a buffer an operator
+	// handed over (accGrad) or spago's copy of one delivered otherwise.
+	if g, ok := d.out.Grad().(*mat.Dense[float32]); ok && d.e != nil {
+		d.out.ZeroGrad()
+		d.e.release(tensor.Float32s(g))
+		return err
+	}
+	d.out.ZeroGrad()
+	return err
 }
 
 // AnyGrad reports whether any of the valid tensors requires gradients.
@@ -117,11 +162,29 @@ func (e *Engine) par(n, minPer int, fn func(lo, hi int)) {
 	})
 }
 
-// accGrad delivers g as a gradient of t's node and recycles g: spago copies
-// (or adds) a gradient on delivery, so g is free afterwards.
+// accGrad delivers g, a scratch buffer the caller gives up, as a gradient
+// of t's node: the node's first gradient takes g itself (spago would copy
+// it, a pass over memory per node and a fresh buffer), a later one is
+// added to it and g recycled.
 func (e *Engine) accGrad(t tensor.Tensor, g []float32) {
-	tensor.AccGrad(t.Node(), g)
-	e.release(g)
+	h := &handOver{Dense: mat.NewDense[float32](mat.WithShape(t.Node().Value().Shape()...), mat.WithBacking(g))}
+	t.Node().AccGrad(h)
+	if !h.taken {
+		e.release(g)
+	}
+}
+
+// handOver is a gradient whose buffer the receiving node may keep: spago
+// stores a node's first gradient as its Clone, which here is the matrix
+// itself rather than a copy.
+type handOver struct {
+	*mat.Dense[float32]
+	taken bool
+}
+
+func (h *handOver) Clone() mat.Matrix {
+	h.taken = true
+	return h.Dense
 }
 
 // missing returns an error if any of ts is the zero Tensor.

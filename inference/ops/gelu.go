@@ -17,7 +17,7 @@ func (e *Engine) GELU(x tensor.Tensor) (tensor.Tensor, error) {
 	if err := missing("gelu", x); err != nil {
 		return tensor.Tensor{}, err
 	}
-	return Run(&gelu{e: e, x: x}, x.Shape(), AnyGrad(x))
+	return e.run(&gelu{e: e, x: x}, x.Shape(), AnyGrad(x))
 }
 
 // QuickGELU is x*sigmoid(1.702x), the GELU approximation of OpenAI CLIP.
@@ -25,7 +25,7 @@ func (e *Engine) QuickGELU(x tensor.Tensor) (tensor.Tensor, error) {
 	if err := missing("quick_gelu", x); err != nil {
 		return tensor.Tensor{}, err
 	}
-	return Run(&gelu{e: e, x: x, quick: true}, x.Shape(), AnyGrad(x))
+	return e.run(&gelu{e: e, x: x, quick: true}, x.Shape(), AnyGrad(x))
 }
 
 type gelu struct {
@@ -104,7 +104,7 @@ func (e *Engine) GEGLU(x tensor.Tensor) (tensor.Tensor, error) {
 	shape := x.Shape()
 	shape[len(shape)-1] /= 2
 	f := &geglu{e: e, x: x, d: x.Dim(-1) / 2}
-	return Run(f, shape, AnyGrad(x))
+	return e.run(f, shape, AnyGrad(x))
 }
 
 type geglu struct {

@@ -40,7 +40,7 @@ func (e *Engine) groupNorm(x tensor.Tensor, groups int, gamma, beta tensor.Tenso
 	}
 	f := &groupNorm{e: e, x: x, gamma: gamma, beta: beta, eps: eps, silu: silu,
 		b: x.Dim(0), c: x.Dim(1), s: x.Size() / (x.Dim(0) * x.Dim(1)), groups: groups}
-	return Run(f, x.Shape(), AnyGrad(x, gamma, beta))
+	return e.run(f, x.Shape(), AnyGrad(x, gamma, beta))
 }
 
 // checkAffine checks that present gamma and beta are [c].

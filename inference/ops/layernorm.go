@@ -22,7 +22,7 @@ func (e *Engine) LayerNorm(x, gamma, beta tensor.Tensor, eps float32) (tensor.Te
 		return tensor.Tensor{}, err
 	}
 	f := &layerNorm{e: e, x: x, gamma: gamma, beta: beta, eps: eps, rows: x.Size() / c, c: c}
-	return Run(f, x.Shape(), AnyGrad(x, gamma, beta))
+	return e.run(f, x.Shape(), AnyGrad(x, gamma, beta))
 }
 
 type layerNorm struct {

@@ -33,7 +33,7 @@ func (e *Engine) LinearAdd(x, w, b, r tensor.Tensor) (tensor.Tensor, error) {
 		return tensor.Tensor{}, dimsErr("linear", r, fmt.Sprintf("output %v", shape), "the residual must have the output's shape")
 	}
 	f := &linear{e: e, x: x, w: w, b: b, r: r, m: x.Size() / max(w.Dim(1), 1), in: w.Dim(1), out: w.Dim(0)}
-	return Run(f, shape, AnyGrad(x, w, b, r))
+	return e.run(f, shape, AnyGrad(x, w, b, r))
 }
 
 type linear struct {

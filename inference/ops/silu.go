@@ -12,7 +12,7 @@ func (e *Engine) SiLU(x tensor.Tensor) (tensor.Tensor, error) {
 	if err := missing("silu", x); err != nil {
 		return tensor.Tensor{}, err
 	}
-	return Run(&silu{e: e, x: x}, x.Shape(), AnyGrad(x))
+	return e.run(&silu{e: e, x: x}, x.Shape(), AnyGrad(x))
 }
 
 type silu struct {

@@ -20,7 +20,7 @@ func (e *Engine) LinearToTokens(x, w, b tensor.Tensor) (tensor.Tensor, error) {
 		return tensor.Tensor{}, shapeErr("linear_to_tokens", w, b, "bias must be [O]")
 	}
 	f := &tokenLinear{e: e, x: x, w: w, b: b, nb: x.Dim(0), n: x.Dim(2) * x.Dim(3), c: w.Dim(1), o: w.Dim(0)}
-	return Run(f, []int{f.nb, f.n, f.o}, AnyGrad(x, w, b))
+	return e.run(f, []int{f.nb, f.n, f.o}, AnyGrad(x, w, b))
 }
 
 // LinearFromTokens is FromTokens(Linear(t, w, b), h, wd) + r without the
@@ -42,7 +42,7 @@ func (e *Engine) LinearFromTokens(t, w, b, r tensor.Tensor, h, wd int) (tensor.T
 		return tensor.Tensor{}, dimsErr("linear_from_tokens", r, fmt.Sprintf("output %v", shape), "the residual must have the output's shape")
 	}
 	f := &tokenLinear{e: e, x: t, w: w, b: b, r: r, fromTokens: true, nb: t.Dim(0), n: h * wd, c: w.Dim(1), o: w.Dim(0)}
-	return Run(f, shape, AnyGrad(t, w, b, r))
+	return e.run(f, shape, AnyGrad(t, w, b, r))
 }
 
 // tokenLinear maps the C channels of each of N pixels to O by w, between

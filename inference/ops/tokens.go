@@ -15,7 +15,7 @@ func (e *Engine) ToTokens(x tensor.Tensor) (tensor.Tensor, error) {
 		return tensor.Tensor{}, dimsErr("to_tokens", x, "[B, C, H, W]", "want rank 4")
 	}
 	b, c, hw := x.Dim(0), x.Dim(1), x.Dim(2)*x.Dim(3)
-	return Run(&transpose{e: e, x: x, b: b, rows: c, cols: hw}, []int{b, hw, c}, AnyGrad(x))
+	return e.run(&transpose{e: e, x: x, b: b, rows: c, cols: hw}, []int{b, hw, c}, AnyGrad(x))
 }
 
 // FromTokens is the inverse of ToTokens: x [B, H*W, C] -> [B, C, H, W].
@@ -24,7 +24,7 @@ func (e *Engine) FromTokens(x tensor.Tensor, h, w int) (tensor.Tensor, error) {
 		return tensor.Tensor{}, dimsErr("from_tokens", x, fmt.Sprintf("h=%d w=%d", h, w), "want [B, h*w, C]")
 	}
 	b, c := x.Dim(0), x.Dim(2)
-	return Run(&transpose{e: e, x: x, b: b, rows: h * w, cols: c}, []int{b, c, h, w}, AnyGrad(x))
+	return e.run(&transpose{e: e, x: x, b: b, rows: h * w, cols: c}, []int{b, c, h, w}, AnyGrad(x))
 }
 
 // transpose swaps the last two dimensions of x [B, rows, cols].

@@ -15,7 +15,7 @@ func (e *Engine) Upsample2x(x tensor.Tensor) (tensor.Tensor, error) {
 		return tensor.Tensor{}, dimsErr("upsample2x", x, "[B, C, H, W]", "want rank 4")
 	}
 	f := &upsample2x{e: e, x: x, planes: x.Dim(0) * x.Dim(1), h: x.Dim(2), w: x.Dim(3)}
-	return Run(f, []int{x.Dim(0), x.Dim(1), 2 * x.Dim(2), 2 * x.Dim(3)}, AnyGrad(x))
+	return e.run(f, []int{x.Dim(0), x.Dim(1), 2 * x.Dim(2), 2 * x.Dim(3)}, AnyGrad(x))
 }
 
 type upsample2x struct {
@@ -74,7 +74,7 @@ func (e *Engine) UpsampleNearest(x tensor.Tensor, h, w int) (tensor.Tensor, erro
 		return e.Upsample2x(x)
 	}
 	f := &upsampleNearest{e: e, x: x, planes: x.Dim(0) * x.Dim(1), hi: x.Dim(2), wi: x.Dim(3), ho: h, wo: w}
-	return Run(f, []int{x.Dim(0), x.Dim(1), h, w}, AnyGrad(x))
+	return e.run(f, []int{x.Dim(0), x.Dim(1), h, w}, AnyGrad(x))
 }
 
 type upsampleNearest struct {
