@@ -28,3 +28,23 @@ type Backend interface {
 	// runs fn on each, returning when all are done.
 	Parallel(n int, fn func(lo, hi int))
 }
+
+// APacker is implemented by backends that can pack a GEMM's A operand once
+// for several calls that share it (the transformed filters of a Winograd
+// convolution meet every block of tiles); Gemm repacks it on every call.
+type APacker interface {
+	// PackedASize is the number of floats PackA writes for an op(A) of
+	// [m, k], or 0 when the backend cannot pack (its Gemm runs a library
+	// that packs by itself): then the caller uses Gemm.
+	PackedASize(m, k int) int
+
+	// PackA packs op(A) [m, k] (stride lda; op is the transpose when
+	// transA) into dst, of at least PackedASize(m, k) floats. It runs on
+	// the calling goroutine only.
+	PackA(dst []float32, transA bool, m, k int, a []float32, lda int)
+
+	// GemmPackedA is Gemm with op(A) [m, k] read from pa as PackA packed
+	// it: C = alpha*op(A)*op(B) + beta*C, on Threads() threads.
+	GemmPackedA(pa []float32, transB bool, m, n, k int, alpha float32,
+		b []float32, ldb int, beta float32, c []float32, ldc int)
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/nlpodyssey/spago/mat"
 
 	"github.com/perfusion-studio/perfusion/inference/ops/internal/convkern"
+	"github.com/perfusion-studio/perfusion/inference/ops/internal/wino"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
@@ -95,14 +96,15 @@ func conv2dGeom(x, w, b tensor.Tensor, p Conv2DParams) (convkern.Geom, error) {
 	return g, nil
 }
 
-// convPath is one of the three ways a convolution is computed.
+// convPath is one of the ways a convolution is computed.
 type convPath int
 
 const (
-	pathIm2col  convPath = iota // any geometry: im2col / col2im + GEMM in row chunks
-	pathDirect                  // 1x1, stride 1, no padding: x is the GEMM operand
-	pathRows                    // stride 1: im2col over (c, kw) only, one GEMM per kernel row
-	pathBatched                 // any geometry, small images: one im2col GEMM for the whole batch
+	pathIm2col   convPath = iota // any geometry: im2col / col2im + GEMM in row chunks
+	pathDirect                   // 1x1, stride 1, no padding: x is the GEMM operand
+	pathRows                     // stride 1: im2col over (c, kw) only, one GEMM per kernel row
+	pathBatched                  // any geometry, small images: one im2col GEMM for the whole batch
+	pathWinograd                 // 3x3, stride 1: Winograd F(2x2, 3x3) tiles (winograd.go)
 )
 
 // batchedMaxPixels is the largest output image (Ho*Wo) that takes the
@@ -120,6 +122,8 @@ func pathOf(g convkern.Geom) convPath {
 		return pathDirect
 	case g.Taps() > 1 && g.Ho*g.Wo <= batchedMaxPixels:
 		return pathBatched
+	case winogradFits(g) && min(g.C, g.O) >= winoMinChannels && wino.Taps*g.C*g.O <= winoMaxFilter:
+		return pathWinograd
 	case g.S == 1 && g.C >= rowsMinC:
 		return pathRows
 	}
@@ -141,6 +145,10 @@ func (f *conv2d) Forward() (mat.Tensor, error) {
 	g := f.g
 	y := f.e.output(g.B * g.O * g.Ho * g.Wo) // [B, O, Ho, Wo]
 	beta := f.e.initOutput(y, f.b, f.r, g.B, g.O, g.Ho*g.Wo)
+	if f.path == pathWinograd { // reads the weight in either layout
+		f.forwardWinograd(y, beta)
+		return tensor.Leaf(y), nil
+	}
 	w, release := f.weightOHIW()
 	switch f.path {
 	case pathDirect:
@@ -188,7 +196,7 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 	switch f.path {
 	case pathDirect:
 		f.backwardDirect(dy, w, dw, needX)
-	case pathRows:
+	case pathRows, pathWinograd:
 		f.backwardRows(dy, w, dw, needX)
 	default:
 		f.backwardIm2col(dy, w, dw, needX)

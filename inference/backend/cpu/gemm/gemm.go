@@ -68,7 +68,7 @@ func (e *Engine) Sgemm(threads int, transA, transB bool, m, n, k int, alpha floa
 	B := operand{data: b, ld: ldb, trans: transB}
 	tm, tn := split(threads, m, n, k, kn)
 	if tm*tn == 1 {
-		e.block(kn, A, B, 0, m, 0, n, k, alpha, beta, c, ldc)
+		block(e, kn, A, B, 0, m, 0, n, k, alpha, beta, c, ldc)
 		return
 	}
 	var wg sync.WaitGroup
@@ -79,14 +79,16 @@ func (e *Engine) Sgemm(threads int, transA, transB bool, m, n, k int, alpha floa
 			if i0 == i1 || j0 == j1 {
 				continue
 			}
-			wg.Go(func() { e.block(kn, A, B, i0, i1, j0, j1, k, alpha, beta, c, ldc) })
+			wg.Go(func() { block(e, kn, A, B, i0, i1, j0, j1, k, alpha, beta, c, ldc) })
 		}
 	}
 	wg.Wait()
 }
 
-// block computes C[i0:i1, j0:j1] on the calling goroutine.
-func (e *Engine) block(kn *kernel, A operand, B bSource, i0, i1, j0, j1, k int,
+// block computes C[i0:i1, j0:j1] on the calling goroutine. It is generic
+// in A so that neither kind of A operand is boxed into an interface (an
+// allocation per call).
+func block[AS aSource](e *Engine, kn *kernel, A AS, B bSource, i0, i1, j0, j1, k int,
 	alpha, beta float32, c []float32, ldc int) {
 	mr, nr := kn.mr, kn.nr
 	kcMax := min(kn.kc, k)
@@ -110,8 +112,8 @@ func (e *Engine) block(kn *kernel, A operand, B bSource, i0, i1, j0, j1, k int,
 			}
 			for ic := i0; ic < i1; ic += kn.mc {
 				mc := min(kn.mc, i1-ic)
-				packA(*ap, A, ic, mc, pc, kc, mr)
-				e.macro(kn, (*ap)[:roundUp(mc, mr)*kc], (*bp)[:roundUp(nc, nr)*kc],
+				a := A.blockA(*ap, ic, mc, pc, kc, mr)
+				e.macro(kn, a, (*bp)[:roundUp(nc, nr)*kc],
 					mc, nc, kc, alpha, bEff, load, c[ic*ldc+jc:], ldc, edge)
 			}
 		}

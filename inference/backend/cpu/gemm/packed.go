@@ -1,0 +1,87 @@
+package gemm
+
+import "sync"
+
+// Packing A once: when several GEMMs share op(A) (the transformed filters
+// of a Winograd convolution meet every block of tiles), Sgemm would repack
+// it on every call and on every thread that covers its rows. PackA does it
+// once, in the layout block reads: for each kc block of k (pc = 0, kc,
+// ...), the ceil(m/mr) row panels of [kcBlock, mr], rows past m zero.
+
+// PackedSize is the number of floats PackA writes for an op(A) of [m, k].
+func (e *Engine) PackedSize(m, k int) int {
+	kn := e.kernel()
+	return roundUp(m, kn.mr) * k
+}
+
+// PackA packs op(A) [m, k] (A as stored has stride lda; op is the
+// transpose when transA) into dst, of at least PackedSize(m, k) floats, for
+// SgemmPacked. It panics if a is too short for the shape.
+func (e *Engine) PackA(dst []float32, transA bool, m, k int, a []float32, lda int) {
+	if err := checkMat("A", transA, m, k, a, lda); err != nil {
+		panic(err)
+	}
+	kn := e.kernel()
+	mp := roundUp(m, kn.mr)
+	dst = dst[:mp*k]
+	A := operand{data: a, ld: lda, trans: transA}
+	for pc := 0; pc < k; pc += kn.kc {
+		kc := min(kn.kc, k-pc)
+		packA(dst[mp*pc:mp*(pc+kc)], A, 0, m, pc, kc, kn.mr)
+	}
+}
+
+// SgemmPacked computes C = alpha*op(A)*op(B) + beta*C like Sgemm, with
+// op(A) [m, k] taken from pa as PackA packed it (on an Engine with the same
+// kernel). It panics if a slice is too short for the shapes.
+func (e *Engine) SgemmPacked(threads int, pa []float32, transB bool, m, n, k int, alpha float32,
+	b []float32, ldb int, beta float32, c []float32, ldc int) {
+	kn := e.kernel()
+	if len(pa) < roundUp(m, kn.mr)*k {
+		panic("gemm: packed A shorter than PackedSize(m, k)")
+	}
+	if err := checkMat("B", transB, k, n, b, ldb); err != nil {
+		panic(err)
+	}
+	if err := checkMat("C", false, m, n, c, ldc); err != nil {
+		panic(err)
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scale(m, n, beta, c, ldc)
+		return
+	}
+	B := operand{data: b, ld: ldb, trans: transB}
+	src := aPacked{pa: pa, m: m}
+	tm, tn := split(threads, m, n, k, kn)
+	if tm*tn == 1 {
+		block(e, kn, src, B, 0, m, 0, n, k, alpha, beta, c, ldc)
+		return
+	}
+	var wg sync.WaitGroup
+	for ti := range tm {
+		i0, i1 := chunk(m, tm, ti, kn.mr)
+		for tj := range tn {
+			j0, j1 := chunk(n, tn, tj, kn.nr)
+			if i0 == i1 || j0 == j1 {
+				continue
+			}
+			wg.Go(func() { block(e, kn, src, B, i0, i1, j0, j1, k, alpha, beta, c, ldc) })
+		}
+	}
+	wg.Wait()
+}
+
+// aPacked is an op(A) that PackA has already packed.
+type aPacked struct {
+	pa []float32
+	m  int // rows of op(A)
+}
+
+// blockA implements aSource: the block is read in place.
+func (a aPacked) blockA(_ []float32, i0, mc, p0, kc, mr int) []float32 {
+	off := roundUp(a.m, mr)*p0 + i0*kc
+	return a.pa[off : off+roundUp(mc, mr)*kc]
+}

@@ -1,0 +1,186 @@
+package ops
+
+import (
+	"github.com/perfusion-studio/perfusion/inference/backend"
+	"github.com/perfusion-studio/perfusion/inference/ops/internal/convkern"
+	"github.com/perfusion-studio/perfusion/inference/ops/internal/wino"
+)
+
+// Winograd path (3x3, stride 1): F(2x2, 3x3) tiles of 2x2 outputs, 16
+// multiplications per tile and input channel instead of 36 (see package
+// wino). The filter is transformed once per call, u [16][O][C]; the tiles
+// of the whole batch, rows of ceil(Wo/2) tiles each, are taken in blocks
+// of whole tile rows: per block the inputs are transformed, v [16][C][n],
+// the 16 GEMMs m_k [O, n] = u_k [O, C] v_k [C, n] run, and the output
+// transform adds each tile's 2x2 values to y (which holds the bias and
+// residual when beta is 1). Backward runs the row path.
+
+// winoBudget bounds a block's transformed inputs and GEMM outputs (floats):
+// 16 MB keeps a position's [C, n] slice of them in L2 at SD's channel
+// counts while the GEMMs stay wide enough to amortise packing u.
+const winoBudget = 1 << 22
+
+// winoMaxFilter bounds the transformed filter (floats, 16*C*O), which lives
+// for the whole call, twice while it is packed: 64 MB covers the VAE's
+// 512-channel and the UNet's 640-channel levels; the 1280-channel ones
+// (16x16 maps at 512x512 images) keep the row path.
+const winoMaxFilter = 1 << 24
+
+// winoSkew pads the stride between the 16 positions of u, v and m by a
+// cache line: the transforms read or write all 16 at once, and at strides
+// of a multiple of 4 KB those streams fall into the same cache sets and
+// evict each other (the filter transform ran 7x slower so).
+const winoSkew = 16
+
+// winoMinChannels is the fewest input and output channels the Winograd
+// path takes by default: below it the GEMMs are too thin to pay for the
+// transforms (the VAE's 3-channel output, the 4-channel latent input).
+const winoMinChannels = 32
+
+// winogradFits reports whether g is a convolution the Winograd path
+// computes: 3x3, stride 1, any padding.
+func winogradFits(g convkern.Geom) bool { return g.S == 1 && g.KH == 3 && g.KW == 3 }
+
+// winoTileRows is the number of tile rows per block.
+func (f *conv2d) winoTileRows() int {
+	budget := f.budget
+	if budget == 0 {
+		budget = winoBudget
+	}
+	g := f.g
+	th, tw := (g.Ho+1)/2, (g.Wo+1)/2
+	return max(1, min(g.B*th, budget/(wino.Taps*(g.C+g.O)*tw)))
+}
+
+func (f *conv2d) forwardWinograd(y []float32, beta float32) {
+	g := f.g
+	th, tw := (g.Ho+1)/2, (g.Wo+1)/2
+	rows := f.winoTileRows()
+	gemm := f.winoGEMMs()
+	v := f.e.scratch(wino.Taps * (g.C*rows*tw + winoSkew)) // [16][C][n], position stride vk
+	m := f.e.scratch(wino.Taps * (g.O*rows*tw + winoSkew)) // [16][O][n], position stride mk
+	for r0 := 0; r0 < g.B*th; r0 += rows {
+		r1 := min(r0+rows, g.B*th)
+		n := (r1 - r0) * tw
+		vk, mk := g.C*n+winoSkew, g.O*n+winoSkew
+		f.winoInput(v, vk, n, r0, r1)
+		for k := range wino.Taps {
+			gemm(k, n, v[k*vk:], m[k*mk:])
+		}
+		f.winoOutput(y, beta, m, mk, n, r0, r1)
+	}
+	gemm(-1, 0, nil, nil)
+	f.e.release(v, m)
+}
+
+// winoGEMMs transforms the filter and returns the function that runs
+// position k's GEMM m_k [O, n] = u_k [O, C] v_k (v_k [C, n], both with row stride
+// n); k = -1 releases the filter. Where the backend can, each u_k is packed
+// once here rather than by every GEMM of every block.
+func (f *conv2d) winoGEMMs() func(k, n int, v, m []float32) {
+	g := f.g
+	u, uk := f.winoFilter() // [16][O][C], position stride uk
+	ap, ok := f.e.B.(backend.APacker)
+	size := 0
+	if ok {
+		size = ap.PackedASize(g.O, g.C)
+	}
+	if size == 0 {
+		return func(k, n int, v, m []float32) {
+			if k < 0 {
+				f.e.release(u)
+				return
+			}
+			f.e.B.Gemm(false, false, g.O, n, g.C, 1, u[k*uk:], g.C, v, n, 0, m, n)
+		}
+	}
+	pa := f.e.scratch(wino.Taps * size)
+	f.e.par(wino.Taps, 1, func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			ap.PackA(pa[k*size:(k+1)*size], false, g.O, g.C, u[k*uk:], g.C)
+		}
+	})
+	f.e.release(u)
+	return func(k, n int, v, m []float32) {
+		if k < 0 {
+			f.e.release(pa)
+			return
+		}
+		ap.GemmPackedA(pa[k*size:(k+1)*size], false, g.O, n, g.C, 1, v, n, 0, m, n)
+	}
+}
+
+// winoFilter returns G w Gᵀ for every (o, c) as [16][O][C] scratch whose
+// positions are uk apart, reading and writing along c.
+func (f *conv2d) winoFilter() (u []float32, uk int) {
+	g := f.g
+	w, done := f.w.Borrow()
+	defer done()
+	uk = g.O*g.C + winoSkew
+	u = f.e.scratch(wino.Taps * uk)
+	f.e.par(g.O, grain/(wino.Taps*g.C)+1, func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			wo := w[o*9*g.C : (o+1)*9*g.C]
+			if f.layout == OHIW { // [O, KH, C, KW]
+				wino.Filters(u[o*g.C:], uk, wo, 3, 3*g.C, g.C)
+			} else { // [O, C, KH, KW]
+				wino.Filters(u[o*g.C:], uk, wo, 9, 3, g.C)
+			}
+		}
+	})
+	return u, uk
+}
+
+// winoInput transforms the tiles of tile rows [r0, r1) (over the batch)
+// into v [16][C][n], positions vk apart.
+func (f *conv2d) winoInput(v []float32, vk, n, r0, r1 int) {
+	g, x := f.g, f.x.Data()
+	th, tw := (g.Ho+1)/2, (g.Wo+1)/2
+	pw := 2*tw + 2 // a padded input row as the tiles read it
+	f.e.par(g.C, grain/(wino.Taps*n)+1, func(lo, hi int) {
+		buf := f.e.scratch(4 * pw)
+		defer f.e.release(buf)
+		var rows [4][]float32
+		for c := lo; c < hi; c++ {
+			for r := r0; r < r1; r++ {
+				b, ty := r/th, r%th
+				plane := x[(b*g.C+c)*g.H*g.W : (b*g.C+c+1)*g.H*g.W]
+				for i := range rows {
+					row := buf[i*pw : (i+1)*pw]
+					rows[i] = row
+					iy := 2*ty - g.PT + i
+					if iy < 0 || iy >= g.H {
+						clear(row)
+						continue
+					}
+					clear(row[:g.PL])
+					k := copy(row[g.PL:], plane[iy*g.W:(iy+1)*g.W])
+					clear(row[g.PL+k:])
+				}
+				wino.InputRow(v[c*n+(r-r0)*tw:], vk, rows[0], rows[1], rows[2], rows[3], tw)
+			}
+		}
+	})
+}
+
+// winoOutput takes m [16][O][n] (positions mk apart) of tile rows [r0, r1)
+// out of the transformed domain into y, adding to it when beta is 1.
+func (f *conv2d) winoOutput(y []float32, beta float32, m []float32, mk, n, r0, r1 int) {
+	g := f.g
+	th, tw := (g.Ho+1)/2, (g.Wo+1)/2
+	ohw := g.Ho * g.Wo
+	f.e.par(g.O, grain/(wino.Taps*n)+1, func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			for r := r0; r < r1; r++ {
+				b, ty := r/th, r%th
+				plane := y[(b*g.O+o)*ohw : (b*g.O+o+1)*ohw]
+				y0 := plane[2*ty*g.Wo : (2*ty+1)*g.Wo]
+				var y1 []float32
+				if 2*ty+1 < g.Ho {
+					y1 = plane[(2*ty+1)*g.Wo : (2*ty+2)*g.Wo]
+				}
+				wino.OutputRow(y0, y1, g.Wo, m[o*n+(r-r0)*tw:], mk, tw, beta != 0)
+			}
+		}
+	})
+}
