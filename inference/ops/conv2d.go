@@ -60,7 +60,7 @@ func (e *Engine) Conv2DAdd(x, w, b, r tensor.Tensor, p Conv2DParams) (tensor.Ten
 	if r.Valid() && !tensor.SameShape(r.Shape(), shape) {
 		return tensor.Tensor{}, dimsErr("conv2d", r, fmt.Sprintf("output %v", shape), "the residual must have the output's shape")
 	}
-	f := &conv2d{e: e, x: x, w: w, b: b, r: r, g: g, layout: p.Layout, path: pathOf(g)}
+	f := &conv2d{e: e, x: x, w: w, b: b, r: r, g: g, layout: p.Layout, path: pathOf(g, !e.NoWinograd)}
 	return Run(f, shape, AnyGrad(x, w, b, r))
 }
 
@@ -115,14 +115,15 @@ const (
 // size only, so an image gives the same values alone and in a batch.
 const batchedMaxPixels = 64
 
-// pathOf picks the fastest path valid for g.
-func pathOf(g convkern.Geom) convPath {
+// pathOf picks the fastest path valid for g, the Winograd one only if
+// winograd.
+func pathOf(g convkern.Geom, winograd bool) convPath {
 	switch {
 	case g.S == 1 && g.Taps() == 1 && g.PT+g.PB+g.PL+g.PR == 0:
 		return pathDirect
 	case g.Taps() > 1 && g.Ho*g.Wo <= batchedMaxPixels:
 		return pathBatched
-	case winogradFits(g) && min(g.C, g.O) >= winoMinChannels && wino.Taps*g.C*g.O <= winoMaxFilter:
+	case winograd && winogradFits(g) && min(g.C, g.O) >= winoMinChannels && wino.Taps*g.C*g.O <= winoMaxFilter:
 		return pathWinograd
 	case g.S == 1 && g.C >= rowsMinC:
 		return pathRows

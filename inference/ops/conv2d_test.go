@@ -94,7 +94,7 @@ func convPaths(g convkern.Geom) []convPath {
 	if g.S == 1 {
 		paths = append(paths, pathRows, pathRowsChunked)
 	}
-	if pathOf(g) == pathDirect {
+	if pathOf(g, true) == pathDirect {
 		paths = append(paths, pathDirect)
 	}
 	if winogradFits(g) {
@@ -364,8 +364,11 @@ func TestConv2DPathOf(t *testing.T) {
 		{geom(1, 16, 32), pathIm2col}, {geom(1, 3, 512), pathIm2col}, {geom(1, 128, 512), pathWinograd},
 		{geom(2, 1280, 16), pathRows},
 	} {
-		if got := pathOf(tc.g); got != tc.want {
+		if got := pathOf(tc.g, true); got != tc.want {
 			t.Errorf("B=%d C=%d %dx%d: path %d, want %d", tc.g.B, tc.g.C, tc.g.H, tc.g.W, got, tc.want)
 		}
+	}
+	if got := pathOf(geom(1, 320, 64), false); got != pathRows {
+		t.Errorf("Winograd off: path %d, want the row path %d", got, pathRows)
 	}
 }
