@@ -60,7 +60,7 @@ func (e *Engine) Conv2DAdd(x, w, b, r tensor.Tensor, p Conv2DParams) (tensor.Ten
 	if r.Valid() && !tensor.SameShape(r.Shape(), shape) {
 		return tensor.Tensor{}, dimsErr("conv2d", r, fmt.Sprintf("output %v", shape), "the residual must have the output's shape")
 	}
-	f := &conv2d{e: e, x: x, w: w, b: b, r: r, g: g, layout: p.Layout, path: pathOf(g, !e.NoWinograd)}
+	f := &conv2d{e: e, x: x, w: w, b: b, r: r, g: g, layout: p.Layout, path: pathOf(g, e.winograd())}
 	return Run(f, shape, AnyGrad(x, w, b, r))
 }
 

@@ -27,9 +27,10 @@ import (
 type Engine struct {
 	B backend.Backend
 
-	// NoWinograd turns the Winograd convolution path off, so that every
-	// convolution does all of its direct-form multiplications (what FLOP
-	// formulas count, and a baseline for comparisons). Set it before use.
+	// NoWinograd turns the Winograd convolution path off (it is on where B
+	// implements backend.APacker), so that every convolution does all of
+	// its direct-form multiplications (what FLOP formulas count, and a
+	// baseline for comparisons). Set it before use.
 	NoWinograd bool
 
 	pool *bufpool.Pool // scratch buffers reused across calls

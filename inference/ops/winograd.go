@@ -15,9 +15,9 @@ import (
 // transform adds each tile's 2x2 values to y (which holds the bias and
 // residual when beta is 1). Backward runs the row path.
 
-// winoBudget bounds a block's transformed inputs and GEMM outputs (floats):
-// 16 MB keeps a position's [C, n] slice of them in L2 at SD's channel
-// counts while the GEMMs stay wide enough to amortise packing u.
+// winoBudget bounds a block's transformed inputs and GEMM outputs (floats,
+// 16 MB, as the im2col paths' column buffers): a position's [C, n] slice
+// of them stays in L2 at SD's channel counts.
 const winoBudget = 1 << 22
 
 // winoMaxFilter bounds the transformed filter (floats, 16*C*O), which lives
@@ -36,6 +36,16 @@ const winoSkew = 16
 // path takes by default: below it the GEMMs are too thin to pay for the
 // transforms (the VAE's 3-channel output, the 4-channel latent input).
 const winoMinChannels = 32
+
+// winograd reports whether Conv2D may take the Winograd path: unless
+// NoWinograd, where the backend packs a GEMM operand once for many calls
+// (backend.APacker). A backend that cannot (a BLAS library, which packs on
+// every call) would repack the transformed filter for every block, which
+// costs about as much as the path saves.
+func (e *Engine) winograd() bool {
+	ap, ok := e.B.(backend.APacker)
+	return !e.NoWinograd && ok && ap.PackedASize(1, 1) > 0
+}
 
 // winogradFits reports whether g is a convolution the Winograd path
 // computes: 3x3, stride 1, any padding.

@@ -1,11 +1,42 @@
 package ops
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
+	"github.com/perfusion-studio/perfusion/inference/backend"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
+
+// plainGemm hides the backend's APacker: the Winograd path then runs its
+// GEMMs through Gemm, as on a BLAS backend.
+type plainGemm struct{ backend.Backend }
+
+// TestWinogradPlainGemm forces the Winograd path onto a backend without
+// APacker, which Conv2D itself does not pick it for.
+func TestWinogradPlainGemm(t *testing.T) {
+	e := NewEngine(plainGemm{testEngine().B})
+	if e.winograd() {
+		t.Fatal("Winograd on by default without APacker")
+	}
+	r := newRand(3)
+	for _, c := range convCases {
+		x, w := frozen(r, c.x...), frozen(r, c.w...)
+		g, err := conv2dGeom(x, w, tensor.Tensor{}, c.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !winogradFits(g) {
+			continue
+		}
+		want, _ := refConv2D(x.Data(), c.x, w.Data(), c.w, nil, c.p)
+		for _, path := range []convPath{pathWinograd, pathWinogradRows} {
+			y := must(t)(conv2dPath(e, x, w, tensor.Tensor{}, c.p, path))
+			checkClose(t, fmt.Sprintf("%v path %d", c, path), y.Data(), want, 1e-6*float64(c.w[1]*9), 1e-5)
+		}
+	}
+}
 
 // TestWinogradError measures the Winograd path's float32 error at SD-like
 // values (320 channels, weights of std 0.03 as in trained SD 3x3 layers,
