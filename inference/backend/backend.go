@@ -38,10 +38,16 @@ type APacker interface {
 	// that packs by itself): then the caller uses Gemm.
 	PackedASize(m, k int) int
 
-	// PackA packs op(A) [m, k] (stride lda; op is the transpose when
-	// transA) into dst, of at least PackedASize(m, k) floats. It runs on
-	// the calling goroutine only.
-	PackA(dst []float32, transA bool, m, k int, a []float32, lda int)
+	// PackedARows is the row alignment of PackA's row ranges.
+	PackedARows() int
+
+	// PackA packs rows [i0, i1) of an op(A) of [m, k] into dst, the whole
+	// packed matrix (PackedASize(m, k) floats): a holds those rows only,
+	// op(a) [i1-i0, k] with stride lda (op is the transpose when transA).
+	// i0 is a multiple of PackedARows(), and i1 too unless it is m. Ranges
+	// may be packed in any order, concurrently; PackA runs on the calling
+	// goroutine only.
+	PackA(dst []float32, transA bool, m, k, i0, i1 int, a []float32, lda int)
 
 	// GemmPackedA is Gemm with op(A) [m, k] read from pa as PackA packed
 	// it: C = alpha*op(A)*op(B) + beta*C, on Threads() threads.

@@ -123,7 +123,8 @@ func pathOf(g convkern.Geom, winograd bool) convPath {
 		return pathDirect
 	case g.Taps() > 1 && g.Ho*g.Wo <= batchedMaxPixels:
 		return pathBatched
-	case winograd && winogradFits(g) && min(g.C, g.O) >= winoMinChannels && wino.Taps*g.C*g.O <= winoMaxFilter:
+	case winograd && winogradFits(g) && min(g.C, g.O) >= winoMinChannels && winoTiles(g) >= winoMinTiles &&
+		wino.Taps*g.C*g.O <= winoMaxFilter:
 		return pathWinograd
 	case g.S == 1 && g.C >= rowsMinC:
 		return pathRows

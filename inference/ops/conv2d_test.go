@@ -74,12 +74,14 @@ var convCases = []convCase{
 	{x: []int{3, 17, 3, 2}, w: []int{9, 17, 3, 3}, p: Conv2DParams{Pad: [4]int{2, 0, 1, 2}}, bias: true},
 	{x: []int{2, 3, 5, 37}, w: []int{4, 3, 3, 3}, p: Conv2DParams{Pad: Pad(1)}, bias: true},
 	{x: []int{1, 2, 4, 70}, w: []int{3, 2, 3, 3}, p: Conv2DParams{Pad: [4]int{0, 1, 1, 0}}},
+	{x: []int{2, 3, 6, 5}, w: []int{31, 3, 3, 3}, p: Conv2DParams{Pad: Pad(1)}, bias: true}, // filter packed in chunks
 }
 
 // pathIm2colRows is the im2col path one output row per chunk,
 // pathRowsChunked the row path with one-row chunks, pathBatchedOne and
 // pathBatchedPairs the batched path one and two images at a time, and
-// pathWinogradRows the Winograd path one tile row per block.
+// pathWinogradRows the Winograd path one tile row per block (and its
+// filter packed in the smallest chunks of output channels).
 const (
 	pathIm2colRows   convPath = -1
 	pathRowsChunked  convPath = -2
@@ -360,9 +362,11 @@ func TestConv2DPathOf(t *testing.T) {
 		want convPath
 	}{
 		{geom(2, 1280, 4), pathBatched}, {geom(2, 2560, 8), pathBatched}, {geom(1, 1280, 4), pathBatched},
-		{geom(2, 320, 32), pathWinograd}, {geom(2, 8, 9), pathIm2col}, {geom(1, 640, 16), pathWinograd},
+		{geom(2, 320, 32), pathWinograd}, {geom(2, 8, 9), pathIm2col}, {geom(1, 640, 16), pathRows},
+		{geom(4, 640, 16), pathRows}, {geom(1, 640, 32), pathWinograd},
 		{geom(1, 16, 32), pathIm2col}, {geom(1, 3, 512), pathIm2col}, {geom(1, 128, 512), pathWinograd},
-		{geom(2, 1280, 16), pathRows},
+		{geom(2, 1280, 16), pathRows}, {geom(2, 1280, 32), pathWinograd},
+		{convkern.Geom{B: 1, C: 2560, H: 32, W: 32, O: 1280, KH: 3, KW: 3, S: 1, PT: 1, PB: 1, PL: 1, PR: 1, Ho: 32, Wo: 32}, pathRows},
 	} {
 		if got := pathOf(tc.g, true); got != tc.want {
 			t.Errorf("B=%d C=%d %dx%d: path %d, want %d", tc.g.B, tc.g.C, tc.g.H, tc.g.W, got, tc.want)

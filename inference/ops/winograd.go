@@ -20,11 +20,16 @@ import (
 // of them stays in L2 at SD's channel counts.
 const winoBudget = 1 << 22
 
-// winoMaxFilter bounds the transformed filter (floats, 16*C*O), which lives
-// for the whole call, twice while it is packed: 64 MB covers the VAE's
-// 512-channel and the UNet's 640-channel levels; the 1280-channel ones
-// (16x16 maps at 512x512 images) keep the row path.
-const winoMaxFilter = 1 << 24
+// winoMaxFilter bounds the packed transformed filter (floats, 16*C*O),
+// which lives for the whole call: 128 MB takes the UNet's 1280-channel
+// upsampling convolution and its 1920->640 one at 32x32 (CPU time 330 ms
+// on the row path, 193 ms on this one, and 260 / 158 ms), not the wider
+// 16x16-level ones (which also have too few tiles).
+const winoMaxFilter = 1 << 25
+
+// winoFilterChunk bounds the transformed filter held before packing
+// (floats): 2 MB, a chunk of output channels, stays in L2 until packed.
+const winoFilterChunk = 1 << 19
 
 // winoSkew pads the stride between the 16 positions of u, v and m by a
 // cache line: the transforms read or write all 16 at once, and at strides
@@ -46,6 +51,18 @@ func (e *Engine) winograd() bool {
 	ap, ok := e.B.(backend.APacker)
 	return !e.NoWinograd && ok && ap.PackedASize(1, 1) > 0
 }
+
+// winoMinTiles is the fewest 2x2 tiles per image the Winograd path takes
+// by default (a 32x32 map): the filter transform costs as much per call as
+// 20-60 tiles' GEMM savings, so 640 channels on 16x16 maps (64 tiles) lose
+// alone and break even at batch 2 (CPU time, row path against Winograd:
+// 11.5 ms / 14.5 ms and 21 ms / 20 ms). It counts one image's tiles, not
+// the batch's, so that an image takes the same path, and gives the same
+// values, alone and in a batch.
+const winoMinTiles = 256
+
+// winoTiles is the number of tiles of one image of g.
+func winoTiles(g convkern.Geom) int { return ((g.Ho + 1) / 2) * ((g.Wo + 1) / 2) }
 
 // winogradFits reports whether g is a convolution the Winograd path
 // computes: 3x3, stride 1, any padding.
@@ -84,18 +101,25 @@ func (f *conv2d) forwardWinograd(y []float32, beta float32) {
 }
 
 // winoGEMMs transforms the filter and returns the function that runs
-// position k's GEMM m_k [O, n] = u_k [O, C] v_k (v_k [C, n], both with row stride
-// n); k = -1 releases the filter. Where the backend can, each u_k is packed
-// once here rather than by every GEMM of every block.
+// position k's GEMM m_k [O, n] = u_k [O, C] v_k (v_k [C, n], both with row
+// stride n); k = -1 releases the filter. Where the backend can, each u_k is
+// packed once here rather than by every GEMM of every block, a chunk of
+// output channels at a time, so that only the packed filter is held.
 func (f *conv2d) winoGEMMs() func(k, n int, v, m []float32) {
 	g := f.g
-	u, uk := f.winoFilter() // [16][O][C], position stride uk
+	w, done := f.w.Borrow()
+	defer done()
 	ap, ok := f.e.B.(backend.APacker)
 	size := 0
 	if ok {
 		size = ap.PackedASize(g.O, g.C)
 	}
 	if size == 0 {
+		uk := g.O*g.C + winoSkew
+		u := f.e.scratch(wino.Taps * uk) // [16][O][C], positions uk apart
+		f.e.par(g.O, grain/(wino.Taps*g.C)+1, func(lo, hi int) {
+			f.winoFilter(u[lo*g.C:], uk, w, lo, hi)
+		})
 		return func(k, n int, v, m []float32) {
 			if k < 0 {
 				f.e.release(u)
@@ -105,12 +129,24 @@ func (f *conv2d) winoGEMMs() func(k, n int, v, m []float32) {
 		}
 	}
 	pa := f.e.scratch(wino.Taps * size)
-	f.e.par(wino.Taps, 1, func(lo, hi int) {
-		for k := lo; k < hi; k++ {
-			ap.PackA(pa[k*size:(k+1)*size], false, g.O, g.C, u[k*uk:], g.C)
+	budget := winoFilterChunk
+	if f.budget != 0 {
+		budget = f.budget
+	}
+	align := ap.PackedARows()
+	chunk := align * max(1, budget/(wino.Taps*g.C*align)) // output channels
+	uk := chunk*g.C + winoSkew
+	f.e.par((g.O+chunk-1)/chunk, 1, func(lo, hi int) {
+		u := f.e.scratch(wino.Taps * uk) // [16][chunk][C], positions uk apart
+		for o0 := lo * chunk; o0 < min(hi*chunk, g.O); o0 += chunk {
+			o1 := min(o0+chunk, g.O)
+			f.winoFilter(u, uk, w, o0, o1)
+			for k := range wino.Taps {
+				ap.PackA(pa[k*size:(k+1)*size], false, g.O, g.C, o0, o1, u[k*uk:], g.C)
+			}
 		}
+		f.e.release(u)
 	})
-	f.e.release(u)
 	return func(k, n int, v, m []float32) {
 		if k < 0 {
 			f.e.release(pa)
@@ -120,25 +156,18 @@ func (f *conv2d) winoGEMMs() func(k, n int, v, m []float32) {
 	}
 }
 
-// winoFilter returns G w Gᵀ for every (o, c) as [16][O][C] scratch whose
-// positions are uk apart, reading and writing along c.
-func (f *conv2d) winoFilter() (u []float32, uk int) {
+// winoFilter sets u [16][o1-o0][C], positions uk apart, to G w Gᵀ for the
+// output channels [o0, o1) of the weight w, reading and writing along c.
+func (f *conv2d) winoFilter(u []float32, uk int, w []float32, o0, o1 int) {
 	g := f.g
-	w, done := f.w.Borrow()
-	defer done()
-	uk = g.O*g.C + winoSkew
-	u = f.e.scratch(wino.Taps * uk)
-	f.e.par(g.O, grain/(wino.Taps*g.C)+1, func(lo, hi int) {
-		for o := lo; o < hi; o++ {
-			wo := w[o*9*g.C : (o+1)*9*g.C]
-			if f.layout == OHIW { // [O, KH, C, KW]
-				wino.Filters(u[o*g.C:], uk, wo, 3, 3*g.C, g.C)
-			} else { // [O, C, KH, KW]
-				wino.Filters(u[o*g.C:], uk, wo, 9, 3, g.C)
-			}
+	for o := o0; o < o1; o++ {
+		wo, uo := w[o*9*g.C:(o+1)*9*g.C], u[(o-o0)*g.C:]
+		if f.layout == OHIW { // [O, KH, C, KW]
+			wino.Filters(uo, uk, wo, 3, 3*g.C, g.C)
+		} else { // [O, C, KH, KW]
+			wino.Filters(uo, uk, wo, 9, 3, g.C)
 		}
-	})
-	return u, uk
+	}
 }
 
 // winoInput transforms the tiles of tile rows [r0, r1) (over the batch)

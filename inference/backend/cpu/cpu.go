@@ -125,13 +125,16 @@ func (c *CPU) PackedASize(m, k int) int {
 	return c.pure.PackedSize(m, k)
 }
 
+// PackedARows implements backend.APacker.
+func (c *CPU) PackedARows() int { return c.pure.PackedRows() }
+
 // PackA implements backend.APacker. It panics when Gemm calls the platform
-// BLAS (PackedASize is 0) or a slice is too short.
-func (c *CPU) PackA(dst []float32, transA bool, m, k int, a []float32, lda int) {
+// BLAS (PackedASize is 0), or a range or slice does not fit.
+func (c *CPU) PackA(dst []float32, transA bool, m, k, i0, i1 int, a []float32, lda int) {
 	if c.useBLAS {
 		panic("cpu: PackA on a backend that runs the platform BLAS")
 	}
-	c.pure.PackA(dst, transA, m, k, a, lda)
+	c.pure.PackA(dst, transA, m, k, i0, i1, a, lda)
 }
 
 // GemmPackedA implements backend.APacker on Threads() threads.

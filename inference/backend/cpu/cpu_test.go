@@ -41,7 +41,7 @@ func TestGemmPackedA(t *testing.T) {
 		gemmtest.Run(t, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 			b []float32, ldb int, beta float32, cm []float32, ldc int) {
 			pa := make([]float32, c.PackedASize(m, k))
-			c.PackA(pa, transA, m, k, a, lda)
+			c.PackA(pa, transA, m, k, 0, m, a, lda)
 			c.GemmPackedA(pa, transB, m, n, k, alpha, b, ldb, beta, cm, ldc)
 		}, gemmtest.ShortShapes)
 	}

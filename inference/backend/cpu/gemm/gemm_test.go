@@ -124,7 +124,17 @@ func TestSgemmPacked(t *testing.T) {
 				gemmtest.Run(t, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 					b []float32, ldb int, beta float32, c []float32, ldc int) {
 					pa := make([]float32, e.PackedSize(m, k)+3) // longer than needed is fine
-					e.PackA(pa, transA, m, k, a, lda)
+					// In two row ranges, the second first, as a caller
+					// packing rows as it produces them may.
+					mid := min(m, e.PackedRows())
+					rows := func(i int) []float32 { // op(A) from row i on
+						if transA {
+							return a[i:]
+						}
+						return a[i*lda:]
+					}
+					e.PackA(pa, transA, m, k, mid, m, rows(mid), lda)
+					e.PackA(pa, transA, m, k, 0, mid, a, lda)
 					e.SgemmPacked(threads, pa, transB, m, n, k, alpha, b, ldb, beta, c, ldc)
 				}, shapes)
 			})

@@ -1,6 +1,9 @@
 package gemm
 
-import "sync"
+import (
+	"fmt"
+	"sync"
+)
 
 // Packing A once: when several GEMMs share op(A) (the transformed filters
 // of a Winograd convolution meet every block of tiles), Sgemm would repack
@@ -14,20 +17,35 @@ func (e *Engine) PackedSize(m, k int) int {
 	return roundUp(m, kn.mr) * k
 }
 
-// PackA packs op(A) [m, k] (A as stored has stride lda; op is the
-// transpose when transA) into dst, of at least PackedSize(m, k) floats, for
-// SgemmPacked. It panics if a is too short for the shape.
-func (e *Engine) PackA(dst []float32, transA bool, m, k int, a []float32, lda int) {
-	if err := checkMat("A", transA, m, k, a, lda); err != nil {
+// PackedRows is the row alignment of PackA's row ranges (the kernel's mr).
+func (e *Engine) PackedRows() int { return e.kernel().mr }
+
+// PackA packs rows [i0, i1) of an op(A) of [m, k] into dst, the whole
+// packed matrix (at least PackedSize(m, k) floats), for SgemmPacked: a
+// holds those rows only, op(a) [i1-i0, k] with stride lda (op is the
+// transpose when transA). i0 must be a multiple of PackedRows(), and i1
+// too unless it is m, so that ranges fill whole panels; packing every row
+// once, in any order or concurrently, packs the matrix. It panics if a
+// range or slice does not fit.
+func (e *Engine) PackA(dst []float32, transA bool, m, k, i0, i1 int, a []float32, lda int) {
+	kn := e.kernel()
+	mr := kn.mr
+	if i0 == i1 && i0 >= 0 && i1 <= m {
+		return // nothing to pack
+	}
+	if i0 < 0 || i0 > i1 || i1 > m || i0%mr != 0 || (i1%mr != 0 && i1 != m) {
+		panic(fmt.Sprintf("gemm: PackA rows [%d, %d) of %d: want multiples of %d", i0, i1, m, mr))
+	}
+	if err := checkMat("A", transA, i1-i0, k, a, lda); err != nil {
 		panic(err)
 	}
-	kn := e.kernel()
-	mp := roundUp(m, kn.mr)
+	mp := roundUp(m, mr)
 	dst = dst[:mp*k]
 	A := operand{data: a, ld: lda, trans: transA}
 	for pc := 0; pc < k; pc += kn.kc {
 		kc := min(kn.kc, k-pc)
-		packA(dst[mp*pc:mp*(pc+kc)], A, 0, m, pc, kc, kn.mr)
+		off := mp*pc + i0*kc
+		packA(dst[off:off+roundUp(i1-i0, mr)*kc], A, 0, i1-i0, pc, kc, mr)
 	}
 }
 
