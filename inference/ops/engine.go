@@ -34,11 +34,14 @@ type Engine struct {
 	NoWinograd bool
 
 	pool *bufpool.Pool // scratch buffers reused across calls
+	wino *winoArena    // the Winograd path's working memory, shared by copies
 	out  Outputs       // lends result buffers (see WithOutputs), or nil
 }
 
 // NewEngine returns an Engine on b.
-func NewEngine(b backend.Backend) *Engine { return &Engine{B: b, pool: new(bufpool.Pool)} }
+func NewEngine(b backend.Backend) *Engine {
+	return &Engine{B: b, pool: new(bufpool.Pool), wino: new(winoArena)}
+}
 
 // CPU returns an Engine on a fresh default CPU backend.
 func CPU() *Engine { return NewEngine(cpu.New()) }

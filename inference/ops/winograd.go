@@ -1,6 +1,8 @@
 package ops
 
 import (
+	"sync"
+
 	"github.com/perfusion-studio/perfusion/inference/backend"
 	"github.com/perfusion-studio/perfusion/inference/ops/internal/convkern"
 	"github.com/perfusion-studio/perfusion/inference/ops/internal/wino"
@@ -83,9 +85,21 @@ func (f *conv2d) forwardWinograd(y []float32, beta float32) {
 	g := f.g
 	th, tw := (g.Ho+1)/2, (g.Wo+1)/2
 	rows := f.winoTileRows()
-	gemm := f.winoGEMMs()
-	v := f.e.scratch(wino.Taps * (g.C*rows*tw + winoSkew)) // [16][C][n], position stride vk
-	m := f.e.scratch(wino.Taps * (g.O*rows*tw + winoSkew)) // [16][O][n], position stride mk
+	ap, _ := f.e.B.(backend.APacker) // winograd() made sure it packs, unless forced in a test
+	fn := 0                          // floats of the filter as the GEMMs read it
+	if ap != nil {
+		fn = wino.Taps * ap.PackedASize(g.O, g.C)
+	}
+	if fn == 0 {
+		ap, fn = nil, wino.Taps*(g.O*g.C+winoSkew)
+	}
+	vn := wino.Taps * (g.C*rows*tw + winoSkew)
+	mn := wino.Taps * (g.O*rows*tw + winoSkew)
+	buf, release := f.e.winoBuffer(fn + vn + mn)
+	defer release()
+	gemm := f.winoGEMMs(ap, buf[:fn])
+	v := buf[fn : fn+vn]       // [16][C][n], position stride vk
+	m := buf[fn+vn : fn+vn+mn] // [16][O][n], position stride mk
 	for r0 := 0; r0 < g.B*th; r0 += rows {
 		r1 := min(r0+rows, g.B*th)
 		n := (r1 - r0) * tw
@@ -96,39 +110,54 @@ func (f *conv2d) forwardWinograd(y []float32, beta float32) {
 		}
 		f.winoOutput(y, beta, m, mk, n, r0, r1)
 	}
-	gemm(-1, 0, nil, nil)
-	f.e.release(v, m)
 }
 
-// winoGEMMs transforms the filter and returns the function that runs
-// position k's GEMM m_k [O, n] = u_k [O, C] v_k (v_k [C, n], both with row
-// stride n); k = -1 releases the filter. Where the backend can, each u_k is
-// packed once here rather than by every GEMM of every block, a chunk of
-// output channels at a time, so that only the packed filter is held.
-func (f *conv2d) winoGEMMs() func(k, n int, v, m []float32) {
+// winoArena is the Winograd path's working memory (filter, transformed
+// inputs and GEMM outputs in one buffer), grown to the largest call's need
+// and reused by every call: from the pool, each size of convolution would
+// keep a buffer of its own (the UNet's dozen sizes held 350 MB at 512x512
+// images). One call at a time uses it; a concurrent one takes scratch.
+type winoArena struct {
+	mu  sync.Mutex
+	buf []float32
+}
+
+// winoBuffer returns n floats of working memory and their release: the
+// engine's arena when it is free, else scratch.
+func (e *Engine) winoBuffer(n int) (buf []float32, release func()) {
+	a := e.wino
+	if a == nil || !a.mu.TryLock() {
+		buf = e.scratch(n)
+		return buf, func() { e.release(buf) }
+	}
+	if cap(a.buf) < n {
+		a.buf = nil // let the old one go before the new one is made
+		a.buf = make([]float32, n)
+	}
+	return a.buf[:n], a.mu.Unlock
+}
+
+// winoGEMMs transforms the filter into buf and returns the function that
+// runs position k's GEMM m_k [O, n] = u_k [O, C] v_k (v_k [C, n], both
+// with row stride n). With ap, each u_k is packed once here rather than by
+// every GEMM of every block, a chunk of output channels at a time (only
+// the chunk is held unpacked); without, buf holds u [16][O][C] for Gemm.
+func (f *conv2d) winoGEMMs(ap backend.APacker, buf []float32) func(k, n int, v, m []float32) {
 	g := f.g
 	w, done := f.w.Borrow()
 	defer done()
-	ap, ok := f.e.B.(backend.APacker)
-	size := 0
-	if ok {
-		size = ap.PackedASize(g.O, g.C)
-	}
-	if size == 0 {
+	if ap == nil {
 		uk := g.O*g.C + winoSkew
-		u := f.e.scratch(wino.Taps * uk) // [16][O][C], positions uk apart
+		u := buf // [16][O][C], positions uk apart
 		f.e.par(g.O, grain/(wino.Taps*g.C)+1, func(lo, hi int) {
 			f.winoFilter(u[lo*g.C:], uk, w, lo, hi)
 		})
 		return func(k, n int, v, m []float32) {
-			if k < 0 {
-				f.e.release(u)
-				return
-			}
 			f.e.B.Gemm(false, false, g.O, n, g.C, 1, u[k*uk:], g.C, v, n, 0, m, n)
 		}
 	}
-	pa := f.e.scratch(wino.Taps * size)
+	size := len(buf) / wino.Taps
+	pa := buf // 16 packed [O, C]
 	budget := winoFilterChunk
 	if f.budget != 0 {
 		budget = f.budget
@@ -148,10 +177,6 @@ func (f *conv2d) winoGEMMs() func(k, n int, v, m []float32) {
 		f.e.release(u)
 	})
 	return func(k, n int, v, m []float32) {
-		if k < 0 {
-			f.e.release(pa)
-			return
-		}
 		ap.GemmPackedA(pa[k*size:(k+1)*size], false, g.O, n, g.C, 1, v, n, 0, m, n)
 	}
 }

@@ -3,6 +3,7 @@ package ops
 import (
 	"fmt"
 	"math"
+	"sync"
 	"testing"
 
 	"github.com/perfusion-studio/perfusion/inference/backend"
@@ -75,4 +76,38 @@ func TestWinogradError(t *testing.T) {
 	if winoAbs > 1e-5 || winoAbs > 8*rowsAbs {
 		t.Errorf("Winograd max abs error %.3g, want <= 1e-5 and <= 8x the row path's %.3g", winoAbs, rowsAbs)
 	}
+}
+
+// TestWinogradConcurrent runs Winograd convolutions of two sizes from
+// several goroutines on one engine: one holds its working memory, the
+// others fall back to scratch, and every result matches the reference.
+func TestWinogradConcurrent(t *testing.T) {
+	e := testEngine()
+	r := newRand(5)
+	p := Conv2DParams{Pad: Pad(1)}
+	type conv struct {
+		x, w tensor.Tensor
+		want []float64
+	}
+	var convs []conv
+	for _, c := range []int{8, 19} {
+		x, w := frozen(r, 2, c, 9, 10), frozen(r, c+1, c, 3, 3)
+		want, _ := refConv2D(x.Data(), x.Shape(), w.Data(), w.Shape(), nil, p)
+		convs = append(convs, conv{x, w, want})
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			c := convs[i%len(convs)]
+			for range 5 {
+				y, err := conv2dPath(e, c.x, c.w, tensor.Tensor{}, p, pathWinograd)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				checkClose(t, fmt.Sprintf("goroutine %d", i), y.Data(), c.want, 1e-6*float64(c.w.Dim(1)*9), 1e-5)
+			}
+		})
+	}
+	wg.Wait()
 }
