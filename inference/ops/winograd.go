@@ -10,12 +10,14 @@ import (
 
 // Winograd path (3x3, stride 1): F(2x2, 3x3) tiles of 2x2 outputs, 16
 // multiplications per tile and input channel instead of 36 (see package
-// wino). The filter is transformed once per call, u [16][O][C]; the tiles
-// of the whole batch, rows of ceil(Wo/2) tiles each, are taken in blocks
-// of whole tile rows: per block the inputs are transformed, v [16][C][n],
-// the 16 GEMMs m_k [O, n] = u_k [O, C] v_k [C, n] run, and the output
-// transform adds each tile's 2x2 values to y (which holds the bias and
-// residual when beta is 1). Backward runs the row path.
+// wino). The filter is transformed once per call, u [16][O][C], and each
+// u_k packed for the GEMM engine (backend.APacker); the tiles of the whole
+// batch, rows of ceil(Wo/2) tiles each, are taken in blocks of whole tile
+// rows: per block the inputs are transformed, v [16][C][n], the 16 GEMMs
+// m_k [O, n] = u_k [O, C] v_k [C, n] run, and the output transform adds
+// each tile's 2x2 values to y (which holds the bias and residual when beta
+// is 1). All of it lives in the engine's winoArena. Backward runs the row
+// path.
 
 // winoBudget bounds a block's transformed inputs and GEMM outputs (floats,
 // 16 MB, as the im2col paths' column buffers): a position's [C, n] slice
