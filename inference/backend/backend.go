@@ -45,3 +45,29 @@ type HalfGemmer interface {
 	// platform BLAS faster than the backend's own kernels).
 	HalfGemmFast() bool
 }
+
+// APacker is implemented by backends that can pack a GEMM's A operand once
+// for several calls that share it (the transformed filters of a Winograd
+// convolution meet every block of tiles); Gemm repacks it on every call.
+type APacker interface {
+	// PackedASize is the number of floats PackA writes for an op(A) of
+	// [m, k], or 0 when the backend cannot pack (its Gemm runs a library
+	// that packs by itself): then the caller uses Gemm.
+	PackedASize(m, k int) int
+
+	// PackedARows is the row alignment of PackA's row ranges.
+	PackedARows() int
+
+	// PackA packs rows [i0, i1) of an op(A) of [m, k] into dst, the whole
+	// packed matrix (PackedASize(m, k) floats): a holds those rows only,
+	// op(a) [i1-i0, k] with stride lda (op is the transpose when transA).
+	// i0 is a multiple of PackedARows(), and i1 too unless it is m. Ranges
+	// may be packed in any order, concurrently; PackA runs on the calling
+	// goroutine only.
+	PackA(dst []float32, transA bool, m, k, i0, i1 int, a []float32, lda int)
+
+	// GemmPackedA is Gemm with op(A) [m, k] read from pa as PackA packed
+	// it: C = alpha*op(A)*op(B) + beta*C, on Threads() threads.
+	GemmPackedA(pa []float32, transB bool, m, n, k int, alpha float32,
+		b []float32, ldb int, beta float32, c []float32, ldc int)
+}

@@ -59,6 +59,34 @@ func BenchmarkConv2D3x3(b *testing.B) {
 	reportPeak(b, e, peak, best, 2*320*320*9*64*64)
 }
 
+// BenchmarkConv2D3x3Paths runs the row and Winograd paths side by side at
+// the UNet's 64x64 level and the VAE decoder's shapes; GFLOP/s count the
+// direct convolution's 2*O*C*9*Ho*Wo, so the Winograd path's "xpeak" can
+// exceed 1.
+func BenchmarkConv2D3x3Paths(b *testing.B) {
+	for _, sh := range []struct {
+		name    string
+		c, side int
+	}{{"unet320x64", 320, 64}, {"vae512x64", 512, 64}, {"vae256x128", 256, 128}, {"vae128x256", 128, 256}} {
+		for _, path := range []struct {
+			name string
+			p    convPath
+		}{{"rows", pathRows}, {"winograd", pathWinograd}} {
+			b.Run(sh.name+"/"+path.name, func(b *testing.B) {
+				e := benchEngine(b)
+				r := newRand(1)
+				x, w, bias := frozen(r, 1, sh.c, sh.side, sh.side), frozen(r, sh.c, sh.c, 3, 3), frozen(r, sh.c)
+				peak := bench.PeakGFLOPs(e.B)
+				best := timed(b, func() error {
+					_, err := conv2dPath(e, x, w, bias, Conv2DParams{Pad: Pad(1)}, path.p)
+					return err
+				})
+				reportPeak(b, e, peak, best, 2*float64(sh.c*sh.c*9*sh.side*sh.side))
+			})
+		}
+	}
+}
+
 // BenchmarkConv2D3x3Backward is forward + backward with a frozen weight, as
 // when Perfusion trains through the UNet: the input gradient only.
 func BenchmarkConv2D3x3Backward(b *testing.B) {

@@ -6,6 +6,7 @@ import (
 	"github.com/nlpodyssey/spago/mat"
 
 	"github.com/perfusion-studio/perfusion/inference/ops/internal/convkern"
+	"github.com/perfusion-studio/perfusion/inference/ops/internal/wino"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
@@ -59,7 +60,7 @@ func (e *Engine) Conv2DAdd(x, w, b, r tensor.Tensor, p Conv2DParams) (tensor.Ten
 	if r.Valid() && !tensor.SameShape(r.Shape(), shape) {
 		return tensor.Tensor{}, dimsErr("conv2d", r, fmt.Sprintf("output %v", shape), "the residual must have the output's shape")
 	}
-	f := &conv2d{e: e, x: x, w: w, b: b, r: r, g: g, layout: p.Layout, path: pathOf(g)}
+	f := &conv2d{e: e, x: x, w: w, b: b, r: r, g: g, layout: p.Layout, path: pathOf(g, e.winograd())}
 	return e.run(f, shape, AnyGrad(x, w, b, r))
 }
 
@@ -95,14 +96,15 @@ func conv2dGeom(x, w, b tensor.Tensor, p Conv2DParams) (convkern.Geom, error) {
 	return g, nil
 }
 
-// convPath is one of the three ways a convolution is computed.
+// convPath is one of the ways a convolution is computed.
 type convPath int
 
 const (
-	pathIm2col  convPath = iota // any geometry: im2col / col2im + GEMM in row chunks
-	pathDirect                  // 1x1, stride 1, no padding: x is the GEMM operand
-	pathRows                    // stride 1: im2col over (c, kw) only, one GEMM per kernel row
-	pathBatched                 // any geometry, small images: one im2col GEMM for the whole batch
+	pathIm2col   convPath = iota // any geometry: im2col / col2im + GEMM in row chunks
+	pathDirect                   // 1x1, stride 1, no padding: x is the GEMM operand
+	pathRows                     // stride 1: im2col over (c, kw) only, one GEMM per kernel row
+	pathBatched                  // any geometry, small images: one im2col GEMM for the whole batch
+	pathWinograd                 // 3x3, stride 1: Winograd F(2x2, 3x3) tiles (winograd.go)
 )
 
 // batchedMaxPixels is the largest output image (Ho*Wo) that takes the
@@ -113,13 +115,17 @@ const (
 // size only, so an image gives the same values alone and in a batch.
 const batchedMaxPixels = 64
 
-// pathOf picks the fastest path valid for g.
-func pathOf(g convkern.Geom) convPath {
+// pathOf picks the fastest path valid for g, the Winograd one only if
+// winograd.
+func pathOf(g convkern.Geom, winograd bool) convPath {
 	switch {
 	case g.S == 1 && g.Taps() == 1 && g.PT+g.PB+g.PL+g.PR == 0:
 		return pathDirect
 	case g.Taps() > 1 && g.Ho*g.Wo <= batchedMaxPixels:
 		return pathBatched
+	case winograd && winogradFits(g) && min(g.C, g.O) >= winoMinChannels && winoTiles(g) >= winoMinTiles &&
+		wino.Taps*g.C*g.O <= winoMaxFilter:
+		return pathWinograd
 	case g.S == 1 && g.C >= rowsMinC:
 		return pathRows
 	}
@@ -141,6 +147,10 @@ func (f *conv2d) Forward() (mat.Tensor, error) {
 	g := f.g
 	y := f.e.output(g.B * g.O * g.Ho * g.Wo) // [B, O, Ho, Wo]
 	beta := f.e.initOutput(y, f.b, f.r, g.B, g.O, g.Ho*g.Wo)
+	if f.path == pathWinograd { // reads the weight in either layout
+		f.forwardWinograd(y, beta)
+		return tensor.Leaf(y), nil
+	}
 	if f.path == pathDirect || f.path == pathBatched && f.layout == OIHW {
 		// Whole weight rows as stored: float16 multiplied directly where
 		// the backend can, with the batched path's columns in that order.
@@ -180,7 +190,7 @@ func (e *Engine) ConvOIHW(x, w tensor.Tensor, p Conv2DParams) bool {
 	if err != nil {
 		return false
 	}
-	path := pathOf(g)
+	path := pathOf(g, e.winograd())
 	return path == pathDirect || path == pathBatched
 }
 
@@ -216,7 +226,7 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 	switch f.path {
 	case pathDirect:
 		f.backwardDirect(dy, w, dw, needX)
-	case pathRows:
+	case pathRows, pathWinograd:
 		f.backwardRows(dy, w, dw, needX)
 	default:
 		f.backwardIm2col(dy, w, dw, needX)

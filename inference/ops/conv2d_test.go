@@ -67,16 +67,27 @@ var convCases = []convCase{
 	{x: []int{2, 3, 6, 5}, w: []int{4, 3, 1, 3}, p: Conv2DParams{Pad: [4]int{0, 0, 1, 1}}, bias: true},
 	{x: []int{1, 2, 3, 3}, w: []int{3, 2, 3, 3}, p: Conv2DParams{Stride: 3, Pad: Pad(2)}},
 	{x: []int{3, 40, 4, 4}, w: []int{5, 40, 3, 3}, p: Conv2DParams{Pad: Pad(1)}, bias: true}, // batched: pairs leave one
+	// Winograd edge cases: 1x1 and 1-row maps, odd sizes (cut tiles),
+	// rows of more than 16 tiles (the vector kernels' groups plus a rest).
+	{x: []int{2, 5, 1, 1}, w: []int{7, 5, 3, 3}, p: Conv2DParams{Pad: Pad(1)}, bias: true},
+	{x: []int{1, 3, 1, 5}, w: []int{2, 3, 3, 3}, p: Conv2DParams{Pad: Pad(1)}},
+	{x: []int{3, 17, 3, 2}, w: []int{9, 17, 3, 3}, p: Conv2DParams{Pad: [4]int{2, 0, 1, 2}}, bias: true},
+	{x: []int{2, 3, 5, 37}, w: []int{4, 3, 3, 3}, p: Conv2DParams{Pad: Pad(1)}, bias: true},
+	{x: []int{1, 2, 4, 70}, w: []int{3, 2, 3, 3}, p: Conv2DParams{Pad: [4]int{0, 1, 1, 0}}},
+	{x: []int{2, 3, 6, 5}, w: []int{31, 3, 3, 3}, p: Conv2DParams{Pad: Pad(1)}, bias: true}, // filter packed in chunks
 }
 
 // pathIm2colRows is the im2col path one output row per chunk,
-// pathRowsChunked the row path with one-row chunks, and pathBatchedOne and
-// pathBatchedPairs the batched path one and two images at a time.
+// pathRowsChunked the row path with one-row chunks, pathBatchedOne and
+// pathBatchedPairs the batched path one and two images at a time, and
+// pathWinogradRows the Winograd path one tile row per block (and its
+// filter packed in the smallest chunks of output channels).
 const (
 	pathIm2colRows   convPath = -1
 	pathRowsChunked  convPath = -2
 	pathBatchedOne   convPath = -3
 	pathBatchedPairs convPath = -4
+	pathWinogradRows convPath = -5
 )
 
 // convPaths lists the paths valid for a case; Conv2D's own pick is among them.
@@ -85,8 +96,11 @@ func convPaths(g convkern.Geom) []convPath {
 	if g.S == 1 {
 		paths = append(paths, pathRows, pathRowsChunked)
 	}
-	if pathOf(g) == pathDirect {
+	if pathOf(g, true) == pathDirect {
 		paths = append(paths, pathDirect)
+	}
+	if winogradFits(g) {
+		paths = append(paths, pathWinograd, pathWinogradRows)
 	}
 	return paths
 }
@@ -114,6 +128,8 @@ func (f *conv2d) force(path convPath) {
 		f.path, f.budget = pathBatched, 1
 	case pathBatchedPairs:
 		f.path, f.budget = pathBatched, 2*f.g.C*f.g.Taps()*f.g.Ho*f.g.Wo
+	case pathWinogradRows:
+		f.path, f.budget = pathWinograd, 1
 	}
 }
 
@@ -334,7 +350,8 @@ func TestConv2DLayoutResidualGrad(t *testing.T) {
 }
 
 // pathOf runs small images through the batched path (one GEMM for the
-// batch, the weight packed once), alone or in a batch, and larger images
+// batch, the weight packed once), alone or in a batch, larger 3x3 stride-1
+// ones with enough channels through the Winograd path, and the rest
 // through the per-image paths.
 func TestConv2DPathOf(t *testing.T) {
 	geom := func(b, c, side int) convkern.Geom {
@@ -345,10 +362,17 @@ func TestConv2DPathOf(t *testing.T) {
 		want convPath
 	}{
 		{geom(2, 1280, 4), pathBatched}, {geom(2, 2560, 8), pathBatched}, {geom(1, 1280, 4), pathBatched},
-		{geom(2, 320, 32), pathRows}, {geom(2, 8, 9), pathIm2col}, {geom(1, 640, 16), pathRows},
+		{geom(2, 320, 32), pathWinograd}, {geom(2, 8, 9), pathIm2col}, {geom(1, 640, 16), pathRows},
+		{geom(4, 640, 16), pathRows}, {geom(1, 640, 32), pathWinograd},
+		{geom(1, 16, 32), pathIm2col}, {geom(1, 3, 512), pathIm2col}, {geom(1, 128, 512), pathWinograd},
+		{geom(2, 1280, 16), pathRows}, {geom(2, 1280, 32), pathWinograd},
+		{convkern.Geom{B: 1, C: 2560, H: 32, W: 32, O: 1280, KH: 3, KW: 3, S: 1, PT: 1, PB: 1, PL: 1, PR: 1, Ho: 32, Wo: 32}, pathRows},
 	} {
-		if got := pathOf(tc.g); got != tc.want {
+		if got := pathOf(tc.g, true); got != tc.want {
 			t.Errorf("B=%d C=%d %dx%d: path %d, want %d", tc.g.B, tc.g.C, tc.g.H, tc.g.W, got, tc.want)
 		}
+	}
+	if got := pathOf(geom(1, 320, 64), false); got != pathRows {
+		t.Errorf("Winograd off: path %d, want the row path %d", got, pathRows)
 	}
 }

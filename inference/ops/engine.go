@@ -27,12 +27,21 @@ import (
 type Engine struct {
 	B backend.Backend
 
+	// NoWinograd turns the Winograd convolution path off (it is on where B
+	// implements backend.APacker), so that every convolution does all of
+	// its direct-form multiplications (what FLOP formulas count, and a
+	// baseline for comparisons). Set it before use.
+	NoWinograd bool
+
 	pool *bufpool.Pool // scratch buffers reused across calls
+	wino *winoArena    // the Winograd path's working memory, shared by copies
 	out  Outputs       // lends result buffers (see WithOutputs), or nil
 }
 
 // NewEngine returns an Engine on b.
-func NewEngine(b backend.Backend) *Engine { return &Engine{B: b, pool: new(bufpool.Pool)} }
+func NewEngine(b backend.Backend) *Engine {
+	return &Engine{B: b, pool: new(bufpool.Pool), wino: new(winoArena)}
+}
 
 // CPU returns an Engine on a fresh default CPU backend.
 func CPU() *Engine { return NewEngine(cpu.New()) }

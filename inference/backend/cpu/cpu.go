@@ -129,3 +129,35 @@ func (c *CPU) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32,
 	}
 	blas.Sgemm(c.Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
 }
+
+var _ backend.APacker = (*CPU)(nil)
+
+// PackedASize implements backend.APacker: 0 (no packing) when Gemm calls the
+// platform BLAS.
+func (c *CPU) PackedASize(m, k int) int {
+	if c.useBLAS {
+		return 0
+	}
+	return c.pure.PackedSize(m, k)
+}
+
+// PackedARows implements backend.APacker.
+func (c *CPU) PackedARows() int { return c.pure.PackedRows() }
+
+// PackA implements backend.APacker. It panics when Gemm calls the platform
+// BLAS (PackedASize is 0), or a range or slice does not fit.
+func (c *CPU) PackA(dst []float32, transA bool, m, k, i0, i1 int, a []float32, lda int) {
+	if c.useBLAS {
+		panic("cpu: PackA on a backend that runs the platform BLAS")
+	}
+	c.pure.PackA(dst, transA, m, k, i0, i1, a, lda)
+}
+
+// GemmPackedA implements backend.APacker on Threads() threads.
+func (c *CPU) GemmPackedA(pa []float32, transB bool, m, n, k int, alpha float32,
+	b []float32, ldb int, beta float32, cm []float32, ldc int) {
+	if c.useBLAS {
+		panic("cpu: GemmPackedA on a backend that runs the platform BLAS")
+	}
+	c.pure.SgemmPacked(c.Threads(), pa, transB, m, n, k, alpha, b, ldb, beta, cm, ldc)
+}

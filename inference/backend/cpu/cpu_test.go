@@ -27,6 +27,29 @@ func TestGemm(t *testing.T) {
 	}
 }
 
+// TestGemmPackedA checks PackA + GemmPackedA where the backend packs, and
+// that a BLAS backend says it does not.
+func TestGemmPackedA(t *testing.T) {
+	for _, c := range []*CPU{New(), NewGo()} {
+		if c.PackedASize(5, 7) == 0 {
+			if !c.useBLAS {
+				t.Errorf("%s: PackedASize 0 on the pure-Go GEMM", c.Name())
+			}
+			continue
+		}
+		c.SetThreads(3)
+		gemmtest.Run(t, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+			b []float32, ldb int, beta float32, cm []float32, ldc int) {
+			pa := make([]float32, c.PackedASize(m, k))
+			c.PackA(pa, transA, m, k, 0, m, a, lda)
+			c.GemmPackedA(pa, transB, m, n, k, alpha, b, ldb, beta, cm, ldc)
+		}, gemmtest.ShortShapes)
+	}
+	if c, ok := NewBLAS(); ok && c.PackedASize(5, 7) != 0 {
+		t.Errorf("%s: PackedASize %d, want 0", c.Name(), c.PackedASize(5, 7))
+	}
+}
+
 // TestGemmConcurrent runs GEMMs from several goroutines at once, as model
 // code does inside Parallel, and checks each against the reference.
 func TestGemmConcurrent(t *testing.T) {

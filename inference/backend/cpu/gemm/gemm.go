@@ -128,7 +128,9 @@ func run[SA aSource, SB bSource](e *Engine, threads, m, n, k int, alpha float32,
 	wg.Wait()
 }
 
-// block computes C[i0:i1, j0:j1] on the calling goroutine.
+// block computes C[i0:i1, j0:j1] on the calling goroutine. It is generic
+// in the operands so that neither is boxed into an interface (an
+// allocation per call).
 func block[SA aSource, SB bSource](e *Engine, kn *kernel, A SA, B SB, i0, i1, j0, j1, k int,
 	alpha, beta float32, c []float32, ldc int) {
 	mr, nr := kn.mr, kn.nr
@@ -153,8 +155,8 @@ func block[SA aSource, SB bSource](e *Engine, kn *kernel, A SA, B SB, i0, i1, j0
 			}
 			for ic := i0; ic < i1; ic += kn.mc {
 				mc := min(kn.mc, i1-ic)
-				A.packA(*ap, ic, mc, pc, kc, mr)
-				e.macro(kn, (*ap)[:roundUp(mc, mr)*kc], (*bp)[:roundUp(nc, nr)*kc],
+				a := A.blockA(*ap, ic, mc, pc, kc, mr)
+				e.macro(kn, a, (*bp)[:roundUp(nc, nr)*kc],
 					mc, nc, kc, alpha, bEff, load, c[ic*ldc+jc:], ldc, edge)
 			}
 		}

@@ -109,3 +109,35 @@ func TestSgemmSteadyStateAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestSgemmPacked checks PackA + SgemmPacked on every shape, kernel and
+// thread count, as TestSgemm does Sgemm.
+func TestSgemmPacked(t *testing.T) {
+	shapes := gemmtest.Shapes
+	if testing.Short() {
+		shapes = gemmtest.ShortShapes
+	}
+	for name, kn := range kernels() {
+		for _, threads := range []int{1, 2, 5} {
+			t.Run(fmt.Sprintf("%s/threads%d", name, threads), func(t *testing.T) {
+				e := &Engine{kern: kn}
+				gemmtest.Run(t, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+					b []float32, ldb int, beta float32, c []float32, ldc int) {
+					pa := make([]float32, e.PackedSize(m, k)+3) // longer than needed is fine
+					// In two row ranges, the second first, as a caller
+					// packing rows as it produces them may.
+					mid := min(m, e.PackedRows())
+					rows := func(i int) []float32 { // op(A) from row i on
+						if transA {
+							return a[i:]
+						}
+						return a[i*lda:]
+					}
+					e.PackA(pa, transA, m, k, mid, m, rows(mid), lda)
+					e.PackA(pa, transA, m, k, 0, mid, a, lda)
+					e.SgemmPacked(threads, pa, transB, m, n, k, alpha, b, ldb, beta, c, ldc)
+				}, shapes)
+			})
+		}
+	}
+}

@@ -12,7 +12,13 @@ type halfMatrix struct {
 	trans bool
 }
 
-// packA implements aSource.
+// blockA implements aSource: it packs the block, widening it.
+func (a halfMatrix) blockA(buf []float32, i0, mc, p0, kc, mr int) []float32 {
+	a.packA(buf, i0, mc, p0, kc, mr)
+	return buf[:roundUp(mc, mr)*kc]
+}
+
+// packA packs op(A)[i0:i0+mc, p0:p0+kc] as operand.packA does.
 func (a halfMatrix) packA(dst []float32, i0, mc, p0, kc, mr int) {
 	if a.trans {
 		for ir := 0; ir < mc; ir += mr {

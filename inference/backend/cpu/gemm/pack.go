@@ -22,13 +22,20 @@ type bSource interface {
 	packB(dst []float32, p0, kc, j0, nc, nr int)
 }
 
-// aSource is all the driver needs of op(A): packing a block of it into
-// float32 panels (float32 or float16 storage).
+// aSource is all the driver needs of op(A): its packed blocks (float32
+// or float16 storage, or packed once beforehand).
 type aSource interface {
-	// packA copies op(A)[i0:i0+mc, p0:p0+kc] into dst as ceil(mc/mr)
-	// panels of [kc, mr] (element (r, p) of a panel at p*mr+r), with rows
-	// past mc set to zero.
-	packA(dst []float32, i0, mc, p0, kc, mr int)
+	// blockA returns op(A)[i0:i0+mc, p0:p0+kc] as ceil(mc/mr) panels of
+	// [kc, mr] (element (r, p) of a panel at p*mr+r, rows past mc zero),
+	// packing into buf if it must (buf holds at least roundUp(mc, mr)*kc
+	// floats). i0 is a multiple of mr.
+	blockA(buf []float32, i0, mc, p0, kc, mr int) []float32
+}
+
+// blockA implements aSource for float32 matrices: it packs the block.
+func (a operand) blockA(buf []float32, i0, mc, p0, kc, mr int) []float32 {
+	a.packA(buf, i0, mc, p0, kc, mr)
+	return buf[:roundUp(mc, mr)*kc]
 }
 
 // pStep is how many k rows a transposed-order pack walks at once.
