@@ -53,18 +53,9 @@ const packCost = 50
 // panics if a stride or slice is too short for the shapes.
 func (e *Engine) Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if err := CheckArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc); err != nil {
-		panic(err)
-	}
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 || alpha == 0 {
-		scale(m, n, beta, c, ldc)
-		return
-	}
-	run(e, threads, m, n, k, alpha, operand{data: a, ld: lda, trans: transA},
-		operand{data: b, ld: ldb, trans: transB}, beta, c, ldc)
+	checked(e, threads, m, n, k, alpha, operand{data: a, ld: lda, trans: transA},
+		operand{data: b, ld: ldb, trans: transB}, beta, c, ldc,
+		checkArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc))
 }
 
 // SgemmHalfA is Sgemm with A held as binary16 (IEEE half precision, such
@@ -72,24 +63,25 @@ func (e *Engine) Sgemm(threads int, transA, transB bool, m, n, k int, alpha floa
 // as it is packed, so the result is Sgemm's on the widened A.
 func (e *Engine) SgemmHalfA(threads int, transA, transB bool, m, n, k int, alpha float32,
 	a []uint16, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if err := checkArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc); err != nil {
-		panic(err)
-	}
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 || alpha == 0 {
-		scale(m, n, beta, c, ldc)
-		return
-	}
-	run(e, threads, m, n, k, alpha, halfMatrix{data: a, ld: lda, trans: transA},
-		operand{data: b, ld: ldb, trans: transB}, beta, c, ldc)
+	checked(e, threads, m, n, k, alpha, halfMatrix{data: a, ld: lda, trans: transA},
+		operand{data: b, ld: ldb, trans: transB}, beta, c, ldc,
+		checkArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc))
 }
 
 // SgemmHalfB is Sgemm with B held as binary16, widened as it is packed.
 func (e *Engine) SgemmHalfB(threads int, transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda int, b []uint16, ldb int, beta float32, c []float32, ldc int) {
-	if err := checkArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc); err != nil {
+	checked(e, threads, m, n, k, alpha, operand{data: a, ld: lda, trans: transA},
+		halfMatrix{data: b, ld: ldb, trans: transB}, beta, c, ldc,
+		checkArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc))
+}
+
+// checked panics with err (the operands' check) if there is one, and
+// otherwise computes C = alpha*op(A)*op(B) + beta*C: nothing for an empty
+// C, only beta*C when k or alpha is 0, run otherwise.
+func checked[SA aSource, SB bSource](e *Engine, threads, m, n, k int, alpha float32, A SA, B SB,
+	beta float32, c []float32, ldc int, err error) {
+	if err != nil {
 		panic(err)
 	}
 	if m == 0 || n == 0 {
@@ -99,8 +91,7 @@ func (e *Engine) SgemmHalfB(threads int, transA, transB bool, m, n, k int, alpha
 		scale(m, n, beta, c, ldc)
 		return
 	}
-	run(e, threads, m, n, k, alpha, operand{data: a, ld: lda, trans: transA},
-		halfMatrix{data: b, ld: ldb, trans: transB}, beta, c, ldc)
+	run(e, threads, m, n, k, alpha, A, B, beta, c, ldc)
 }
 
 // run computes C = alpha*op(A)*op(B) + beta*C for checked, non-empty

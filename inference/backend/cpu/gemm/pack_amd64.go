@@ -20,20 +20,29 @@ func interleave16AVX512(dst *float32, dstride int, src *float32, ld int, chunks 
 // or 16 or 32 rows into a panel of that width), and returns how many
 // columns it packed (0: none, the caller does it all).
 func interleaveFast(dst []float32, stride, n int, data []float32, off, ld, kc int) int {
-	if !haveAVX512Pack || kc < 16 || n != stride || (n != 14 && n != 16 && n != 32) {
+	chunks, ok := transposeChunks(stride, n, kc)
+	if !ok {
 		return 0
 	}
-	chunks := kc / 16
 	done := chunks * 16
 	// Bounds: the last row's last packed column and the panel's last slot.
 	_ = data[off+(n-1)*ld+done-1]
 	_ = dst[(done-1)*stride+n-1]
-	rows := min(n, 16)
-	interleave16AVX512(&dst[0], stride, &data[off], ld, chunks, rows)
+	interleave16AVX512(&dst[0], stride, &data[off], ld, chunks, min(n, 16))
 	if n == 32 {
 		interleave16AVX512(&dst[16], stride, &data[off+16*ld], ld, chunks, 16)
 	}
 	return done
+}
+
+// transposeChunks says whether the register transpose packs n rows into a
+// panel of width stride (14 rows into 14, 16 into 16 or 32 into 32, on a
+// CPU with AVX-512), and how many 16-column chunks of kc it takes.
+func transposeChunks(stride, n, kc int) (chunks int, ok bool) {
+	if !haveAVX512Pack || kc < 16 || n != stride || (n != 14 && n != 16 && n != 32) {
+		return 0, false
+	}
+	return kc / 16, true
 }
 
 // interleave16HalfAVX512 is interleave16AVX512 for binary16 rows,
@@ -44,10 +53,10 @@ func interleave16HalfAVX512(dst *float32, dstride int, src *uint16, ld int, chun
 
 // interleaveHalfFast is interleaveFast for binary16 rows.
 func interleaveHalfFast(dst []float32, stride, n int, data []uint16, off, ld, kc int) int {
-	if !haveAVX512Pack || kc < 16 || n != stride || (n != 14 && n != 16 && n != 32) {
+	chunks, ok := transposeChunks(stride, n, kc)
+	if !ok {
 		return 0
 	}
-	chunks := kc / 16
 	done := chunks * 16
 	_ = data[off+(n-1)*ld+done-1]
 	_ = dst[(done-1)*stride+n-1]

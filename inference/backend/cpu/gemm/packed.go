@@ -1,9 +1,6 @@
 package gemm
 
-import (
-	"fmt"
-	"sync"
-)
+import "fmt"
 
 // Packing A once: when several GEMMs share op(A) (the transformed filters
 // of a Winograd convolution meet every block of tiles), Sgemm would repack
@@ -54,42 +51,14 @@ func (e *Engine) PackA(dst []float32, transA bool, m, k, i0, i1 int, a []float32
 // kernel). It panics if a slice is too short for the shapes.
 func (e *Engine) SgemmPacked(threads int, pa []float32, transB bool, m, n, k int, alpha float32,
 	b []float32, ldb int, beta float32, c []float32, ldc int) {
-	kn := e.kernel()
-	if len(pa) < roundUp(m, kn.mr)*k {
-		panic("gemm: packed A shorter than PackedSize(m, k)")
+	err := checkLen("B", transB, k, n, len(b), ldb)
+	if err == nil {
+		err = checkLen("C", false, m, n, len(c), ldc)
 	}
-	if err := checkLen("B", transB, k, n, len(b), ldb); err != nil {
-		panic(err)
+	if len(pa) < roundUp(m, e.kernel().mr)*k {
+		err = fmt.Errorf("gemm: packed A has %d floats, PackedSize(%d, %d) is %d", len(pa), m, k, roundUp(m, e.kernel().mr)*k)
 	}
-	if err := checkLen("C", false, m, n, len(c), ldc); err != nil {
-		panic(err)
-	}
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 || alpha == 0 {
-		scale(m, n, beta, c, ldc)
-		return
-	}
-	B := operand{data: b, ld: ldb, trans: transB}
-	src := aPacked{pa: pa, m: m}
-	tm, tn := split(threads, m, n, k, kn)
-	if tm*tn == 1 {
-		block(e, kn, src, B, 0, m, 0, n, k, alpha, beta, c, ldc)
-		return
-	}
-	var wg sync.WaitGroup
-	for ti := range tm {
-		i0, i1 := chunk(m, tm, ti, kn.mr)
-		for tj := range tn {
-			j0, j1 := chunk(n, tn, tj, kn.nr)
-			if i0 == i1 || j0 == j1 {
-				continue
-			}
-			wg.Go(func() { block(e, kn, src, B, i0, i1, j0, j1, k, alpha, beta, c, ldc) })
-		}
-	}
-	wg.Wait()
+	checked(e, threads, m, n, k, alpha, aPacked{pa: pa, m: m}, operand{data: b, ld: ldb, trans: transB}, beta, c, ldc, err)
 }
 
 // aPacked is an op(A) that PackA has already packed.
