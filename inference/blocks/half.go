@@ -143,13 +143,9 @@ func (h *HalfTensor) shapeOnly() tensor.Tensor {
 	return t
 }
 
-// direct returns the weight as a lazyWeight that ops may multiply as
-// stored (tensor.HalfHolder), counting the read (PoolStats.Direct).
-func (h *HalfTensor) direct(e *ops.Engine) tensor.Tensor {
-	t, _ := tensor.FromNode(&lazyWeight{h: h, e: e, direct: true}, h.shape...) // same numel by construction
-	h.pool.countDirect()
-	return t
-}
+// direct returns the weight as a lazyWeight for a call without a
+// gradient graph, which ops multiplies as stored (tensor.HalfHolder).
+func (h *HalfTensor) direct(e *ops.Engine) tensor.Tensor { return h.lazy(e, false) }
 
 // Float32OHIW is Float32 for a convolution weight [O, C, KH, KW]: the
 // result is reordered as it is converted into ops.OHIW's [O, KH, C, KW],

@@ -107,8 +107,13 @@ func TestCheckpointOnConvertsOnce(t *testing.T) {
 		first = PoolStats{Direct: reads}
 	}
 	// Checkpoint's lazy weights borrow pool buffers (tensor.Lender) for the
-	// recomputation's reads and the backward pass's.
-	if want := (PoolStats{Pooled: first.Pooled + 2*reads, Direct: first.Direct}); lazy != want {
+	// recomputation's reads and the backward pass's; where the backend
+	// multiplies float16 the recomputation reads them as stored too.
+	want := PoolStats{Pooled: first.Pooled + 2*reads, Direct: first.Direct}
+	if e.HalfGemm() {
+		want = PoolStats{Pooled: reads, Direct: 2 * reads}
+	}
+	if lazy != want {
 		t.Errorf("Checkpoint: %+v, want %+v", lazy, want)
 	}
 	if want := (PoolStats{Pooled: first.Pooled, Held: weights, Direct: first.Direct}); held != want {

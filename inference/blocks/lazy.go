@@ -18,10 +18,9 @@ import (
 // into a fresh buffer that nothing keeps. It never requires or takes
 // gradients.
 type lazyWeight struct {
-	h      *HalfTensor
-	e      *ops.Engine
-	ohiw   bool // converted into ops.OHIW's layout (see ConvertHalfOHIW)
-	direct bool // offered to ops as stored (HalfData), for a call without a graph
+	h    *HalfTensor
+	e    *ops.Engine
+	ohiw bool // converted into ops.OHIW's layout (see ConvertHalfOHIW)
 }
 
 var _ mat.Tensor = (*lazyWeight)(nil)
@@ -62,13 +61,17 @@ func (l *lazyWeight) convert(buf []float32) {
 	runtime.KeepAlive(l.h) // its mapping stays valid while converting
 }
 
-// HalfData implements tensor.HalfHolder: the float16 values as stored
-// for a direct read (HalfTensor.Direct), nil otherwise (a weight on a
-// gradient graph is read through Lend, as the backward pass needs).
+// HalfData implements tensor.HalfHolder: the float16 values as stored,
+// unless l is read in the OHIW layout (nil: they are in another order
+// than l's shape). Operators that multiply float16 directly read them
+// instead of converting (a forward pass, with or without a gradient
+// graph); each such read is counted (PoolStats.Direct). A backward pass
+// reads the weight through Lend.
 func (l *lazyWeight) HalfData() []uint16 {
-	if !l.direct || l.ohiw {
+	if l.ohiw || l.h == nil {
 		return nil
 	}
+	l.h.pool.countDirect()
 	return l.h.data
 }
 

@@ -38,8 +38,8 @@ type weightRead struct {
 // backend multiplies them directly, otherwise tensor.Tensor.Borrow.
 // Call release when done.
 func (e *Engine) readWeight(w tensor.Tensor) weightRead {
-	if h, ok := w.Half(); ok {
-		if hg := e.halfGemmer(); hg != nil {
+	if hg := e.halfGemmer(); hg != nil {
+		if h, ok := w.Half(); ok {
 			return weightRead{f16: h, hg: hg, release: func() {}}
 		}
 	}
