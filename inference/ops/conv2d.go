@@ -223,10 +223,12 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 	if needW {
 		dw = f.e.scratchZero(f.w.Size())
 	}
-	switch f.path {
-	case pathDirect:
+	switch {
+	case f.path == pathWinograd && !needW && winoBackFits(g):
+		f.backwardWinograd(dy, w)
+	case f.path == pathDirect:
 		f.backwardDirect(dy, w, dw, needX)
-	case pathRows, pathWinograd:
+	case f.path == pathRows || f.path == pathWinograd:
 		f.backwardRows(dy, w, dw, needX)
 	default:
 		f.backwardIm2col(dy, w, dw, needX)

@@ -6,6 +6,7 @@ import (
 	"github.com/perfusion-studio/perfusion/inference/backend"
 	"github.com/perfusion-studio/perfusion/inference/ops/internal/convkern"
 	"github.com/perfusion-studio/perfusion/inference/ops/internal/wino"
+	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
 
 // Winograd path (3x3, stride 1): F(2x2, 3x3) tiles of 2x2 outputs, 16
@@ -249,4 +250,49 @@ func (f *conv2d) winoOutput(y []float32, beta float32, m []float32, mk, n, r0, r
 			}
 		}
 	})
+}
+
+// winoBackFits reports whether the input gradient of a Winograd-path
+// convolution g can take the Winograd path too: its padding, 2 minus g's
+// on each side, must not be negative.
+func winoBackFits(g convkern.Geom) bool {
+	return winogradFits(g) && max(g.PT, g.PB, g.PL, g.PR) <= 2
+}
+
+// backwardWinograd delivers x's gradient for a frozen weight w (OHIW
+// [O, 3, C, 3]): the input gradient of a stride-1 3x3 convolution is the
+// 3x3 convolution of dy [B, O, Ho, Wo], padded by 2 minus each side's
+// padding, with the weight turned half a turn and its channels swapped
+// (wt [C, O, 3, 3]), which runs on the Winograd path like the forward.
+func (f *conv2d) backwardWinograd(dy, w []float32) {
+	g := f.g
+	wt := f.e.scratch(g.C * g.O * 9) // [C, O, KH, KW]
+	// In tiles of 16 input by 16 output channels, so that the reads (runs
+	// of 48 values along c) and the writes (runs of 144 along o) stay in L1.
+	const tile = 16
+	f.e.par((g.C+tile-1)/tile, 1, func(lo, hi int) {
+		for c0 := lo * tile; c0 < min(hi*tile, g.C); c0 += tile {
+			c1 := min(c0+tile, g.C)
+			for o0 := 0; o0 < g.O; o0 += tile {
+				for o := o0; o < min(o0+tile, g.O); o++ {
+					for kh := range 3 {
+						src := w[(o*3+2-kh)*g.C*3:][:g.C*3] // row 2-kh of w[o, :, :, :]
+						for c := c0; c < c1; c++ {
+							d := wt[(c*g.O+o)*9+kh*3:][:3]
+							d[0], d[1], d[2] = src[c*3+2], src[c*3+1], src[c*3]
+						}
+					}
+				}
+			}
+		}
+	})
+	gt := convkern.Geom{B: g.B, C: g.O, H: g.Ho, W: g.Wo, O: g.C, KH: 3, KW: 3, S: 1,
+		PT: 2 - g.PT, PB: 2 - g.PB, PL: 2 - g.PL, PR: 2 - g.PR, Ho: g.H, Wo: g.W}
+	x, _ := tensor.New(dy, g.B, g.O, g.Ho, g.Wo) // same numel by construction
+	wtt, _ := tensor.New(wt, g.C, g.O, 3, 3)     // same numel by construction
+	back := &conv2d{e: f.e, x: x, w: wtt, g: gt, layout: OIHW, path: pathWinograd, budget: f.budget}
+	dx := f.e.scratch(g.B * g.C * g.H * g.W) // [B, C, H, W]
+	back.forwardWinograd(dx, 0)
+	f.e.release(wt)
+	f.e.accGrad(f.x, dx)
 }
