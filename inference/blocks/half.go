@@ -118,16 +118,16 @@ func (h *HalfTensor) String() string { return fmt.Sprintf("HalfTensor%v", h.shap
 // gives it back; the tensor must not be used after release. Under the
 // engine of an open WeightScope of h's pool (WeightPool.Hold) the weight
 // is converted once for the scope's life instead, keep or not, and
-// release does nothing.
+// release does nothing. Where e multiplies float16 directly
+// (ops.Engine.HalfGemm) the tensor is the lazy constant, keep or not: the
+// forward operators read its float16 values as stored (tensor.HalfHolder)
+// and only a backward pass converts it.
 func (h *HalfTensor) Float32(e *ops.Engine, keep bool) (w tensor.Tensor, release func()) {
 	if s := h.pool.scope(e); s != nil && len(h.data) > 0 {
 		return s.weight(h, false), func() {}
 	}
-	if keep {
+	if keep || e.HalfGemm() {
 		return h.lazy(e, false), func() {}
-	}
-	if e.HalfGemm() { // the operators multiply the float16 values as stored
-		return h.direct(e), func() {}
 	}
 	buf, release := h.buffer()
 	ConvertHalf(e, buf, h.data)
@@ -142,10 +142,6 @@ func (h *HalfTensor) shapeOnly() tensor.Tensor {
 	t, _ := tensor.FromNode(&lazyWeight{h: h}, h.shape...) // same numel by construction
 	return t
 }
-
-// direct returns the weight as a lazyWeight for a call without a
-// gradient graph, which ops multiplies as stored (tensor.HalfHolder).
-func (h *HalfTensor) direct(e *ops.Engine) tensor.Tensor { return h.lazy(e, false) }
 
 // Float32OHIW is Float32 for a convolution weight [O, C, KH, KW]: the
 // result is reordered as it is converted into ops.OHIW's [O, KH, C, KW],

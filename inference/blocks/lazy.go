@@ -13,7 +13,8 @@ import (
 // lazyWeight is a constant spago leaf over a float16 weight: every read
 // of its value converts the weight, so an operator recorded for backward
 // holds only the float16 values and converts them again when its Backward
-// reads the weight. The operators read it through Lend (a buffer of the
+// reads the weight. The operators read it as stored where they multiply
+// float16 directly (HalfData), otherwise through Lend (a buffer of the
 // model's WeightPool, given back after the pass); Value and Data convert
 // into a fresh buffer that nothing keeps. It never requires or takes
 // gradients.

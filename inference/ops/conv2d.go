@@ -217,6 +217,21 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 	if !needX && !needW {
 		return nil
 	}
+	if f.layout == OIHW && g.Taps() > 1 && (f.path == pathIm2col || f.path == pathBatched) {
+		// The im2col backward reads the weight, and writes its gradient,
+		// as stored, with its columns in that order: no reordering.
+		w, release := f.w.Borrow()
+		defer release()
+		var dw []float32 // [O, C, KH, KW]
+		if needW {
+			dw = f.e.scratchZero(f.w.Size())
+		}
+		f.backwardIm2col(dy, w, dw, needX, convkern.Im2colOIHW, convkern.Col2imOIHW)
+		if needW {
+			f.e.accGrad(f.w, dw)
+		}
+		return nil
+	}
 	w, release := f.weightOHIW()
 	defer release()
 	var dw []float32 // [O, KH, C, KW]
@@ -231,7 +246,7 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 	case f.path == pathRows || f.path == pathWinograd:
 		f.backwardRows(dy, w, dw, needX)
 	default:
-		f.backwardIm2col(dy, w, dw, needX)
+		f.backwardIm2col(dy, w, dw, needX, convkern.Im2col, convkern.Col2im)
 	}
 	if needW {
 		if f.layout == OIHW && g.Taps() > 1 {
@@ -361,6 +376,9 @@ func (f *conv2d) forwardIm2col(y, w []float32, beta float32) {
 // im2colFunc fills im2col columns in one of convkern's row orders.
 type im2colFunc func(par convkern.Par, col, x []float32, g convkern.Geom, r0, r1 int)
 
+// col2imFunc adds column gradients back in the matching order.
+type col2imFunc func(par convkern.Par, dx, col []float32, g convkern.Geom, r0, r1 int)
+
 func (f *conv2d) forwardBatched(y []float32, w weightRead, beta float32, im2col im2colFunc) {
 	g := f.g
 	ckk, ohw := g.C*g.Taps(), g.Ho*g.Wo
@@ -426,7 +444,9 @@ func (f *conv2d) batchGroup(y []float32, w weightRead, beta float32, b0, nb int,
 	columns(false)
 }
 
-func (f *conv2d) backwardIm2col(dy, w, dw []float32, needX bool) {
+// backwardIm2col delivers the gradients of the im2col path, with the
+// columns (and w's and dw's rows) in im2col's and col2im's order.
+func (f *conv2d) backwardIm2col(dy, w, dw []float32, needX bool, im2col im2colFunc, col2im col2imFunc) {
 	g, x := f.g, f.x.Data()
 	ckk, hw, ohw := g.C*g.Taps(), g.H*g.W, g.Ho*g.Wo
 	rc := f.chunkRows()
@@ -441,12 +461,12 @@ func (f *conv2d) backwardIm2col(dy, w, dw []float32, needX bool) {
 			nc := (r1 - r0) * g.Wo
 			dyc := dy[b*g.O*ohw+r0*g.Wo:] // [O, nc], row stride Ho*Wo
 			if dw != nil {
-				convkern.Im2col(f.e.par, col, x[b*g.C*hw:(b+1)*g.C*hw], g, r0, r1)
+				im2col(f.e.par, col, x[b*g.C*hw:(b+1)*g.C*hw], g, r0, r1)
 				f.e.B.Gemm(false, true, g.O, ckk, nc, 1, dyc, ohw, col, nc, 1, dw, ckk)
 			}
 			if needX {
 				f.e.B.Gemm(true, false, ckk, nc, g.O, 1, w, ckk, dyc, ohw, 0, col, nc)
-				convkern.Col2im(f.e.par, dx[b*g.C*hw:(b+1)*g.C*hw], col, g, r0, r1)
+				col2im(f.e.par, dx[b*g.C*hw:(b+1)*g.C*hw], col, g, r0, r1)
 			}
 		}
 	}

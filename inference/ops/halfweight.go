@@ -9,7 +9,7 @@ import (
 // backend is a backend.HalfGemmer that says it is fast): callers may then
 // pass the operators float16 weights (tensors whose node is a
 // tensor.HalfHolder) instead of converting them first. Linear, the token
-// linears and the 1x1 and small-image convolutions (ConvHalfOIHW) read
+// linears and the 1x1 and small-image convolutions (ConvOIHW) read
 // them without a float32 copy; any other operator converts them.
 func (e *Engine) HalfGemm() bool { return e.halfGemmer() != nil }
 

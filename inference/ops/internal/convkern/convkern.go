@@ -164,13 +164,23 @@ func im2col(par Par, col, x []float32, g Geom, r0, r1 int, at func(row int) (kh,
 // ordered as Im2col's) of output rows [r0, r1) into dx [C, H, W] of one
 // image. Each channel is one task, so no two tasks touch the same element.
 func Col2im(par Par, dx, col []float32, g Geom, r0, r1 int) {
+	col2im(par, dx, col, g, r0, r1, func(kh, c, kw int) int { return (kh*g.C+c)*g.KW + kw })
+}
+
+// Col2imOIHW is Col2im for columns in Im2colOIHW's row order (c, kh, kw).
+func Col2imOIHW(par Par, dx, col []float32, g Geom, r0, r1 int) {
+	col2im(par, dx, col, g, r0, r1, func(kh, c, kw int) int { return (c*g.KH+kh)*g.KW + kw })
+}
+
+// col2im adds the column gradients, tap (kh, c, kw) in row rowOf(kh, c, kw).
+func col2im(par Par, dx, col []float32, g Geom, r0, r1 int, rowOf func(kh, c, kw int) int) {
 	nc, kk := (r1-r0)*g.Wo, g.Taps()
 	par(g.C, grain/(nc*kk)+1, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			plane := dx[c*g.H*g.W : (c+1)*g.H*g.W]
 			for k := 0; k < kk; k++ {
 				kh, kw := k/g.KW, k%g.KW
-				row := (kh*g.C+c)*g.KW + kw
+				row := rowOf(kh, c, kw)
 				src := col[row*nc : (row+1)*nc]
 				off := kw - g.PL
 				jlo, jhi := validRange(g.Wo, g.S, off, g.W)
