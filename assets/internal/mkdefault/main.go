@@ -62,6 +62,7 @@ func run() error {
 	flag.IntVar(&opt.UNetBatch, "unet-batch", opt.UNetBatch, "images per UNet step")
 	flag.IntVar(&opt.MaxSteps, "max-steps", 0, "stop after this many steps in this call (0: train to the end)")
 	flag.IntVar(&opt.CheckpointEvery, "checkpoint-every", opt.CheckpointEvery, "steps between checkpoints")
+	replicas := flag.Int("replicas", cpu.DefaultThreads(), "data-parallel replicas of the UNet phase, one single-threaded engine each (1: one engine with every thread; ignored with -blas)")
 	blas := flag.Bool("blas", false, "use OpenBLAS for matrix products (default: the pure-Go kernels, which do not oversubscribe the cores when spago runs backward operators concurrently)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	snapshot := flag.Bool("snapshot", false, "export the work folder's checkpoint as it stands (UNet phase or later) to -out, without training; for looking at a run in progress")
@@ -134,6 +135,14 @@ func run() error {
 	}
 	if !*blas {
 		opt.Engine = ops.NewEngine(cpu.NewGo())
+		for range *replicas {
+			if *replicas < 2 {
+				break
+			}
+			c := cpu.NewGo()
+			c.SetThreads(1)
+			opt.Replicas = append(opt.Replicas, ops.NewEngine(c))
+		}
 	}
 	opt.Log = logf
 	if err := os.MkdirAll(*work, 0o755); err != nil {

@@ -255,10 +255,14 @@ func runOp(fn ag.AutoGradFunction, shape []int, grad bool) (tensor.Tensor, error
 }
 
 // Backward runs back-propagation from the scalar loss (gradient 1).
-func Backward(loss tensor.Tensor) error {
+func Backward(loss tensor.Tensor) error { return backwardFrom(loss, 1) }
+
+// backwardFrom runs back-propagation from the scalar loss with gradient
+// seed (a share's fraction of a batch whose loss is the shares' mean).
+func backwardFrom(loss tensor.Tensor, seed float32) error {
 	if !loss.RequiresGrad() {
 		return fmt.Errorf("train: the loss does not depend on a trainable weight")
 	}
-	tensor.AccGrad(loss.Node(), []float32{1})
+	tensor.AccGrad(loss.Node(), []float32{seed})
 	return ag.Backward(loss.Node())
 }

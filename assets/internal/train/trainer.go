@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/perfusion-studio/perfusion/assets/internal/tinysd"
@@ -52,7 +53,17 @@ type Options struct {
 	CheckpointEvery int     // steps between checkpoints (and one at every stop)
 	MaxSteps        int     // stop after this many steps in this call (<= 0: no limit)
 	Engine          *ops.Engine
-	Log             func(format string, args ...any) // progress lines; nil: none
+	// Replicas, when it holds two or more engines, runs the UNet phase
+	// data-parallel: each engine gets its own copy of the text encoder and
+	// UNet over the same weights (one set of slices) and an equal share of
+	// every batch, the shares run at once, and their gradients are summed
+	// before the update. Give each engine one thread: this model's layers
+	// are too small to split well across cores (a step keeps two cores
+	// busier this way than with one engine of two threads). The batch,
+	// noise and captions drawn are the same as with one engine; only the
+	// order of float additions differs.
+	Replicas []*ops.Engine
+	Log      func(format string, args ...any) // progress lines; nil: none
 }
 
 // DefaultOptions is the plan of assets/README.md.
@@ -288,14 +299,16 @@ func (r *runner) latentScale(ctx context.Context) (float32, error) {
 }
 
 func (r *runner) unetPhase(ctx context.Context) error {
-	pm := map[string]tensor.Tensor{}
-	te, err := clip.Load(r.e, r.st.Weights, r.cfg.CLIP, blocks.LoadOptions{Params: pm})
-	if err != nil {
-		return fmt.Errorf("train: text encoder: %w", err)
+	engines := r.opt.Replicas
+	if len(engines) < 2 {
+		engines = []*ops.Engine{r.e}
 	}
-	un, err := unet.Load(r.e, r.st.Weights, r.cfg.UNet, blocks.LoadOptions{Params: pm})
+	if r.opt.UNetBatch%len(engines) != 0 {
+		return fmt.Errorf("train: a batch of %d does not split evenly over %d replicas", r.opt.UNetBatch, len(engines))
+	}
+	reps, err := r.loadReplicas(engines)
 	if err != nil {
-		return fmt.Errorf("train: unet: %w", err)
+		return err
 	}
 	ae, err := vae.Load(r.e, r.st.Weights, r.cfg.VAE) // frozen
 	if err != nil {
@@ -304,27 +317,124 @@ func (r *runner) unetPhase(ctx context.Context) error {
 	if err := r.cacheLatents(ctx, ae); err != nil {
 		return err
 	}
-	ps, first := params(pm), r.st.Step
+	ps, first := reps[0].ps, r.st.Step
 	t0 := time.Now()
 	for step := r.st.Step; step < r.opt.UNetSteps; step++ {
-		loss, err := r.unetLoss(ctx, te, un, ae, step)
+		in, err := r.unetInputs(ctx, ae, step)
 		if err != nil {
 			return err
 		}
-		if err := Backward(loss); err != nil {
-			return err
+		loss, err := r.unetPass(ctx, reps, in)
+		if err != nil {
+			return fmt.Errorf("train: unet step %d: %w", step, err)
 		}
 		norm := r.st.Opt.Update(ps, Schedule(r.opt.UNetLR, step, r.opt.Warmup, r.opt.UNetSteps))
 		if r.opt.EMADecay > 0 {
 			r.st.UpdateEMA(ps, r.opt.EMADecay)
 		}
-		if err := r.after(ctx, "unet", first, step, r.opt.UNetSteps, float64(loss.Data()[0]), norm, t0); err != nil {
+		if err := r.after(ctx, "unet", first, step, r.opt.UNetSteps, loss, norm, t0); err != nil {
 			return err
 		}
 	}
 	r.st.UseEMA()
 	r.st.Phase, r.st.Step = PhaseDone, 0
 	return nil
+}
+
+// replica is one data-parallel copy of the UNet phase's models; every
+// replica's parameters share the state's weight slices.
+type replica struct {
+	te *clip.Model
+	un *unet.Model
+	ps []Param // sorted by name, as params returns them
+}
+
+// loadReplicas loads the text encoder and the UNet on each engine, all
+// over the state's weights, for training.
+func (r *runner) loadReplicas(engines []*ops.Engine) ([]replica, error) {
+	reps := make([]replica, len(engines))
+	for i, e := range engines {
+		pm := map[string]tensor.Tensor{}
+		te, err := clip.Load(e, r.st.Weights, r.cfg.CLIP, blocks.LoadOptions{Params: pm})
+		if err != nil {
+			return nil, fmt.Errorf("train: text encoder: %w", err)
+		}
+		un, err := unet.Load(e, r.st.Weights, r.cfg.UNet, blocks.LoadOptions{Params: pm})
+		if err != nil {
+			return nil, fmt.Errorf("train: unet: %w", err)
+		}
+		reps[i] = replica{te: te, un: un, ps: params(pm)}
+	}
+	return reps, nil
+}
+
+// unetPass runs the forward and backward passes of one step's batch,
+// split evenly over the replicas (at once, one goroutine each), leaves
+// the whole batch's gradient in the first replica's parameters and
+// returns the batch's loss. Each share's loss is the mean over its
+// samples, so share k's gradient is seeded with its fraction of the batch.
+func (r *runner) unetPass(ctx context.Context, reps []replica, in unetBatch) (float64, error) {
+	n := len(reps)
+	per := in.b / n
+	losses := make([]float64, n)
+	errs := make([]error, n)
+	run := func(k int) {
+		losses[k], errs[k] = reps[k].pass(ctx, in.share(k*per, (k+1)*per), float32(per)/float32(in.b))
+	}
+	if n == 1 {
+		run(0)
+	} else {
+		var wg sync.WaitGroup
+		for k := range n {
+			wg.Go(func() { run(k) })
+		}
+		wg.Wait()
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, rp := range reps {
+			for _, p := range rp.ps {
+				p.T.ZeroGrad()
+			}
+		}
+		return 0, err
+	}
+	var loss float64
+	for k := range n {
+		loss += losses[k] * float64(per) / float64(in.b)
+	}
+	for _, rp := range reps[1:] {
+		for i, p := range rp.ps {
+			if g := p.T.Grad(); g != nil {
+				addGrad(reps[0].ps[i].T, g)
+			}
+			p.T.ZeroGrad()
+		}
+	}
+	return loss, nil
+}
+
+// addGrad adds g into t's gradient.
+func addGrad(t tensor.Tensor, g []float32) {
+	if dst := t.Grad(); dst != nil {
+		for i, v := range g {
+			dst[i] += v
+		}
+		return
+	}
+	tensor.AccGrad(t.Node(), append([]float32(nil), g...))
+}
+
+// pass runs the text encoder, the UNet, the loss and its backward pass
+// (seeded with seed) on a share of a batch; it returns the share's loss.
+func (rp replica) pass(ctx context.Context, in unetBatch, seed float32) (float64, error) {
+	loss, err := denoiseLoss(ctx, rp.te, rp.un, in)
+	if err != nil {
+		return 0, err
+	}
+	if err := backwardFrom(loss, seed); err != nil {
+		return 0, err
+	}
+	return float64(loss.Data()[0]), nil
 }
 
 // cacheLatents encodes every training image once with the frozen encoder
@@ -407,14 +517,30 @@ func (r *runner) vaeLoss(ctx context.Context, m *vae.Model, step int) (loss, rec
 	return loss, rec, err
 }
 
-// unetLoss is the denoising loss of step's batch (Ho et al., "Denoising
-// Diffusion Probabilistic Models", 2020: MSE between the UNet's eps and
-// the noise added at a uniform timestep of SD1.5's schedule), each
-// sample weighted by min(SNR, γ)/SNR when MinSNR is γ > 0 (Hang et al.,
-// "Efficient Diffusion Training via Min-SNR Weighting Strategy", 2023:
-// the nearly clean timesteps, where the caption matters least, no longer
-// dominate the gradient), with captions dropped at rate CaptionDrop.
-func (r *runner) unetLoss(ctx context.Context, te *clip.Model, un *unet.Model, ae *vae.Model, step int) (tensor.Tensor, error) {
+// unetBatch is one UNet step's inputs: b samples of noisy latents xt
+// [b, E, h, w] (shape), their timesteps, the noise to predict, Min-SNR
+// weights and 77 token ids each.
+type unetBatch struct {
+	b                  int
+	ids                []int
+	xt, noise, ts, wts []float32
+	shape              []int
+}
+
+// share returns samples [lo, hi) of the batch (views, not copies).
+func (in unetBatch) share(lo, hi int) unetBatch {
+	per := len(in.xt) / in.b
+	shape := append([]int{hi - lo}, in.shape[1:]...)
+	return unetBatch{
+		b: hi - lo, ids: in.ids[lo*tokenizer.ContextLen : hi*tokenizer.ContextLen],
+		xt: in.xt[lo*per : hi*per], noise: in.noise[lo*per : hi*per],
+		ts: in.ts[lo:hi], wts: in.wts[lo:hi], shape: shape,
+	}
+}
+
+// unetInputs draws step's batch: items, captions (empty with probability
+// CaptionDrop), latents, timesteps and noise, all from the step's rng.
+func (r *runner) unetInputs(ctx context.Context, ae *vae.Model, step int) (unetBatch, error) {
 	acp := sampler.SD15().AlphasCumprod64
 	b := r.opt.UNetBatch
 	rng := r.rng(2, step)
@@ -429,7 +555,7 @@ func (r *runner) unetLoss(ctx context.Context, te *clip.Model, un *unet.Model, a
 	}
 	x0, err := r.latentSample(ctx, ae, items, bgs, rng) // [B, E, h, w]
 	if err != nil {
-		return tensor.Tensor{}, fmt.Errorf("train: unet step %d: %w", step, err)
+		return unetBatch{}, fmt.Errorf("train: unet step %d: %w", step, err)
 	}
 	noise := randn(rng, x0.Size())
 	ts := make([]float32, b)
@@ -448,15 +574,36 @@ func (r *runner) unetLoss(ctx context.Context, te *clip.Model, un *unet.Model, a
 			xt[j] = float32(a*float64(r.st.ScaleFactor*x0.Data()[j]) + c*float64(noise[j]))
 		}
 	}
-	cond, err := te.Forward(ids, b) // [B, T, D]
+	return unetBatch{b: b, ids: ids, xt: xt, noise: noise, ts: ts, wts: wts, shape: x0.Shape()}, nil
+}
+
+// unetLoss is the denoising loss of step's batch (Ho et al., "Denoising
+// Diffusion Probabilistic Models", 2020: MSE between the UNet's eps and
+// the noise added at a uniform timestep of SD1.5's schedule), each
+// sample weighted by min(SNR, γ)/SNR when MinSNR is γ > 0 (Hang et al.,
+// "Efficient Diffusion Training via Min-SNR Weighting Strategy", 2023:
+// the nearly clean timesteps, where the caption matters least, no longer
+// dominate the gradient), with captions dropped at rate CaptionDrop.
+func (r *runner) unetLoss(ctx context.Context, te *clip.Model, un *unet.Model, ae *vae.Model, step int) (tensor.Tensor, error) {
+	in, err := r.unetInputs(ctx, ae, step)
 	if err != nil {
-		return tensor.Tensor{}, fmt.Errorf("train: unet step %d: %w", step, err)
+		return tensor.Tensor{}, err
 	}
-	eps, err := un.Forward(ctx, tensor.MustNew(xt, x0.Shape()...), ts, cond) // [B, E, h, w]
+	return denoiseLoss(ctx, te, un, in)
+}
+
+// denoiseLoss runs the text encoder and the UNet on a batch and returns
+// the weighted MSE of the predicted noise.
+func denoiseLoss(ctx context.Context, te *clip.Model, un *unet.Model, in unetBatch) (tensor.Tensor, error) {
+	cond, err := te.Forward(in.ids, in.b) // [b, T, D]
 	if err != nil {
-		return tensor.Tensor{}, fmt.Errorf("train: unet step %d: %w", step, err)
+		return tensor.Tensor{}, err
 	}
-	return WeightedMSE(eps, noise, wts)
+	eps, err := un.Forward(ctx, tensor.MustNew(in.xt, in.shape...), in.ts, cond) // [b, E, h, w]
+	if err != nil {
+		return tensor.Tensor{}, err
+	}
+	return WeightedMSE(eps, in.noise, in.wts)
 }
 
 // latentSample draws the batch's latents [B, E, h, w] from the frozen

@@ -11,6 +11,7 @@ import (
 
 	"github.com/perfusion-studio/perfusion/assets/internal/bpe"
 	"github.com/perfusion-studio/perfusion/assets/internal/tinysd"
+	"github.com/perfusion-studio/perfusion/inference/backend/cpu"
 	"github.com/perfusion-studio/perfusion/inference/blocks"
 	"github.com/perfusion-studio/perfusion/inference/clip"
 	"github.com/perfusion-studio/perfusion/inference/ops"
@@ -312,5 +313,93 @@ func TestEMA(t *testing.T) {
 	st.UseEMA()
 	if !reflect.DeepEqual(st.Weights["a"].Data, avg) || st.EMA != nil {
 		t.Errorf("after UseEMA: weights %v, ema %v", st.Weights["a"].Data, st.EMA)
+	}
+}
+
+// singleThreaded returns n engines of one thread each.
+func singleThreaded(n int) []*ops.Engine {
+	var out []*ops.Engine
+	for range n {
+		c := cpu.NewGo()
+		c.SetThreads(1)
+		out = append(out, ops.NewEngine(c))
+	}
+	return out
+}
+
+// A UNet step split over two single-threaded replicas gives the loss and
+// the gradient of the whole batch on one engine (up to float rounding),
+// and leaves no gradient behind in the second replica.
+func TestReplicasGiveTheBatchGradient(t *testing.T) {
+	cfg, tok := tiny(t)
+	opt := tinyOptions()
+	opt.UNetBatch = 4
+	w, err := cfg.Init(opt.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, tw := range w { // non-zero starts, so every layer gets a gradient
+		for i := range tw.Data {
+			if tw.Data[i] == 0 && len(tw.Shape) > 1 {
+				tw.Data[i] = float32(0.05 * math.Sin(float64(i+len(k))))
+			}
+		}
+	}
+	e := ops.CPU()
+	r := &runner{cfg: cfg, tok: tok, data: squares{size: 16}, opt: opt, e: e,
+		st: &State{Seed: opt.Seed, Weights: w, ScaleFactor: 0.7}}
+	ctx := context.Background()
+	ae, err := vae.Load(e, w, cfg.VAE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := r.unetInputs(ctx, ae, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := r.loadReplicas([]*ops.Engine{e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lossOne, err := r.unetPass(ctx, one, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := r.loadReplicas(singleThreaded(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lossTwo, err := r.unetPass(ctx, two, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(lossOne-lossTwo) > 1e-6*math.Abs(lossOne) {
+		t.Errorf("loss %v on one engine, %v on two replicas", lossOne, lossTwo)
+	}
+	var worst, largest float64
+	at := ""
+	for i, p := range one[0].ps {
+		g1, g2 := p.T.Grad(), two[0].ps[i].T.Grad()
+		if g1 == nil || g2 == nil {
+			t.Fatalf("%s: gradient %v on one engine, %v on two replicas", p.Name, g1 != nil, g2 != nil)
+		}
+		for j := range g1 {
+			largest = max(largest, math.Abs(float64(g1[j])))
+			if d := math.Abs(float64(g1[j]) - float64(g2[j])); d > worst {
+				worst, at = d, p.Name
+			}
+		}
+		if g := two[1].ps[i].T.Grad(); g != nil {
+			t.Fatalf("%s: the second replica kept its gradient", p.Name)
+		}
+	}
+	if largest == 0 || worst > 1e-5*largest {
+		t.Errorf("gradients differ by %v (%s), largest entry %v", worst, at, largest)
+	}
+	// A batch that does not split evenly is refused.
+	opt.UNetBatch = 3
+	opt.Replicas = singleThreaded(2)
+	if _, err := Run(ctx, cfg, tok, squares{size: 16}, opt); err == nil {
+		t.Error("a batch of 3 was split over 2 replicas")
 	}
 }
