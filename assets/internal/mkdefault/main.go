@@ -62,7 +62,7 @@ func run() error {
 	flag.IntVar(&opt.UNetBatch, "unet-batch", opt.UNetBatch, "images per UNet step")
 	flag.IntVar(&opt.MaxSteps, "max-steps", 0, "stop after this many steps in this call (0: train to the end)")
 	flag.IntVar(&opt.CheckpointEvery, "checkpoint-every", opt.CheckpointEvery, "steps between checkpoints")
-	replicas := flag.Int("replicas", cpu.DefaultThreads(), "data-parallel replicas of the UNet phase, one single-threaded engine each (1: one engine with every thread; ignored with -blas)")
+	replicas := flag.Int("replicas", cpu.DefaultThreads(), "data-parallel replicas of both phases, one single-threaded engine each (1: one engine with every thread; ignored with -blas)")
 	blas := flag.Bool("blas", false, "use OpenBLAS for matrix products (default: the pure-Go kernels, which do not oversubscribe the cores when spago runs backward operators concurrently)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	snapshot := flag.Bool("snapshot", false, "export the work folder's checkpoint as it stands (UNet phase or later) to -out, without training; for looking at a run in progress")

@@ -56,7 +56,7 @@ func TestOverfitOneBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	fit("vae", pv, func() tensor.Tensor {
-		l, _, err := r.vaeLoss(ctx, mv, 0)
+		l, _, err := vaeLoss(ctx, mv, r.vaeInputs(0), r.opt.KLWeight)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -53,9 +53,9 @@ type Options struct {
 	CheckpointEvery int     // steps between checkpoints (and one at every stop)
 	MaxSteps        int     // stop after this many steps in this call (<= 0: no limit)
 	Engine          *ops.Engine
-	// Replicas, when it holds two or more engines, runs the UNet phase
-	// data-parallel: each engine gets its own copy of the text encoder and
-	// UNet over the same weights (one set of slices) and an equal share of
+	// Replicas, when it holds two or more engines, runs both phases
+	// data-parallel: each engine gets its own copy of the models trained
+	// over the same weights (one set of slices) and an equal share of
 	// every batch, the shares run at once, and their gradients are summed
 	// before the update. Give each engine one thread: this model's layers
 	// are too small to split well across cores (a step keeps two cores
@@ -92,6 +92,9 @@ func Run(ctx context.Context, cfg tinysd.Config, tok *tokenizer.Tokenizer, data 
 	}
 	if data.Len() == 0 || opt.VAEBatch <= 0 || opt.UNetBatch <= 0 {
 		return nil, fmt.Errorf("train: %d items, batches %d and %d", data.Len(), opt.VAEBatch, opt.UNetBatch)
+	}
+	if n := len(opt.Replicas); n >= 2 && (opt.VAEBatch%n != 0 || opt.UNetBatch%n != 0) {
+		return nil, fmt.Errorf("train: batches of %d and %d do not split evenly over %d replicas", opt.VAEBatch, opt.UNetBatch, n)
 	}
 	st, err := start(cfg, opt)
 	if err != nil {
@@ -238,23 +241,36 @@ func (r *runner) after(ctx context.Context, phase string, first, step, total int
 }
 
 func (r *runner) vaePhase(ctx context.Context) error {
-	pm := map[string]tensor.Tensor{}
-	m, err := vae.Load(r.e, r.st.Weights, r.cfg.VAE, blocks.LoadOptions{Params: pm})
-	if err != nil {
-		return fmt.Errorf("train: vae: %w", err)
+	engines := r.engines()
+	ms := make([]*vae.Model, len(engines))
+	ps := make([][]Param, len(engines))
+	for k, e := range engines {
+		pm := map[string]tensor.Tensor{}
+		m, err := vae.Load(e, r.st.Weights, r.cfg.VAE, blocks.LoadOptions{Params: pm})
+		if err != nil {
+			return fmt.Errorf("train: vae: %w", err)
+		}
+		ms[k], ps[k] = m, params(pm)
 	}
-	ps, first := params(pm), r.st.Step
+	first := r.st.Step
 	t0 := time.Now()
 	for step := r.st.Step; step < r.opt.VAESteps; step++ {
-		loss, rec, err := r.vaeLoss(ctx, m, step)
+		in := r.vaeInputs(step)
+		figs, err := shares(in.b, ps, func(k, lo, hi int, seed float32) ([]float64, error) {
+			loss, rec, err := vaeLoss(ctx, ms[k], in.share(lo, hi), r.opt.KLWeight)
+			if err != nil {
+				return nil, err
+			}
+			if err := backwardFrom(loss, seed); err != nil {
+				return nil, err
+			}
+			return []float64{float64(rec.Data()[0])}, nil
+		})
 		if err != nil {
-			return err
+			return fmt.Errorf("train: vae step %d: %w", step, err)
 		}
-		if err := Backward(loss); err != nil {
-			return err
-		}
-		norm := r.st.Opt.Update(ps, Schedule(r.opt.VAELR, step, r.opt.Warmup, r.opt.VAESteps))
-		if err := r.after(ctx, "vae", first, step, r.opt.VAESteps, float64(rec.Data()[0]), norm, t0); err != nil {
+		norm := r.st.Opt.Update(ps[0], Schedule(r.opt.VAELR, step, r.opt.Warmup, r.opt.VAESteps))
+		if err := r.after(ctx, "vae", first, step, r.opt.VAESteps, figs[0], norm, t0); err != nil {
 			return err
 		}
 	}
@@ -299,14 +315,7 @@ func (r *runner) latentScale(ctx context.Context) (float32, error) {
 }
 
 func (r *runner) unetPhase(ctx context.Context) error {
-	engines := r.opt.Replicas
-	if len(engines) < 2 {
-		engines = []*ops.Engine{r.e}
-	}
-	if r.opt.UNetBatch%len(engines) != 0 {
-		return fmt.Errorf("train: a batch of %d does not split evenly over %d replicas", r.opt.UNetBatch, len(engines))
-	}
-	reps, err := r.loadReplicas(engines)
+	reps, err := r.loadReplicas(r.engines())
 	if err != nil {
 		return err
 	}
@@ -349,6 +358,15 @@ type replica struct {
 	ps []Param // sorted by name, as params returns them
 }
 
+// engines are the engines a training step runs on: the replicas, or the
+// one engine.
+func (r *runner) engines() []*ops.Engine {
+	if len(r.opt.Replicas) >= 2 {
+		return r.opt.Replicas
+	}
+	return []*ops.Engine{r.e}
+}
+
 // loadReplicas loads the text encoder and the UNet on each engine, all
 // over the state's weights, for training.
 func (r *runner) loadReplicas(engines []*ops.Engine) ([]replica, error) {
@@ -368,18 +386,22 @@ func (r *runner) loadReplicas(engines []*ops.Engine) ([]replica, error) {
 	return reps, nil
 }
 
-// unetPass runs the forward and backward passes of one step's batch,
-// split evenly over the replicas (at once, one goroutine each), leaves
-// the whole batch's gradient in the first replica's parameters and
-// returns the batch's loss. Each share's loss is the mean over its
-// samples, so share k's gradient is seeded with its fraction of the batch.
-func (r *runner) unetPass(ctx context.Context, reps []replica, in unetBatch) (float64, error) {
-	n := len(reps)
-	per := in.b / n
-	losses := make([]float64, n)
+// shares runs pass on each of len(ps) equal shares [lo, hi) of a batch
+// of b samples at once (one goroutine each; share k's model holds the
+// parameters ps[k]), leaves the whole batch's gradient in ps[0] and
+// returns the batch's figures. Each share's figures are means over its
+// samples, so share k's backward pass is seeded with its fraction of the
+// batch (seed), and the batch's figures are the shares' means.
+func shares(b int, ps [][]Param, pass func(k, lo, hi int, seed float32) ([]float64, error)) ([]float64, error) {
+	n := len(ps)
+	if b%n != 0 {
+		return nil, fmt.Errorf("a batch of %d does not split evenly over %d replicas", b, n)
+	}
+	per := b / n
+	figs := make([][]float64, n)
 	errs := make([]error, n)
 	run := func(k int) {
-		losses[k], errs[k] = reps[k].pass(ctx, in.share(k*per, (k+1)*per), float32(per)/float32(in.b))
+		figs[k], errs[k] = pass(k, k*per, (k+1)*per, float32(per)/float32(b))
 	}
 	if n == 1 {
 		run(0)
@@ -391,26 +413,51 @@ func (r *runner) unetPass(ctx context.Context, reps []replica, in unetBatch) (fl
 		wg.Wait()
 	}
 	if err := errors.Join(errs...); err != nil {
-		for _, rp := range reps {
-			for _, p := range rp.ps {
+		for _, rp := range ps {
+			for _, p := range rp {
 				p.T.ZeroGrad()
 			}
 		}
-		return 0, err
+		return nil, err
 	}
-	var loss float64
-	for k := range n {
-		loss += losses[k] * float64(per) / float64(in.b)
+	out := make([]float64, len(figs[0]))
+	for _, f := range figs {
+		for i, v := range f {
+			out[i] += v / float64(n)
+		}
 	}
-	for _, rp := range reps[1:] {
-		for i, p := range rp.ps {
+	for _, rp := range ps[1:] {
+		for i, p := range rp {
 			if g := p.T.Grad(); g != nil {
-				addGrad(reps[0].ps[i].T, g)
+				addGrad(ps[0][i].T, g)
 			}
 			p.T.ZeroGrad()
 		}
 	}
-	return loss, nil
+	return out, nil
+}
+
+// unetPass runs the forward and backward passes of one step's batch split
+// over the replicas (shares) and returns the batch's loss.
+func (r *runner) unetPass(ctx context.Context, reps []replica, in unetBatch) (float64, error) {
+	ps := make([][]Param, len(reps))
+	for k, rp := range reps {
+		ps[k] = rp.ps
+	}
+	figs, err := shares(in.b, ps, func(k, lo, hi int, seed float32) ([]float64, error) {
+		loss, err := denoiseLoss(ctx, reps[k].te, reps[k].un, in.share(lo, hi))
+		if err != nil {
+			return nil, err
+		}
+		if err := backwardFrom(loss, seed); err != nil {
+			return nil, err
+		}
+		return []float64{float64(loss.Data()[0])}, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return figs[0], nil
 }
 
 // addGrad adds g into t's gradient.
@@ -422,19 +469,6 @@ func addGrad(t tensor.Tensor, g []float32) {
 		return
 	}
 	tensor.AccGrad(t.Node(), append([]float32(nil), g...))
-}
-
-// pass runs the text encoder, the UNet, the loss and its backward pass
-// (seeded with seed) on a share of a batch; it returns the share's loss.
-func (rp replica) pass(ctx context.Context, in unetBatch, seed float32) (float64, error) {
-	loss, err := denoiseLoss(ctx, rp.te, rp.un, in)
-	if err != nil {
-		return 0, err
-	}
-	if err := backwardFrom(loss, seed); err != nil {
-		return 0, err
-	}
-	return float64(loss.Data()[0]), nil
 }
 
 // cacheLatents encodes every training image once with the frozen encoder
@@ -487,33 +521,54 @@ func (s *State) Model(cfg tinysd.Config) (tinysd.Config, weights.Map) {
 	return cfg, w
 }
 
-// vaeLoss is the VAE loss of step's batch: per-pixel MSE of the
-// reconstruction from a posterior sample, plus KLWeight times the KL
-// term; rec is the MSE alone.
-func (r *runner) vaeLoss(ctx context.Context, m *vae.Model, step int) (loss, rec tensor.Tensor, err error) {
-	b, s := r.opt.VAEBatch, r.cfg.ImageSize
+// vaeBatch is one VAE step's inputs: b images [b, 3, S, S] and the
+// noise of their posterior samples [b, E, h, w].
+type vaeBatch struct {
+	b, size  int
+	x, noise []float32
+}
+
+// share returns images [lo, hi) of the batch (views, not copies).
+func (in vaeBatch) share(lo, hi int) vaeBatch {
+	px, pn := len(in.x)/in.b, len(in.noise)/in.b
+	return vaeBatch{b: hi - lo, size: in.size, x: in.x[lo*px : hi*px], noise: in.noise[lo*pn : hi*pn]}
+}
+
+// vaeInputs draws step's batch from the step's rng.
+func (r *runner) vaeInputs(step int) vaeBatch {
+	b, s, h := r.opt.VAEBatch, r.cfg.ImageSize, r.cfg.LatentSize()
 	rng := r.rng(1, step)
 	x := r.pixels(r.batch(rng, b))
-	post, err := m.Encode(ctx, tensor.MustNew(x, b, 3, s, s)) // moments [B, 2E, h, w]
+	return vaeBatch{b: b, size: s, x: x, noise: randn(rng, b*r.cfg.VAE.EmbedDim*h*h)}
+}
+
+// vaeLoss is the VAE loss of a batch: per-pixel MSE of the
+// reconstruction from a posterior sample, plus klWeight times the KL
+// term; rec is the MSE alone.
+func vaeLoss(ctx context.Context, m *vae.Model, in vaeBatch, klWeight float64) (loss, rec tensor.Tensor, err error) {
+	post, err := m.Encode(ctx, tensor.MustNew(in.x, in.b, 3, in.size, in.size)) // moments [B, 2E, h, w]
 	if err != nil {
-		return loss, rec, fmt.Errorf("train: vae step %d: %w", step, err)
+		return loss, rec, err
 	}
-	z, err := Sample(post.Moments, randn(rng, post.Moments.Size()/2)) // [B, E, h, w]
+	if post.Moments.Size() != 2*len(in.noise) {
+		return loss, rec, fmt.Errorf("posterior of %d values for %d noise values", post.Moments.Size(), len(in.noise))
+	}
+	z, err := Sample(post.Moments, in.noise) // [B, E, h, w]
 	if err != nil {
 		return loss, rec, err
 	}
 	y, err := m.Decode(ctx, z) // [B, 3, S, S]
 	if err != nil {
-		return loss, rec, fmt.Errorf("train: vae step %d: %w", step, err)
+		return loss, rec, err
 	}
-	if rec, err = MSE(y, x); err != nil {
+	if rec, err = MSE(y, in.x); err != nil {
 		return loss, rec, err
 	}
 	kl, err := KL(post.Moments)
 	if err != nil {
 		return loss, rec, err
 	}
-	loss, err = Sum([]tensor.Tensor{rec, kl}, []float32{1, float32(r.opt.KLWeight)})
+	loss, err = Sum([]tensor.Tensor{rec, kl}, []float32{1, float32(klWeight)})
 	return loss, rec, err
 }
 

@@ -184,13 +184,13 @@ func TestWeightGradients(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkModelGrads(t, "vae", pv, func() float64 {
-		loss, _, err := r.vaeLoss(ctx, mv, 0)
+		loss, _, err := vaeLoss(ctx, mv, r.vaeInputs(0), r.opt.KLWeight)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return float64(loss.Data()[0])
 	}, func() {
-		loss, _, err := r.vaeLoss(ctx, mv, 0)
+		loss, _, err := vaeLoss(ctx, mv, r.vaeInputs(0), r.opt.KLWeight)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,9 +327,9 @@ func singleThreaded(n int) []*ops.Engine {
 	return out
 }
 
-// A UNet step split over two single-threaded replicas gives the loss and
-// the gradient of the whole batch on one engine (up to float rounding),
-// and leaves no gradient behind in the second replica.
+// A VAE step and a UNet step split over two single-threaded replicas give
+// the loss and the gradient of the whole batch on one engine (up to float
+// rounding) and leave no gradient behind in the second replica.
 func TestReplicasGiveTheBatchGradient(t *testing.T) {
 	cfg, tok := tiny(t)
 	opt := tinyOptions()
@@ -376,12 +376,57 @@ func TestReplicasGiveTheBatchGradient(t *testing.T) {
 	if math.Abs(lossOne-lossTwo) > 1e-6*math.Abs(lossOne) {
 		t.Errorf("loss %v on one engine, %v on two replicas", lossOne, lossTwo)
 	}
+	sameGrads(t, "clip+unet", one[0].ps, two[0].ps, two[1].ps)
+
+	// The VAE phase's step, the same way.
+	vin := r.vaeInputs(0)
+	vaePass := func(engines []*ops.Engine) ([]Param, []Param, float64) {
+		var ms []*vae.Model
+		var ps [][]Param
+		for _, e := range engines {
+			pm := map[string]tensor.Tensor{}
+			m, err := vae.Load(e, w, cfg.VAE, blocks.LoadOptions{Params: pm})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms, ps = append(ms, m), append(ps, params(pm))
+		}
+		figs, err := shares(vin.b, ps, func(k, lo, hi int, seed float32) ([]float64, error) {
+			loss, rec, err := vaeLoss(ctx, ms[k], vin.share(lo, hi), opt.KLWeight)
+			if err != nil {
+				return nil, err
+			}
+			return []float64{float64(rec.Data()[0])}, backwardFrom(loss, seed)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps[0], ps[len(ps)-1], figs[0]
+	}
+	v1, _, rec1 := vaePass([]*ops.Engine{e})
+	v2, v2b, rec2 := vaePass(singleThreaded(2))
+	if math.Abs(rec1-rec2) > 1e-6*math.Abs(rec1) {
+		t.Errorf("VAE reconstruction loss %v on one engine, %v on two replicas", rec1, rec2)
+	}
+	sameGrads(t, "vae", v1, v2, v2b)
+	// A batch that does not split evenly is refused.
+	opt.UNetBatch = 3
+	opt.Replicas = singleThreaded(2)
+	if _, err := Run(ctx, cfg, tok, squares{size: 16}, opt); err == nil {
+		t.Error("a batch of 3 was split over 2 replicas")
+	}
+}
+
+// sameGrads checks that the parameters b got a's gradients (up to float
+// rounding) and that rest kept none.
+func sameGrads(t *testing.T, model string, a, b, rest []Param) {
+	t.Helper()
 	var worst, largest float64
 	at := ""
-	for i, p := range one[0].ps {
-		g1, g2 := p.T.Grad(), two[0].ps[i].T.Grad()
+	for i, p := range a {
+		g1, g2 := p.T.Grad(), b[i].T.Grad()
 		if g1 == nil || g2 == nil {
-			t.Fatalf("%s: gradient %v on one engine, %v on two replicas", p.Name, g1 != nil, g2 != nil)
+			t.Fatalf("%s %s: gradient %v on one engine, %v on two replicas", model, p.Name, g1 != nil, g2 != nil)
 		}
 		for j := range g1 {
 			largest = max(largest, math.Abs(float64(g1[j])))
@@ -389,17 +434,11 @@ func TestReplicasGiveTheBatchGradient(t *testing.T) {
 				worst, at = d, p.Name
 			}
 		}
-		if g := two[1].ps[i].T.Grad(); g != nil {
-			t.Fatalf("%s: the second replica kept its gradient", p.Name)
+		if g := rest[i].T.Grad(); g != nil {
+			t.Fatalf("%s %s: the second replica kept its gradient", model, p.Name)
 		}
 	}
 	if largest == 0 || worst > 1e-5*largest {
-		t.Errorf("gradients differ by %v (%s), largest entry %v", worst, at, largest)
-	}
-	// A batch that does not split evenly is refused.
-	opt.UNetBatch = 3
-	opt.Replicas = singleThreaded(2)
-	if _, err := Run(ctx, cfg, tok, squares{size: 16}, opt); err == nil {
-		t.Error("a batch of 3 was split over 2 replicas")
+		t.Errorf("%s: gradients differ by %v (%s), largest entry %v", model, worst, at, largest)
 	}
 }
