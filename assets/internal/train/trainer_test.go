@@ -160,22 +160,8 @@ func TestRunResume(t *testing.T) {
 func TestWeightGradients(t *testing.T) {
 	cfg, tok := tiny(t)
 	opt := tinyOptions()
-	w, err := cfg.Init(opt.Seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Non-zero starts for the zero-initialised layers, so that gradients
-	// reach the layers before them.
-	for k, tw := range w {
-		for i := range tw.Data {
-			if tw.Data[i] == 0 && len(tw.Shape) > 1 {
-				tw.Data[i] = float32(0.05 * math.Sin(float64(i+len(k))))
-			}
-		}
-	}
-	e := ops.CPU()
-	r := &runner{cfg: cfg, tok: tok, data: squares{size: 16}, opt: opt, e: e,
-		st: &State{Seed: opt.Seed, Weights: w, ScaleFactor: 0.7}}
+	r, w := gradRunner(t, cfg, tok, opt)
+	e := r.e
 	ctx := context.Background()
 
 	pv := map[string]tensor.Tensor{}
@@ -334,20 +320,8 @@ func TestReplicasGiveTheBatchGradient(t *testing.T) {
 	cfg, tok := tiny(t)
 	opt := tinyOptions()
 	opt.UNetBatch = 4
-	w, err := cfg.Init(opt.Seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, tw := range w { // non-zero starts, so every layer gets a gradient
-		for i := range tw.Data {
-			if tw.Data[i] == 0 && len(tw.Shape) > 1 {
-				tw.Data[i] = float32(0.05 * math.Sin(float64(i+len(k))))
-			}
-		}
-	}
-	e := ops.CPU()
-	r := &runner{cfg: cfg, tok: tok, data: squares{size: 16}, opt: opt, e: e,
-		st: &State{Seed: opt.Seed, Weights: w, ScaleFactor: 0.7}}
+	r, w := gradRunner(t, cfg, tok, opt)
+	e := r.e
 	ctx := context.Background()
 	ae, err := vae.Load(e, w, cfg.VAE)
 	if err != nil {
@@ -441,4 +415,25 @@ func sameGrads(t *testing.T, model string, a, b, rest []Param) {
 	if largest == 0 || worst > 1e-5*largest {
 		t.Errorf("%s: gradients differ by %v (%s), largest entry %v", model, worst, at, largest)
 	}
+}
+
+// gradRunner returns a runner on ops.CPU over cfg's initial weights, with
+// non-zero starts for the zero-initialised layers so that gradients reach
+// every layer.
+func gradRunner(t *testing.T, cfg tinysd.Config, tok *tokenizer.Tokenizer, opt Options) (*runner, weights.Map) {
+	t.Helper()
+	w, err := cfg.Init(opt.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, tw := range w {
+		for i := range tw.Data {
+			if tw.Data[i] == 0 && len(tw.Shape) > 1 {
+				tw.Data[i] = float32(0.05 * math.Sin(float64(i+len(k))))
+			}
+		}
+	}
+	r := &runner{cfg: cfg, tok: tok, data: squares{size: 16}, opt: opt, e: ops.CPU(),
+		st: &State{Seed: opt.Seed, Weights: w, ScaleFactor: 0.7}}
+	return r, w
 }
