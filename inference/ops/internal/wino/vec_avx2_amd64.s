@@ -17,8 +17,8 @@
 	VMOVUPS 40(A), Y3; \
 	OP 40(B), Y3, Y3
 
-// COMBINE_REV is COMBINE for B - A where OP takes its memory operand first
-// (Go assembly: OP mem, reg, dst computes reg OP mem): it loads B.
+// COMBINE_REV is COMBINE with the operands swapped: B op A (Go assembly's
+// OP mem, reg, dst computes reg op mem, so the register holds B).
 #define COMBINE_REV(A, B, OP) \
 	VMOVUPS 0(B), Y0; \
 	OP 0(A), Y0, Y0; \
