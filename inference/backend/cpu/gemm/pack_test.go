@@ -45,11 +45,16 @@ func TestInterleave(t *testing.T) {
 					for i := range data {
 						data[i] = r.Float32()*2 - 1
 					}
-					dst := make([]float32, kc*stride)
+					dst := make([]float32, kc*stride+8) // 8 past the panel: must stay
 					for i := range dst {
 						dst[i] = 42 // stale values: every slot must be written
 					}
-					interleave(dst, stride, n, data, off, ld, kc)
+					interleave(dst[:kc*stride], stride, n, data, off, ld, kc)
+					for i := kc * stride; i < len(dst); i++ {
+						if dst[i] != 42 {
+							t.Fatalf("%s stride %d n %d kc %d: wrote past the panel", mode, stride, n, kc)
+						}
+					}
 					for p := range kc {
 						for c := range stride {
 							want := float32(0)
