@@ -152,8 +152,8 @@ func TestInputRowVec(t *testing.T) {
 			for i := range rows {
 				rows[i] = randVec(r, 2*n+2)
 			}
-			got := randVec(r, 16*ld)
-			want := append([]float32(nil), got...) // gaps between positions must stay
+			got := randVec(r, 16*ld+8)
+			want := append([]float32(nil), got...) // gaps and the 8 past the end must stay
 			InputRow(got, ld, rows[0], rows[1], rows[2], rows[3], n)
 			inputRowGo(want, ld, rows[0], rows[1], rows[2], rows[3], n)
 			for i := range got {
