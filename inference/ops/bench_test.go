@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -83,6 +84,52 @@ func BenchmarkConv2D3x3Paths(b *testing.B) {
 				})
 				reportPeak(b, e, peak, best, 2*float64(sh.c*sh.c*9*sh.side*sh.side))
 			})
+		}
+	}
+}
+
+// BenchmarkConv2D3x3Small runs the Winograd path on one thread at the
+// small shapes of the default model (32 and 64 channels, 32x32 and 64x64
+// maps), where the tile transforms and the pure-Go GEMM's packing weigh
+// most: forward ("fwd") and forward + input gradient with a frozen weight
+// ("bwd"), with the pure-Go GEMM ("go") and the default backend
+// ("default": the platform BLAS where the build links one).
+func BenchmarkConv2D3x3Small(b *testing.B) {
+	for _, be := range []struct {
+		name string
+		new  func() *cpu.CPU
+	}{{"go", cpu.NewGo}, {"default", cpu.New}} {
+		for _, sh := range []struct{ c, side int }{{32, 32}, {64, 32}, {32, 64}, {64, 64}} {
+			for _, bwd := range []bool{false, true} {
+				name := fmt.Sprintf("%s/c%d/%dx%d/fwd", be.name, sh.c, sh.side, sh.side)
+				if bwd {
+					name = name[:len(name)-3] + "bwd"
+				}
+				b.Run(name, func(b *testing.B) {
+					e := NewEngine(be.new())
+					e.B.SetThreads(1)
+					r := newRand(3)
+					x := param(b, r, 1, sh.c, sh.side, sh.side)
+					w, bias := frozen(r, sh.c, sh.c, 3, 3), frozen(r, sh.c)
+					dy := randn(r, sh.c*sh.side*sh.side)
+					for b.Loop() {
+						y, err := conv2dPath(e, x, w, bias, Conv2DParams{Pad: Pad(1)}, pathWinograd)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if bwd {
+							tensor.AccGrad(y.Node(), dy)
+							backward(b, y)
+							x.ZeroGrad()
+						}
+					}
+					flops := 2 * float64(sh.c*sh.c*9*sh.side*sh.side)
+					if bwd {
+						flops *= 2
+					}
+					bench.ReportGFLOPs(b, flops)
+				})
+			}
 		}
 	}
 }

@@ -88,6 +88,14 @@ func (b operand) packB(dst []float32, p0, kc, j0, nc, nr int) {
 // become a [kc, stride] panel. Full runs of the kernels' widths move as
 // fixed-size arrays, which compile to a few vector moves.
 func runs(dst []float32, stride int, src []float32, ld, kc, w int) {
+	if runsFast(dst, stride, src, ld, kc, w) {
+		return
+	}
+	runsGo(dst, stride, src, ld, kc, w)
+}
+
+// runsGo is runs in portable Go.
+func runsGo(dst []float32, stride int, src []float32, ld, kc, w int) {
 	switch {
 	case w == 32 && stride == 32:
 		for p := range kc {
@@ -134,8 +142,8 @@ func runs(dst []float32, stride int, src []float32, ld, kc, w int) {
 
 // interleave writes dst[p*stride+r] = data[off+r*ld+p] for r < n and
 // p < kc, and zeros for n <= r < stride: it turns n equally spaced rows
-// of kc values into a [kc, stride] panel. Full panels of the AVX-512
-// shapes go through a register transpose (interleaveFast); the rest go
+// of kc values into a [kc, stride] panel. Full panels of the AVX-512 and
+// AVX2 shapes go through register transposes (interleaveFast); the rest go
 // four, two or one rows at a time so each step does several loads and
 // stores per bounds check.
 func interleave(dst []float32, stride, n int, data []float32, off, ld, kc int) {

@@ -2,8 +2,12 @@ package gemm
 
 import "github.com/perfusion-studio/perfusion/inference/internal/x86"
 
-// haveAVX512Pack is fixed at start-up.
-var haveAVX512Pack = x86.HasAVX512()
+// The packing kernels this CPU runs, fixed at start-up (tests turn them
+// off to reach the Go loops).
+var (
+	haveAVX512Pack = x86.HasAVX512()
+	haveAVX2Pack   = x86.HasAVX2FMA()
+)
 
 // interleave16AVX512 packs chunks*16 columns of rows (14 or 16) source
 // rows, row r at src + r*ld, into a panel whose row p (column p of the
@@ -14,25 +18,79 @@ var haveAVX512Pack = x86.HasAVX512()
 //go:noescape
 func interleave16AVX512(dst *float32, dstride int, src *float32, ld int, chunks int, rows int)
 
-// interleaveFast packs the leading multiple of 16 columns of n equally
-// spaced rows (row r is data[off+r*ld:][:kc]) into dst with the AVX-512
-// transpose when the panel shape allows it (14 rows into a 14-wide panel,
-// or 16 or 32 rows into a panel of that width), and returns how many
-// columns it packed (0: none, the caller does it all).
+// interleave8AVX2 packs chunks*8 columns of 8 source rows, row r at src
+// + r*ld, into a panel whose row p (column p of the sources) starts at dst
+// + p*dstride, filling its first 8 slots: an 8×8 register transpose per
+// chunk. In pack_avx2_amd64.s.
+//
+//go:noescape
+func interleave8AVX2(dst *float32, dstride int, src *float32, ld int, chunks int)
+
+// interleave6AVX2 packs chunks*8 columns of 6 source rows, row r at src +
+// r*ld, into a panel of width 6 at dst. In pack_avx2_amd64.s.
+//
+//go:noescape
+func interleave6AVX2(dst *float32, src *float32, ld int, chunks int)
+
+// interleaveFast packs a leading part of the columns of n equally spaced
+// rows (row r is data[off+r*ld:][:kc]) into dst with register transposes
+// when the panel shape allows it, and returns how many columns it packed
+// (0: none, the caller does it all). AVX-512 packs chunks of 16 columns of
+// 14 rows into a 14-wide panel, or of 16 or 32 rows into a panel of that
+// width; AVX2 then packs chunks of 8 columns of 6 rows into a 6-wide
+// panel, or of 8, 16 or 32 rows into a panel of that width.
 func interleaveFast(dst []float32, stride, n int, data []float32, off, ld, kc int) int {
-	chunks, ok := transposeChunks(stride, n, kc)
-	if !ok {
-		return 0
+	done := 0
+	if chunks, ok := transposeChunks(stride, n, kc); ok {
+		done = chunks * 16
+		// Bounds: the last row's last packed column and the panel's last slot.
+		_ = data[off+(n-1)*ld+done-1]
+		_ = dst[(done-1)*stride+n-1]
+		interleave16AVX512(&dst[0], stride, &data[off], ld, chunks, min(n, 16))
+		if n == 32 {
+			interleave16AVX512(&dst[16], stride, &data[off+16*ld], ld, chunks, 16)
+		}
 	}
-	done := chunks * 16
-	// Bounds: the last row's last packed column and the panel's last slot.
-	_ = data[off+(n-1)*ld+done-1]
-	_ = dst[(done-1)*stride+n-1]
-	interleave16AVX512(&dst[0], stride, &data[off], ld, chunks, min(n, 16))
-	if n == 32 {
-		interleave16AVX512(&dst[16], stride, &data[off+16*ld], ld, chunks, 16)
+	if !haveAVX2Pack || n != stride || kc-done < 8 || (n != 6 && n%8 != 0) {
+		return done
 	}
-	return done
+	chunks := (kc - done) / 8
+	end := done + 8*chunks
+	_ = data[off+(n-1)*ld+end-1]
+	_ = dst[(end-1)*stride+n-1]
+	if n == 6 {
+		interleave6AVX2(&dst[done*6], &data[off+done], ld, chunks)
+	} else {
+		for r := 0; r < n; r += 8 {
+			interleave8AVX2(&dst[done*stride+r], stride, &data[off+r*ld+done], ld, chunks)
+		}
+	}
+	return end
+}
+
+// runs16AVX2 and runs6AVX2 are runs for w = stride = 16 and 6, in
+// pack_avx2_amd64.s.
+//
+//go:noescape
+func runs16AVX2(dst *float32, src *float32, ld int, kc int)
+
+//go:noescape
+func runs6AVX2(dst *float32, src *float32, ld int, kc int)
+
+// runsFast does runs with AVX2 moves for the AVX2 kernel's full panels
+// (w = stride = 16 or 6) and reports whether it did.
+func runsFast(dst []float32, stride int, src []float32, ld, kc, w int) bool {
+	if !haveAVX2Pack || w != stride || (w != 16 && w != 6) || kc <= 0 {
+		return false
+	}
+	_ = src[(kc-1)*ld+w-1]
+	_ = dst[kc*w-1]
+	if w == 16 {
+		runs16AVX2(&dst[0], &src[0], ld, kc)
+	} else {
+		runs6AVX2(&dst[0], &src[0], ld, kc)
+	}
+	return true
 }
 
 // transposeChunks says whether the register transpose packs n rows into a

@@ -2,13 +2,17 @@
 
 package gemm
 
-// haveAVX512Pack: no transposing pack off amd64.
-const haveAVX512Pack = false
+// No vector packing off amd64 (variables, as on amd64, so that tests can
+// set them).
+var haveAVX512Pack, haveAVX2Pack = false, false
 
 // interleaveFast has no vector version here: the caller packs everything.
 func interleaveFast(dst []float32, stride, n int, data []float32, off, ld, kc int) int {
 	return 0
 }
+
+// runsFast has no vector version here: the caller does it.
+func runsFast(dst []float32, stride int, src []float32, ld, kc, w int) bool { return false }
 
 // interleaveHalfFast has no vector version here.
 func interleaveHalfFast(dst []float32, stride, n int, data []uint16, off, ld, kc int) int {

@@ -6,77 +6,213 @@ import (
 	"testing"
 )
 
-// TestInterleave checks the panel packing (with the AVX-512 transpose
-// where the CPU has it) against its definition, for the panel shapes of
-// every kernel, full and partial panels, and column counts around the
-// transpose's 16-column chunks.
+// packModes runs f once for each set of packing kernels this CPU has
+// (AVX-512 with AVX2, AVX2 alone, none), restoring the detected ones after.
+func packModes(t *testing.T, f func(mode string)) {
+	t.Helper()
+	h512, h2 := haveAVX512Pack, haveAVX2Pack
+	defer func() { haveAVX512Pack, haveAVX2Pack = h512, h2 }()
+	if h512 {
+		f("avx512+avx2")
+	}
+	haveAVX512Pack = false
+	if h2 {
+		f("avx2")
+	}
+	haveAVX2Pack = false
+	f("go")
+}
+
+// TestInterleave checks the panel packing (with the AVX-512 and AVX2
+// transposes where the CPU has them, and without) against its
+// definition, for the panel shapes of every kernel, full and partial
+// panels, and column counts around the transposes' 8- and 16-column
+// chunks.
 func TestInterleave(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, stride := range []int{4, 6, 14, 16, 32} {
-		for _, n := range []int{1, 2, 3, stride - 1, stride} {
-			if n < 1 || n > stride {
-				continue
-			}
-			for _, kc := range []int{1, 7, 15, 16, 17, 31, 32, 33, 100, 256} {
-				ld := kc + r.IntN(5)
-				off := r.IntN(3)
-				data := make([]float32, off+(n-1)*ld+kc+r.IntN(2))
-				for i := range data {
-					data[i] = r.Float32()*2 - 1
+	packModes(t, func(mode string) {
+		r := rand.New(rand.NewPCG(1, 2))
+		for _, stride := range []int{4, 6, 8, 14, 16, 32} {
+			for _, n := range []int{1, 2, 3, 5, 6, stride - 1, stride} {
+				if n < 1 || n > stride {
+					continue
 				}
-				dst := make([]float32, kc*stride)
-				for i := range dst {
-					dst[i] = 42 // stale values: every slot must be written
-				}
-				interleave(dst, stride, n, data, off, ld, kc)
-				for p := range kc {
-					for c := range stride {
-						want := float32(0)
-						if c < n {
-							want = data[off+c*ld+p]
+				for _, kc := range []int{1, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 40, 41, 100, 256} {
+					ld := kc + r.IntN(5)
+					off := r.IntN(3)
+					// No slack after the last row's kc values, so that the
+					// wrappers' bounds checks must be exact.
+					data := make([]float32, off+(n-1)*ld+kc)
+					for i := range data {
+						data[i] = r.Float32()*2 - 1
+					}
+					dst := make([]float32, kc*stride+8) // 8 past the panel: must stay
+					for i := range dst {
+						dst[i] = 42 // stale values: every slot must be written
+					}
+					interleave(dst[:kc*stride], stride, n, data, off, ld, kc)
+					for i := kc * stride; i < len(dst); i++ {
+						if dst[i] != 42 {
+							t.Fatalf("%s stride %d n %d kc %d: wrote past the panel", mode, stride, n, kc)
 						}
-						if got := dst[p*stride+c]; got != want {
-							t.Fatalf("stride %d n %d kc %d ld %d: dst[%d][%d] = %g, want %g", stride, n, kc, ld, p, c, got, want)
+					}
+					for p := range kc {
+						for c := range stride {
+							want := float32(0)
+							if c < n {
+								want = data[off+c*ld+p]
+							}
+							if got := dst[p*stride+c]; got != want {
+								t.Fatalf("%s stride %d n %d kc %d ld %d: dst[%d][%d] = %g, want %g",
+									mode, stride, n, kc, ld, p, c, got, want)
+							}
 						}
 					}
 				}
 			}
 		}
-	}
+	})
 }
 
-// TestInterleaveFastUsed checks that the transpose path runs where the
-// CPU has AVX-512, so TestInterleave tests it there.
+// TestRuns checks the copies of row runs into panels (with AVX2 moves
+// where the CPU has them, and without) against their definition, for
+// every run width up to the panel's and row counts around the AVX2
+// loop's pairs.
+func TestRuns(t *testing.T) {
+	packModes(t, func(mode string) {
+		r := rand.New(rand.NewPCG(3, 4))
+		for _, stride := range []int{4, 6, 14, 16, 32} {
+			for w := 1; w <= stride; w++ {
+				for _, kc := range []int{1, 2, 3, 7, 8, 9} {
+					ld := w + r.IntN(5)
+					src := make([]float32, (kc-1)*ld+w) // no slack, as in TestInterleave
+					for i := range src {
+						src[i] = r.Float32()*2 - 1
+					}
+					dst := make([]float32, kc*stride+1)
+					for i := range dst {
+						dst[i] = 42
+					}
+					runs(dst, stride, src, ld, kc, w)
+					for p := range kc {
+						for c := range stride {
+							want := float32(0)
+							if c < w {
+								want = src[p*ld+c]
+							}
+							if got := dst[p*stride+c]; got != want {
+								t.Fatalf("%s stride %d w %d kc %d ld %d: dst[%d][%d] = %g, want %g",
+									mode, stride, w, kc, ld, p, c, got, want)
+							}
+						}
+					}
+					if dst[kc*stride] != 42 {
+						t.Fatalf("%s stride %d w %d kc %d: wrote past the panel", mode, stride, w, kc)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestInterleaveFastUsed checks that the transpose paths run where the
+// CPU has AVX-512 or AVX2, so TestInterleave tests them there.
 func TestInterleaveFastUsed(t *testing.T) {
-	if !haveAVX512Pack {
-		t.Skip("no AVX-512: the Go packing is the only one")
+	if !haveAVX512Pack && !haveAVX2Pack {
+		t.Skip("no AVX2: the Go packing is the only one")
 	}
-	data := make([]float32, 14*40)
-	dst := make([]float32, 14*40)
-	if got := interleaveFast(dst, 14, 14, data, 0, 40, 40); got != 32 {
-		t.Fatalf("interleaveFast packed %d columns of 40, want 32", got)
+	data := make([]float32, 16*41)
+	dst := make([]float32, 16*41)
+	for _, c := range []struct{ stride, want int }{{6, 40}, {16, 40}, {14, 32}} {
+		if c.stride == 14 && !haveAVX512Pack {
+			continue
+		}
+		if got := interleaveFast(dst, c.stride, c.stride, data, 0, 41, 41); got != c.want {
+			t.Errorf("interleaveFast packed %d columns of 41 into width %d, want %d", got, c.stride, c.want)
+		}
+	}
+	if haveAVX2Pack && !runsFast(dst, 16, data, 41, 8, 16) {
+		t.Error("runsFast did not take a 16-wide run")
 	}
 }
 
-// BenchmarkInterleave packs a 14-row A panel and a 32-column B panel of
-// kc = 256, with the transpose where the CPU has it ("fast") and with the
-// portable loops ("go").
+// BenchmarkInterleave packs A and B panels of kc = 256 of the AVX-512
+// (14, 32) and AVX2 (6, 16) kernels' widths, with the transposes where the
+// CPU has them ("fast") and with the portable loops ("go"). The rows are
+// ld = 1152 apart: one panel's source is in L1/L2 ("hot"); "cold" walks
+// 64 MiB of rows so that they come from memory.
 func BenchmarkInterleave(b *testing.B) {
 	const kc, ld = 256, 1152
-	data := make([]float32, 32*ld)
-	for _, stride := range []int{14, 32} {
+	cold := coldRows()
+	for _, stride := range []int{6, 14, 16, 32} {
 		dst := make([]float32, kc*stride)
-		b.Run(fmt.Sprintf("fast/%d", stride), func(b *testing.B) {
-			b.SetBytes(int64(4 * kc * stride))
-			for b.Loop() {
-				interleave(dst, stride, stride, data, 0, ld, kc)
+		for _, temp := range []string{"hot", "cold"} {
+			for _, impl := range []struct {
+				name string
+				fn   func(data []float32, off int)
+			}{
+				{"fast", func(data []float32, off int) { interleave(dst, stride, stride, data, off, ld, kc) }},
+				{"go", func(data []float32, off int) { interleaveFrom(dst, stride, stride, data, off, ld, kc, 0) }},
+			} {
+				b.Run(fmt.Sprintf("%s/%d/%s", impl.name, stride, temp), func(b *testing.B) {
+					b.SetBytes(int64(4 * kc * stride))
+					span := stride * ld
+					off := 0
+					for b.Loop() {
+						impl.fn(cold, off)
+						if temp == "cold" {
+							off += span
+							if off+span > len(cold) {
+								off = 0
+							}
+						}
+					}
+				})
 			}
-		})
-		b.Run(fmt.Sprintf("go/%d", stride), func(b *testing.B) {
-			b.SetBytes(int64(4 * kc * stride))
-			for b.Loop() {
-				interleaveFrom(dst, stride, stride, data, 0, ld, kc, 0)
+		}
+	}
+}
+
+// coldRows returns 64 MiB of nonzero floats (untouched zero pages would
+// all read the same cached page).
+func coldRows() []float32 {
+	v := make([]float32, 16<<20)
+	for i := range v {
+		v[i] = float32(i & 1023)
+	}
+	return v
+}
+
+// BenchmarkRuns packs the AVX2 kernel's A (6 wide, transposed A) and B
+// (16 wide) panels from row runs, pStep = 8 rows a call as the packers
+// do, for kc = 256 and ld = 1152, with AVX2 moves where the CPU has them
+// ("fast") and the Go loop ("go"); "cold" as in BenchmarkInterleave.
+func BenchmarkRuns(b *testing.B) {
+	const kc, ld = 256, 1152
+	cold := coldRows()
+	for _, w := range []int{6, 16} {
+		dst := make([]float32, kc*w)
+		for _, temp := range []string{"hot", "cold"} {
+			for _, impl := range []struct {
+				name string
+				fn   func(dst []float32, stride int, src []float32, ld, kc, w int)
+			}{{"fast", runs}, {"go", runsGo}} {
+				b.Run(fmt.Sprintf("%s/%d/%s", impl.name, w, temp), func(b *testing.B) {
+					b.SetBytes(int64(4 * kc * w))
+					span := kc * ld
+					off := 0
+					for b.Loop() {
+						for p := 0; p < kc; p += pStep {
+							impl.fn(dst[p*w:], w, cold[off+p*ld:], ld, pStep, w)
+						}
+						if temp == "cold" {
+							off += span
+							if off+span > len(cold) {
+								off = 0
+							}
+						}
+					}
+				})
 			}
-		})
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package wino
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -28,8 +29,9 @@ func near(t *testing.T, what string, got float32, want float64) {
 	}
 }
 
-// Row lengths cover the vector kernels' whole groups, a rest and none.
-var rowLens = []int{1, 5, 16, 17, 35, 48}
+// Row lengths cover the vector kernels' whole groups (8 tiles with AVX2,
+// 16 with AVX-512, then 8 of the rest), a rest and none.
+var rowLens = []int{1, 5, 7, 8, 9, 15, 16, 17, 24, 35, 41, 48}
 
 func TestInputRow(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
@@ -116,6 +118,147 @@ func TestFilter(t *testing.T) {
 				}
 				near(t, "filter", u[(4*i+j)*ldk+f], want)
 			}
+		}
+	}
+}
+
+// vecModes runs f once for each set of vector kernels this CPU has (the
+// AVX-512 and AVX2 ones together, AVX2 alone, none), restoring the
+// detected ones after.
+func vecModes(t testing.TB, f func(mode string)) {
+	t.Helper()
+	h512, h2 := hasAVX512, hasAVX2
+	defer func() { hasAVX512, hasAVX2 = h512, h2 }()
+	if h512 {
+		f("avx512+avx2")
+	}
+	hasAVX512 = false
+	if h2 {
+		f("avx2")
+	}
+	hasAVX2 = false
+	f("go")
+}
+
+// TestInputRowVec checks that the vector kernels give exactly the Go
+// loop's values, bit for bit (same operations in the same order), on row
+// lengths around their group sizes and with padding between positions.
+func TestInputRowVec(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	vecModes(t, func(mode string) {
+		for n := 1; n <= 70; n++ {
+			ld := n + n%3
+			var rows [4][]float32
+			for i := range rows {
+				rows[i] = randVec(r, 2*n+2)
+			}
+			got := randVec(r, 16*ld+8)
+			want := append([]float32(nil), got...) // gaps and the 8 past the end must stay
+			InputRow(got, ld, rows[0], rows[1], rows[2], rows[3], n)
+			inputRowGo(want, ld, rows[0], rows[1], rows[2], rows[3], n)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s n %d: v[%d] = %g, Go loop %g", mode, n, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}
+
+// TestOutputRowVec is TestInputRowVec for OutputRow, with and without the
+// second row and adding, on even and odd output widths.
+func TestOutputRowVec(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	vecModes(t, func(mode string) {
+		for n := 1; n <= 70; n++ {
+			for _, wo := range []int{2 * n, 2*n - 1} {
+				for _, two := range []bool{true, false} {
+					for _, add := range []bool{false, true} {
+						ld := n + n%3
+						m := randVec(r, 16*ld)
+						y := [2][]float32{randVec(r, wo+1), randVec(r, wo+1)} // one past wo: must stay
+						want := [2][]float32{append([]float32(nil), y[0]...), append([]float32(nil), y[1]...)}
+						p1, w1 := y[1][:wo], want[1][:wo]
+						if !two {
+							p1, w1 = nil, nil
+						}
+						OutputRow(y[0][:wo], p1, wo, m, ld, n, add)
+						outputRowGo(want[0][:wo], w1, wo, m, ld, n, add)
+						for i := range y {
+							for x := range y[i] {
+								if math.Float32bits(y[i][x]) != math.Float32bits(want[i][x]) {
+									t.Fatalf("%s n %d wo %d two %v add %v: y%d[%d] = %g, Go loop %g",
+										mode, n, wo, two, add, i, x, y[i][x], want[i][x])
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestVecUsed checks that the vector kernels run where the CPU has them,
+// so that the tests above compare them with the Go loops there.
+func TestVecUsed(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2: the Go loops are the only ones")
+	}
+	const n = 24
+	rows := make([]float32, 2*n+2)
+	v := make([]float32, 16*(n+16))
+	if got := inputRowVec(v, n, rows, rows, rows, rows, n); got != n {
+		t.Errorf("inputRowVec did %d tiles of %d", got, n)
+	}
+	y := make([]float32, 2*n)
+	if got := outputRowVec(y, y, 2*n, v, n, n, false); got != n {
+		t.Errorf("outputRowVec did %d tiles of %d", got, n)
+	}
+}
+
+// BenchmarkInputRow transforms a row of n tiles with the vector kernels
+// ("vec": what InputRow runs on this CPU) and with the Go loop ("go"):
+// 32 tiles stay in L1, 1024 (64 KiB out) in L2, 8192 (512 KiB) do not.
+// Positions are n+16 apart, skewed as the ops package lays them out.
+func BenchmarkInputRow(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, n := range []int{32, 1024, 8192} {
+		var rows [4][]float32
+		for i := range rows {
+			rows[i] = randVec(r, 2*n+2)
+		}
+		v := make([]float32, 16*(n+16))
+		for _, impl := range []struct {
+			name string
+			fn   func(v []float32, ldk int, r0, r1, r2, r3 []float32, n int)
+		}{{"vec", InputRow}, {"go", inputRowGo}} {
+			b.Run(fmt.Sprintf("%s/%d", impl.name, n), func(b *testing.B) {
+				b.SetBytes(int64(4 * (16*n + 4*(2*n+2)))) // written + read
+				for b.Loop() {
+					impl.fn(v, n+16, rows[0], rows[1], rows[2], rows[3], n)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkOutputRow is BenchmarkInputRow for OutputRow, two rows added to.
+func BenchmarkOutputRow(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	for _, n := range []int{32, 1024, 8192} {
+		m := randVec(r, 16*(n+16))
+		y0, y1 := randVec(r, 2*n), randVec(r, 2*n)
+		for _, impl := range []struct {
+			name string
+			fn   func(y0, y1 []float32, wo int, m []float32, ldk int, n int, add bool)
+		}{{"vec", OutputRow}, {"go", outputRowGo}} {
+			b.Run(fmt.Sprintf("%s/%d", impl.name, n), func(b *testing.B) {
+				b.SetBytes(int64(4 * (16*n + 2*2*2*n))) // read m and y, written y
+				for b.Loop() {
+					impl.fn(y0, y1, 2*n, m, n+16, n, true)
+				}
+			})
 		}
 	}
 }
