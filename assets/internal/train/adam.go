@@ -2,6 +2,9 @@ package train
 
 import (
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 )
@@ -34,14 +37,20 @@ func NewAdamW() *AdamW {
 // Update applies one step of learning rate lr from the parameters'
 // accumulated gradients, then clears them. It returns the gradient norm
 // before clipping. Parameters without a gradient are left as they are.
+// The parameters are shared out over the cores (each is updated whole by
+// one goroutine, so the result does not depend on how they are shared).
 func (o *AdamW) Update(params []Param, lr float64) float64 {
-	var sq float64
-	for _, p := range params {
-		for _, g := range p.T.Grad() {
-			sq += float64(g) * float64(g)
+	sq := make([]float64, len(params))
+	eachParam(len(params), func(i int) {
+		for _, g := range params[i].T.Grad() {
+			sq[i] += float64(g) * float64(g)
 		}
+	})
+	var total float64
+	for _, v := range sq {
+		total += v
 	}
-	norm := math.Sqrt(sq)
+	norm := math.Sqrt(total)
 	scale := 1.0
 	if o.ClipNorm > 0 && norm > o.ClipNorm {
 		scale = o.ClipNorm / norm
@@ -49,33 +58,50 @@ func (o *AdamW) Update(params []Param, lr float64) float64 {
 	o.Step++
 	c1 := 1 - math.Pow(o.Beta1, float64(o.Step))
 	c2 := 1 - math.Pow(o.Beta2, float64(o.Step))
-	for _, p := range params {
+	for _, p := range params { // the moments' map entries, before the goroutines
+		if p.T.Grad() != nil && o.M[p.Name] == nil {
+			o.M[p.Name], o.V[p.Name] = make([]float32, p.T.Size()), make([]float32, p.T.Size())
+		}
+	}
+	eachParam(len(params), func(i int) {
+		p := params[i]
 		g := p.T.Grad()
 		if g == nil {
-			continue
+			return
 		}
 		w := p.T.Data()
 		m, v := o.M[p.Name], o.V[p.Name]
-		if m == nil {
-			m, v = make([]float32, len(w)), make([]float32, len(w))
-			o.M[p.Name], o.V[p.Name] = m, v
-		}
 		decay := 0.0
 		if p.T.Rank() >= 2 {
 			decay = o.WeightDecay
 		}
-		for i := range w {
-			gi := float64(g[i]) * scale
-			mi := o.Beta1*float64(m[i]) + (1-o.Beta1)*gi
-			vi := o.Beta2*float64(v[i]) + (1-o.Beta2)*gi*gi
-			m[i], v[i] = float32(mi), float32(vi)
-			wi := float64(w[i])
-			wi -= lr * (mi/c1/(math.Sqrt(vi/c2)+o.Eps) + decay*wi)
-			w[i] = float32(wi)
+		for j := range w {
+			gj := float64(g[j]) * scale
+			mj := o.Beta1*float64(m[j]) + (1-o.Beta1)*gj
+			vj := o.Beta2*float64(v[j]) + (1-o.Beta2)*gj*gj
+			m[j], v[j] = float32(mj), float32(vj)
+			wj := float64(w[j])
+			wj -= lr * (mj/c1/(math.Sqrt(vj/c2)+o.Eps) + decay*wj)
+			w[j] = float32(wj)
 		}
 		p.T.ZeroGrad()
-	}
+	})
 	return norm
+}
+
+// eachParam runs fn(i) for i in [0, n) on GOMAXPROCS goroutines, each
+// taking the next index as it finishes one.
+func eachParam(n int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Schedule is the learning rate at step (0-based) of total: a linear

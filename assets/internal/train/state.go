@@ -41,17 +41,24 @@ func (s *State) UpdateEMA(params []Param, decay float64) {
 		s.EMA = map[string][]float32{}
 	}
 	d := float32(min(decay, float64(1+s.EMASeen)/float64(10+s.EMASeen)))
-	for _, p := range params {
-		cur := p.T.Data()
+	avgs := make([][]float32, len(params))
+	for i, p := range params {
 		avg, ok := s.EMA[p.Name]
 		if !ok {
-			s.EMA[p.Name] = append([]float32(nil), cur...)
+			s.EMA[p.Name] = append([]float32(nil), p.T.Data()...)
 			continue
 		}
-		for i, v := range cur {
-			avg[i] = d*avg[i] + (1-d)*v
-		}
+		avgs[i] = avg
 	}
+	eachParam(len(params), func(i int) {
+		avg := avgs[i]
+		if avg == nil {
+			return
+		}
+		for j, v := range params[i].T.Data() {
+			avg[j] = d*avg[j] + (1-d)*v
+		}
+	})
 	s.EMASeen++
 }
 
