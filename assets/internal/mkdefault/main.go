@@ -62,7 +62,7 @@ func run() error {
 	flag.IntVar(&opt.UNetBatch, "unet-batch", opt.UNetBatch, "images per UNet step")
 	flag.IntVar(&opt.MaxSteps, "max-steps", 0, "stop after this many steps in this call (0: train to the end)")
 	flag.IntVar(&opt.CheckpointEvery, "checkpoint-every", opt.CheckpointEvery, "steps between checkpoints")
-	replicas := flag.Int("replicas", cpu.DefaultThreads(), "data-parallel replicas of both phases, one single-threaded engine each (1: one engine with every thread; ignored with -blas)")
+	replicas := flag.Int("replicas", 0, "data-parallel replicas of both phases, one single-threaded engine each; they must divide both batches (0: as many as the physical cores, less where the batches do not split evenly; 1: one engine with every thread; ignored with -blas)")
 	blas := flag.Bool("blas", false, "use OpenBLAS for matrix products (default: the pure-Go kernels, which do not oversubscribe the cores when spago runs backward operators concurrently)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	snapshot := flag.Bool("snapshot", false, "export the work folder's checkpoint as it stands (UNet phase or later) to -out, without training; for looking at a run in progress")
@@ -135,13 +135,19 @@ func run() error {
 	}
 	if !*blas {
 		opt.Engine = ops.NewEngine(cpu.NewGo())
-		for range *replicas {
-			if *replicas < 2 {
-				break
+		n := *replicas
+		if n == 0 {
+			n = replicasFor(cpu.DefaultThreads(), opt.VAEBatch, opt.UNetBatch)
+		}
+		if n >= 2 {
+			for range n {
+				c := cpu.NewGo()
+				c.SetThreads(1)
+				opt.Replicas = append(opt.Replicas, ops.NewEngine(c))
 			}
-			c := cpu.NewGo()
-			c.SetThreads(1)
-			opt.Replicas = append(opt.Replicas, ops.NewEngine(c))
+			logf("engine: %s, %d data-parallel replicas of one thread each", opt.Engine.B.Name(), n)
+		} else {
+			logf("engine: %s, one model on %d threads", opt.Engine.B.Name(), opt.Engine.B.Threads())
 		}
 	}
 	opt.Log = logf
@@ -259,4 +265,19 @@ func writePNG(path string, img image.Image) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// replicasFor is the most replicas, at most cores, that split both
+// batches evenly.
+func replicasFor(cores int, batches ...int) int {
+	for n := cores; n > 1; n-- {
+		ok := true
+		for _, b := range batches {
+			ok = ok && b%n == 0
+		}
+		if ok {
+			return n
+		}
+	}
+	return 1
 }
