@@ -117,6 +117,13 @@ func TestEncodingCacheBounds(t *testing.T) {
 		t.Fatalf("another pipeline was served the first one's encoding: %+v", s)
 	}
 
+	// Concurrent calls for one batch of two get its encoding (compared with
+	// the same batch uncached: a BLAS may round a batch of two otherwise
+	// than a batch of one).
+	pair, err := p.EncodePrompts(ctx, []string{"a", "b"}, TextOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cache = NewEncodingCache(0)
 	opt.Cache = cache
 	var wg sync.WaitGroup
@@ -128,7 +135,7 @@ func TestEncodingCacheBounds(t *testing.T) {
 	}
 	wg.Wait()
 	for i, o := range outs {
-		if len(o) != 2 || !slices.Equal(o[0].Hidden.Data(), one[0].Hidden.Data()) {
+		if len(o) != 2 || !slices.Equal(o[0].Hidden.Data(), pair[0].Hidden.Data()) || !slices.Equal(o[1].Hidden.Data(), pair[1].Hidden.Data()) {
 			t.Fatalf("concurrent call %d: %d encodings or another result", i, len(o))
 		}
 	}
