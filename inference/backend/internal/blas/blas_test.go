@@ -23,6 +23,20 @@ func TestSgemm(t *testing.T) {
 	}
 }
 
+// TestSgemmParts checks Sgemm's split into parts on the shapes, most of
+// them below the size Sgemm splits from, along rows and along columns.
+func TestSgemmParts(t *testing.T) {
+	if !goThreads {
+		t.Skip("the library threads its GEMMs itself")
+	}
+	for _, parts := range []int{2, 3} {
+		gemmtest.Run(t, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+			b []float32, ldb int, beta float32, c []float32, ldc int) {
+			sgemmParts(parts, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		}, gemmtest.Shapes)
+	}
+}
+
 func TestName(t *testing.T) {
 	if n := Name(); n != "openblas" && n != "accelerate" {
 		t.Errorf("Name() = %q, want openblas or accelerate", n)
