@@ -68,8 +68,8 @@ func (c *CPU) Name() string {
 func (c *CPU) Threads() int { return int(c.threads.Load()) }
 
 // SetThreads sets the number of worker threads (at least 1). With OpenBLAS
-// the library's thread count is process-wide; each Gemm call sets it to the
-// calling backend's count.
+// a Gemm call splits its work across as many goroutines, each running the
+// library on one thread (see internal/blas).
 func (c *CPU) SetThreads(n int) {
 	if n < 1 {
 		n = 1
