@@ -437,3 +437,28 @@ func gradRunner(t *testing.T, cfg tinysd.Config, tok *tokenizer.Tokenizer, opt O
 		st: &State{Seed: opt.Seed, Weights: w, ScaleFactor: 0.7}}
 	return r, w
 }
+
+// A whole run on two replicas ends where a run on one engine ends: the
+// second replica reads the weights each update writes (they share the
+// slices), so its later steps' gradients are the batch's too.
+func TestRunOnReplicas(t *testing.T) {
+	cfg, tok := tiny(t)
+	data := squares{size: 16}
+	opt := tinyOptions()
+	opt.VAEBatch, opt.UNetBatch = 4, 4
+	one, err := Run(context.Background(), cfg, tok, data, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Replicas = singleThreaded(2)
+	two, err := Run(context.Background(), cfg, tok, data, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, k := maxDiff(one.Weights, two.Weights); d > 1e-4 {
+		t.Errorf("two replicas end %v away from one engine (%s)", d, k)
+	}
+	if one.ScaleFactor != two.ScaleFactor && math.Abs(float64(one.ScaleFactor/two.ScaleFactor-1)) > 1e-3 {
+		t.Errorf("scale factors %v and %v", one.ScaleFactor, two.ScaleFactor)
+	}
+}
