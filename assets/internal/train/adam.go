@@ -42,9 +42,13 @@ func NewAdamW() *AdamW {
 func (o *AdamW) Update(params []Param, lr float64) float64 {
 	sq := make([]float64, len(params))
 	eachParam(len(params), func(i int) {
+		// A local sum: accumulating into sq[i] made every addition wait
+		// for the store of the last (a tenth of a training step's CPU).
+		var s float64
 		for _, g := range params[i].T.Grad() {
-			sq[i] += float64(g) * float64(g)
+			s += float64(g) * float64(g)
 		}
+		sq[i] = s
 	})
 	var total float64
 	for _, v := range sq {
@@ -75,14 +79,15 @@ func (o *AdamW) Update(params []Param, lr float64) float64 {
 		if p.T.Rank() >= 2 {
 			decay = o.WeightDecay
 		}
+		// One division a value: the bias corrections are multiplied in.
+		lrc1, ic2, keep := lr/c1, 1/c2, 1-lr*decay
+		b1, b2 := o.Beta1, o.Beta2
 		for j := range w {
 			gj := float64(g[j]) * scale
-			mj := o.Beta1*float64(m[j]) + (1-o.Beta1)*gj
-			vj := o.Beta2*float64(v[j]) + (1-o.Beta2)*gj*gj
+			mj := b1*float64(m[j]) + (1-b1)*gj
+			vj := b2*float64(v[j]) + (1-b2)*gj*gj
 			m[j], v[j] = float32(mj), float32(vj)
-			wj := float64(w[j])
-			wj -= lr * (mj/c1/(math.Sqrt(vj/c2)+o.Eps) + decay*wj)
-			w[j] = float32(wj)
+			w[j] = float32(keep*float64(w[j]) - lrc1*mj/(math.Sqrt(vj*ic2)+o.Eps))
 		}
 		p.T.ZeroGrad()
 	})
