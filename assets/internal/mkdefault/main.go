@@ -60,6 +60,7 @@ func run() error {
 	flag.IntVar(&opt.UNetSteps, "unet-steps", opt.UNetSteps, "text encoder + UNet training steps")
 	flag.IntVar(&opt.VAEBatch, "vae-batch", opt.VAEBatch, "images per VAE step")
 	flag.IntVar(&opt.UNetBatch, "unet-batch", opt.UNetBatch, "images per UNet step")
+	flag.Float64Var(&opt.UNetLR, "unet-lr", opt.UNetLR, "peak learning rate of the text encoder + UNet phase (warm-up, then cosine to a tenth)")
 	flag.IntVar(&opt.MaxSteps, "max-steps", 0, "stop after this many steps in this call (0: train to the end)")
 	flag.IntVar(&opt.CheckpointEvery, "checkpoint-every", opt.CheckpointEvery, "steps between checkpoints")
 	replicas := flag.Int("replicas", 0, "data-parallel replicas of both phases, one single-threaded engine each; they must divide both batches (0: as many as the physical cores, less where the batches do not split evenly; 1: one engine with every thread; ignored with -blas)")

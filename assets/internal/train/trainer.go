@@ -93,6 +93,9 @@ func Run(ctx context.Context, cfg tinysd.Config, tok *tokenizer.Tokenizer, data 
 	if data.Len() == 0 || opt.VAEBatch <= 0 || opt.UNetBatch <= 0 {
 		return nil, fmt.Errorf("train: %d items, batches %d and %d", data.Len(), opt.VAEBatch, opt.UNetBatch)
 	}
+	if !(opt.VAELR > 0 && opt.VAELR < 1) || !(opt.UNetLR > 0 && opt.UNetLR < 1) {
+		return nil, fmt.Errorf("train: learning rates %g and %g: want each above 0 and below 1", opt.VAELR, opt.UNetLR)
+	}
 	if n := len(opt.Replicas); n >= 2 && (opt.VAEBatch%n != 0 || opt.UNetBatch%n != 0) {
 		return nil, fmt.Errorf("train: batches of %d and %d do not split evenly over %d replicas", opt.VAEBatch, opt.UNetBatch, n)
 	}

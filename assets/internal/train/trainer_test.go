@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/perfusion-studio/perfusion/assets/internal/bpe"
@@ -460,5 +461,23 @@ func TestRunOnReplicas(t *testing.T) {
 	}
 	if one.ScaleFactor != two.ScaleFactor && math.Abs(float64(one.ScaleFactor/two.ScaleFactor-1)) > 1e-3 {
 		t.Errorf("scale factors %v and %v", one.ScaleFactor, two.ScaleFactor)
+	}
+}
+
+// A learning rate that is zero, negative, NaN or 1 and above is refused
+// before any work (mkdefault's -unet-lr passes it through).
+func TestRunRefusesLearningRates(t *testing.T) {
+	cfg, tok := tiny(t)
+	for _, lr := range []float64{0, -1e-4, math.NaN(), 1, math.Inf(1)} {
+		opt := tinyOptions()
+		opt.UNetLR = lr
+		if _, err := Run(context.Background(), cfg, tok, squares{size: 16}, opt); err == nil || !strings.Contains(err.Error(), "learning rate") {
+			t.Errorf("UNet rate %v: error %v, want one about the learning rates", lr, err)
+		}
+		opt = tinyOptions()
+		opt.VAELR = lr
+		if _, err := Run(context.Background(), cfg, tok, squares{size: 16}, opt); err == nil || !strings.Contains(err.Error(), "learning rate") {
+			t.Errorf("VAE rate %v: error %v, want one about the learning rates", lr, err)
+		}
 	}
 }
