@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -68,7 +69,7 @@ func BenchmarkAdamWUpdate(b *testing.B) {
 	for i := range 120 {
 		n := 64 * 1000
 		p, _ := tensor.NewParam(make([]float32, n), 64, n/64)
-		params = append(params, Param{Name: string(rune('a'+i%26)) + string(rune('0'+i/26)), T: p})
+		params = append(params, Param{Name: fmt.Sprintf("p%d", i), T: p})
 	}
 	grad := make([]float32, 64*1000)
 	for j := range grad {
