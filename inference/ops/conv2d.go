@@ -226,7 +226,11 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 		if needW {
 			dw = f.e.scratchZero(f.w.Size())
 		}
-		f.backwardIm2col(dy, w, dw, needX, convkern.Im2colOIHW, convkern.Col2imOIHW)
+		if f.path == pathBatched {
+			f.backwardBatched(dy, w, dw, needX, convkern.Im2colOIHW, convkern.Col2imOIHW)
+		} else {
+			f.backwardIm2col(dy, w, dw, needX, convkern.Im2colOIHW, convkern.Col2imOIHW)
+		}
 		if needW {
 			f.e.accGrad(f.w, dw)
 		}
@@ -245,6 +249,8 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 		f.backwardDirect(dy, w, dw, needX)
 	case f.path == pathRows || f.path == pathWinograd:
 		f.backwardRows(dy, w, dw, needX)
+	case f.path == pathBatched:
+		f.backwardBatched(dy, w, dw, needX, convkern.Im2col, convkern.Col2im)
 	default:
 		f.backwardIm2col(dy, w, dw, needX, convkern.Im2col, convkern.Col2im)
 	}
@@ -360,7 +366,7 @@ func (f *conv2d) forwardIm2col(y, w []float32, beta float32) {
 		for r0 := 0; r0 < g.Ho; r0 += rc {
 			r1 := min(r0+rc, g.Ho)
 			nc := (r1 - r0) * g.Wo
-			convkern.Im2col(f.e.par, col, x[b*g.C*hw:(b+1)*g.C*hw], g, r0, r1)
+			convkern.Im2col(f.e.par, col, nc, x[b*g.C*hw:(b+1)*g.C*hw], g, r0, r1)
 			f.e.B.Gemm(false, false, g.O, nc, ckk, 1, w, ckk, col, nc, beta, yb[r0*g.Wo:], ohw)
 		}
 	}
@@ -371,77 +377,130 @@ func (f *conv2d) forwardIm2col(y, w []float32, beta float32) {
 // their im2col side by side, t [O, images*Ho*Wo] = w [O, KH*C*KW] col, and
 // each y_b [O, Ho*Wo] takes t's columns of image b: the weight is packed
 // once per group (as many images as colBudget holds), not once per image.
-// Backward runs the im2col path.
+// Backward (backwardBatched) multiplies the same side-by-side columns.
 
 // im2colFunc fills im2col columns in one of convkern's row orders.
-type im2colFunc func(par convkern.Par, col, x []float32, g convkern.Geom, r0, r1 int)
+type im2colFunc func(par convkern.Par, col []float32, ld int, x []float32, g convkern.Geom, r0, r1 int)
 
 // col2imFunc adds column gradients back in the matching order.
-type col2imFunc func(par convkern.Par, dx, col []float32, g convkern.Geom, r0, r1 int)
+type col2imFunc func(par convkern.Par, dx, col []float32, ld int, g convkern.Geom, r0, r1 int)
 
-func (f *conv2d) forwardBatched(y []float32, w weightRead, beta float32, im2col im2colFunc) {
-	g := f.g
-	ckk, ohw := g.C*g.Taps(), g.Ho*g.Wo
+// groupSize is the number of images the batched path multiplies at once.
+func (f *conv2d) groupSize() int {
 	budget := f.budget
 	if budget == 0 {
 		budget = colBudget
 	}
-	group := max(1, min(g.B, budget/(ckk*ohw)))
-	col := f.e.scratch(ckk * group * ohw) // [KH*C*KW, images*Ho*Wo]
-	t := f.e.scratch(g.O * group * ohw)   // [O, images*Ho*Wo]
-	var one []float32                     // [KH*C*KW, Ho*Wo] of one image, when several
-	if group > 1 {
-		one = f.e.scratch(ckk * ohw)
-	}
-	for b0 := 0; b0 < g.B; b0 += group {
-		f.batchGroup(y, w, beta, b0, min(group, g.B-b0), col, t, one, im2col)
-	}
-	f.e.release(col)
-	f.e.release(t)
-	if one != nil {
-		f.e.release(one)
+	g := f.g
+	return max(1, min(g.B, budget/(g.C*g.Taps()*g.Ho*g.Wo)))
+}
+
+// groupColumns fills col [KH*C*KW, nb*Ho*Wo] with the im2col of images
+// [b0, b0+nb), image i in columns [i*Ho*Wo, (i+1)*Ho*Wo).
+func (f *conv2d) groupColumns(col []float32, b0, nb int, im2col im2colFunc) {
+	g, x := f.g, f.x.Data()
+	hw, ohw := g.H*g.W, g.Ho*g.Wo
+	for i := range nb {
+		im2col(f.e.par, col[i*ohw:], nb*ohw, x[(b0+i)*g.C*hw:(b0+i+1)*g.C*hw], g, 0, g.Ho)
 	}
 }
 
-// batchGroup computes the images [b0, b0+nb) of the batched path.
-func (f *conv2d) batchGroup(y []float32, w weightRead, beta float32, b0, nb int, col, t, one []float32, im2col im2colFunc) {
-	g, x := f.g, f.x.Data()
+// groupOutputs copies between y's images [b0, b0+nb) (y_b [O, Ho*Wo]) and
+// t [O, nb*Ho*Wo], whose columns of image i are [i*Ho*Wo, (i+1)*Ho*Wo):
+// into t when toT, else back into y.
+func (f *conv2d) groupOutputs(y, t []float32, b0, nb int, toT bool) {
+	g := f.g
+	ohw := g.Ho * g.Wo
+	n, yg := nb*ohw, y[b0*g.O*ohw:(b0+nb)*g.O*ohw]
+	f.e.par(nb*g.O, grain/ohw+1, func(lo, hi int) {
+		for row := lo; row < hi; row++ { // row = b*O + o
+			b, o := row/g.O, row%g.O
+			yr, tr := yg[row*ohw:(row+1)*ohw], t[o*n+b*ohw:o*n+(b+1)*ohw]
+			if toT {
+				copy(tr, yr)
+			} else {
+				copy(yr, tr)
+			}
+		}
+	})
+}
+
+func (f *conv2d) forwardBatched(y []float32, w weightRead, beta float32, im2col im2colFunc) {
+	g := f.g
+	ckk, ohw := g.C*g.Taps(), g.Ho*g.Wo
+	group := f.groupSize()
+	col := f.e.scratch(ckk * group * ohw) // [KH*C*KW, images*Ho*Wo]
+	var t []float32                       // [O, images*Ho*Wo], when several
+	if group > 1 {
+		t = f.e.scratch(g.O * group * ohw)
+	}
+	for b0 := 0; b0 < g.B; b0 += group {
+		nb := min(group, g.B-b0)
+		n := nb * ohw
+		f.groupColumns(col, b0, nb, im2col)
+		if nb == 1 { // col and y_b are the GEMM's own operands
+			f.e.gemmWA(false, false, g.O, n, ckk, w, ckk, col, n, beta, y[b0*g.O*ohw:], n)
+			continue
+		}
+		// The GEMM adds to what y holds (bias, residual) in its own
+		// rounding, as the other paths do.
+		if beta != 0 {
+			f.groupOutputs(y, t, b0, nb, true)
+		}
+		f.e.gemmWA(false, false, g.O, n, ckk, w, ckk, col, n, beta, t, n)
+		f.groupOutputs(y, t, b0, nb, false)
+	}
+	f.e.release(col)
+	if t != nil {
+		f.e.release(t)
+	}
+}
+
+// backwardBatched delivers the batched path's gradients a group of images
+// at a time, on forwardBatched's side-by-side columns: with dyT
+// [O, images*Ho*Wo] the group's output gradients, dw += dyT col^T and
+// dcol = w^T dyT are one GEMM each (per image, the small maps' GEMMs
+// would be a few columns wide), and each image's columns of dcol are
+// added back into its dx. w and dw are in the row order of im2col.
+func (f *conv2d) backwardBatched(dy, w, dw []float32, needX bool, im2col im2colFunc, col2im col2imFunc) {
+	g := f.g
 	ckk, hw, ohw := g.C*g.Taps(), g.H*g.W, g.Ho*g.Wo
-	n := nb * ohw
-	yg := y[b0*g.O*ohw : (b0+nb)*g.O*ohw]
-	if nb == 1 { // one image: col and y_b are the GEMM's own operands
-		im2col(f.e.par, col, x[b0*g.C*hw:(b0+1)*g.C*hw], g, 0, g.Ho)
-		f.e.gemmWA(false, false, g.O, n, ckk, w, ckk, col, n, beta, yg, n)
-		return
+	group := f.groupSize()
+	col := f.e.scratch(ckk * group * ohw) // [KH*C*KW, images*Ho*Wo]: inputs, then their gradients
+	var dyT []float32                     // [O, images*Ho*Wo], when several
+	if group > 1 {
+		dyT = f.e.scratch(g.O * group * ohw)
 	}
-	for i := range nb {
-		im2col(f.e.par, one, x[(b0+i)*g.C*hw:(b0+i+1)*g.C*hw], g, 0, g.Ho)
-		f.e.par(ckk, grain/ohw+1, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				copy(col[r*n+i*ohw:r*n+(i+1)*ohw], one[r*ohw:(r+1)*ohw])
+	var dx []float32
+	if needX {
+		dx = f.e.scratchZero(g.B * g.C * hw) // [B, C, H, W]
+	}
+	for b0 := 0; b0 < g.B; b0 += group {
+		nb := min(group, g.B-b0)
+		n := nb * ohw
+		d := dy[b0*g.O*ohw:] // [O, n] as it stands for one image
+		if nb > 1 {
+			f.groupOutputs(dy, dyT, b0, nb, true)
+			d = dyT
+		}
+		if dw != nil {
+			f.groupColumns(col, b0, nb, im2col)
+			f.e.B.Gemm(false, true, g.O, ckk, n, 1, d, n, col, n, 1, dw, ckk)
+		}
+		if needX {
+			f.e.B.Gemm(true, false, ckk, n, g.O, 1, w, ckk, d, n, 0, col, n)
+			for i := range nb {
+				col2im(f.e.par, dx[(b0+i)*g.C*hw:(b0+i+1)*g.C*hw], col[i*ohw:], n, g, 0, g.Ho)
 			}
-		})
+		}
 	}
-	// y_b [O, Ho*Wo] <-> t's columns of image b; the GEMM adds to what y
-	// holds (bias, residual) in its own rounding, as the other paths do.
-	columns := func(toT bool) {
-		f.e.par(nb*g.O, grain/ohw+1, func(lo, hi int) {
-			for row := lo; row < hi; row++ { // row = b*O + o
-				b, o := row/g.O, row%g.O
-				yr, tr := yg[row*ohw:(row+1)*ohw], t[o*n+b*ohw:o*n+(b+1)*ohw]
-				if toT {
-					copy(tr, yr)
-				} else {
-					copy(yr, tr)
-				}
-			}
-		})
+	f.e.release(col)
+	if dyT != nil {
+		f.e.release(dyT)
 	}
-	if beta != 0 {
-		columns(true)
+	if needX {
+		f.e.accGrad(f.x, dx)
 	}
-	f.e.gemmWA(false, false, g.O, n, ckk, w, ckk, col, n, beta, t, n)
-	columns(false)
 }
 
 // backwardIm2col delivers the gradients of the im2col path, with the
@@ -461,12 +520,12 @@ func (f *conv2d) backwardIm2col(dy, w, dw []float32, needX bool, im2col im2colFu
 			nc := (r1 - r0) * g.Wo
 			dyc := dy[b*g.O*ohw+r0*g.Wo:] // [O, nc], row stride Ho*Wo
 			if dw != nil {
-				im2col(f.e.par, col, x[b*g.C*hw:(b+1)*g.C*hw], g, r0, r1)
+				im2col(f.e.par, col, nc, x[b*g.C*hw:(b+1)*g.C*hw], g, r0, r1)
 				f.e.B.Gemm(false, true, g.O, ckk, nc, 1, dyc, ohw, col, nc, 1, dw, ckk)
 			}
 			if needX {
 				f.e.B.Gemm(true, false, ckk, nc, g.O, 1, w, ckk, dyc, ohw, 0, col, nc)
-				col2im(f.e.par, dx[b*g.C*hw:(b+1)*g.C*hw], col, g, r0, r1)
+				col2im(f.e.par, dx[b*g.C*hw:(b+1)*g.C*hw], col, nc, g, r0, r1)
 			}
 		}
 	}
@@ -502,7 +561,7 @@ func (f *conv2d) forwardRows(y, w []float32, beta float32) {
 		for r0 := 0; r0 < g.Ho; r0 += rc {
 			r1 := min(r0+rc, g.Ho)
 			ld := (r1 - r0 + g.KH - 1) * g.Wo
-			convkern.Im2col(f.e.par, col, x[b*g.C*hw:(b+1)*g.C*hw], rg, r0, r1+g.KH-1)
+			convkern.Im2col(f.e.par, col, ld, x[b*g.C*hw:(b+1)*g.C*hw], rg, r0, r1+g.KH-1)
 			for kh := 0; kh < g.KH; kh++ {
 				bk := float32(1)
 				if kh == 0 {
@@ -532,7 +591,7 @@ func (f *conv2d) backwardRows(dy, w, dw []float32, needX bool) {
 			n, ld := (r1-r0)*g.Wo, (r1-r0+g.KH-1)*g.Wo
 			dyc := dy[b*g.O*ohw+r0*g.Wo:] // [O, n], row stride Ho*Wo
 			if dw != nil {
-				convkern.Im2col(f.e.par, col, x[b*g.C*hw:(b+1)*g.C*hw], rg, r0, r1+g.KH-1)
+				convkern.Im2col(f.e.par, col, ld, x[b*g.C*hw:(b+1)*g.C*hw], rg, r0, r1+g.KH-1)
 				for kh := 0; kh < g.KH; kh++ {
 					f.e.B.Gemm(false, true, g.O, ck, n, 1, dyc, ohw, col[kh*g.Wo:], ld, 1, dw[kh*ck:], lda)
 				}
@@ -542,7 +601,7 @@ func (f *conv2d) backwardRows(dy, w, dw []float32, needX bool) {
 				for kh := 0; kh < g.KH; kh++ {
 					f.e.B.Gemm(true, false, ck, n, g.O, 1, w[kh*ck:], lda, dyc, ohw, 1, col[kh*g.Wo:], ld)
 				}
-				convkern.Col2im(f.e.par, dx[b*g.C*hw:(b+1)*g.C*hw], col, rg, r0, r1+g.KH-1)
+				convkern.Col2im(f.e.par, dx[b*g.C*hw:(b+1)*g.C*hw], col, ld, rg, r0, r1+g.KH-1)
 			}
 		}
 	}

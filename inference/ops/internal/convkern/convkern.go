@@ -113,29 +113,35 @@ func validRange(n, s, off, size int) (lo, hi int) {
 	return min(lo, hi), hi
 }
 
-// Im2col fills col [KH*C*KW][(r1-r0)*Wo], rows ordered (kh, c, kw), with
-// the inputs seen by output rows [r0, r1) of one image x [C, H, W];
-// padding reads as zero.
-func Im2col(par Par, col, x []float32, g Geom, r0, r1 int) {
+// Im2col fills col [KH*C*KW][ld], rows ordered (kh, c, kw), with the
+// inputs seen by output rows [r0, r1) of one image x [C, H, W] in each
+// row's first (r1-r0)*Wo columns (ld >= that: a wider col holds several
+// images side by side); padding reads as zero.
+func Im2col(par Par, col []float32, ld int, x []float32, g Geom, r0, r1 int) {
 	ck := g.C * g.KW
-	im2col(par, col, x, g, r0, r1, func(row int) (kh, c, kw int) { return row / ck, row % ck / g.KW, row % g.KW })
+	im2col(par, col, ld, x, g, r0, r1, func(row int) (kh, c, kw int) { return row / ck, row % ck / g.KW, row % g.KW })
 }
 
 // Im2colOIHW is Im2col with the rows ordered (c, kh, kw), the order of a
 // weight [O, C, KH, KW]'s rows, so that weight multiplies col as stored.
-func Im2colOIHW(par Par, col, x []float32, g Geom, r0, r1 int) {
+func Im2colOIHW(par Par, col []float32, ld int, x []float32, g Geom, r0, r1 int) {
 	kk := g.Taps()
-	im2col(par, col, x, g, r0, r1, func(row int) (kh, c, kw int) { return row % kk / g.KW, row / kk, row % g.KW })
+	im2col(par, col, ld, x, g, r0, r1, func(row int) (kh, c, kw int) { return row % kk / g.KW, row / kk, row % g.KW })
 }
 
+// shortRow is the widest output row im2col fills by a loop rather than by
+// clear and copy, whose calls cost more than a few values' moves (the
+// small maps of a UNet's inner levels: 8, 4 and 2 wide).
+const shortRow = 16
+
 // im2col fills col's rows, row r holding the inputs of tap at(r).
-func im2col(par Par, col, x []float32, g Geom, r0, r1 int, at func(row int) (kh, c, kw int)) {
+func im2col(par Par, col []float32, ld int, x []float32, g Geom, r0, r1 int, at func(row int) (kh, c, kw int)) {
 	nc := (r1 - r0) * g.Wo
 	par(g.C*g.Taps(), grain/nc+1, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			kh, c, kw := at(row)
 			plane := x[c*g.H*g.W : (c+1)*g.H*g.W]
-			dst := col[row*nc : (row+1)*nc]
+			dst := col[row*ld : row*ld+nc]
 			off := kw - g.PL
 			jlo, jhi := validRange(g.Wo, g.S, off, g.W)
 			for i := r0; i < r1; i++ {
@@ -146,34 +152,41 @@ func im2col(par Par, col, x []float32, g Geom, r0, r1 int, at func(row int) (kh,
 					continue
 				}
 				src := plane[ih*g.W : (ih+1)*g.W]
-				clear(d[:jlo])
-				clear(d[jhi:])
-				if g.S == 1 {
+				if g.S == 1 && g.Wo > shortRow {
+					clear(d[:jlo])
+					clear(d[jhi:])
 					copy(d[jlo:jhi], src[jlo+off:])
 					continue
 				}
+				for j := 0; j < jlo; j++ {
+					d[j] = 0
+				}
 				for j := jlo; j < jhi; j++ {
 					d[j] = src[j*g.S+off]
+				}
+				for j := jhi; j < len(d); j++ {
+					d[j] = 0
 				}
 			}
 		}
 	})
 }
 
-// Col2im adds the column gradients col [KH*C*KW][(r1-r0)*Wo] (rows
-// ordered as Im2col's) of output rows [r0, r1) into dx [C, H, W] of one
-// image. Each channel is one task, so no two tasks touch the same element.
-func Col2im(par Par, dx, col []float32, g Geom, r0, r1 int) {
-	col2im(par, dx, col, g, r0, r1, func(kh, c, kw int) int { return (kh*g.C+c)*g.KW + kw })
+// Col2im adds the column gradients col [KH*C*KW][ld] (rows ordered as
+// Im2col's, each row's first (r1-r0)*Wo columns) of output rows [r0, r1)
+// into dx [C, H, W] of one image. Each channel is one task, so no two
+// tasks touch the same element.
+func Col2im(par Par, dx, col []float32, ld int, g Geom, r0, r1 int) {
+	col2im(par, dx, col, ld, g, r0, r1, func(kh, c, kw int) int { return (kh*g.C+c)*g.KW + kw })
 }
 
 // Col2imOIHW is Col2im for columns in Im2colOIHW's row order (c, kh, kw).
-func Col2imOIHW(par Par, dx, col []float32, g Geom, r0, r1 int) {
-	col2im(par, dx, col, g, r0, r1, func(kh, c, kw int) int { return (c*g.KH+kh)*g.KW + kw })
+func Col2imOIHW(par Par, dx, col []float32, ld int, g Geom, r0, r1 int) {
+	col2im(par, dx, col, ld, g, r0, r1, func(kh, c, kw int) int { return (c*g.KH+kh)*g.KW + kw })
 }
 
 // col2im adds the column gradients, tap (kh, c, kw) in row rowOf(kh, c, kw).
-func col2im(par Par, dx, col []float32, g Geom, r0, r1 int, rowOf func(kh, c, kw int) int) {
+func col2im(par Par, dx, col []float32, ld int, g Geom, r0, r1 int, rowOf func(kh, c, kw int) int) {
 	nc, kk := (r1-r0)*g.Wo, g.Taps()
 	par(g.C, grain/(nc*kk)+1, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
@@ -181,7 +194,7 @@ func col2im(par Par, dx, col []float32, g Geom, r0, r1 int, rowOf func(kh, c, kw
 			for k := 0; k < kk; k++ {
 				kh, kw := k/g.KW, k%g.KW
 				row := rowOf(kh, c, kw)
-				src := col[row*nc : (row+1)*nc]
+				src := col[row*ld : row*ld+nc]
 				off := kw - g.PL
 				jlo, jhi := validRange(g.Wo, g.S, off, g.W)
 				for i := r0; i < r1; i++ {
