@@ -89,7 +89,13 @@ func backward(kn kernels, r Runner, buf Buffers, p Problem, q, k, v, out, lse, d
 	workers := min(threads, g*nkb)
 
 	// The buffer comes with any contents: the packing below writes every
-	// value the tasks read, zeros in the padding.
+	// value the tasks read, zeros in the padding. Tiles are multiples of
+	// mr rows (and 8 columns) of both, so the tasks read keys up to the
+	// last block's width and queries up to its rows, rounded so; the pad
+	// past those is left unwritten (for the few tokens of a small model's
+	// inner levels it would be most of the packing).
+	keysPacked := min(tkp, roundUp(roundUp(p.Tk, kn.mr), 8))
+	queriesPacked := min(tqp, roundUp(p.Tq, kn.mr))
 	work := get(buf, g*perHead+workers*bwdTileFloats(dhp, dvp))
 	defer put(buf, work)
 	wv := newBwdWave(work, g, Dh, Dv, tqp, tkp, dhp, dvp)
@@ -101,16 +107,19 @@ func backward(kn kernels, r Runner, buf Buffers, p Problem, q, k, v, out, lse, d
 	// Pack keys and values.
 	packKV := func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			gi, t := i/tkp, i%tkp
+			gi, t := i/keysPacked, i%keysPacked
 			kb, j := t/bwdK, t%bwdK
 			kpr := wv.kp[(gi*tkp+t)*dhp:][:dhp]
+			// Key t's column of its block: kt[c*bwdK] and vt[c*bwdK].
+			kt := wv.kt[gi*Dh*tkp+kb*Dh*bwdK+j:][:(Dh-1)*bwdK+1]
+			vt := wv.vt[gi*Dv*tkp+kb*Dv*bwdK+j:][:(Dv-1)*bwdK+1]
 			if t >= p.Tk { // a pad key
 				clear(kpr)
 				for c := range Dh {
-					wv.kt[gi*Dh*tkp+(kb*Dh+c)*bwdK+j] = 0
+					kt[c*bwdK] = 0
 				}
 				for c := range Dv {
-					wv.vt[gi*Dv*tkp+(kb*Dv+c)*bwdK+j] = 0
+					vt[c*bwdK] = 0
 				}
 				continue
 			}
@@ -119,10 +128,10 @@ func backward(kn kernels, r Runner, buf Buffers, p Problem, q, k, v, out, lse, d
 			copy(kpr, kr)
 			clear(kpr[Dh:])
 			for c, x := range kr {
-				wv.kt[gi*Dh*tkp+(kb*Dh+c)*bwdK+j] = x
+				kt[c*bwdK] = x
 			}
 			for c, x := range v[headRow(b, t, h, p.Tk, H, Dv):][:Dv] {
-				wv.vt[gi*Dv*tkp+(kb*Dv+c)*bwdK+j] = x
+				vt[c*bwdK] = x
 			}
 		}
 	}
@@ -131,7 +140,7 @@ func backward(kn kernels, r Runner, buf Buffers, p Problem, q, k, v, out, lse, d
 	c := p.Scale * log2e
 	packQ := func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			gi, t := i/tqp, i%tqp
+			gi, t := i/queriesPacked, i%queriesPacked
 			qpr := wv.qp[(gi*tqp+t)*dhp:][:dhp]
 			dor := wv.dop[(gi*tqp+t)*dvp:][:dvp]
 			clear(wv.dqp[(gi*tqp+t)*dhp:][:dhp])
@@ -172,8 +181,8 @@ func backward(kn kernels, r Runner, buf Buffers, p Problem, q, k, v, out, lse, d
 	}
 	for h0 = 0; h0 < bh; h0 += g {
 		n := min(g, bh-h0)
-		r.Parallel(n*tkp, packKV)
-		r.Parallel(n*tqp, packQ)
+		r.Parallel(n*keysPacked, packKV)
+		r.Parallel(n*queriesPacked, packQ)
 		runTasks(r, workers, n*nkb, task)
 		if dq != nil {
 			r.Parallel(n*p.Tq, unpackDQ)

@@ -84,6 +84,36 @@ func BenchmarkForwardBackward(b *testing.B) {
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/(1<<20), "MiB") // after b.Loop, which resets metrics
 }
 
+// BenchmarkSmall times Forward then Backward, on one thread, at the
+// attention shapes of the default model's UNet as one data-parallel
+// replica trains it (16 images, 4 heads): self-attention over the 64, 16
+// and 4 tokens of its 8x8, 4x4 and 2x2 levels, and cross-attention to 77
+// text tokens, where packing and padding weigh most.
+func BenchmarkSmall(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		tq, tk int
+		d      int
+	}{{"self64", 64, 64, 12}, {"self16", 16, 16, 24}, {"self4", 4, 4, 36}, {"cross64", 64, 77, 12}, {"cross16", 16, 77, 24}, {"cross4", 4, 77, 36}} {
+		b.Run(c.name, func(b *testing.B) {
+			be := cpu.NewGo()
+			be.SetThreads(1)
+			p := Problem{B: 16, Tq: c.tq, Tk: c.tk, Heads: 4, Dh: c.d, Dv: c.d, Scale: float32(1 / math.Sqrt(float64(c.d)))}
+			q, k, v, out, lse, dout := benchInputs(p)
+			dq, dk, dv := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
+			for b.Loop() {
+				if err := Forward(be, nil, p, q, k, v, out, lse); err != nil {
+					b.Fatal(err)
+				}
+				if err := Backward(be, nil, p, q, k, v, out, lse, dout, dq, dk, dv); err != nil {
+					b.Fatal(err)
+				}
+			}
+			bench.ReportGFLOPs(b, 3.5*p.Flops())
+		})
+	}
+}
+
 // BenchmarkPanel times each kernel set's product kernel alone, on one
 // thread, on the shapes the tiles give it for sdSelf: the forward's
 // S = Q Kᵀ (k = Dh, 128 columns) and O += P V (k = 128 keys, Dv = 40

@@ -44,7 +44,11 @@ func forward(kn kernels, r Runner, buf Buffers, p Problem, q, k, v, out, lse []f
 
 	// Packed per head of the wave, with zeros in the padding (the buffer
 	// comes with any contents). Blocking the keys keeps a tile's rows close
-	// together in the cache.
+	// together in the cache. The tasks read the keys up to the last tile's
+	// width, a multiple of 8, so the pad keys past it are left unwritten:
+	// for the few tokens of a small model's inner levels they would be most
+	// of the packing.
+	packed := min(tkp, roundUp(p.Tk, 8))
 	nkt, nvp := g*Dh*tkp, g*tkp*dvp
 	work := get(buf, nkt+nvp+workers*fwdTileFloats(Dh, dvp))
 	defer put(buf, work)
@@ -57,7 +61,7 @@ func forward(kn kernels, r Runner, buf Buffers, p Problem, q, k, v, out, lse []f
 	var h0 int // first head of the wave
 	pack := func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			gi, t := i/tkp, i%tkp
+			gi, t := i/packed, i%packed
 			ktg := kt[gi*Dh*tkp:]
 			vr := vp[(gi*tkp+t)*dvp:][:dvp]
 			if t >= p.Tk { // a pad key
@@ -82,7 +86,7 @@ func forward(kn kernels, r Runner, buf Buffers, p Problem, q, k, v, out, lse []f
 	}
 	for h0 = 0; h0 < bh; h0 += g {
 		n := min(g, bh-h0)
-		r.Parallel(n*tkp, pack)
+		r.Parallel(n*packed, pack)
 		runTasks(r, workers, n*nqb, task)
 	}
 	return nil
