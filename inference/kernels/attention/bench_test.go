@@ -88,7 +88,8 @@ func BenchmarkForwardBackward(b *testing.B) {
 // attention shapes of the default model's UNet as one data-parallel
 // replica trains it (16 images, 4 heads): self-attention over the 64, 16
 // and 4 tokens of its 8x8, 4x4 and 2x2 levels, and cross-attention to 77
-// text tokens, where packing and padding weigh most.
+// text tokens, where packing and padding weigh most. Buffers are nil, so
+// each call allocates its working memory too.
 func BenchmarkSmall(b *testing.B) {
 	for _, c := range []struct {
 		name   string
