@@ -79,6 +79,11 @@ type Options struct {
 	// background of ConceptViews, so the concept is seen on the most
 	// backgrounds and learns the least of any one).
 	Views int
+	// CentredViews leaves the views' geometry as the data set draws its
+	// emoji (centred, full size), varying only their backgrounds and
+	// mirroring: ConceptViews with jitter 0 instead of 1. An experiment
+	// (assets/README.md, "Views"), not the figure's protocol.
+	CentredViews bool
 	// Samples are the generations per personalization prompt (0: 8,
 	// quick 2): on the tuning set one concept's 8-image mean distance
 	// moved by 1 to 4 between nearly equal gates, as much as many a

@@ -46,7 +46,8 @@ func (c ConceptResult) Closer() bool { return c.ConceptDist < c.WordDist }
 // PersonalResult is the personalization figure.
 type PersonalResult struct {
 	Concepts []ConceptResult
-	Samples  int // generations per prompt
+	Samples  int     // generations per prompt
+	Jitter   float64 // the views' geometric augmentation (ConceptViews)
 }
 
 // viewBackgrounds are the backgrounds of the training views, in order:
@@ -54,21 +55,35 @@ type PersonalResult struct {
 var viewBackgrounds = []string{"white", "blue", "green", "yellow", "black"}
 
 // ConceptViews returns n augmented views (n <= 5) of a held-out emoji:
-// each on another background (viewBackgrounds), shifted by up to 3/64 of
-// the side, scaled by 0.85 to 1.0, every second one mirrored.
-func ConceptViews(glyph *image.NRGBA, n int, seed uint64) []*image.RGBA {
+// each on another background (viewBackgrounds), every second one
+// mirrored. jitter (0 to 1) adds the geometric augmentation: a shift of
+// up to jitter × 3/64 of the side and a scale down to 1 − jitter × 0.15.
+// The evaluation uses 1 (0 with Options.CentredViews). The default model
+// was trained on emoji centred at one size only, so it cannot draw a
+// moved or shrunk view (assets/README.md, "Views").
+func ConceptViews(glyph *image.NRGBA, n int, seed uint64, jitter float64) []*image.RGBA {
 	r := rand.New(rand.NewPCG(seed, 0x76696577))
 	side := float64(glyph.Bounds().Dx())
 	var out []*image.RGBA
 	for i := range min(n, len(viewBackgrounds)) {
+		// the same draws whatever the jitter
+		dx, dy, sc := 2*r.Float64()-1, 2*r.Float64()-1, r.Float64()
 		v := View{
 			Background: BackgroundIndex(viewBackgrounds[i]),
-			DX:         (2*r.Float64() - 1) * 3 * side / 64, DY: (2*r.Float64() - 1) * 3 * side / 64,
-			Scale: 0.85 + 0.15*r.Float64(), Flip: i%2 == 1,
+			DX:         jitter * dx * 3 * side / 64, DY: jitter * dy * 3 * side / 64,
+			Scale: 1 - jitter*0.15*(1-sc), Flip: i%2 == 1,
 		}
 		out = append(out, Render(glyph, v))
 	}
 	return out
+}
+
+// viewJitter is ConceptViews's jitter under o.
+func (o Options) viewJitter() float64 {
+	if o.CentredViews {
+		return 0
+	}
+	return 1
 }
 
 // conceptName turns an emoji name into a concept name ("cat face" ->
@@ -99,7 +114,7 @@ func (ev *evaluator) personal(ctx context.Context) (*PersonalResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &PersonalResult{Samples: ev.o.Samples}
+	res := &PersonalResult{Samples: ev.o.Samples, Jitter: ev.o.viewJitter()}
 	for i, name := range ev.o.Concepts {
 		c, err := ev.concept(ctx, name, uint64(i), cv, base)
 		if err != nil {
@@ -123,7 +138,7 @@ func (ev *evaluator) concept(ctx context.Context, name string, k uint64, cv *cov
 		return out, err
 	}
 	var ph []photos.Photo
-	for j, img := range ConceptViews(item.Glyph, ev.o.Views, ev.o.Seed+k) {
+	for j, img := range ConceptViews(item.Glyph, ev.o.Views, ev.o.Seed+k, ev.o.viewJitter()) {
 		path := filepath.Join(dir, fmt.Sprintf("view%d.png", j))
 		if err := writePNG(path, img); err != nil {
 			return out, err

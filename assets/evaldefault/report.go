@@ -98,7 +98,11 @@ func (r *Report) WriteTo(w io.Writer) (int64, error) {
 		writePrompts(&b, bg.Prompts, "wanted", "border")
 	}
 	if p := r.Personal; p != nil {
-		fmt.Fprintf(&b, "\nPersonalization: each held-out emoji trained as a concept (Quick preset at the native size) from augmented views (backgrounds white, blue, green, yellow, black; shifts, scales, mirrors; never red); %d generations per prompt; distance = mean Euclidean distance in the classifier's %d penultimate features to the emoji rendered on the background the image shows.\n", p.Samples, FeatureWidth)
+		geometry := "centred at full size, as the data set draws them (--centred-views)"
+		if p.Jitter > 0 {
+			geometry = fmt.Sprintf("shifted by up to %.3g/64 of the side, scaled by %.3g to 1", 3*p.Jitter, 1-0.15*p.Jitter)
+		}
+		fmt.Fprintf(&b, "\nPersonalization: each held-out emoji trained as a concept (Quick preset at the native size) from augmented views (backgrounds white, blue, green, yellow, black, never red; every second one mirrored; %s); %d generations per prompt; distance = mean Euclidean distance in the classifier's %d penultimate features to the emoji rendered on the background the image shows.\n", geometry, p.Samples, FeatureWidth)
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "emoji\tword\tviews\tsteps x px\tdist <concept>\tdist word\tcloser\t<concept> on red\ttrain time\tnote\t")
 		for _, c := range p.Concepts {

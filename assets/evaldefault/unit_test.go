@@ -127,12 +127,69 @@ func TestBackgroundOfRenders(t *testing.T) {
 		t.Errorf("%d of %d augmented views read with the wrong background", wrong, n)
 	}
 	for i, it := range set.HeldOut {
-		for _, img := range ConceptViews(it.Glyph, 5, uint64(i)) {
-			if got, _ := Background(img); bgs[got].Name == "red" {
-				t.Errorf("%s: a training view reads red", it.Emoji.Name)
+		for _, jitter := range []float64{0, 1} {
+			for _, img := range ConceptViews(it.Glyph, 5, uint64(i), jitter) {
+				if got, _ := Background(img); bgs[got].Name == "red" {
+					t.Errorf("%s, jitter %g: a training view reads red", it.Emoji.Name, jitter)
+				}
 			}
 		}
 	}
+}
+
+// TestConceptViewsJitter: without jitter each view is the emoji as the
+// data set draws it (centred, full size) on its background, every second
+// one mirrored; with jitter the views move off that.
+func TestConceptViewsJitter(t *testing.T) {
+	set := testSet(t)
+	bgs := emoji.Backgrounds()
+	for i, it := range set.HeldOut {
+		plain := ConceptViews(it.Glyph, 5, uint64(i), 0)
+		if len(plain) != 5 {
+			t.Fatalf("%d views, want 5", len(plain))
+		}
+		moved := 0
+		for j, img := range ConceptViews(it.Glyph, 5, uint64(i), 1) {
+			if maxDiff(img, plain[j], false) > 8 {
+				moved++
+			}
+		}
+		if moved < 4 {
+			t.Errorf("%s: %d of 5 jittered views differ from the plain ones, want at least 4", it.Emoji.Name, moved)
+		}
+		for j, img := range plain {
+			want := emoji.Composite(it.Glyph, bgs[BackgroundIndex(viewBackgrounds[j])].Color)
+			if d := maxDiff(img, want, j%2 == 1); d > 2 {
+				t.Fatalf("%s view %d: %d from the data set's rendering (mirrored: %v), want at most 2", it.Emoji.Name, j, d, j%2 == 1)
+			}
+		}
+	}
+}
+
+// maxDiff is the largest byte difference of two images of one size, b
+// read mirrored left-right when mirror is set.
+func maxDiff(a, b *image.RGBA, mirror bool) int {
+	w, h := a.Bounds().Dx(), a.Bounds().Dy()
+	d := 0
+	for y := range h {
+		for x := range w {
+			bx := x
+			if mirror {
+				bx = w - 1 - x
+			}
+			for c := range 4 {
+				d = max(d, abs(int(a.Pix[a.PixOffset(x, y)+c])-int(b.Pix[b.PixOffset(bx, y)+c])))
+			}
+		}
+	}
+	return d
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
 }
 
 func TestRenderIdentity(t *testing.T) {

@@ -36,6 +36,7 @@ type evalFlags struct {
 	concepts            []string        // held-out emoji to personalize (nil: the evaluation set)
 	samples, views      int             // generations per personalization prompt, views per concept (0: the defaults)
 	cfg                 float64         // guidance scale
+	centredViews        bool            // views without shifts and scaling
 	steps               int             // sampling steps
 	threads             threadsFlag
 }
@@ -63,6 +64,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (evalFlags, error) {
 	fs.IntVar(&g.conceptSteps, "concept-steps", 0, "optimizer steps of each concept's training (default: the Quick preset's), to tune the preset")
 	fs.IntVar(&g.samples, "samples", 0, "generations per personalization prompt (default 8, quick 2)")
 	fs.IntVar(&g.views, "views", 0, "training views per concept, 3 to 5 (default 5)")
+	fs.BoolVar(&g.centredViews, "centred-views", false, "train each concept on views that vary only by background and mirroring, centred at full size as the model's data set draws its emoji, instead of also shifted by up to 3/64 of the side and scaled by 0.85 to 1 (an experiment: see assets/README.md)")
 	conceptList := fs.String("concepts", "", `comma-separated held-out emoji to personalize (default: the evaluation set, `+
 		strings.Join(evaldefault.EvalConcepts(), ", ")+`), or "tuning" for the other held-out emoji, to tune on`)
 	skip := fs.String("skip", "", "comma-separated parts to leave out: "+strings.Join(evalParts, ", "))
@@ -163,7 +165,7 @@ func runEvalDefault(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	rep, err := evaldefault.Run(ctx, p, evaldefault.Options{
 		WorkDir: g.work, Quick: g.quick, Seed: g.seed, ImageDir: g.images,
-		ConceptSteps: g.conceptSteps, Concepts: g.concepts, Samples: g.samples, Views: g.views,
+		ConceptSteps: g.conceptSteps, Concepts: g.concepts, Samples: g.samples, Views: g.views, CentredViews: g.centredViews,
 		SkipText: g.skip["text"], SkipBackground: g.skip["background"], SkipPersonal: g.skip["personal"],
 		Sampler: app.DefaultSampler, Steps: g.steps, CFG: float32(g.cfg),
 		Progress: func(e evaldefault.Progress) {
