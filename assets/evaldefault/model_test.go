@@ -68,9 +68,9 @@ func TestTrainedModelBackgrounds(t *testing.T) {
 // training emoji (the quick one). Text: 20 held-in captions, one from each
 // of the 20 largest subgroups, must be classified into the prompted
 // subgroup at least three times as often as chance. Personalization, on
-// one held-out emoji: the evergreen tree, never seen in base training (the
-// concept `perfusion eval-default` finds clearest on the committed model;
-// its cat face is the one of five that fails there), is trained as a
+// one held-out emoji: the evergreen tree, never seen in base training (one
+// of the four of five concepts `perfusion eval-default` finds nearer than
+// their word on the committed model; the grinning face fails), is trained as a
 // Perfusion concept with the Quick preset from 5 augmented views (never on
 // red), and its "<concept>" generations must be nearer the emoji, in the
 // features of a classifier trained on the training emoji, than
