@@ -68,12 +68,12 @@ func ConceptViews(glyph *image.NRGBA, n int, seed uint64, jitter float64) []*ima
 	for i := range min(n, len(viewBackgrounds)) {
 		// the same draws whatever the jitter
 		dx, dy, sc := 2*r.Float64()-1, 2*r.Float64()-1, r.Float64()
-		v := View{
+		v := emoji.View{
 			Background: BackgroundIndex(viewBackgrounds[i]),
 			DX:         jitter * dx * 3 * side / 64, DY: jitter * dy * 3 * side / 64,
 			Scale: 1 - jitter*0.15*(1-sc), Flip: i%2 == 1,
 		}
-		out = append(out, Render(glyph, v))
+		out = append(out, emoji.Render(glyph, v))
 	}
 	return out
 }

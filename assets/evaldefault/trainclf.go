@@ -59,9 +59,9 @@ func trainingItems(set *emoji.Set, every int) (classes []string, items []labelle
 // RandomView draws an augmentation of a data-set image of side size: any
 // background, a shift of up to 3/64 of the side, a scale of 0.85 to 1.1
 // and a mirror half of the time.
-func RandomView(r *rand.Rand, size int) View {
+func RandomView(r *rand.Rand, size int) emoji.View {
 	shift := 3 * float64(size) / 64
-	return View{
+	return emoji.View{
 		Background: r.IntN(len(emoji.Backgrounds())),
 		DX:         (2*r.Float64() - 1) * shift, DY: (2*r.Float64() - 1) * shift,
 		Scale: 0.85 + 0.25*r.Float64(), Flip: r.IntN(2) == 1,
@@ -72,7 +72,7 @@ func RandomView(r *rand.Rand, size int) View {
 // Gaussian pixel noise (σ up to 0.08) half of the time: generated images
 // are not as clean as the renders.
 func augmented(r *rand.Rand, it emoji.Item) []float32 {
-	in := Input(Render(it.Glyph, RandomView(r, it.Glyph.Bounds().Dx())))
+	in := Input(emoji.Render(it.Glyph, RandomView(r, it.Glyph.Bounds().Dx())))
 	if r.IntN(2) == 0 {
 		s := 0.08 * r.Float64()
 		for i := range in {

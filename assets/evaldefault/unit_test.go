@@ -118,7 +118,7 @@ func TestBackgroundOfRenders(t *testing.T) {
 			}
 		}
 		v := RandomView(r, set.Size)
-		if got, _ := Background(Render(it.Glyph, v)); got != v.Background {
+		if got, _ := Background(emoji.Render(it.Glyph, v)); got != v.Background {
 			wrong++
 		}
 	}
@@ -196,7 +196,7 @@ func TestRenderIdentity(t *testing.T) {
 	set := testSet(t)
 	it := set.Train[0]
 	red := emoji.Backgrounds()[BackgroundIndex("red")]
-	want, got := emoji.Composite(it.Glyph, red.Color), Render(it.Glyph, View{Background: BackgroundIndex("red"), Scale: 1})
+	want, got := emoji.Composite(it.Glyph, red.Color), emoji.Render(it.Glyph, emoji.View{Background: BackgroundIndex("red"), Scale: 1})
 	if d := maxDiff(got, want, false); d > 2 {
 		t.Fatalf("Render differs from Composite by %d in a byte, want at most 2", d)
 	}

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -67,6 +68,7 @@ func run() error {
 	blas := flag.Bool("blas", false, "use OpenBLAS for matrix products (default: the pure-Go kernels, which do not oversubscribe the cores when spago runs backward operators concurrently)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	snapshot := flag.Bool("snapshot", false, "export the work folder's checkpoint as it stands (UNet phase or later) to -out, without training; for looking at a run in progress")
+	placements := flag.Int("placements", 1, "ways each training emoji is drawn: 1, as the data set draws it (centred, full size; the committed model), or more, adding moved and shrunk copies (see Placement; assets/README.md, \"Views\")")
 	onlyCov := flag.Bool("covariance", false, "only compute the text encoder's covariance C of the model folder at -out and write it there (perfusion/covariance.bin), as a normal run does after its export")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -79,6 +81,9 @@ func run() error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *placements < 1 {
+		return fmt.Errorf("-placements %d: want 1 or more", *placements)
 	}
 	if *size != 64 && *size != 32 {
 		return fmt.Errorf("-size %d: want 64 or 32", *size)
@@ -101,8 +106,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	logf("data: %d training emoji, %d held out, %d skipped, %d backgrounds, rendered in %s",
-		len(set.Train), len(set.HeldOut), len(set.Skipped), len(emoji.Backgrounds()), time.Since(t0).Round(time.Millisecond))
+	logf("data: %d training emoji, %d held out, %d skipped, %d backgrounds, %d placements, rendered in %s",
+		len(set.Train), len(set.HeldOut), len(set.Skipped), len(emoji.Backgrounds()), *placements, time.Since(t0).Round(time.Millisecond))
 
 	tokDir := filepath.Join(*work, "tokenizer")
 	vocab, err := bpe.Learn(set.Captions(), bpe.DefaultSize, emoji.Superordinates())
@@ -155,7 +160,7 @@ func run() error {
 	if err := os.MkdirAll(*work, 0o755); err != nil {
 		return err
 	}
-	st, err := train.Run(ctx, cfg, tok, dataset{set}, opt)
+	st, err := train.Run(ctx, cfg, tok, dataset{set, *placements, opt.Seed}, opt)
 	if err != nil {
 		return err
 	}
@@ -188,15 +193,50 @@ func exportSnapshot(ctx context.Context, cfg tinysd.Config, ckpt, out string, vj
 	return samples(ctx, out, filepath.Join(out+"-samples"), size, logf)
 }
 
-// dataset adapts the emoji set to train.Data.
-type dataset struct{ s *emoji.Set }
+// dataset adapts the emoji set to train.Data. Each emoji is drawn in
+// placements ways on every background: placement 0 as the data set draws
+// it (centred, full size), the others moved and shrunk by Placement. The
+// trainer's background index bg stands for placement bg / B on background
+// bg % B (B backgrounds), so the trainer caches and draws every placement
+// as it does every background.
+type dataset struct {
+	s          *emoji.Set
+	placements int
+	seed       uint64
+}
 
-func (d dataset) Len() int                  { return len(d.s.Train) }
-func (d dataset) Backgrounds() int          { return len(emoji.Backgrounds()) }
-func (d dataset) Variants() int             { return emoji.NumVariants }
-func (d dataset) Image(i, bg int) []float32 { return d.s.Train[i].Image(emoji.Backgrounds()[bg]) }
+func (d dataset) Len() int         { return len(d.s.Train) }
+func (d dataset) Backgrounds() int { return len(emoji.Backgrounds()) * max(1, d.placements) }
+func (d dataset) Variants() int    { return emoji.NumVariants }
+
+func (d dataset) Image(i, bg int) []float32 {
+	nb := len(emoji.Backgrounds())
+	it, p := d.s.Train[i], bg/nb
+	if p == 0 {
+		return it.Image(emoji.Backgrounds()[bg%nb])
+	}
+	v := Placement(d.seed, i, p, it.Glyph.Bounds().Dx())
+	v.Background = bg % nb
+	return emoji.CHW(emoji.Render(it.Glyph, v))
+}
+
 func (d dataset) Caption(i, bg, v int) string {
-	return emoji.Caption(d.s.Train[i].Emoji, emoji.Backgrounds()[bg], v)
+	bgs := emoji.Backgrounds()
+	return emoji.Caption(d.s.Train[i].Emoji, bgs[bg%len(bgs)], v)
+}
+
+// Placement is placement p (>= 1) of training emoji i: a shift of up to
+// 3/64 of the side on each axis and a scale of 0.85 to 1, the ranges of
+// the views a concept is trained on (evaldefault.ConceptViews), drawn
+// from (seed, i, p). It does not mirror: some emoji point one way
+// ("left arrow"), and a mirrored one would contradict its caption.
+func Placement(seed uint64, i, p, side int) emoji.View {
+	r := rand.New(rand.NewPCG(seed^0x706c616365, uint64(i)<<16|uint64(p)))
+	shift := 3 * float64(side) / 64
+	return emoji.View{
+		DX: (2*r.Float64() - 1) * shift, DY: (2*r.Float64() - 1) * shift,
+		Scale: 1 - 0.15*r.Float64(),
+	}
 }
 
 // printPlan logs parameter counts and the FLOPs of the planned steps.

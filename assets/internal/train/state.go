@@ -1,6 +1,7 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -24,8 +25,11 @@ type State struct {
 	Step        int    // steps done in Phase
 	Seed        uint64
 	ScaleFactor float32 // the latent scale, once the VAE is trained
-	Weights     weights.Map
-	Opt         *AdamW // optimiser of Phase
+	// Images is the data's Len() × Backgrounds() the run started on (0 in
+	// checkpoints written before it was recorded: not checked).
+	Images  int
+	Weights weights.Map
+	Opt     *AdamW // optimiser of Phase
 	// EMA is the exponential moving average of the UNet phase's trainable
 	// weights (Polyak averaging, as diffusion models are usually sampled
 	// from); the phase ends by copying it into Weights.
@@ -103,6 +107,7 @@ func (s *State) Save(path string) error {
 		"format": stateFormat, "version": stateVersion, "phase": s.Phase,
 		"step": strconv.Itoa(s.Step), "adam_step": strconv.Itoa(s.Opt.Step), "ema_seen": strconv.Itoa(s.EMASeen),
 		"seed": strconv.FormatUint(s.Seed, 10), "scale_factor": strconv.FormatFloat(float64(s.ScaleFactor), 'g', -1, 32),
+		"images": strconv.Itoa(s.Images),
 	}
 	err := safetensors.WriteFile(path, entries, meta, func(e safetensors.Entry, dst []byte) error {
 		return safetensors.EncodeFloat32(dst, src[e.Name], e.DType)
@@ -133,6 +138,10 @@ func LoadState(path string) (*State, error) {
 	sf, err3 := strconv.ParseFloat(md["scale_factor"], 32)
 	s.ScaleFactor, errs[3] = float32(sf), err3
 	s.EMASeen, errs[4] = strconv.Atoi(md["ema_seen"])
+	if v, ok := md["images"]; ok {
+		s.Images, err = strconv.Atoi(v)
+		errs[0] = errors.Join(errs[0], err)
+	}
 	for _, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("train: %s: bad metadata: %w", path, err)

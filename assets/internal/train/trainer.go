@@ -99,7 +99,7 @@ func Run(ctx context.Context, cfg tinysd.Config, tok *tokenizer.Tokenizer, data 
 	if n := len(opt.Replicas); n >= 2 && (opt.VAEBatch%n != 0 || opt.UNetBatch%n != 0) {
 		return nil, fmt.Errorf("train: batches of %d and %d do not split evenly over %d replicas", opt.VAEBatch, opt.UNetBatch, n)
 	}
-	st, err := start(cfg, opt)
+	st, err := start(cfg, opt, data.Len()*data.Backgrounds())
 	if err != nil {
 		return nil, err
 	}
@@ -123,8 +123,9 @@ func Run(ctx context.Context, cfg tinysd.Config, tok *tokenizer.Tokenizer, data 
 	return st, r.save()
 }
 
-// start loads the checkpoint or initialises a new run.
-func start(cfg tinysd.Config, opt Options) (*State, error) {
+// start loads the checkpoint or initialises a new run on images
+// training images (data.Len() × data.Backgrounds()).
+func start(cfg tinysd.Config, opt Options, images int) (*State, error) {
 	shapes, err := cfg.Tensors()
 	if err != nil {
 		return nil, err
@@ -138,6 +139,10 @@ func start(cfg tinysd.Config, opt Options) (*State, error) {
 			if st.Seed != opt.Seed {
 				return nil, fmt.Errorf("train: %s was started with seed %d, not %d: delete it to start over", opt.Checkpoint, st.Seed, opt.Seed)
 			}
+			if st.Images != 0 && st.Images != images {
+				return nil, fmt.Errorf("train: %s was started on %d training images, not %d (another data set, or another number of placements): delete it to start over", opt.Checkpoint, st.Images, images)
+			}
+			st.Images = images
 			for k, sh := range shapes {
 				if !reflect.DeepEqual(st.Weights[k].Shape, sh) {
 					return nil, fmt.Errorf("train: %s does not fit the model (%s is %v, want %v): delete it to start over", opt.Checkpoint, k, st.Weights[k].Shape, sh)
@@ -150,7 +155,7 @@ func start(cfg tinysd.Config, opt Options) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &State{Phase: PhaseVAE, Seed: opt.Seed, Weights: w, Opt: NewAdamW()}, nil
+	return &State{Phase: PhaseVAE, Seed: opt.Seed, Images: images, Weights: w, Opt: NewAdamW()}, nil
 }
 
 type runner struct {

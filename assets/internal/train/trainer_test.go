@@ -149,12 +149,21 @@ func TestRunResume(t *testing.T) {
 	if straight.ScaleFactor != st.ScaleFactor && math.Abs(float64(straight.ScaleFactor/st.ScaleFactor-1)) > 1e-3 {
 		t.Errorf("scale factors %v and %v", straight.ScaleFactor, st.ScaleFactor)
 	}
-	// A checkpoint from another seed is refused.
+	// A checkpoint of fewer images (another data set, or fewer
+	// placements) is refused, and so is one from another seed.
+	if _, err := Run(context.Background(), cfg, tok, threeSquares{data}, opt); err == nil || !strings.Contains(err.Error(), "training images") {
+		t.Errorf("a checkpoint of 8 images was resumed on 6: %v", err)
+	}
 	opt.Seed++
 	if _, err := Run(context.Background(), cfg, tok, data, opt); err == nil {
 		t.Error("a checkpoint of another seed was resumed")
 	}
 }
+
+// threeSquares is squares without the last one.
+type threeSquares struct{ squares }
+
+func (threeSquares) Len() int { return 3 }
 
 // Every weight of the VAE, the text encoder and the UNet gets a gradient,
 // and the largest entries match central differences of the loss.
