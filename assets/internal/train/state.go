@@ -1,7 +1,6 @@
 package train
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -131,7 +130,7 @@ func LoadState(path string) (*State, error) {
 			path, stateVersion, md["format"], md["version"])
 	}
 	s := &State{Phase: md["phase"], Weights: weights.Map{}, Opt: NewAdamW()}
-	var errs [5]error
+	var errs [6]error
 	s.Step, errs[0] = strconv.Atoi(md["step"])
 	s.Opt.Step, errs[1] = strconv.Atoi(md["adam_step"])
 	s.Seed, errs[2] = strconv.ParseUint(md["seed"], 10, 64)
@@ -139,8 +138,7 @@ func LoadState(path string) (*State, error) {
 	s.ScaleFactor, errs[3] = float32(sf), err3
 	s.EMASeen, errs[4] = strconv.Atoi(md["ema_seen"])
 	if v, ok := md["images"]; ok {
-		s.Images, err = strconv.Atoi(v)
-		errs[0] = errors.Join(errs[0], err)
+		s.Images, errs[5] = strconv.Atoi(v)
 	}
 	for _, err := range errs {
 		if err != nil {
