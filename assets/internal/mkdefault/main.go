@@ -69,6 +69,7 @@ func run() error {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	snapshot := flag.Bool("snapshot", false, "export the work folder's checkpoint as it stands (UNet phase or later) to -out, without training; for looking at a run in progress")
 	placements := flag.Int("placements", 1, "ways each training emoji is drawn: 1, as the data set draws it (centred, full size; the committed model), or more, adding moved and shrunk copies (see Placement; assets/README.md, \"Views\")")
+	flag.IntVar(&opt.PlainSteps, "plain-steps", 0, "with -placements above 1: the first N text encoder + UNet steps draw only placement 0 (the emoji as the data set draws them), the later ones every placement (0: every step draws every placement)")
 	onlyCov := flag.Bool("covariance", false, "only compute the text encoder's covariance C of the model folder at -out and write it there (perfusion/covariance.bin), as a normal run does after its export")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -84,6 +85,12 @@ func run() error {
 	}
 	if *placements < 1 {
 		return fmt.Errorf("-placements %d: want 1 or more", *placements)
+	}
+	if opt.PlainSteps < 0 || (opt.PlainSteps > 0 && *placements == 1) {
+		return fmt.Errorf("-plain-steps %d with -placements %d: want 0, or steps with 2 or more placements", opt.PlainSteps, *placements)
+	}
+	if opt.PlainSteps > 0 {
+		opt.PlainBackgrounds = len(emoji.Backgrounds()) // placement 0's indices (see dataset)
 	}
 	if *size != 64 && *size != 32 {
 		return fmt.Errorf("-size %d: want 64 or 32", *size)
@@ -106,8 +113,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	logf("data: %d training emoji, %d held out, %d skipped, %d backgrounds, %d placements, rendered in %s",
-		len(set.Train), len(set.HeldOut), len(set.Skipped), len(emoji.Backgrounds()), *placements, time.Since(t0).Round(time.Millisecond))
+	logf("data: %d training emoji, %d held out, %d skipped, %d backgrounds, %d placements (the first %d UNet steps on placement 0 only), rendered in %s",
+		len(set.Train), len(set.HeldOut), len(set.Skipped), len(emoji.Backgrounds()), *placements, opt.PlainSteps, time.Since(t0).Round(time.Millisecond))
 
 	tokDir := filepath.Join(*work, "tokenizer")
 	vocab, err := bpe.Learn(set.Captions(), bpe.DefaultSize, emoji.Superordinates())

@@ -34,6 +34,11 @@ type State struct {
 	// from); the phase ends by copying it into Weights.
 	EMA     map[string][]float32
 	EMASeen int // updates averaged into EMA
+
+	// PlainSteps and PlainBackgrounds are the Options the run started
+	// with (0 in checkpoints written before they were recorded, which
+	// is what those runs used).
+	PlainSteps, PlainBackgrounds int
 }
 
 // UpdateEMA folds the parameters' current values into the moving average
@@ -106,7 +111,7 @@ func (s *State) Save(path string) error {
 		"format": stateFormat, "version": stateVersion, "phase": s.Phase,
 		"step": strconv.Itoa(s.Step), "adam_step": strconv.Itoa(s.Opt.Step), "ema_seen": strconv.Itoa(s.EMASeen),
 		"seed": strconv.FormatUint(s.Seed, 10), "scale_factor": strconv.FormatFloat(float64(s.ScaleFactor), 'g', -1, 32),
-		"images": strconv.Itoa(s.Images),
+		"images": strconv.Itoa(s.Images), "plain_steps": strconv.Itoa(s.PlainSteps), "plain_backgrounds": strconv.Itoa(s.PlainBackgrounds),
 	}
 	err := safetensors.WriteFile(path, entries, meta, func(e safetensors.Entry, dst []byte) error {
 		return safetensors.EncodeFloat32(dst, src[e.Name], e.DType)
@@ -130,7 +135,7 @@ func LoadState(path string) (*State, error) {
 			path, stateVersion, md["format"], md["version"])
 	}
 	s := &State{Phase: md["phase"], Weights: weights.Map{}, Opt: NewAdamW()}
-	var errs [6]error
+	var errs [8]error
 	s.Step, errs[0] = strconv.Atoi(md["step"])
 	s.Opt.Step, errs[1] = strconv.Atoi(md["adam_step"])
 	s.Seed, errs[2] = strconv.ParseUint(md["seed"], 10, 64)
@@ -139,6 +144,12 @@ func LoadState(path string) (*State, error) {
 	s.EMASeen, errs[4] = strconv.Atoi(md["ema_seen"])
 	if v, ok := md["images"]; ok {
 		s.Images, errs[5] = strconv.Atoi(v)
+	}
+	if v, ok := md["plain_steps"]; ok {
+		s.PlainSteps, errs[6] = strconv.Atoi(v)
+	}
+	if v, ok := md["plain_backgrounds"]; ok {
+		s.PlainBackgrounds, errs[7] = strconv.Atoi(v)
 	}
 	for _, err := range errs {
 		if err != nil {

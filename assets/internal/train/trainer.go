@@ -64,6 +64,13 @@ type Options struct {
 	// order of float additions differs.
 	Replicas []*ops.Engine
 	Log      func(format string, args ...any) // progress lines; nil: none
+
+	// PlainSteps and PlainBackgrounds narrow the start of the UNet phase:
+	// its steps before PlainSteps draw only background indices below
+	// PlainBackgrounds (0: every step draws from all). With placements
+	// (mkdefault), the first indices are the emoji as the data set draws
+	// them, so the text encoder and UNet learn on those first.
+	PlainSteps, PlainBackgrounds int
 }
 
 // DefaultOptions is the plan of assets/README.md.
@@ -98,6 +105,9 @@ func Run(ctx context.Context, cfg tinysd.Config, tok *tokenizer.Tokenizer, data 
 	}
 	if n := len(opt.Replicas); n >= 2 && (opt.VAEBatch%n != 0 || opt.UNetBatch%n != 0) {
 		return nil, fmt.Errorf("train: batches of %d and %d do not split evenly over %d replicas", opt.VAEBatch, opt.UNetBatch, n)
+	}
+	if opt.PlainSteps < 0 || opt.PlainBackgrounds < 0 || opt.PlainBackgrounds > data.Backgrounds() || (opt.PlainSteps > 0) != (opt.PlainBackgrounds > 0) {
+		return nil, fmt.Errorf("train: plain steps %d on %d of %d backgrounds: want both 0, or both above 0 and at most all backgrounds", opt.PlainSteps, opt.PlainBackgrounds, data.Backgrounds())
 	}
 	st, err := start(cfg, opt, data.Len()*data.Backgrounds())
 	if err != nil {
@@ -142,6 +152,9 @@ func start(cfg tinysd.Config, opt Options, images int) (*State, error) {
 			if st.Images != 0 && st.Images != images {
 				return nil, fmt.Errorf("train: %s was started on %d training images, not %d (another data set, or another number of placements): delete it to start over", opt.Checkpoint, st.Images, images)
 			}
+			if st.PlainSteps != opt.PlainSteps || st.PlainBackgrounds != opt.PlainBackgrounds {
+				return nil, fmt.Errorf("train: %s was started with its first %d UNet steps on %d backgrounds, not %d on %d: delete it to start over, or resume with its settings", opt.Checkpoint, st.PlainSteps, st.PlainBackgrounds, opt.PlainSteps, opt.PlainBackgrounds)
+			}
 			st.Images = images
 			for k, sh := range shapes {
 				if !reflect.DeepEqual(st.Weights[k].Shape, sh) {
@@ -155,7 +168,7 @@ func start(cfg tinysd.Config, opt Options, images int) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &State{Phase: PhaseVAE, Seed: opt.Seed, Images: images, Weights: w, Opt: NewAdamW()}, nil
+	return &State{Phase: PhaseVAE, Seed: opt.Seed, Images: images, PlainSteps: opt.PlainSteps, PlainBackgrounds: opt.PlainBackgrounds, Weights: w, Opt: NewAdamW()}, nil
 }
 
 type runner struct {
@@ -196,10 +209,10 @@ func params(m map[string]tensor.Tensor) []Param {
 	return out
 }
 
-// batch draws a batch: items and backgrounds.
-func (r *runner) batch(rng *rand.Rand, b int) (items, bgs []int) {
+// batch draws a batch: items, and backgrounds below nbg.
+func (r *runner) batch(rng *rand.Rand, b, nbg int) (items, bgs []int) {
 	for range b {
-		items, bgs = append(items, rng.IntN(r.data.Len())), append(bgs, rng.IntN(r.data.Backgrounds()))
+		items, bgs = append(items, rng.IntN(r.data.Len())), append(bgs, rng.IntN(nbg))
 	}
 	return items, bgs
 }
@@ -546,7 +559,7 @@ func (in vaeBatch) share(lo, hi int) vaeBatch {
 func (r *runner) vaeInputs(step int) vaeBatch {
 	b, s, h := r.opt.VAEBatch, r.cfg.ImageSize, r.cfg.LatentSize()
 	rng := r.rng(1, step)
-	x := r.pixels(r.batch(rng, b))
+	x := r.pixels(r.batch(rng, b, r.data.Backgrounds()))
 	return vaeBatch{b: b, size: s, x: x, noise: randn(rng, b*r.cfg.VAE.EmbedDim*h*h)}
 }
 
@@ -607,7 +620,11 @@ func (r *runner) unetInputs(ctx context.Context, ae *vae.Model, step int) (unetB
 	acp := sampler.SD15().AlphasCumprod64
 	b := r.opt.UNetBatch
 	rng := r.rng(2, step)
-	items, bgs := r.batch(rng, b)
+	nbg := r.data.Backgrounds()
+	if step < r.opt.PlainSteps {
+		nbg = r.opt.PlainBackgrounds
+	}
+	items, bgs := r.batch(rng, b, nbg)
 	var ids []int
 	for k := range items {
 		caption := ""

@@ -154,10 +154,79 @@ func TestRunResume(t *testing.T) {
 	if _, err := Run(context.Background(), cfg, tok, threeSquares{data}, opt); err == nil || !strings.Contains(err.Error(), "training images") {
 		t.Errorf("a checkpoint of 8 images was resumed on 6: %v", err)
 	}
+	// So is one resumed with other plain steps, and plain steps on more
+	// backgrounds than the data has are refused before anything starts.
+	opt.PlainSteps, opt.PlainBackgrounds = 2, 1
+	if _, err := Run(context.Background(), cfg, tok, data, opt); err == nil || !strings.Contains(err.Error(), "UNet steps on") {
+		t.Errorf("a checkpoint without plain steps was resumed with them: %v", err)
+	}
+	opt.PlainBackgrounds = 3
+	if _, err := Run(context.Background(), cfg, tok, data, opt); err == nil || !strings.Contains(err.Error(), "at most all backgrounds") {
+		t.Errorf("plain steps on 3 of 2 backgrounds: %v", err)
+	}
+	opt.PlainSteps, opt.PlainBackgrounds = 0, 0
 	opt.Seed++
 	if _, err := Run(context.Background(), cfg, tok, data, opt); err == nil {
 		t.Error("a checkpoint of another seed was resumed")
 	}
+}
+
+// The UNet phase's steps before PlainSteps draw only backgrounds below
+// PlainBackgrounds; later steps draw what an unrestricted run draws.
+func TestPlainSteps(t *testing.T) {
+	cfg, tok := tiny(t)
+	opt := tinyOptions()
+	opt.UNetBatch, opt.CaptionDrop = 8, 0
+	r, w := gradRunner(t, cfg, tok, opt)
+	ae, err := vae.Load(r.e, w, cfg.VAE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	draws := func(o Options) [][]int { // backgrounds drawn, by step
+		var seen []int
+		r.opt, r.data = o, bgRecorder{squares{size: 16}, &seen}
+		var out [][]int
+		for step := range 6 {
+			seen = nil
+			if _, err := r.unetInputs(context.Background(), ae, step); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, seen)
+		}
+		return out
+	}
+	all := draws(opt)
+	opt.PlainSteps, opt.PlainBackgrounds = 3, 1
+	plain := draws(opt)
+	ones := 0
+	for step := range all {
+		if len(all[step]) != opt.UNetBatch || len(plain[step]) != opt.UNetBatch {
+			t.Fatalf("step %d: %d and %d captions for a batch of %d", step, len(all[step]), len(plain[step]), opt.UNetBatch)
+		}
+		for k, bg := range all[step] {
+			ones += bg
+			switch {
+			case step < opt.PlainSteps && plain[step][k] != 0:
+				t.Errorf("step %d, sample %d: background %d before the plain steps end", step, k, plain[step][k])
+			case step >= opt.PlainSteps && plain[step][k] != bg:
+				t.Errorf("step %d, sample %d: background %d, an unrestricted run draws %d", step, k, plain[step][k], bg)
+			}
+		}
+	}
+	if ones == 0 {
+		t.Error("an unrestricted run drew only background 0: the test cannot tell")
+	}
+}
+
+// bgRecorder is squares noting the background of every caption asked for.
+type bgRecorder struct {
+	squares
+	seen *[]int
+}
+
+func (d bgRecorder) Caption(i, bg, v int) string {
+	*d.seen = append(*d.seen, bg)
+	return d.squares.Caption(i, bg, v)
 }
 
 // threeSquares is squares without the last one.
