@@ -57,7 +57,7 @@ var viewBackgrounds = []string{"white", "blue", "green", "yellow", "black"}
 // ConceptViews returns n augmented views (n <= 5) of a held-out emoji:
 // each on another background (viewBackgrounds), every second one
 // mirrored. jitter (0 to 1) adds the geometric augmentation: a shift of
-// up to jitter × 3/64 of the side and a scale down to 1 − jitter × 0.15.
+// up to jitter × emoji.MaxShift and a scale down to 1 − jitter × 0.15.
 // The evaluation uses 1 (0 with Options.CentredViews). The default model
 // was trained on emoji centred at one size only, so it cannot draw a
 // moved or shrunk view (assets/README.md, "Views").
@@ -70,7 +70,7 @@ func ConceptViews(glyph *image.NRGBA, n int, seed uint64, jitter float64) []*ima
 		dx, dy, sc := 2*r.Float64()-1, 2*r.Float64()-1, r.Float64()
 		v := emoji.View{
 			Background: BackgroundIndex(viewBackgrounds[i]),
-			DX:         jitter * dx * 3 * side / 64, DY: jitter * dy * 3 * side / 64,
+			DX:         jitter * dx * emoji.MaxShift(side), DY: jitter * dy * emoji.MaxShift(side),
 			Scale: 1 - jitter*0.15*(1-sc), Flip: i%2 == 1,
 		}
 		out = append(out, emoji.Render(glyph, v))

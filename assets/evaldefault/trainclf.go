@@ -57,10 +57,10 @@ func trainingItems(set *emoji.Set, every int) (classes []string, items []labelle
 }
 
 // RandomView draws an augmentation of a data-set image of side size: any
-// background, a shift of up to 3/64 of the side, a scale of 0.85 to 1.1
+// background, a shift of up to emoji.MaxShift, a scale of 0.85 to 1.1
 // and a mirror half of the time.
 func RandomView(r *rand.Rand, size int) emoji.View {
-	shift := 3 * float64(size) / 64
+	shift := emoji.MaxShift(float64(size))
 	return emoji.View{
 		Background: r.IntN(len(emoji.Backgrounds())),
 		DX:         (2*r.Float64() - 1) * shift, DY: (2*r.Float64() - 1) * shift,

@@ -5,6 +5,12 @@ import (
 	"math"
 )
 
+// MaxShift is the largest shift, in pixels on each axis, of the moved
+// views of a glyph of the given side: 3/64 of it. The default model's
+// placements, the evaluation's concept views and the classifiers'
+// augmentation all move a glyph by up to this much.
+func MaxShift(side float64) float64 { return 3 * side / 64 }
+
 // View is one placement of a glyph on a background: a shift in pixels,
 // a scale about the centre and an optional mirror.
 type View struct {

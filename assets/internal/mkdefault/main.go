@@ -233,13 +233,13 @@ func (d dataset) Caption(i, bg, v int) string {
 }
 
 // Placement is placement p (>= 1) of training emoji i: a shift of up to
-// 3/64 of the side on each axis and a scale of 0.85 to 1, the ranges of
+// emoji.MaxShift on each axis and a scale of 0.85 to 1, the ranges of
 // the views a concept is trained on (evaldefault.ConceptViews), drawn
 // from (seed, i, p). It does not mirror: some emoji point one way
 // ("left arrow"), and a mirrored one would contradict its caption.
 func Placement(seed uint64, i, p, side int) emoji.View {
 	r := rand.New(rand.NewPCG(seed^0x706c616365, uint64(i)<<16|uint64(p)))
-	shift := 3 * float64(side) / 64
+	shift := emoji.MaxShift(float64(side))
 	return emoji.View{
 		DX: (2*r.Float64() - 1) * shift, DY: (2*r.Float64() - 1) * shift,
 		Scale: 1 - 0.15*r.Float64(),
