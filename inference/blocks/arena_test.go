@@ -8,6 +8,7 @@ import (
 
 	"github.com/nlpodyssey/spago/ag"
 
+	"github.com/perfusion-studio/perfusion/inference/backend"
 	"github.com/perfusion-studio/perfusion/inference/ops"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 	"github.com/perfusion-studio/perfusion/inference/weights"
@@ -277,5 +278,37 @@ func TestLoaderKeepsViews(t *testing.T) {
 	r, err := lin.Half.Reshape(3, 2)
 	if err != nil || r.keep != keep {
 		t.Errorf("a reshape does not hold the keep value: %v", err)
+	}
+}
+
+// TestArenaOutputIsZeroed checks that a recycled result buffer is lent
+// zeroed: small ones on the caller's thread, large ones split over the
+// engine's threads, and without a backend on one thread.
+func TestArenaOutputIsZeroed(t *testing.T) {
+	e := ops.CPU()
+	if s, ok := e.B.(interface{ SetThreads(int) }); ok {
+		old := e.B.Threads()
+		s.SetThreads(3) // an odd count: chunks of unequal length
+		defer s.SetThreads(old)
+	}
+	for _, be := range []backend.Backend{e.B, nil} {
+		for _, n := range []int{7, 2 * clearGrain, 2*clearGrain + 5} {
+			var a Arena
+			b := make([]float32, n)
+			for i := range b {
+				b[i] = float32(i%5 + 1)
+			}
+			a.put([][]float32{b})
+			o := &flowOutputs{a: &a, be: be, used: map[int]bool{}}
+			got := o.Output(n)
+			if len(got) != n || &got[0] != &b[0] {
+				t.Fatalf("n=%d: the idle buffer was not recycled", n)
+			}
+			for i, v := range got {
+				if v != 0 {
+					t.Fatalf("n=%d, backend %v: value %d is %g, want 0", n, be != nil, i, v)
+				}
+			}
+		}
 	}
 }

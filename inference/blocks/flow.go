@@ -32,7 +32,7 @@ func NewArenaFlow(e *ops.Engine, a *Arena) *Flow {
 	if a == nil || e == nil {
 		return NewFlow(e)
 	}
-	out := &flowOutputs{a: a, used: map[int]bool{}}
+	out := &flowOutputs{a: a, be: e.B, used: map[int]bool{}}
 	return &Flow{E: e.WithOutputs(out), out: out}
 }
 
