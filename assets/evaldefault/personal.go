@@ -63,14 +63,14 @@ var viewBackgrounds = []string{"white", "blue", "green", "yellow", "black"}
 // moved or shrunk view (assets/README.md, "Views").
 func ConceptViews(glyph *image.NRGBA, n int, seed uint64, jitter float64) []*image.RGBA {
 	r := rand.New(rand.NewPCG(seed, 0x76696577))
-	side := float64(glyph.Bounds().Dx())
+	shift := emoji.MaxShift(float64(glyph.Bounds().Dx()))
 	var out []*image.RGBA
 	for i := range min(n, len(viewBackgrounds)) {
 		// the same draws whatever the jitter
 		dx, dy, sc := 2*r.Float64()-1, 2*r.Float64()-1, r.Float64()
 		v := emoji.View{
 			Background: BackgroundIndex(viewBackgrounds[i]),
-			DX:         jitter * dx * emoji.MaxShift(side), DY: jitter * dy * emoji.MaxShift(side),
+			DX:         jitter * dx * shift, DY: jitter * dy * shift,
 			Scale: 1 - jitter*0.15*(1-sc), Flip: i%2 == 1,
 		}
 		out = append(out, emoji.Render(glyph, v))
