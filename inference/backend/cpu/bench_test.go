@@ -46,7 +46,7 @@ func benchGemm(b *testing.B, threads int) {
 	var runs []run
 	if blas.Available {
 		runs = append(runs, run{"blas=" + blas.Name(), func(m, n, k int, a, bm, c []float32) {
-			blas.Sgemm(threads, false, false, m, n, k, 1, a, k, bm, n, 0, c, n)
+			blas.Sgemm(threads, nil, false, false, m, n, k, 1, a, k, bm, n, 0, c, n)
 		}})
 	}
 	runs = append(runs,
@@ -99,7 +99,7 @@ func (p blasBackend) SetThreads(int)                      {}
 func (p blasBackend) Parallel(n int, fn func(lo, hi int)) { fn(0, n) }
 func (p blasBackend) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	b []float32, ldb int, beta float32, c []float32, ldc int) {
-	blas.Sgemm(p.threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	blas.Sgemm(p.threads, nil, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 func fill(rng *rand.Rand, n int) []float32 {

@@ -11,21 +11,31 @@
 package cpu
 
 import (
-	"sync"
 	"sync/atomic"
 
 	"github.com/perfusion-studio/perfusion/inference/backend"
 	"github.com/perfusion-studio/perfusion/inference/backend/cpu/gemm"
 	"github.com/perfusion-studio/perfusion/inference/backend/internal/blas"
+	"github.com/perfusion-studio/perfusion/inference/backend/internal/crew"
 	"github.com/perfusion-studio/perfusion/inference/internal/x86"
 )
 
-// CPU implements backend.Backend. Create it with New. It owns no
-// goroutines between calls, so it needs no Close.
+// CPU implements backend.Backend. Create it with New. Its parallel loops
+// and GEMMs run on the caller and on helper goroutines that linger for
+// crew.DefaultLinger after each, so it needs no Close.
 type CPU struct {
 	threads atomic.Int32
 	useBLAS bool        // Gemm calls the platform BLAS
 	pure    gemm.Engine // Gemm's engine when useBLAS is false
+	crew    *crew.Crew  // helpers of Parallel and of the pure-Go GEMM
+}
+
+// newCPU returns a CPU on DefaultThreads() threads.
+func newCPU(useBLAS bool) *CPU {
+	c := &CPU{useBLAS: useBLAS, crew: crew.New(crew.DefaultLinger)}
+	c.pure.SetCrew(c.crew)
+	c.SetThreads(DefaultThreads())
+	return c
 }
 
 var _ backend.Backend = (*CPU)(nil)
@@ -34,25 +44,19 @@ var _ backend.Backend = (*CPU)(nil)
 // platform BLAS when the build links one and the CPU lacks AVX-512 (see the
 // package doc).
 func New() *CPU {
-	c := &CPU{useBLAS: blas.Available && !x86.HasAVX512()}
-	c.SetThreads(DefaultThreads())
-	return c
+	return newCPU(blas.Available && !x86.HasAVX512())
 }
 
 // NewBLAS returns a CPU backend using DefaultThreads() threads that always
 // runs the platform BLAS; ok is false when the build links none.
 func NewBLAS() (c *CPU, ok bool) {
-	c = &CPU{useBLAS: blas.Available}
-	c.SetThreads(DefaultThreads())
-	return c, blas.Available
+	return newCPU(blas.Available), blas.Available
 }
 
 // NewGo returns a CPU backend using DefaultThreads() threads that always
 // runs the pure-Go GEMM, even in builds that link a platform BLAS.
 func NewGo() *CPU {
-	c := &CPU{}
-	c.SetThreads(DefaultThreads())
-	return c
+	return newCPU(false)
 }
 
 // Name says which implementation runs: "cpu/openblas", "cpu/accelerate", or
@@ -78,7 +82,7 @@ func (c *CPU) SetThreads(n int) {
 }
 
 // Parallel splits [0, n) into at most Threads() contiguous chunks and runs
-// fn on each, one goroutine per chunk (the last on the caller's goroutine).
+// fn on each, on the caller and the crew's helpers.
 func (c *CPU) Parallel(n int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -88,14 +92,11 @@ func (c *CPU) Parallel(n int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
 	chunk := (n + t - 1) / t
-	last := (n - 1) / chunk * chunk // start of the final chunk
-	for lo := 0; lo < last; lo += chunk {
-		wg.Go(func() { fn(lo, lo+chunk) })
-	}
-	fn(last, n)
-	wg.Wait()
+	c.crew.Run(t-1, (n+chunk-1)/chunk, func(i int) {
+		lo := i * chunk
+		fn(lo, min(lo+chunk, n))
+	})
 }
 
 // GemmHalfA implements backend.HalfGemmer with the pure-Go kernels.
@@ -127,7 +128,7 @@ func (c *CPU) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32,
 	if err := gemm.CheckArgs(transA, transB, m, n, k, a, lda, b, ldb, cm, ldc); err != nil {
 		panic(err)
 	}
-	blas.Sgemm(c.Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
+	blas.Sgemm(c.Threads(), c.crew, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
 }
 
 var _ backend.APacker = (*CPU)(nil)

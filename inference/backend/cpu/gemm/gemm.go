@@ -17,19 +17,27 @@ package gemm
 import (
 	"fmt"
 	"sync"
+
+	"github.com/perfusion-studio/perfusion/inference/backend/internal/crew"
 )
 
 // Engine runs GEMMs and keeps packing buffers for reuse across calls. The
 // zero value is ready to use; it is safe for concurrent use and must not be
 // copied after first use.
 type Engine struct {
-	kern  *kernel   // nil: the best kernel for this CPU
-	aBufs sync.Pool // *[]float32 holding packed A blocks
-	bBufs sync.Pool // *[]float32 holding packed B panels
+	kern  *kernel    // nil: the best kernel for this CPU
+	crew  *crew.Crew // runs the parts of a split GEMM; nil: fresh goroutines
+	aBufs sync.Pool  // *[]float32 holding packed A blocks
+	bBufs sync.Pool  // *[]float32 holding packed B panels
 }
 
 // Kernel names the micro-kernel in use, e.g. "avx2-6x16" or "go4x4".
 func (e *Engine) Kernel() string { return e.kernel().name }
+
+// SetCrew makes the engine run the parts of its split GEMMs on c (the
+// calling goroutine takes parts too). Call it before the engine's first
+// use.
+func (e *Engine) SetCrew(c *crew.Crew) { e.crew = c }
 
 func (e *Engine) kernel() *kernel {
 	if e.kern != nil {
@@ -105,18 +113,13 @@ func run[SA aSource, SB bSource](e *Engine, threads, m, n, k int, alpha float32,
 		block(e, kn, A, B, 0, m, 0, n, k, alpha, beta, c, ldc)
 		return
 	}
-	var wg sync.WaitGroup
-	for ti := range tm {
-		i0, i1 := chunk(m, tm, ti, kn.mr)
-		for tj := range tn {
-			j0, j1 := chunk(n, tn, tj, kn.nr)
-			if i0 == i1 || j0 == j1 {
-				continue
-			}
-			wg.Go(func() { block(e, kn, A, B, i0, i1, j0, j1, k, alpha, beta, c, ldc) })
+	e.crew.Run(threads-1, tm*tn, func(t int) {
+		i0, i1 := chunk(m, tm, t/tn, kn.mr)
+		j0, j1 := chunk(n, tn, t%tn, kn.nr)
+		if i0 < i1 && j0 < j1 {
+			block(e, kn, A, B, i0, i1, j0, j1, k, alpha, beta, c, ldc)
 		}
-	}
-	wg.Wait()
+	})
 }
 
 // block computes C[i0:i1, j0:j1] on the calling goroutine. It is generic

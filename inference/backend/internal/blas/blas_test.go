@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/perfusion-studio/perfusion/inference/backend/internal/crew"
 	"github.com/perfusion-studio/perfusion/inference/backend/internal/gemmtest"
 )
 
@@ -21,7 +22,7 @@ func TestSgemm(t *testing.T) {
 	for _, threads := range []int{1, 2} {
 		gemmtest.Run(t, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 			b []float32, ldb int, beta float32, c []float32, ldc int) {
-			Sgemm(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			Sgemm(threads, nil, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		}, shapes)
 	}
 }
@@ -35,7 +36,7 @@ func TestSgemmParts(t *testing.T) {
 	for _, parts := range []int{2, 3} {
 		gemmtest.Run(t, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 			b []float32, ldb int, beta float32, c []float32, ldc int) {
-			sgemmParts(parts, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			sgemmParts(nil, parts, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		}, gemmtest.Shapes)
 	}
 }
@@ -55,13 +56,14 @@ func TestSgemmConcurrent(t *testing.T) {
 		b[i] = 2*rng.Float32() - 1
 	}
 	want := make([]float32, m*n)
-	Sgemm(2, false, true, m, n, k, 1, a, k, b, k, 0, want, n)
+	cr := crew.New(crew.DefaultLinger) // shared by the concurrent calls
+	Sgemm(2, cr, false, true, m, n, k, 1, a, k, b, k, 0, want, n)
 	outs := make([][]float32, 4)
 	for round := range 20 {
 		var wg sync.WaitGroup
 		for i := range outs {
 			outs[i] = make([]float32, m*n)
-			wg.Go(func() { Sgemm(2, false, true, m, n, k, 1, a, k, b, k, 0, outs[i], n) })
+			wg.Go(func() { Sgemm(2, cr, false, true, m, n, k, 1, a, k, b, k, 0, outs[i], n) })
 		}
 		wg.Wait()
 		for i, got := range outs {

@@ -45,8 +45,9 @@ static void ps_sgemm(int threads, int transA, int transB, int m, int n, int k,
 import "C"
 
 import (
-	"sync"
 	"unsafe"
+
+	"github.com/perfusion-studio/perfusion/inference/backend/internal/crew"
 )
 
 // Available reports whether this build links a platform BLAS.
@@ -81,7 +82,7 @@ func Core() string {
 // early blocks without spinning, and the Go scheduler places them. Each
 // part packs the operand it shares with the others afresh: the split runs
 // along the longer side of C, so that operand is the smaller one.
-func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
+func Sgemm(threads int, cr *crew.Crew, transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -99,7 +100,7 @@ func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
 	if threads > 1 && m*n*k >= splitMin {
 		parts = threads
 	}
-	sgemmParts(parts, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemmParts(cr, parts, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // goThreads says whether Sgemm threads through goroutines (OpenBLAS) or
@@ -117,9 +118,9 @@ const splitMin = 1 << 18
 const splitAlign = 16
 
 // sgemmParts runs C = alpha*op(A)*op(B) + beta*C as at most parts
-// single-threaded SGEMMs on as many goroutines, each on a band of C's rows
-// (when C has at least as many rows as columns) or columns.
-func sgemmParts(parts int, transA, transB bool, m, n, k int, alpha float32,
+// single-threaded SGEMMs on the caller and cr's helpers, each on a band of
+// C's rows (when C has at least as many rows as columns) or columns.
+func sgemmParts(cr *crew.Crew, parts int, transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	rows := m >= n
 	side := n
@@ -147,12 +148,7 @@ func sgemmParts(parts int, transA, transB bool, m, n, k int, alpha float32,
 		}
 		sgemm(1, transA, transB, m, hi-lo, k, alpha, a, lda, b[bo:], ldb, beta, c[lo:], ldc)
 	}
-	var wg sync.WaitGroup
-	for lo := band; lo < side; lo += band {
-		wg.Go(func() { part(lo, min(lo+band, side)) })
-	}
-	part(0, band)
-	wg.Wait()
+	cr.Run(parts-1, (side+band-1)/band, func(i int) { part(i*band, min((i+1)*band, side)) })
 }
 
 // sgemm is one library call on the given number of threads (OpenBLAS's

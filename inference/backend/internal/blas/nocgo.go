@@ -2,6 +2,8 @@
 
 package blas
 
+import "github.com/perfusion-studio/perfusion/inference/backend/internal/crew"
+
 // Available reports whether this build links a platform BLAS.
 const Available = false
 
@@ -12,7 +14,7 @@ func Name() string { return "" }
 func Core() string { return "" }
 
 // Sgemm panics: this build links no platform BLAS. Check Available first.
-func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32,
+func Sgemm(threads int, _ *crew.Crew, transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	panic("blas: built without cgo or with the purego tag; no platform BLAS")
 }
