@@ -77,17 +77,37 @@ func (p *Pipeline) MemoryBudget(width, height, batch int) int64 {
 // and thrashed the collector at 1.1 GiB (1.7 times slower).
 const keptGraphFactor = 1.4
 
+// keptMaps is the least a training pass that keeps its UNet activations
+// needs beyond MemoryBudget, counted in float32 feature maps of the
+// UNet's first level (micro x ModelChannels x the latent's pixels): the
+// kept graph grows with the image, while MemoryBudget's fixed parts
+// (weights, margin, one float32 weight copy) do not, so keptGraphFactor
+// alone falls short at larger sizes. Measured on SD1.5's shapes from a
+// float16 checkpoint at 512x512, batch 1 (MemoryBudget 1.79 GB; one such
+// map 5.2 MB): a pass took 13.5-16.4 s at keptGraphFactor's 2.50 GB, and
+// 9.2-9.3 s at 3.0 and 3.5 GiB and 8.7 s with no limit; 290 maps give
+// 3.3 GB.
+const keptMaps = 290
+
 // TrainingBudget is a Go memory limit for training a concept on micro
 // images of size x size pixels per pass: MemoryBudget of generating them
 // (which covers a pass that recomputes its activations, one UNet block's
-// graph at a time, and the VAE encoding of the photos), or keptGraphFactor
-// times that when the pass keeps every activation.
+// graph at a time, and the VAE encoding of the photos), or, when the pass
+// keeps every activation, the larger of keptGraphFactor times that and
+// that plus keptMaps first-level feature maps.
 func (p *Pipeline) TrainingBudget(size, micro int, keepActivations bool) int64 {
 	b := p.MemoryBudget(size, size, micro)
-	if keepActivations {
-		b = int64(keptGraphFactor * float64(b))
+	if !keepActivations {
+		return b
 	}
-	return b
+	return max(int64(keptGraphFactor*float64(b)), b+keptMaps*p.firstMapBytes(size, micro))
+}
+
+// firstMapBytes is the size in float32 bytes of one feature map of the
+// UNet's first level for micro images of size x size pixels.
+func (p *Pipeline) firstMapBytes(size, micro int) int64 {
+	side := int64(max(size/p.latentFactor(), 1))
+	return int64(max(micro, 1)) * int64(p.UNet.Config.ModelChannels) * side * side * float32Bytes
 }
 
 // HeapWeightBytes is the part of WeightBytes on the Go heap (not mapped
