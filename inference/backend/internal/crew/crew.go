@@ -71,6 +71,24 @@ func (c *Crew) Run(helpers, tasks int, fn func(task int)) {
 		c.hand(j)
 	}
 	j.work()
+	c.await(j)
+}
+
+// await returns once every task of j has returned. It polls, yielding the
+// thread between looks, for up to the linger time before it blocks: a
+// caller that blocked would give up its thread, and the helper that
+// finishes the loop would hand the caller its own thread and wait for a
+// sleeping one to wake.
+func (c *Crew) await(j *job) {
+	if c != nil && c.linger > 0 {
+		start := time.Now()
+		for i := 1; j.done.Load() < j.tasks; i++ {
+			if i%32 == 0 && time.Since(start) > c.linger {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
 	if j.done.Load() < j.tasks {
 		<-j.finished
 	}
