@@ -68,7 +68,7 @@ func run() error {
 	blas := flag.Bool("blas", false, "use OpenBLAS for matrix products (default: the pure-Go kernels, which do not oversubscribe the cores when spago runs backward operators concurrently)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	snapshot := flag.Bool("snapshot", false, "export the work folder's checkpoint as it stands (UNet phase or later) to -out, without training; for looking at a run in progress")
-	placements := flag.Int("placements", 1, "ways each training emoji is drawn: 1, as the data set draws it (centred, full size; the committed model), or more, adding moved and shrunk copies (see Placement; assets/README.md, \"Views\")")
+	placements := flag.Int("placements", 2, "ways each training emoji is drawn: 1, as the data set draws it (centred, full size), or more, adding moved and shrunk copies (2: the committed model; see Placement; assets/README.md, \"Views\")")
 	flag.IntVar(&opt.PlainSteps, "plain-steps", 0, "with -placements above 1: the first N text encoder + UNet steps draw only placement 0 (the emoji as the data set draws them), the later ones every placement (0: every step draws every placement)")
 	onlyCov := flag.Bool("covariance", false, "only compute the text encoder's covariance C of the model folder at -out and write it there (perfusion/covariance.bin), as a normal run does after its export")
 	flag.Parse()
