@@ -80,17 +80,28 @@ func (c *Crew) Run(helpers, tasks int, fn func(task int)) {
 // finishes the loop would hand the caller its own thread and wait for a
 // sleeping one to wake.
 func (c *Crew) await(j *job) {
-	if c != nil && c.linger > 0 {
-		start := time.Now()
-		for i := 1; j.done.Load() < j.tasks; i++ {
-			if i%32 == 0 && time.Since(start) > c.linger {
-				break
-			}
-			runtime.Gosched()
-		}
-	}
-	if j.done.Load() < j.tasks {
+	finished := func() bool { return j.done.Load() >= j.tasks }
+	if !c.pollFor(finished) {
 		<-j.finished
+	}
+}
+
+// pollFor calls ready until it reports true or the linger time has
+// passed, yielding the thread between calls, and returns its last answer.
+// A nil Crew or one without linger calls it once.
+func (c *Crew) pollFor(ready func() bool) bool {
+	if c == nil || c.linger <= 0 {
+		return ready()
+	}
+	start := time.Now()
+	for i := 1; ; i++ {
+		if ready() {
+			return true
+		}
+		if i%32 == 0 && time.Since(start) > c.linger {
+			return false
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -125,8 +136,6 @@ func (c *Crew) hand(j *job) {
 				return
 			}
 		}
-	}
-	if c != nil {
 		c.live.Add(1)
 	}
 	go c.help(j)
@@ -152,24 +161,25 @@ func (c *Crew) help(j *job) {
 // itself off the idle count, and if a loop took it off first, it waits for
 // the job that loop is sending.
 func (c *Crew) poll() *job {
-	start := time.Now()
-	for i := 1; ; i++ {
+	var j *job
+	received := func() bool {
 		select {
-		case j := <-c.jobs:
-			return j
+		case j = <-c.jobs:
+			return true
 		default:
+			return false
 		}
-		if i%32 == 0 && time.Since(start) > c.linger {
-			for {
-				n := c.idle.Load()
-				if n <= 0 {
-					return <-c.jobs
-				}
-				if c.idle.CompareAndSwap(n, n-1) {
-					return nil
-				}
-			}
+	}
+	if c.pollFor(received) {
+		return j
+	}
+	for {
+		n := c.idle.Load()
+		if n <= 0 {
+			return <-c.jobs
 		}
-		runtime.Gosched()
+		if c.idle.CompareAndSwap(n, n-1) {
+			return nil
+		}
 	}
 }
