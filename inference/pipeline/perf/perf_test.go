@@ -336,7 +336,8 @@ func TestWriteTable(t *testing.T) {
 				UNetRSS: 4.5e9, DecodeRSS: 5e9},
 			{Size: 512, UNet1: 4 * time.Second, UNet2: 8 * time.Second, Decode: 4 * time.Second, FLOPs1: 400e9, FLOPs2: 800e9,
 				Step: Usage{Wall: 8 * time.Second, User: 14 * time.Second, Sys: 2 * time.Second, AllocBytes: 12.5e6, Mallocs: 321, GCs: 3,
-					MinorFaults: 77, MajorFaults: 0}, DecodeUsage: Usage{MinorFaults: -1}},
+					MinorFaults: 77, MajorFaults: 0}, DecodeUsage: Usage{MinorFaults: -1},
+				Spin: Usage{Wall: time.Second, User: 1800 * time.Millisecond}},
 		}}
 	var buf bytes.Buffer
 	if err := rep.WriteTable(&buf); err != nil {
@@ -349,7 +350,8 @@ func TestWriteTable(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"512x512 CFG step: 12.5 MB allocated in 321 objects, 3 GC, CPU 16.00 s (sys 2.00 s) = 200% of one core, 77 minor / 0 major page faults",
-		"512x512 VAE decode: 0.0 MB allocated in 0 objects, 0 GC\n", "after 1 warm-up run(s)"} {
+		"512x512 VAE decode: 0.0 MB allocated in 0 objects, 0 GC\n", "after 1 warm-up run(s)",
+		"512x512 control, right after: 2 threads that never wait got 180% of one core"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("usage lines lack %q:\n%s", want, out)
 		}

@@ -53,6 +53,9 @@ type Row struct {
 	// the last decode cost: after Reps-1 runs of the same work, the steady
 	// state (see Usage).
 	Step, DecodeUsage Usage
+	// Spin is the control measured right after the CFG steps: the
+	// backend's thread count spinning for SpinTime (see Spin).
+	Spin Usage
 }
 
 // GFLOPs is the UNet's achieved speed on the CFG step.
@@ -98,6 +101,8 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		if r.UNet2, r.Step, err = measure(ctx, opt.Reps, func(ctx context.Context) error { return b.UNet(ctx, s, 2) }); err != nil {
 			return nil, err
 		}
+		opt.log("%dx%d: spinning %d threads for %v, the CPU control", s, s, rep.Threads, SpinTime)
+		r.Spin = Spin(rep.Threads, SpinTime)
 		if resettable {
 			r.UNetRSS, _ = PeakRSS()
 			resettable = ResetPeakRSS() == nil
@@ -147,6 +152,10 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "\nwhat the last run of each stage cost (after %d warm-up run(s) of the same work):\n", rep.Reps-1)
 	for _, r := range rep.Rows {
 		fmt.Fprintf(w, "  %dx%d CFG step: %s\n", r.Size, r.Size, r.Step.summary())
+		if r.Spin.CPU() > 0 {
+			fmt.Fprintf(w, "  %dx%d control, right after: %d threads that never wait got %.0f%% of one core (the most a step could show here)\n",
+				r.Size, r.Size, rep.Threads, 100*r.Spin.Cores())
+		}
 		fmt.Fprintf(w, "  %dx%d VAE decode: %s\n", r.Size, r.Size, r.DecodeUsage.summary())
 	}
 	return nil

@@ -3,6 +3,7 @@ package perf
 import (
 	"context"
 	"runtime"
+	"sync"
 	"time"
 )
 
@@ -79,4 +80,34 @@ func measure(ctx context.Context, n int, fn func(context.Context) error) (time.D
 		}
 	}
 	return fastest, last, nil
+}
+
+// SpinTime is how long Run's control spins after each size's CFG steps.
+const SpinTime = 500 * time.Millisecond
+
+// Spin keeps threads goroutines busy with arithmetic for d and returns
+// what that cost. It is the control for Usage.Cores: on a virtual machine
+// the host may run its cores only part of the time, which the process's
+// CPU time cannot tell from the process idling, so a CFG step's CPU
+// figure means something only beside what a loop that never waits got in
+// the same minute.
+func Spin(threads int, d time.Duration) Usage {
+	s := takeSnapshot()
+	deadline := s.at.Add(d)
+	var wg sync.WaitGroup
+	sums := make([]float64, threads)
+	for i := range threads {
+		wg.Go(func() {
+			x := 1.0
+			for time.Now().Before(deadline) {
+				for range 1 << 14 {
+					x = x*0.999999 + 1e-6
+				}
+			}
+			sums[i] = x
+		})
+	}
+	wg.Wait()
+	runtime.KeepAlive(sums)
+	return s.since()
 }

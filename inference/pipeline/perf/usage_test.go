@@ -46,3 +46,15 @@ func TestMeasureCounts(t *testing.T) {
 		t.Errorf("error not passed on: %v", err)
 	}
 }
+
+// Spin runs for its time on every thread; where CPU time is known it
+// counts more than one core's worth whenever the host gives it.
+func TestSpin(t *testing.T) {
+	u := Spin(2, 100*time.Millisecond)
+	if u.Wall < 100*time.Millisecond {
+		t.Errorf("Spin(2, 100ms) returned after %v", u.Wall)
+	}
+	if runtime.GOOS == "linux" && u.CPU() < 100*time.Millisecond {
+		t.Errorf("Spin(2, 100ms) cost %v of CPU, want at least one thread's 100 ms", u.CPU())
+	}
+}
