@@ -33,10 +33,15 @@ type ConceptResult struct {
 	// "<concept>" and "<word>" generations to the emoji's rendering on the
 	// background each generation shows.
 	ConceptDist, WordDist float64
-	Red                   Accuracy      // "<concept> on a red background" images with a red background
-	TrainTime             time.Duration // train.Run, self-check included
-	Steps, Size           int           // the preset's optimizer steps and image side
-	Note                  string        // the self-check's complaint, if any
+	// GapSE is the standard error of ConceptDist − WordDist, from the
+	// differences of the images pair by pair: image i of both prompts
+	// starts from the same noise. A gap within about two of it is a draw
+	// of the samples as much as a property of the concept (0: one image).
+	GapSE       float64
+	Red         Accuracy      // "<concept> on a red background" images with a red background
+	TrainTime   time.Duration // train.Run, self-check included
+	Steps, Size int           // the preset's optimizer steps and image side
+	Note        string        // the self-check's complaint, if any
 }
 
 // Closer reports whether <concept> generations are nearer the emoji than
@@ -197,22 +202,26 @@ func (ev *evaluator) concept(ctx context.Context, name string, k uint64, cv *cov
 	if err != nil {
 		return out, err
 	}
-	if out.ConceptDist, err = ev.meanDistance(item, conc); err != nil {
+	dc, err := ev.distances(item, conc)
+	if err != nil {
 		return out, err
 	}
-	if out.WordDist, err = ev.meanDistance(item, plain); err != nil {
+	dw, err := ev.distances(item, plain)
+	if err != nil {
 		return out, err
 	}
+	out.ConceptDist, out.WordDist = mean(dc), mean(dw)
+	out.GapSE = pairedSE(dc, dw)
 	out.Red = redShare(repeat(redPrompt, n), red).Red
 	return out, nil
 }
 
-// meanDistance is the mean Euclidean distance, in the classifier's
-// features, from each image to the emoji rendered on that image's
-// background (Background), so the background itself does not count.
-func (ev *evaluator) meanDistance(item emoji.Item, imgs []*image.RGBA) (float64, error) {
+// distances are the Euclidean distances, in the classifier's features,
+// from each image to the emoji rendered on that image's background
+// (Background), so the background itself does not count.
+func (ev *evaluator) distances(item emoji.Item, imgs []*image.RGBA) ([]float64, error) {
 	if len(imgs) == 0 {
-		return 0, fmt.Errorf("evaldefault: no images to measure")
+		return nil, fmt.Errorf("evaldefault: no images to measure")
 	}
 	bgs := emoji.Backgrounds()
 	in := make([][]float32, 0, 2*len(imgs))
@@ -222,13 +231,42 @@ func (ev *evaluator) meanDistance(item emoji.Item, imgs []*image.RGBA) (float64,
 	}
 	_, f, err := ev.clf.Predict(ev.e, in)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var sum float64
+	d := make([]float64, 0, len(imgs))
 	for i := 0; i < len(f); i += 2 {
-		sum += distance(f[i], f[i+1])
+		d = append(d, distance(f[i], f[i+1]))
 	}
-	return sum / float64(len(imgs)), nil
+	return d, nil
+}
+
+// mean is the mean of x (0 when empty).
+func mean(x []float64) float64 {
+	var s float64
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(max(len(x), 1))
+}
+
+// pairedSE is the standard error of mean(a) − mean(b) for pairs a[i],
+// b[i]: the sample standard deviation of the differences over √n (0 for
+// fewer than two pairs).
+func pairedSE(a, b []float64) float64 {
+	n := min(len(a), len(b))
+	if n < 2 {
+		return 0
+	}
+	d := make([]float64, n)
+	for i := range n {
+		d[i] = a[i] - b[i]
+	}
+	m := mean(d)
+	var ss float64
+	for _, v := range d {
+		ss += (v - m) * (v - m)
+	}
+	return math.Sqrt(ss / float64(n-1) / float64(n))
 }
 
 // distance is the Euclidean distance of two feature vectors.

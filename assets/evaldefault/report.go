@@ -102,12 +102,12 @@ func (r *Report) WriteTo(w io.Writer) (int64, error) {
 		if p.Jitter > 0 {
 			geometry = fmt.Sprintf("shifted by up to %.3g/64 of the side, scaled by %.3g to 1", 3*p.Jitter, 1-0.15*p.Jitter)
 		}
-		fmt.Fprintf(&b, "\nPersonalization: each held-out emoji trained as a concept (Quick preset at the native size) from augmented views (backgrounds white, blue, green, yellow, black, never red; every second one mirrored; %s); %d generations per prompt; distance = mean Euclidean distance in the classifier's %d penultimate features to the emoji rendered on the background the image shows.\n", geometry, p.Samples, FeatureWidth)
+		fmt.Fprintf(&b, "\nPersonalization: each held-out emoji trained as a concept (Quick preset at the native size) from augmented views (backgrounds white, blue, green, yellow, black, never red; every second one mirrored; %s); %d generations per prompt; distance = mean Euclidean distance in the classifier's %d penultimate features to the emoji rendered on the background the image shows; the difference's standard error comes from the images' differences pair by pair (image i of both prompts starts from the same noise).\n", geometry, p.Samples, FeatureWidth)
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "emoji\tword\tviews\tsteps x px\tdist <concept>\tdist word\tcloser\t<concept> on red\ttrain time\tnote\t")
+		fmt.Fprintln(tw, "emoji\tword\tviews\tsteps x px\tdist <concept>\tdist word\tdifference ± SE\tcloser\t<concept> on red\ttrain time\tnote\t")
 		for _, c := range p.Concepts {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d x %d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t\n", c.Name, c.Word, c.Views, c.Steps, c.Size,
-				c.ConceptDist, c.WordDist, passFail(c.Closer()), pct(c.Red), c.TrainTime.Round(time.Second), c.Note)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d x %d\t%.3f\t%.3f\t%+.1f ± %.1f\t%s\t%s\t%s\t%s\t\n", c.Name, c.Word, c.Views, c.Steps, c.Size,
+				c.ConceptDist, c.WordDist, c.ConceptDist-c.WordDist, c.GapSE, passFail(c.Closer()), pct(c.Red), c.TrainTime.Round(time.Second), c.Note)
 		}
 		tw.Flush()
 	}

@@ -345,14 +345,14 @@ func TestReportTable(t *testing.T) {
 			Prompts: []PromptResult{{Prompt: "grinning face", Want: "face-smiling", Got: "face-smiling"}}},
 		Background: &BackgroundResult{Red: Accuracy{19, 20}},
 		Personal: &PersonalResult{Samples: 4, Concepts: []ConceptResult{
-			{Name: "cat face", Word: "cat", ConceptDist: 1, WordDist: 2, Red: Accuracy{4, 4}, TrainTime: 30 * time.Second}}},
+			{Name: "cat face", Word: "cat", ConceptDist: 1, WordDist: 2, GapSE: 0.25, Red: Accuracy{4, 4}, TrainTime: 30 * time.Second}}},
 	}
 	var b bytes.Buffer
 	if _, err := r.WriteTo(&b); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"60% (30/50)", ">= 50%", "95% (19/20)", "1/1 concepts", ">= 5 concepts", "FAIL", "pass", "cat face", "Overall: FAIL"} {
+	for _, want := range []string{"60% (30/50)", ">= 50%", "95% (19/20)", "1/1 concepts", ">= 5 concepts", "FAIL", "pass", "cat face", "-1.0 ± 0.2", "Overall: FAIL"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
@@ -422,5 +422,23 @@ func TestTuningConcepts(t *testing.T) {
 		if !slices.Contains(all, n) {
 			t.Errorf("tuning concept %q is not held out", n)
 		}
+	}
+}
+
+// TestPairedSE checks the paired standard error against a hand count:
+// differences 1, 2, 3 have standard deviation 1, so the error is 1/√3;
+// a constant shift has none.
+func TestPairedSE(t *testing.T) {
+	if got, want := pairedSE([]float64{3, 5, 7}, []float64{2, 3, 4}), 1/math.Sqrt(3); math.Abs(got-want) > 1e-12 {
+		t.Errorf("pairedSE = %v, want %v", got, want)
+	}
+	if got := pairedSE([]float64{4, 9, 1}, []float64{3, 8, 0}); got != 0 {
+		t.Errorf("constant difference: pairedSE = %v, want 0", got)
+	}
+	if got := pairedSE([]float64{1}, []float64{2}); got != 0 {
+		t.Errorf("one pair: pairedSE = %v, want 0", got)
+	}
+	if got := mean([]float64{1, 2, 6}); got != 3 {
+		t.Errorf("mean = %v, want 3", got)
 	}
 }
