@@ -73,10 +73,11 @@ type Options struct {
 	PlainSteps, PlainBackgrounds int
 }
 
-// DefaultOptions is the plan of assets/README.md.
+// DefaultOptions is the plan of assets/README.md: the committed model's
+// recipe and seed (the eleventh run).
 func DefaultOptions() Options {
 	return Options{
-		Seed: 20251205, VAESteps: 1500, UNetSteps: 19000, VAEBatch: 16, UNetBatch: 32,
+		Seed: 20251206, VAESteps: 1500, UNetSteps: 19000, VAEBatch: 16, UNetBatch: 32,
 		VAELR: 1e-3, UNetLR: 5e-4, Warmup: 100, KLWeight: 1e-4, CaptionDrop: 0.1,
 		MinSNR: 5, EMADecay: 0.999, CheckpointEvery: 50,
 	}
