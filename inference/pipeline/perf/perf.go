@@ -134,6 +134,10 @@ func Prepare(ctx context.Context, opt Options) (b *Bench, err error) {
 	if err := writeByteVocab(dir); err != nil {
 		return nil, err
 	}
+	opt.log("settling it in the page cache as a file read from disk is")
+	if err := Settle(path); err != nil {
+		opt.log("%v (the mapped weights may be read through 4 KiB pages)", err)
+	}
 	opt.log("loading it")
 	snap := takeSnapshot()
 	b.P, err = pipeline.Load(ctx, path, pipeline.LoadOptions{Tokenizer: dir, Engine: opt.Engine, Half: opt.Half})

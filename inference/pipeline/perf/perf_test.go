@@ -330,7 +330,7 @@ func TestResetPeakRSS(t *testing.T) {
 
 func TestWriteTable(t *testing.T) {
 	rep := &Report{Backend: "cpu/test", Threads: 2, DType: "F16", FileBytes: 2.1e9, Write: 10 * time.Second, Load: 5 * time.Second,
-		PeakGFLOPs: 100, Text: 300 * time.Millisecond, Reps: 2,
+		PeakGFLOPs: 100, Text: 300 * time.Millisecond, Reps: 2, Mapped: 2e9, HugeMapped: 1.5e9,
 		Rows: []Row{
 			{Size: 256, UNet1: time.Second, UNet2: 2 * time.Second, Decode: time.Second, FLOPs1: 100e9, FLOPs2: 100e9, PeakRSS: 5e9,
 				UNetRSS: 4.5e9, DecodeRSS: 5e9},
@@ -344,7 +344,8 @@ func TestWriteTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{"GEMM peak 100.0 GFLOP/s", "256x256", "512x512", "50%", "5.00 GB", "4.50 GB / 5.00 GB", "n/a", "41.30 s", "164.30 s"} {
+	for _, want := range []string{"GEMM peak 100.0 GFLOP/s", "256x256", "512x512", "50%", "5.00 GB", "4.50 GB / 5.00 GB", "n/a", "41.30 s", "164.30 s",
+		"mapped float16 weights: 2.00 GB, read through 2 MiB pages: 1.50 GB"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

@@ -18,20 +18,24 @@ const SizeMultiple = 8
 
 // Report is the outcome of Run.
 type Report struct {
-	Path       string // the checkpoint, when kept (Options.Keep)
-	Backend    string // e.g. "cpu/openblas"
-	Threads    int
-	DType      string
-	FileBytes  int64
-	Write      time.Duration
-	Load       time.Duration
-	LoadUsage  Usage         // what loading cost (CPU, allocations, faults)
-	LiveHeap   int64         // Go heap in use after loading
-	LoadRSS    int64         // peak resident memory after loading (0: unknown)
-	PeakGFLOPs float64       // GEMM peak of the backend, same run
-	Text       time.Duration // text encoder, prompt + negative
-	Reps       int           // each time is the best of Reps runs
-	Rows       []Row
+	Path      string // the checkpoint, when kept (Options.Keep)
+	Backend   string // e.g. "cpu/openblas"
+	Threads   int
+	DType     string
+	FileBytes int64
+	Write     time.Duration
+	Load      time.Duration
+	LoadUsage Usage // what loading cost (CPU, allocations, faults)
+	LiveHeap  int64 // Go heap in use after loading
+	LoadRSS   int64 // peak resident memory after loading (0: unknown)
+	// Mapped is the weights' bytes that are views of the mapped file, and
+	// HugeMapped how much of the process's file mappings is in 2 MiB pages
+	// after the runs (-1: unknown; see Settle).
+	Mapped, HugeMapped int64
+	PeakGFLOPs         float64       // GEMM peak of the backend, same run
+	Text               time.Duration // text encoder, prompt + negative
+	Reps               int           // each time is the best of Reps runs
+	Rows               []Row
 }
 
 // Row holds the measurements at one image size.
@@ -118,6 +122,10 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		}
 		rep.Rows = append(rep.Rows, r)
 	}
+	rep.Mapped = b.P.MappedBytes()
+	if rep.HugeMapped, err = FileHugeMapped(); err != nil {
+		rep.HugeMapped = -1
+	}
 	runtime.KeepAlive(b)
 	return rep, nil
 }
@@ -134,6 +142,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "random SD1.5 weights: %.2f GB of %s on disk (written in %s, loaded in %s: %s)\n",
 		float64(rep.FileBytes)/1e9, rep.DType, secs(rep.Write), secs(rep.Load), rep.LoadUsage.summary())
 	fmt.Fprintf(w, "memory after loading: %s of live Go heap (the weights held in it; mapped float16 weights are page cache), peak RSS so far %s\n", gb(rep.LiveHeap), gb(rep.LoadRSS))
+	if rep.Mapped > 0 && rep.HugeMapped >= 0 {
+		fmt.Fprintf(w, "mapped float16 weights: %s, read through 2 MiB pages: %s of file mappings after the runs\n", gb(rep.Mapped), gb(rep.HugeMapped))
+	}
 	fmt.Fprintf(w, "backend %s, %d threads; GEMM peak %.1f GFLOP/s (%d³ float32)\n", rep.Backend, rep.Threads, rep.PeakGFLOPs, bench.PeakSize)
 	fmt.Fprintf(w, "text encoder (prompt + negative, 2 x 77 tokens): %s; times are the best of %d\n\n", secs(rep.Text), rep.Reps)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
