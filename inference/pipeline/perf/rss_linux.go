@@ -11,31 +11,40 @@ import (
 // PeakRSS is the process's peak resident set size in bytes: VmHWM of
 // /proc/self/status (the high-water mark of resident memory).
 func PeakRSS() (int64, error) {
-	f, err := os.Open("/proc/self/status")
+	n, err := procKB("/proc/self/status", "VmHWM:")
 	if err != nil {
 		return 0, fmt.Errorf("perf: peak RSS: %w", err)
+	}
+	return n, nil
+}
+
+// procKB reads the "key value kB" line of a /proc file, in bytes.
+func procKB(path, key string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
+		rest, ok := strings.CutPrefix(sc.Text(), key)
 		if !ok {
 			continue
 		}
-		f := strings.Fields(rest) // "123456 kB"
-		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("perf: peak RSS: unexpected VmHWM line %q", sc.Text())
+		fs := strings.Fields(rest) // "123456 kB"
+		if len(fs) != 2 || fs[1] != "kB" {
+			return 0, fmt.Errorf("unexpected line %q in %s", sc.Text(), path)
 		}
-		kb, err := strconv.ParseInt(f[0], 10, 64)
+		kb, err := strconv.ParseInt(fs[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("perf: peak RSS: %w", err)
+			return 0, fmt.Errorf("%s: %w", path, err)
 		}
 		return kb << 10, nil
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("perf: peak RSS: %w", err)
+		return 0, err
 	}
-	return 0, fmt.Errorf("perf: peak RSS: no VmHWM in /proc/self/status")
+	return 0, fmt.Errorf("no %s line in %s", strings.TrimSuffix(key, ":"), path)
 }
 
 // ResetPeakRSS sets the peak resident set size back to the current one

@@ -1,12 +1,9 @@
 package perf
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 )
 
@@ -42,29 +39,9 @@ func Settle(path string) error {
 // FileHugeMapped is how many bytes of the process's file mappings are
 // mapped in 2 MiB pages (FilePmdMapped of /proc/self/smaps_rollup).
 func FileHugeMapped() (int64, error) {
-	f, err := os.Open("/proc/self/smaps_rollup")
+	n, err := procKB("/proc/self/smaps_rollup", "FilePmdMapped:")
 	if err != nil {
 		return 0, fmt.Errorf("perf: huge-page mappings: %w", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "FilePmdMapped:")
-		if !ok {
-			continue
-		}
-		fs := strings.Fields(rest) // "123456 kB"
-		if len(fs) != 2 || fs[1] != "kB" {
-			return 0, fmt.Errorf("perf: huge-page mappings: unexpected line %q", sc.Text())
-		}
-		kb, err := strconv.ParseInt(fs[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("perf: huge-page mappings: %w", err)
-		}
-		return kb << 10, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("perf: huge-page mappings: %w", err)
-	}
-	return 0, fmt.Errorf("perf: huge-page mappings: no FilePmdMapped in /proc/self/smaps_rollup")
+	return n, nil
 }
