@@ -77,9 +77,20 @@ func runs16AVX2(dst *float32, src *float32, ld int, kc int)
 //go:noescape
 func runs6AVX2(dst *float32, src *float32, ld int, kc int)
 
-// runsFast does runs with AVX2 moves for the AVX2 kernel's full panels
-// (w = stride = 16 or 6) and reports whether it did.
+// runs32AVX512 is runs for w = stride = 32, in pack_avx512_amd64.s.
+//
+//go:noescape
+func runs32AVX512(dst *float32, src *float32, ld int, kc int)
+
+// runsFast does runs with vector moves for the kernels' full panels (w =
+// stride = 32 with AVX-512; 16 or 6 with AVX2) and reports whether it did.
 func runsFast(dst []float32, stride int, src []float32, ld, kc, w int) bool {
+	if w == 32 && stride == 32 && haveAVX512Pack && kc > 0 {
+		_ = src[(kc-1)*ld+w-1]
+		_ = dst[kc*w-1]
+		runs32AVX512(&dst[0], &src[0], ld, kc)
+		return true
+	}
 	if !haveAVX2Pack || w != stride || (w != 16 && w != 6) || kc <= 0 {
 		return false
 	}

@@ -242,3 +242,33 @@ f16transpose:
 f16done:
 	VZEROUPPER
 	RET
+
+// func runs32AVX512(dst *float32, src *float32, ld int, kc int)
+//
+// dst[p*32+c] = src[p*ld+c] for c < 32 and p < kc: two ZMM moves a row
+// (the AVX-512 kernel's B panel from row-major B), prefetching the row
+// eight ahead.
+TEXT ·runs32AVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	MOVQ kc+24(FP), CX
+	TESTQ CX, CX
+	JEQ  done32
+	LEAQ (SI)(R8*8), AX // the row eight ahead
+row32:
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ R8, SI
+	ADDQ R8, AX
+	ADDQ $128, DI
+	DECQ CX
+	JNE  row32
+done32:
+	VZEROUPPER
+	RET

@@ -133,6 +133,9 @@ func TestInterleaveFastUsed(t *testing.T) {
 	if haveAVX2Pack && !runsFast(dst, 16, data, 41, 8, 16) {
 		t.Error("runsFast did not take a 16-wide run")
 	}
+	if haveAVX512Pack && !runsFast(make([]float32, 32*8), 32, make([]float32, 7*41+32), 41, 8, 32) {
+		t.Error("runsFast did not take a 32-wide run")
+	}
 }
 
 // BenchmarkInterleave packs A and B panels of kc = 256 of the AVX-512
@@ -183,13 +186,14 @@ func coldRows() []float32 {
 }
 
 // BenchmarkRuns packs the AVX2 kernel's A (6 wide, transposed A) and B
-// (16 wide) panels from row runs, pStep = 8 rows a call as the packers
-// do, for kc = 256 and ld = 1152, with AVX2 moves where the CPU has them
-// ("fast") and the Go loop ("go"); "cold" as in BenchmarkInterleave.
+// (16 wide) panels and the AVX-512 kernel's B panels (32 wide) from row
+// runs, pStep = 8 rows a call as the packers do, for kc = 256 and ld =
+// 1152, with vector moves where the CPU has them ("fast") and the Go loop
+// ("go"); "cold" as in BenchmarkInterleave.
 func BenchmarkRuns(b *testing.B) {
 	const kc, ld = 256, 1152
 	cold := coldRows()
-	for _, w := range []int{6, 16} {
+	for _, w := range []int{6, 16, 32} {
 		dst := make([]float32, kc*w)
 		for _, temp := range []string{"hot", "cold"} {
 			for _, impl := range []struct {
