@@ -14,7 +14,7 @@ const madvHugepage = 14
 // 4 KiB page: the GEMM, which widens float16 weights as it packs them,
 // then spent 2.6x less time widening (see README, Benchmarks).
 // MADV_HUGEPAGE asks readahead for such folios: on Linux 6.18 with ext4,
-// 98-100% of a file read after it was so mapped, 92-94% without.
+// 98-100% of a file read after it was so mapped, 91-94% without.
 func adviseWillNeed(b []byte) {
 	_ = syscall.Madvise(b, madvHugepage)
 	_ = syscall.Madvise(b, syscall.MADV_WILLNEED)
