@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -162,6 +164,49 @@ func TestSubcommandDispatch(t *testing.T) {
 	if *guiRuns != 0 {
 		t.Error("a subcommand opened the GUI")
 	}
+}
+
+// TestCommandsRunOffTheCallingGoroutine: main() calls run on the main
+// goroutine, which the window toolkit locks to the main OS thread; the GUI
+// must stay there, and a headless command must not (a locked goroutine
+// hands its processor between threads at every wait, which left a core
+// idle for a fifth of every sampling step).
+func TestCommandsRunOffTheCallingGoroutine(t *testing.T) {
+	var cmdG, guiG uint64
+	c, _, stderr, _ := testCLI(command{name: "where", summary: "records its goroutine", run: func(context.Context, []string) error {
+		cmdG = goroutineID(t)
+		return nil
+	}})
+	c.gui = func(guiOptions) error { guiG = goroutineID(t); return nil }
+	self := goroutineID(t)
+	if code := c.run([]string{"where"}); code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if cmdG == 0 || cmdG == self {
+		t.Errorf("the command ran on goroutine %d, the caller's is %d; want another", cmdG, self)
+	}
+	if code := c.run(nil); code != exitOK {
+		t.Fatalf("GUI: exit %d, stderr %q", code, stderr)
+	}
+	if guiG != self {
+		t.Errorf("the GUI ran on goroutine %d, want the caller's (%d)", guiG, self)
+	}
+}
+
+// goroutineID is the calling goroutine's number, read from its stack
+// header ("goroutine 7 [running]:").
+func goroutineID(t *testing.T) uint64 {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	f := strings.Fields(string(buf))
+	if len(f) < 2 || f[0] != "goroutine" {
+		t.Fatalf("unexpected stack header %q", buf)
+	}
+	id, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		t.Fatalf("stack header %q: %v", buf, err)
+	}
+	return id
 }
 
 func TestRegisteredCommandsAreComplete(t *testing.T) {
