@@ -47,6 +47,9 @@ func (b halfMatrix) packB(dst []float32, p0, kc, j0, nc, nr int) {
 // runsHalf writes dst[p*stride+c] = src[p*ld+c] widened for c < w and
 // zeros for w <= c < stride, for every p < kc.
 func runsHalf(dst []float32, stride int, src []uint16, ld, kc, w int) {
+	if runsHalfFast(dst, stride, src, ld, kc, w) {
+		return
+	}
 	for p := range kc {
 		d := dst[p*stride : (p+1)*stride]
 		for c, h := range src[p*ld : p*ld+w] {

@@ -82,13 +82,39 @@ func runs6AVX2(dst *float32, src *float32, ld int, kc int)
 //go:noescape
 func runs32AVX512(dst *float32, src *float32, ld int, kc int)
 
-// runsFast does runs with vector moves for the kernels' full panels (w =
-// stride = 32 with AVX-512; 16 or 6 with AVX2) and reports whether it did.
+// runsMaskedAVX512 is runs for any w <= stride <= 32, with masked moves;
+// masks is runsMasks(w, stride). In pack_avx512_amd64.s.
+//
+//go:noescape
+func runsMaskedAVX512(dst *float32, stride int, src *float32, ld int, kc int, masks uint64)
+
+// runsHalfMaskedAVX512 is runsMaskedAVX512 for binary16 rows, widened. In
+// pack_avx512_amd64.s.
+//
+//go:noescape
+func runsHalfMaskedAVX512(dst *float32, stride int, src *uint16, ld int, kc int, masks uint64)
+
+// runsMasks packs the AVX-512 masks of a run of w values into a panel of
+// width stride (w <= stride <= 32): loads of columns 0-15 and 16-31 (bits
+// 0-15 and 16-31), then stores of the same (bits 32-47 and 48-63).
+func runsMasks(w, stride int) uint64 {
+	lanes := func(n int) uint64 { return 1<<min(n, 16) - 1 }
+	return lanes(w) | lanes(max(w-16, 0))<<16 | lanes(stride)<<32 | lanes(max(stride-16, 0))<<48
+}
+
+// runsFast does runs with vector moves and reports whether it did: any
+// panel up to 32 wide with AVX-512 (plain moves for the 14x32 kernel's full
+// B panels, masked ones otherwise); with AVX2 alone, full panels 16 or 6
+// wide.
 func runsFast(dst []float32, stride int, src []float32, ld, kc, w int) bool {
-	if w == 32 && stride == 32 && haveAVX512Pack && kc > 0 {
+	if haveAVX512Pack && stride <= 32 && w > 0 && kc > 0 {
 		_ = src[(kc-1)*ld+w-1]
-		_ = dst[kc*w-1]
-		runs32AVX512(&dst[0], &src[0], ld, kc)
+		_ = dst[kc*stride-1]
+		if w == 32 && stride == 32 {
+			runs32AVX512(&dst[0], &src[0], ld, kc)
+		} else {
+			runsMaskedAVX512(&dst[0], stride, &src[0], ld, kc, runsMasks(w, stride))
+		}
 		return true
 	}
 	if !haveAVX2Pack || w != stride || (w != 16 && w != 6) || kc <= 0 {
@@ -134,4 +160,16 @@ func interleaveHalfFast(dst []float32, stride, n int, data []uint16, off, ld, kc
 		interleave16HalfAVX512(&dst[16], stride, &data[off+16*ld], ld, chunks, 16)
 	}
 	return done
+}
+
+// runsHalfFast does runsHalf with AVX-512 masked moves, for any panel up
+// to 32 wide, and reports whether it did.
+func runsHalfFast(dst []float32, stride int, src []uint16, ld, kc, w int) bool {
+	if !haveAVX512Pack || stride > 32 || w <= 0 || kc <= 0 {
+		return false
+	}
+	_ = src[(kc-1)*ld+w-1]
+	_ = dst[kc*stride-1]
+	runsHalfMaskedAVX512(&dst[0], stride, &src[0], ld, kc, runsMasks(w, stride))
+	return true
 }

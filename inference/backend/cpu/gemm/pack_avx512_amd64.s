@@ -272,3 +272,79 @@ row32:
 done32:
 	VZEROUPPER
 	RET
+
+// func runsMaskedAVX512(dst *float32, stride int, src *float32, ld int, kc int, masks uint64)
+//
+// dst[p*stride+c] = src[p*ld+c] for c < w and 0 for w <= c < stride, p <
+// kc, for stride <= 32: a row is two masked ZMM loads (zeroing the lanes
+// past w) and two masked stores (the lanes below stride). masks holds the
+// four 16-bit masks: loads of columns 0-15 and 16-31, then stores of the
+// same (see runsMasks).
+TEXT ·runsMaskedAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ stride+8(FP), R9
+	SHLQ $2, R9
+	MOVQ src+16(FP), SI
+	MOVQ ld+24(FP), R8
+	SHLQ $2, R8
+	MOVQ kc+32(FP), CX
+	MOVQ masks+40(FP), AX
+	KMOVW AX, K1
+	SHRQ $16, AX
+	KMOVW AX, K2
+	SHRQ $16, AX
+	KMOVW AX, K3
+	SHRQ $16, AX
+	KMOVW AX, K4
+	TESTQ CX, CX
+	JEQ  doneMasked
+rowMasked:
+	PREFETCHT0 (SI)(R8*8)
+	PREFETCHT0 64(SI)(R8*8)
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z 64(SI), K2, Z1
+	VMOVUPS Z0, K3, (DI)
+	VMOVUPS Z1, K4, 64(DI)
+	ADDQ R8, SI
+	ADDQ R9, DI
+	DECQ CX
+	JNE  rowMasked
+doneMasked:
+	VZEROUPPER
+	RET
+
+// func runsHalfMaskedAVX512(dst *float32, stride int, src *uint16, ld int, kc int, masks uint64)
+//
+// runsMaskedAVX512 for binary16 rows, widened: dst[p*stride+c] =
+// float32(src[p*ld+c]).
+TEXT ·runsHalfMaskedAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ stride+8(FP), R9
+	SHLQ $2, R9
+	MOVQ src+16(FP), SI
+	MOVQ ld+24(FP), R8
+	SHLQ $1, R8
+	MOVQ kc+32(FP), CX
+	MOVQ masks+40(FP), AX
+	KMOVW AX, K1
+	SHRQ $16, AX
+	KMOVW AX, K2
+	SHRQ $16, AX
+	KMOVW AX, K3
+	SHRQ $16, AX
+	KMOVW AX, K4
+	TESTQ CX, CX
+	JEQ  doneHalfMasked
+rowHalfMasked:
+	PREFETCHT0 (SI)(R8*8)
+	VCVTPH2PS.Z (SI), K1, Z0
+	VCVTPH2PS.Z 32(SI), K2, Z1
+	VMOVUPS Z0, K3, (DI)
+	VMOVUPS Z1, K4, 64(DI)
+	ADDQ R8, SI
+	ADDQ R9, DI
+	DECQ CX
+	JNE  rowHalfMasked
+doneHalfMasked:
+	VZEROUPPER
+	RET

@@ -18,3 +18,6 @@ func runsFast(dst []float32, stride int, src []float32, ld, kc, w int) bool { re
 func interleaveHalfFast(dst []float32, stride, n int, data []uint16, off, ld, kc int) int {
 	return 0
 }
+
+// runsHalfFast has no vector version here.
+func runsHalfFast(dst []float32, stride int, src []uint16, ld, kc, w int) bool { return false }

@@ -114,6 +114,43 @@ func TestRuns(t *testing.T) {
 	})
 }
 
+// TestRunsHalf checks the widening runs (with the AVX-512 masked moves
+// where the CPU has them, and without) against their definition, as
+// TestRuns does the float32 ones.
+func TestRunsHalf(t *testing.T) {
+	packModes(t, func(mode string) {
+		r := rand.New(rand.NewPCG(7, 8))
+		for _, stride := range []int{4, 6, 14, 16, 32} {
+			for w := 1; w <= stride; w++ {
+				for _, kc := range []int{1, 2, 3, 7, 8, 9} {
+					ld := w + r.IntN(5)
+					src, wide := randomHalf(r, (kc-1)*ld+w) // no slack
+					dst := make([]float32, kc*stride+1)
+					for i := range dst {
+						dst[i] = 42
+					}
+					runsHalf(dst, stride, src, ld, kc, w)
+					for p := range kc {
+						for c := range stride {
+							want := float32(0)
+							if c < w {
+								want = wide[p*ld+c]
+							}
+							if got := dst[p*stride+c]; got != want {
+								t.Fatalf("%s stride %d w %d kc %d ld %d: dst[%d][%d] = %g, want %g",
+									mode, stride, w, kc, ld, p, c, got, want)
+							}
+						}
+					}
+					if dst[kc*stride] != 42 {
+						t.Fatalf("%s stride %d w %d kc %d: wrote past the panel", mode, stride, w, kc)
+					}
+				}
+			}
+		}
+	})
+}
+
 // TestInterleaveFastUsed checks that the transpose paths run where the
 // CPU has AVX-512 or AVX2, so TestInterleave tests them there.
 func TestInterleaveFastUsed(t *testing.T) {
@@ -135,6 +172,12 @@ func TestInterleaveFastUsed(t *testing.T) {
 	}
 	if haveAVX512Pack && !runsFast(make([]float32, 32*8), 32, make([]float32, 7*41+32), 41, 8, 32) {
 		t.Error("runsFast did not take a 32-wide run")
+	}
+	if haveAVX512Pack && !runsFast(make([]float32, 14*8), 14, make([]float32, 7*41+13), 41, 8, 13) {
+		t.Error("runsFast did not take a 13-wide run into a 14-wide panel")
+	}
+	if haveAVX512Pack && !runsHalfFast(make([]float32, 14*8), 14, make([]uint16, 7*41+14), 41, 8, 14) {
+		t.Error("runsHalfFast did not take a 14-wide run")
 	}
 }
 
@@ -193,7 +236,7 @@ func coldRows() []float32 {
 func BenchmarkRuns(b *testing.B) {
 	const kc, ld = 256, 1152
 	cold := coldRows()
-	for _, w := range []int{6, 16, 32} {
+	for _, w := range []int{6, 14, 16, 32} {
 		dst := make([]float32, kc*w)
 		for _, temp := range []string{"hot", "cold"} {
 			for _, impl := range []struct {
@@ -255,6 +298,61 @@ func BenchmarkPackHalf(b *testing.B) {
 					}
 					for ic := 0; ic < c.rows; ic += 168 {
 						h.packA(dst, ic, min(168, c.rows-ic), pc, kc, 14)
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPackATrans packs a transposed A as the backward pass of a
+// convolution does (dcol = wᵀ dy): the weight w [1280, 11520], float32 or
+// float16, read as op(A) = wᵀ [11520, 1280] in 14-row panels of 168-row
+// blocks, every kc=256 column block. The weights cycle over 256 MB, so
+// they come from memory. MB/s counts the bytes of w read.
+func BenchmarkPackATrans(b *testing.B) {
+	const rows, cols, kc, mc = 1280, 11520, 256, 168
+	for _, half := range []bool{false, true} {
+		size := 4
+		if half {
+			size = 2
+		}
+		var f32 [][]float32
+		var f16 [][]uint16
+		for n := 0; n*rows*cols*size < 256<<20; n++ {
+			if half {
+				m := make([]uint16, rows*cols)
+				for i := range m {
+					m[i] = uint16(0x3c00 + i&255)
+				}
+				f16 = append(f16, m)
+			} else {
+				m := make([]float32, rows*cols)
+				for i := range m {
+					m[i] = float32(i & 255)
+				}
+				f32 = append(f32, m)
+			}
+		}
+		name := "float32"
+		if half {
+			name = "float16"
+		}
+		dst := make([]float32, mc*kc)
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(size * rows * cols))
+			i := 0
+			for b.Loop() {
+				var a aSource
+				if half {
+					a = halfMatrix{data: f16[i%len(f16)], ld: cols, trans: true}
+				} else {
+					a = operand{data: f32[i%len(f32)], ld: cols, trans: true}
+				}
+				i++
+				for pc := 0; pc < rows; pc += kc {
+					for ic := 0; ic < cols; ic += mc {
+						a.blockA(dst, ic, min(mc, cols-ic), pc, kc, 14)
 					}
 				}
 			}
