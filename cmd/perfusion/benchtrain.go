@@ -148,17 +148,17 @@ func trainBenchSize(ctx context.Context, p *pipeline.Pipeline, m edit.Metric, cl
 	var fwds, samples []time.Duration
 	row.fwdPeak, err = phasePeak(func() error {
 		for range reps {
-			var d time.Duration
-			var err error
-			c0 := processCPU()
-			row.fwdAlloc, row.fwdMallocs, err = allocsOf(func() error {
-				d, err = pb.Forward(ctx)
-				return err
-			})
+			run, err := pb.ForwardPass()
 			if err != nil {
 				return err
 			}
-			if c := processCPU() - c0; len(fwds) == 0 || d < slices.Min(fwds) {
+			start, c0 := time.Now(), processCPU()
+			row.fwdAlloc, row.fwdMallocs, err = allocsOf(func() error { return run(ctx) })
+			if err != nil {
+				return err
+			}
+			d, c := time.Since(start), processCPU()-c0
+			if len(fwds) == 0 || d < slices.Min(fwds) {
 				row.fwdCPU = c // of the fastest
 			}
 			fwds = append(fwds, d)

@@ -75,21 +75,22 @@ func (pb *Probe) Sample(ctx context.Context) (float64, error) {
 	return tr.pass(ctx, tr.draw(pb.n, 0, tr.s.Micro), 1, gEmb, gV)
 }
 
-// Forward runs one plain UNet forward pass (no edit, no graph) of a pass's
-// inputs, the unit a Sample is compared with, and returns its time (the
-// UNet's alone: the text encoder before it is not counted).
-func (pb *Probe) Forward(ctx context.Context) (time.Duration, error) {
+// ForwardPass prepares one plain UNet forward pass (no edit, no graph) of
+// a pass's inputs, the unit a Sample is compared with: the text encoder
+// runs now, and run is the UNet's pass alone, for the caller to time.
+func (pb *Probe) ForwardPass() (run func(context.Context) error, err error) {
 	tr := pb.tr
 	pb.n++
 	zt, ts, _, _, ids, _, err := tr.batch(tr.draw(pb.n, 0, tr.s.Micro), tr.classID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	enc, err := encodeText(tr.p.CLIP, ids, tr.s.Micro, tensor.Tensor{})
 	if err != nil {
-		return 0, fmt.Errorf("train: text encoder: %w", err)
+		return nil, fmt.Errorf("train: text encoder: %w", err)
 	}
-	start := time.Now()
-	_, err = predictNoise(ctx, tr.p.UNet, zt, ts, enc, nil)
-	return time.Since(start), err
+	return func(ctx context.Context) error {
+		_, err := predictNoise(ctx, tr.p.UNet, zt, ts, enc, nil)
+		return err
+	}, nil
 }

@@ -35,8 +35,12 @@ func TestProbe(t *testing.T) {
 			t.Fatalf("loss %g", loss)
 		}
 	}
-	if d, err := pb.Forward(ctx); err != nil || d <= 0 {
-		t.Fatalf("forward: %v, %v", d, err)
+	run, err := pb.ForwardPass()
+	if err != nil {
+		t.Fatalf("forward: %v", err)
+	}
+	if err := run(ctx); err != nil {
+		t.Fatalf("forward: %v", err)
 	}
 	if _, err := NewProbe(p, m, "two words", s); err == nil {
 		t.Error("a superordinate word of two tokens was accepted")

@@ -119,14 +119,19 @@ func (h *HalfTensor) String() string { return fmt.Sprintf("HalfTensor%v", h.shap
 // engine of an open WeightScope of h's pool (WeightPool.Hold) the weight
 // is converted once for the scope's life instead, keep or not, and
 // release does nothing. Where e multiplies float16 directly
-// (ops.Engine.HalfGemm) the tensor is the lazy constant, keep or not: the
-// forward operators read its float16 values as stored (tensor.HalfHolder)
-// and only a backward pass converts it.
+// (ops.Engine.HalfGemm) the tensor is the lazy constant, keep or not, and
+// under a scope too: the operators that take such a weight (linears, 1x1
+// and small-image convolutions) read its float16 values as stored
+// (tensor.HalfHolder) forward and backward, so there is nothing to
+// convert, let alone to hold.
 func (h *HalfTensor) Float32(e *ops.Engine, keep bool) (w tensor.Tensor, release func()) {
+	if e.HalfGemm() {
+		return h.lazy(e, false), func() {}
+	}
 	if s := h.pool.scope(e); s != nil && len(h.data) > 0 {
 		return s.weight(h, false), func() {}
 	}
-	if keep || e.HalfGemm() {
+	if keep {
 		return h.lazy(e, false), func() {}
 	}
 	buf, release := h.buffer()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nlpodyssey/spago/ag"
 
+	"github.com/perfusion-studio/perfusion/inference/backend"
 	"github.com/perfusion-studio/perfusion/inference/checkpoint"
 	"github.com/perfusion-studio/perfusion/inference/ops"
 	"github.com/perfusion-studio/perfusion/inference/safetensors"
@@ -336,14 +337,13 @@ func TestHalfLayerGradient(t *testing.T) {
 	// The lazy weight borrows a pool buffer for its forward and its backward
 	// read (tensor.Lender), the other layer one for each of its 3 forwards:
 	// one buffer serves them all. Where the backend multiplies float16,
-	// every forward reads the weight as stored and only the backward
-	// converts it.
-	pooled, direct := 5, 0
+	// every read, the backward's too, takes the weight as stored.
+	pooled, direct, buffers := 5, 0, 1
 	if e.HalfGemm() {
-		pooled, direct = 1, 4
+		pooled, direct, buffers = 0, 5, 0
 	}
-	if s := pool.Stats(); s.Unpooled != 0 || s.Pooled != pooled || s.Direct != direct || s.Allocated != 1 || s.InUse != 0 {
-		t.Errorf("pool: %+v, want %d pooled conversions in 1 buffer, %d direct reads and nothing in use", s, pooled, direct)
+	if s := pool.Stats(); s.Unpooled != 0 || s.Pooled != pooled || s.Direct != direct || s.Allocated != buffers || s.InUse != 0 {
+		t.Errorf("pool: %+v, want %d pooled conversions in %d buffer(s), %d direct reads and nothing in use", s, pooled, buffers, direct)
 	}
 }
 
@@ -474,5 +474,91 @@ func TestWeightPoolSpares(t *testing.T) {
 	}
 	if s := pool.Stats(); s.Idle != poolIdle || s.Spares != 2 || pool.spareN != 2000 {
 		t.Errorf("after large spares: %+v with %d spare floats, want the two full-size spares kept", s, pool.spareN)
+	}
+}
+
+// The gradient to the input through a float16 weight equals the one
+// through its exact float32 copy for every layer that reads float16 as
+// stored in its backward pass too (linears, token linears, 1x1 and
+// small-image convolutions) and for one that converts it (a 3x3
+// convolution on a larger image), on an engine that multiplies float16
+// and on one that converts.
+func TestHalfGradientsMatchFloat32(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	pool := new(WeightPool)
+	lh, lw := halfPair(t, r, pool, 6, 5)
+	c1h, c1w := halfPair(t, r, pool, 6, 5, 1, 1)
+	c3h, c3w := halfPair(t, r, pool, 6, 5, 3, 3)
+	p1 := ops.Conv2DParams{Stride: 1}
+	p3 := ops.Conv2DParams{Stride: 1, Pad: ops.Pad(1)}
+	type layer func(e *ops.Engine, x tensor.Tensor, half bool) (tensor.Tensor, error)
+	pick := func(half bool, h *HalfTensor, w tensor.Tensor) (*HalfTensor, tensor.Tensor) {
+		if half {
+			return h, tensor.Tensor{}
+		}
+		return nil, w
+	}
+	for _, c := range []struct {
+		name  string
+		shape []int
+		fn    layer
+	}{
+		{"linear", []int{2, 7, 5}, func(e *ops.Engine, x tensor.Tensor, half bool) (tensor.Tensor, error) {
+			h, w := pick(half, lh, lw)
+			return Linear{Half: h, Weight: w}.Forward(e, x)
+		}},
+		{"to tokens", []int{2, 5, 3, 4}, func(e *ops.Engine, x tensor.Tensor, half bool) (tensor.Tensor, error) {
+			h, w := pick(half, lh, lw)
+			return Linear{Half: h, Weight: w}.ForwardToTokens(e, x)
+		}},
+		{"from tokens", []int{2, 12, 5}, func(e *ops.Engine, x tensor.Tensor, half bool) (tensor.Tensor, error) {
+			h, w := pick(half, lh, lw)
+			return Linear{Half: h, Weight: w}.ForwardFromTokens(e, x, tensor.Tensor{}, 3, 4)
+		}},
+		{"conv 1x1", []int{2, 5, 3, 4}, func(e *ops.Engine, x tensor.Tensor, half bool) (tensor.Tensor, error) {
+			h, w := pick(half, c1h, c1w)
+			return Conv2D{Half: h, Weight: w, Params: p1}.Forward(e, x)
+		}},
+		{"conv 3x3 small", []int{2, 5, 4, 5}, func(e *ops.Engine, x tensor.Tensor, half bool) (tensor.Tensor, error) {
+			h, w := pick(half, c3h, c3w)
+			return Conv2D{Half: h, Weight: w, Params: p3}.Forward(e, x)
+		}},
+		{"conv 3x3 large", []int{1, 5, 12, 12}, func(e *ops.Engine, x tensor.Tensor, half bool) (tensor.Tensor, error) {
+			h, w := pick(half, c3h, c3w)
+			return Conv2D{Half: h, Weight: w, Params: p3}.Forward(e, x)
+		}},
+	} {
+		xv := randFloat(r, tensor.Numel(c.shape))
+		for _, e := range []*ops.Engine{ops.CPU(), ops.NewEngine(struct{ backend.Backend }{ops.CPU().B})} {
+			grad := func(half bool) []float32 {
+				x, err := tensor.NewParam(slices.Clone(xv), c.shape...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				y, err := c.fn(e, x, half)
+				if err != nil {
+					t.Fatalf("%s: %v", c.name, err)
+				}
+				gy := make([]float32, y.Size())
+				for i := range gy {
+					gy[i] = float32(i%7) - 3
+				}
+				tensor.AccGrad(y.Node(), gy)
+				if err := ag.Backward(y.Node()); err != nil {
+					t.Fatal(err)
+				}
+				return slices.Clone(x.Grad())
+			}
+			got, want := grad(true), grad(false)
+			if len(got) != len(want) || len(got) == 0 {
+				t.Fatalf("%s: gradients of %d and %d values", c.name, len(got), len(want))
+			}
+			for i := range want {
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("%s (HalfGemm %v): dx[%d] = %g through float16, %g through float32",
+						c.name, e.HalfGemm(), i, got[i], want[i])
+				}
+			}
+		}
 	}
 }

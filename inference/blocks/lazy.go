@@ -66,8 +66,8 @@ func (l *lazyWeight) convert(buf []float32) {
 // unless l is read in the OHIW layout (nil: they are in another order
 // than l's shape). Operators that multiply float16 directly read them
 // instead of converting (a forward pass, with or without a gradient
-// graph); each such read is counted (PoolStats.Direct). A backward pass
-// reads the weight through Lend.
+// graph, and the backward pass to the input); each such read is counted
+// (PoolStats.Direct).
 func (l *lazyWeight) HalfData() []uint16 {
 	if l.ohiw || l.h == nil {
 		return nil

@@ -7,7 +7,9 @@ import (
 
 	"github.com/nlpodyssey/spago/ag"
 
+	"github.com/perfusion-studio/perfusion/inference/backend"
 	"github.com/perfusion-studio/perfusion/inference/blocks"
+	"github.com/perfusion-studio/perfusion/inference/ops"
 	"github.com/perfusion-studio/perfusion/inference/tensor"
 	"github.com/perfusion-studio/perfusion/inference/weights"
 	"github.com/perfusion-studio/perfusion/internal/golden"
@@ -15,17 +17,30 @@ import (
 
 // With Options.Recompute the output is bit-identical to the plain
 // graph's (the same operators on the same exactly converted weights), and
-// the gradient into Options.Extra equal to summation order. Each float16 weight is converted twice per
-// forward and backward pass either way, but the recomputed pass converts
-// into the pool's and the held buffers (the forward's, then its layer's
+// the gradient into Options.Extra equal to summation order. On an engine
+// that converts float16 weights, each is converted twice per forward and
+// backward pass either way, but the recomputed pass converts into the
+// pool's and the held buffers (the forward's, then its layer's
 // recomputation, shared with the backward pass) where the plain graph
-// allocates a fresh buffer on every read.
+// allocates a fresh buffer on every read. On one that multiplies float16
+// directly, every read (forward, recomputation, backward) takes the
+// weight as stored and nothing is converted or held.
 func TestRecompute(t *testing.T) {
 	all, err := weights.ReadAll(weights.Safetensors(golden.Open(t, "tiny_clip_text.safetensors")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := loadWith(t, all.ToHalf(), blocks.LoadOptions{})
+	converting := ops.NewEngine(struct{ backend.Backend }{ops.CPU().B}) // hides backend.HalfGemmer
+	for _, e := range []*ops.Engine{ops.CPU(), converting} {
+		m, err := Load(e, all.ToHalf(), goldenConfig(t), blocks.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecompute(t, m, e.HalfGemm())
+	}
+}
+
+func checkRecompute(t *testing.T, m *Model, halfGemm bool) {
 	ids, _ := goldenIDs(t)
 	d, row := m.Config.HiddenSize, slices.Clone(ids[:m.Config.MaxPositions])
 	row[3] = m.Config.VocabSize
@@ -67,10 +82,14 @@ func TestRecompute(t *testing.T) {
 		t.Errorf("recomputation changes the gradient: relative error %.3g", e)
 	}
 	layers := 6 * len(m.layers) // q, k, v, out, fc1, fc2
-	if n0 != 2*layers || n1 != 2*layers {
-		t.Errorf("conversions: plain graph %d, recomputed %d, want %d each", n0, n1, 2*layers)
+	want0, want1, held := 2*layers, 2*layers, layers
+	if halfGemm {
+		want1, held = 3*layers, 0
 	}
-	if s := m.pool.Stats(); s.Held != layers || s.InUse != 0 {
-		t.Errorf("pool: %+v, want %d held conversions and nothing in use", s, layers)
+	if n0 != want0 || n1 != want1 {
+		t.Errorf("HalfGemm %v: weight reads: plain graph %d, recomputed %d, want %d and %d", halfGemm, n0, n1, want0, want1)
+	}
+	if s := m.pool.Stats(); s.Held != held || s.InUse != 0 {
+		t.Errorf("HalfGemm %v: pool: %+v, want %d held conversions and nothing in use", halfGemm, s, held)
 	}
 }

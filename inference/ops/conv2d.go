@@ -220,17 +220,33 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 	if f.layout == OIHW && g.Taps() > 1 && (f.path == pathIm2col || f.path == pathBatched) {
 		// The im2col backward reads the weight, and writes its gradient,
 		// as stored, with its columns in that order: no reordering.
-		w, release := f.w.Borrow()
-		defer release()
 		var dw []float32 // [O, C, KH, KW]
 		if needW {
 			dw = f.e.scratchZero(f.w.Size())
 		}
 		if f.path == pathBatched {
+			// float16 read as stored where the backend multiplies it
+			w := f.e.readWeight(f.w)
 			f.backwardBatched(dy, w, dw, needX, convkern.Im2colOIHW, convkern.Col2imOIHW)
+			w.release()
 		} else {
+			w, release := f.w.Borrow()
 			f.backwardIm2col(dy, w, dw, needX, convkern.Im2colOIHW, convkern.Col2imOIHW)
+			release()
 		}
+		if needW {
+			f.e.accGrad(f.w, dw)
+		}
+		return nil
+	}
+	if f.path == pathDirect { // 1x1: the layouts agree
+		var dw []float32 // [O, C]
+		if needW {
+			dw = f.e.scratchZero(f.w.Size())
+		}
+		w := f.e.readWeight(f.w)
+		f.backwardDirect(dy, w, dw, needX)
+		w.release()
 		if needW {
 			f.e.accGrad(f.w, dw)
 		}
@@ -245,12 +261,10 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 	switch {
 	case f.path == pathWinograd && !needW && winoBackFits(g):
 		f.backwardWinograd(dy, w)
-	case f.path == pathDirect:
-		f.backwardDirect(dy, w, dw, needX)
 	case f.path == pathRows || f.path == pathWinograd:
 		f.backwardRows(dy, w, dw, needX)
 	case f.path == pathBatched:
-		f.backwardBatched(dy, w, dw, needX, convkern.Im2col, convkern.Col2im)
+		f.backwardBatched(dy, weightRead{f32: w}, dw, needX, convkern.Im2col, convkern.Col2im)
 	default:
 		f.backwardIm2col(dy, w, dw, needX, convkern.Im2col, convkern.Col2im)
 	}
@@ -327,7 +341,7 @@ func (f *conv2d) forwardDirect(y []float32, w weightRead, beta float32) {
 	}
 }
 
-func (f *conv2d) backwardDirect(dy, w, dw []float32, needX bool) {
+func (f *conv2d) backwardDirect(dy []float32, w weightRead, dw []float32, needX bool) {
 	g, x := f.g, f.x.Data()
 	hw := g.H * g.W
 	if dw != nil { // [O, C] = sum_b dy_b x_b^T
@@ -338,7 +352,7 @@ func (f *conv2d) backwardDirect(dy, w, dw []float32, needX bool) {
 	if needX {
 		dx := f.e.scratch(g.B * g.C * hw) // dx_b [C, HW] = w^T dy_b
 		for b := 0; b < g.B; b++ {
-			f.e.B.Gemm(true, false, g.C, hw, g.O, 1, w, g.C, dy[b*g.O*hw:], hw, 0, dx[b*g.C*hw:], hw)
+			f.e.gemmWA(true, false, g.C, hw, g.O, w, g.C, dy[b*g.O*hw:], hw, 0, dx[b*g.C*hw:], hw)
 		}
 		f.e.accGrad(f.x, dx)
 	}
@@ -462,7 +476,7 @@ func (f *conv2d) forwardBatched(y []float32, w weightRead, beta float32, im2col 
 // dcol = w^T dyT are one GEMM each (per image, the small maps' GEMMs
 // would be a few columns wide), and each image's columns of dcol are
 // added back into its dx. w and dw are in the row order of im2col.
-func (f *conv2d) backwardBatched(dy, w, dw []float32, needX bool, im2col im2colFunc, col2im col2imFunc) {
+func (f *conv2d) backwardBatched(dy []float32, w weightRead, dw []float32, needX bool, im2col im2colFunc, col2im col2imFunc) {
 	g := f.g
 	ckk, hw, ohw := g.C*g.Taps(), g.H*g.W, g.Ho*g.Wo
 	group := f.groupSize()
@@ -488,7 +502,7 @@ func (f *conv2d) backwardBatched(dy, w, dw []float32, needX bool, im2col im2colF
 			f.e.B.Gemm(false, true, g.O, ckk, n, 1, d, n, col, n, 1, dw, ckk)
 		}
 		if needX {
-			f.e.B.Gemm(true, false, ckk, n, g.O, 1, w, ckk, d, n, 0, col, n)
+			f.e.gemmWA(true, false, ckk, n, g.O, w, ckk, d, n, 0, col, n)
 			for i := range nb {
 				col2im(f.e.par, dx[(b0+i)*g.C*hw:(b0+i+1)*g.C*hw], col[i*ohw:], n, g, 0, g.Ho)
 			}

@@ -34,9 +34,9 @@ type weightRead struct {
 	release func()
 }
 
-// readWeight reads w for one forward call: its float16 values when the
-// backend multiplies them directly, otherwise tensor.Tensor.Borrow.
-// Call release when done.
+// readWeight reads w for one operator call (forward, or backward to the
+// input): its float16 values when the backend multiplies them directly,
+// otherwise tensor.Tensor.Borrow. Call release when done.
 func (e *Engine) readWeight(w tensor.Tensor) weightRead {
 	if hg := e.halfGemmer(); hg != nil {
 		if h, ok := w.Half(); ok {

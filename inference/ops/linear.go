@@ -95,9 +95,9 @@ func (f *linear) Backward(gy mat.Tensor) error {
 	}
 	if f.x.RequiresGrad() {
 		gx := f.e.scratch(f.m * f.in) // [M, In] = gy W
-		w, release := f.w.Borrow()
-		f.e.B.Gemm(false, false, f.m, f.in, f.out, 1, g, f.out, w, f.in, 0, gx, f.in)
-		release()
+		w := f.e.readWeight(f.w)
+		f.e.gemmWB(false, false, f.m, f.in, f.out, g, f.out, w, f.in, 0, gx, f.in)
+		w.release()
 		f.e.accGrad(f.x, gx)
 	}
 	if f.w.RequiresGrad() {

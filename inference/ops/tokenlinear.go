@@ -79,11 +79,10 @@ func (f *tokenLinear) Forward() (mat.Tensor, error) {
 
 func (f *tokenLinear) Backward(gy mat.Tensor) error {
 	dy, x, n, c, o := tensor.Float32s(gy), f.x.Data(), f.n, f.c, f.o
-	var w []float32 // read only for dx
+	var w weightRead // read only for dx
 	if f.x.RequiresGrad() {
-		var release func()
-		w, release = f.w.Borrow()
-		defer release()
+		w = f.e.readWeight(f.w)
+		defer w.release()
 	}
 	if f.r.Valid() && f.r.RequiresGrad() {
 		tensor.AccGrad(f.r.Node(), dy) // spago copies a delivered gradient
@@ -102,7 +101,7 @@ func (f *tokenLinear) Backward(gy mat.Tensor) error {
 		if f.x.RequiresGrad() {
 			dx := f.e.scratch(f.x.Size()) // dx_b [N, C] = dy_b^T w
 			for b := 0; b < f.nb; b++ {
-				f.e.B.Gemm(true, false, n, c, o, 1, dy[b*o*n:], n, w, c, 0, dx[b*n*c:], c)
+				f.e.gemmWB(true, false, n, c, o, dy[b*o*n:], n, w, c, 0, dx[b*n*c:], c)
 			}
 			f.e.accGrad(f.x, dx)
 		}
@@ -124,7 +123,7 @@ func (f *tokenLinear) Backward(gy mat.Tensor) error {
 	if f.x.RequiresGrad() {
 		dx := f.e.scratch(f.x.Size()) // dx_b [C, N] = w^T dy_b^T
 		for b := 0; b < f.nb; b++ {
-			f.e.B.Gemm(true, true, c, n, o, 1, w, c, dy[b*n*o:], o, 0, dx[b*c*n:], n)
+			f.e.gemmWA(true, true, c, n, o, w, c, dy[b*n*o:], o, 0, dx[b*c*n:], n)
 		}
 		f.e.accGrad(f.x, dx)
 	}
