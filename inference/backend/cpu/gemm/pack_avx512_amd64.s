@@ -1,5 +1,25 @@
 #include "textflag.h"
 
+// RUNSARGS loads the arguments of the masked runs: DI dst, R9 its row
+// stride in bytes, SI src, R8 its row stride in bytes (an element of
+// 1<<SHIFT bytes), CX rows, K1-K4 the masks.
+#define RUNSARGS(SHIFT) \
+	MOVQ dst+0(FP), DI;     \
+	MOVQ stride+8(FP), R9;  \
+	SHLQ $2, R9;            \
+	MOVQ src+16(FP), SI;    \
+	MOVQ ld+24(FP), R8;     \
+	SHLQ $SHIFT, R8;        \
+	MOVQ kc+32(FP), CX;     \
+	MOVQ masks+40(FP), AX;  \
+	KMOVW AX, K1;           \
+	SHRQ $16, AX;           \
+	KMOVW AX, K2;           \
+	SHRQ $16, AX;           \
+	KMOVW AX, K3;           \
+	SHRQ $16, AX;           \
+	KMOVW AX, K4
+
 // Transposing pack of 16 source rows (see interleave16 in pack_amd64.go).
 //
 // Registers: SI rows 0-7, R10 rows 8-15 (row r at base + (r%8)*ld), R8 ld,
@@ -281,21 +301,7 @@ done32:
 // four 16-bit masks: loads of columns 0-15 and 16-31, then stores of the
 // same (see runsMasks).
 TEXT ·runsMaskedAVX512(SB), NOSPLIT, $0-48
-	MOVQ dst+0(FP), DI
-	MOVQ stride+8(FP), R9
-	SHLQ $2, R9
-	MOVQ src+16(FP), SI
-	MOVQ ld+24(FP), R8
-	SHLQ $2, R8
-	MOVQ kc+32(FP), CX
-	MOVQ masks+40(FP), AX
-	KMOVW AX, K1
-	SHRQ $16, AX
-	KMOVW AX, K2
-	SHRQ $16, AX
-	KMOVW AX, K3
-	SHRQ $16, AX
-	KMOVW AX, K4
+	RUNSARGS(2)
 	TESTQ CX, CX
 	JEQ  doneMasked
 rowMasked:
@@ -318,21 +324,7 @@ doneMasked:
 // runsMaskedAVX512 for binary16 rows, widened: dst[p*stride+c] =
 // float32(src[p*ld+c]).
 TEXT ·runsHalfMaskedAVX512(SB), NOSPLIT, $0-48
-	MOVQ dst+0(FP), DI
-	MOVQ stride+8(FP), R9
-	SHLQ $2, R9
-	MOVQ src+16(FP), SI
-	MOVQ ld+24(FP), R8
-	SHLQ $1, R8
-	MOVQ kc+32(FP), CX
-	MOVQ masks+40(FP), AX
-	KMOVW AX, K1
-	SHRQ $16, AX
-	KMOVW AX, K2
-	SHRQ $16, AX
-	KMOVW AX, K3
-	SHRQ $16, AX
-	KMOVW AX, K4
+	RUNSARGS(1)
 	TESTQ CX, CX
 	JEQ  doneHalfMasked
 rowHalfMasked:

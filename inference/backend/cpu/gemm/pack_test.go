@@ -80,37 +80,15 @@ func TestInterleave(t *testing.T) {
 func TestRuns(t *testing.T) {
 	packModes(t, func(mode string) {
 		r := rand.New(rand.NewPCG(3, 4))
-		for _, stride := range []int{4, 6, 14, 16, 32} {
-			for w := 1; w <= stride; w++ {
-				for _, kc := range []int{1, 2, 3, 7, 8, 9} {
-					ld := w + r.IntN(5)
-					src := make([]float32, (kc-1)*ld+w) // no slack, as in TestInterleave
-					for i := range src {
-						src[i] = r.Float32()*2 - 1
-					}
-					dst := make([]float32, kc*stride+1)
-					for i := range dst {
-						dst[i] = 42
-					}
-					runs(dst, stride, src, ld, kc, w)
-					for p := range kc {
-						for c := range stride {
-							want := float32(0)
-							if c < w {
-								want = src[p*ld+c]
-							}
-							if got := dst[p*stride+c]; got != want {
-								t.Fatalf("%s stride %d w %d kc %d ld %d: dst[%d][%d] = %g, want %g",
-									mode, stride, w, kc, ld, p, c, got, want)
-							}
-						}
-					}
-					if dst[kc*stride] != 42 {
-						t.Fatalf("%s stride %d w %d kc %d: wrote past the panel", mode, stride, w, kc)
-					}
-				}
+		runsCases(r, func(stride, w, kc, ld int) {
+			src := make([]float32, (kc-1)*ld+w) // no slack, as in TestInterleave
+			for i := range src {
+				src[i] = r.Float32()*2 - 1
 			}
-		}
+			dst := panelDst(kc * stride)
+			runs(dst, stride, src, ld, kc, w)
+			checkRunsPanel(t, mode, dst, src, stride, w, kc, ld)
+		})
 	})
 }
 
@@ -120,35 +98,56 @@ func TestRuns(t *testing.T) {
 func TestRunsHalf(t *testing.T) {
 	packModes(t, func(mode string) {
 		r := rand.New(rand.NewPCG(7, 8))
-		for _, stride := range []int{4, 6, 14, 16, 32} {
-			for w := 1; w <= stride; w++ {
-				for _, kc := range []int{1, 2, 3, 7, 8, 9} {
-					ld := w + r.IntN(5)
-					src, wide := randomHalf(r, (kc-1)*ld+w) // no slack
-					dst := make([]float32, kc*stride+1)
-					for i := range dst {
-						dst[i] = 42
-					}
-					runsHalf(dst, stride, src, ld, kc, w)
-					for p := range kc {
-						for c := range stride {
-							want := float32(0)
-							if c < w {
-								want = wide[p*ld+c]
-							}
-							if got := dst[p*stride+c]; got != want {
-								t.Fatalf("%s stride %d w %d kc %d ld %d: dst[%d][%d] = %g, want %g",
-									mode, stride, w, kc, ld, p, c, got, want)
-							}
-						}
-					}
-					if dst[kc*stride] != 42 {
-						t.Fatalf("%s stride %d w %d kc %d: wrote past the panel", mode, stride, w, kc)
-					}
-				}
+		runsCases(r, func(stride, w, kc, ld int) {
+			src, wide := randomHalf(r, (kc-1)*ld+w) // no slack
+			dst := panelDst(kc * stride)
+			runsHalf(dst, stride, src, ld, kc, w)
+			checkRunsPanel(t, mode, dst, wide, stride, w, kc, ld)
+		})
+	})
+}
+
+// runsCases calls check for every panel width of the kernels, run width
+// and a few row counts, with a row stride ld of w or a little more.
+func runsCases(r *rand.Rand, check func(stride, w, kc, ld int)) {
+	for _, stride := range []int{4, 6, 14, 16, 32} {
+		for w := 1; w <= stride; w++ {
+			for _, kc := range []int{1, 2, 3, 7, 8, 9} {
+				check(stride, w, kc, w+r.IntN(5))
 			}
 		}
-	})
+	}
+}
+
+// panelDst returns a panel of n floats and one more past it, all 42, so
+// that a check sees what a pack left unwritten or wrote past the end.
+func panelDst(n int) []float32 {
+	dst := make([]float32, n+1)
+	for i := range dst {
+		dst[i] = 42
+	}
+	return dst
+}
+
+// checkRunsPanel checks dst[p*stride+c] = src[p*ld+c] for c < w, 0 for
+// w <= c < stride, and the float past the panel untouched.
+func checkRunsPanel(t *testing.T, mode string, dst, src []float32, stride, w, kc, ld int) {
+	t.Helper()
+	for p := range kc {
+		for c := range stride {
+			want := float32(0)
+			if c < w {
+				want = src[p*ld+c]
+			}
+			if got := dst[p*stride+c]; got != want {
+				t.Fatalf("%s stride %d w %d kc %d ld %d: dst[%d][%d] = %g, want %g",
+					mode, stride, w, kc, ld, p, c, got, want)
+			}
+		}
+	}
+	if dst[kc*stride] != 42 {
+		t.Fatalf("%s stride %d w %d kc %d: wrote past the panel", mode, stride, w, kc)
+	}
 }
 
 // TestInterleaveFastUsed checks that the transpose paths run where the
