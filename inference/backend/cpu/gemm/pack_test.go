@@ -266,15 +266,18 @@ func BenchmarkRuns(b *testing.B) {
 // BenchmarkPackHalf widens float16 weights as the GEMM does, in block's
 // order (every kc=256 column block over all rows): a convolution weight
 // [1280, 11520] as A in 14-row panels of 168-row blocks, and a linear
-// weight W [1280, 1280] as B = Wᵀ in 32-row panels. The weights are cold:
+// weight W [1280, 1280] as B = Wᵀ in 32-row panels (the forward, y = x
+// Wᵀ) or as B = W in 32-column runs (the backward, dx = dy W). The
+// weights are cold:
 // the runs cycle over 256 MB of them. MB/s counts float16 bytes read.
 func BenchmarkPackHalf(b *testing.B) {
 	const kc = 256
 	for _, c := range []struct {
-		name       string
-		rows, cols int
-		asA        bool
-	}{{"A-conv-1280x11520", 1280, 11520, true}, {"B-linear-1280x1280", 1280, 1280, false}} {
+		name          string
+		rows, cols    int
+		asA, backward bool
+	}{{"A-conv-1280x11520", 1280, 11520, true, false}, {"B-linear-1280x1280", 1280, 1280, false, false},
+		{"B-linear-backward-1280x1280", 1280, 1280, false, true}} {
 		var mats [][]uint16
 		for len(mats)*c.rows*c.cols*2 < 256<<20 {
 			m := make([]uint16, c.rows*c.cols)
@@ -288,10 +291,10 @@ func BenchmarkPackHalf(b *testing.B) {
 			b.SetBytes(int64(2 * c.rows * c.cols))
 			i := 0
 			for b.Loop() {
-				h := halfMatrix{data: mats[i%len(mats)], ld: c.cols, trans: !c.asA}
+				h := halfMatrix{data: mats[i%len(mats)], ld: c.cols, trans: !c.asA && !c.backward}
 				i++
 				for pc := 0; pc < c.cols; pc += kc {
-					if !c.asA {
+					if !c.asA { // Wᵀ forward (y = x Wᵀ), W backward (dx = dy W)
 						h.packB(dst, pc, kc, 0, c.rows, 32)
 						continue
 					}
