@@ -9,7 +9,6 @@ import (
 
 	"github.com/nlpodyssey/spago/ag"
 
-	"github.com/perfusion-studio/perfusion/inference/backend"
 	"github.com/perfusion-studio/perfusion/inference/checkpoint"
 	"github.com/perfusion-studio/perfusion/inference/ops"
 	"github.com/perfusion-studio/perfusion/inference/safetensors"
@@ -529,7 +528,7 @@ func TestHalfGradientsMatchFloat32(t *testing.T) {
 		}},
 	} {
 		xv := randFloat(r, tensor.Numel(c.shape))
-		for _, e := range []*ops.Engine{ops.CPU(), ops.NewEngine(struct{ backend.Backend }{ops.CPU().B})} {
+		for _, e := range []*ops.Engine{ops.CPU(), convertingEngine()} {
 			grad := func(half bool) []float32 {
 				x, err := tensor.NewParam(slices.Clone(xv), c.shape...)
 				if err != nil {

@@ -1,9 +1,10 @@
 package safetensors
 
-import "syscall"
+import (
+	"syscall"
 
-// madvHugepage is MADV_HUGEPAGE, which the syscall package does not name.
-const madvHugepage = 14
+	"github.com/perfusion-studio/perfusion/inference/internal/hugepages"
+)
 
 // adviseWillNeed asks Linux to back the mapped file with huge pages where
 // it can, then to read it ahead. Both are hints: a failure changes nothing.
@@ -16,6 +17,6 @@ const madvHugepage = 14
 // MADV_HUGEPAGE asks readahead for such folios: on Linux 6.18 with ext4,
 // 98-100% of a file read after it was so mapped, 91-94% without.
 func adviseWillNeed(b []byte) {
-	_ = syscall.Madvise(b, madvHugepage)
+	_ = syscall.Madvise(b, hugepages.MadvHugepage)
 	_ = syscall.Madvise(b, syscall.MADV_WILLNEED)
 }

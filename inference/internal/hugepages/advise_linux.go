@@ -25,5 +25,9 @@ func Advise(b []float32) {
 		return
 	}
 	mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(&b[0]), lo-start)), hi-lo)
-	_ = syscall.Madvise(mem, 14) // MADV_HUGEPAGE
+	_ = syscall.Madvise(mem, MadvHugepage)
 }
+
+// MadvHugepage is madvise's MADV_HUGEPAGE, which the syscall package does
+// not name.
+const MadvHugepage = 14
