@@ -217,36 +217,29 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 	if !needX && !needW {
 		return nil
 	}
-	if f.layout == OIHW && g.Taps() > 1 && (f.path == pathIm2col || f.path == pathBatched) {
-		// The im2col backward reads the weight, and writes its gradient,
-		// as stored, with its columns in that order: no reordering.
+	oihw := f.layout == OIHW && g.Taps() > 1 && (f.path == pathIm2col || f.path == pathBatched)
+	if oihw || f.path == pathDirect {
+		// These read the weight, and write its gradient, as stored (1x1:
+		// the layouts agree; the im2col paths: columns in that order), so
+		// nothing is reordered; where the backend multiplies float16, the
+		// direct and batched paths read it without a float32 copy.
 		var dw []float32 // [O, C, KH, KW]
 		if needW {
 			dw = f.e.scratchZero(f.w.Size())
 		}
-		if f.path == pathBatched {
-			// float16 read as stored where the backend multiplies it
-			w := f.e.readWeight(f.w)
-			f.backwardBatched(dy, w, dw, needX, convkern.Im2colOIHW, convkern.Col2imOIHW)
-			w.release()
-		} else {
+		if f.path == pathIm2col {
 			w, release := f.w.Borrow()
 			f.backwardIm2col(dy, w, dw, needX, convkern.Im2colOIHW, convkern.Col2imOIHW)
 			release()
+		} else {
+			w := f.e.readWeight(f.w)
+			if f.path == pathDirect {
+				f.backwardDirect(dy, w, dw, needX)
+			} else {
+				f.backwardBatched(dy, w, dw, needX, convkern.Im2colOIHW, convkern.Col2imOIHW)
+			}
+			w.release()
 		}
-		if needW {
-			f.e.accGrad(f.w, dw)
-		}
-		return nil
-	}
-	if f.path == pathDirect { // 1x1: the layouts agree
-		var dw []float32 // [O, C]
-		if needW {
-			dw = f.e.scratchZero(f.w.Size())
-		}
-		w := f.e.readWeight(f.w)
-		f.backwardDirect(dy, w, dw, needX)
-		w.release()
 		if needW {
 			f.e.accGrad(f.w, dw)
 		}
