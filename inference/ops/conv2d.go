@@ -139,6 +139,10 @@ type conv2d struct {
 	layout     ConvLayout // of w
 	path       convPath
 	budget     int // im2col floats per chunk; 0 means colBudget
+	// turned: w is the weight of the convolution whose input gradient this
+	// one computes, [C, O, KH, KW] (or [C, KH, O, KW]) in this one's
+	// channels, read turned half a turn (Winograd path only).
+	turned bool
 }
 
 func (f *conv2d) Operands() []mat.Tensor { return Operands(f.x, f.w, f.b, f.r) }
@@ -245,6 +249,10 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 		}
 		return nil
 	}
+	if f.path == pathWinograd && !needW && winoBackFits(g) {
+		f.backwardWinograd(dy)
+		return nil
+	}
 	w, release := f.weightOHIW()
 	defer release()
 	var dw []float32 // [O, KH, C, KW]
@@ -252,8 +260,6 @@ func (f *conv2d) Backward(gy mat.Tensor) error {
 		dw = f.e.scratchZero(f.w.Size())
 	}
 	switch {
-	case f.path == pathWinograd && !needW && winoBackFits(g):
-		f.backwardWinograd(dy, w)
 	case f.path == pathRows || f.path == pathWinograd:
 		f.backwardRows(dy, w, dw, needX)
 	case f.path == pathBatched:

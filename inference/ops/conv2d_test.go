@@ -344,6 +344,10 @@ func TestConv2DLayoutResidualGrad(t *testing.T) {
 				rf := tensor.MustNew(res.Data(), res.Shape()...)
 				gradCheck(t, func() (tensor.Tensor, error) { return conv2dAddPath(e, x, w, b, rf, c.p, path) },
 					named{"x", x}, named{"w", w}, named{"frozen r", rf})
+				// frozen OHIW weight: only x gets a gradient
+				wf := tensor.MustNew(wo.Data(), wo.Shape()...)
+				gradCheck(t, func() (tensor.Tensor, error) { return conv2dAddPath(e, x, wf, tensor.Tensor{}, rf, po, path) },
+					named{"x", x}, named{"frozen w ohiw", wf}, named{"frozen r", rf})
 			})
 		}
 	}

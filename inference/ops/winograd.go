@@ -17,8 +17,9 @@ import (
 // rows: per block the inputs are transformed, v [16][C][n], the 16 GEMMs
 // m_k [O, n] = u_k [O, C] v_k [C, n] run, and the output transform adds
 // each tile's 2x2 values to y (which holds the bias and residual when beta
-// is 1). All of it lives in the engine's winoArena. Backward runs the row
-// path.
+// is 1). All of it lives in the engine's winoArena. The input gradient of
+// a frozen weight takes this path too (backwardWinograd); the other
+// gradients take the row path.
 
 // winoBudget bounds a block's transformed inputs and GEMM outputs (floats,
 // 16 MB, as the im2col paths' column buffers): a position's [C, n] slice
@@ -144,17 +145,26 @@ func (e *Engine) winoBuffer(n int) (buf []float32, release func()) {
 // runs position k's GEMM m_k [O, n] = u_k [O, C] v_k (v_k [C, n], both
 // with row stride n). With ap, each u_k is packed once here rather than by
 // every GEMM of every block, a chunk of output channels at a time (only
-// the chunk is held unpacked); without, buf holds u [16][O][C] for Gemm.
+// the chunk is held unpacked); without, buf holds the transformed filter
+// for Gemm. A turned convolution (backwardWinograd) transforms the weight
+// as stored, [C, O] per position, and reads position Turned(k) transposed
+// as its u_k: nothing is reordered.
 func (f *conv2d) winoGEMMs(ap backend.APacker, buf []float32) func(k, n int, v, m []float32) {
 	g := f.g
 	w, done := f.w.Borrow()
 	defer done()
+	rows, cols := f.winoStored()
 	if ap == nil {
-		uk := g.O*g.C + winoSkew
-		u := buf // [16][O][C], positions uk apart
-		f.e.par(g.O, grain/(wino.Taps*g.C)+1, func(lo, hi int) {
-			f.winoFilter(u[lo*g.C:], uk, w, lo, hi)
+		uk := rows*cols + winoSkew
+		u := buf // [16][rows][cols], positions uk apart
+		f.e.par(rows, grain/(wino.Taps*cols)+1, func(lo, hi int) {
+			f.winoFilter(u[lo*cols:], uk, cols, w, lo, hi, 0, cols)
 		})
+		if f.turned {
+			return func(k, n int, v, m []float32) {
+				f.e.B.Gemm(true, false, g.O, n, g.C, 1, u[wino.Turned(k)*uk:], g.O, v, n, 0, m, n)
+			}
+		}
 		return func(k, n int, v, m []float32) {
 			f.e.B.Gemm(false, false, g.O, n, g.C, 1, u[k*uk:], g.C, v, n, 0, m, n)
 		}
@@ -169,10 +179,17 @@ func (f *conv2d) winoGEMMs(ap backend.APacker, buf []float32) func(k, n int, v, 
 	chunk := align * max(1, budget/(wino.Taps*g.C*align)) // output channels
 	uk := chunk*g.C + winoSkew
 	f.e.par((g.O+chunk-1)/chunk, 1, func(lo, hi int) {
-		u := f.e.scratch(wino.Taps * uk) // [16][chunk][C], positions uk apart
+		u := f.e.scratch(wino.Taps * uk) // [16][chunk][C] or, turned, [16][C][chunk]; positions uk apart
 		for o0 := lo * chunk; o0 < min(hi*chunk, g.O); o0 += chunk {
 			o1 := min(o0+chunk, g.O)
-			f.winoFilter(u, uk, w, o0, o1)
+			if f.turned {
+				f.winoFilter(u, uk, o1-o0, w, 0, g.C, o0, o1)
+				for k := range wino.Taps {
+					ap.PackA(pa[k*size:(k+1)*size], true, g.O, g.C, o0, o1, u[wino.Turned(k)*uk:], o1-o0)
+				}
+				continue
+			}
+			f.winoFilter(u, uk, g.C, w, o0, o1, 0, g.C)
 			for k := range wino.Taps {
 				ap.PackA(pa[k*size:(k+1)*size], false, g.O, g.C, o0, o1, u[k*uk:], g.C)
 			}
@@ -184,16 +201,27 @@ func (f *conv2d) winoGEMMs(ap backend.APacker, buf []float32) func(k, n int, v, 
 	}
 }
 
-// winoFilter sets u [16][o1-o0][C], positions uk apart, to G w Gᵀ for the
-// output channels [o0, o1) of the weight w, reading and writing along c.
-func (f *conv2d) winoFilter(u []float32, uk int, w []float32, o0, o1 int) {
-	g := f.g
-	for o := o0; o < o1; o++ {
-		wo, uo := w[o*9*g.C:(o+1)*9*g.C], u[(o-o0)*g.C:]
-		if f.layout == OHIW { // [O, KH, C, KW]
-			wino.Filters(uo, uk, wo, 3, 3*g.C, g.C)
-		} else { // [O, C, KH, KW]
-			wino.Filters(uo, uk, wo, 9, 3, g.C)
+// winoStored returns the weight's output and input channels as stored:
+// O and C, or C and O for a turned convolution.
+func (f *conv2d) winoStored() (rows, cols int) {
+	if f.turned {
+		return f.g.C, f.g.O
+	}
+	return f.g.O, f.g.C
+}
+
+// winoFilter sets u [16][r1-r0][c1-c0] (row stride ldu, positions uk
+// apart) to G w Gᵀ for the filters of the stored weight w's output
+// channels [r0, r1) and input channels [c0, c1), reading and writing
+// along the input channels.
+func (f *conv2d) winoFilter(u []float32, uk, ldu int, w []float32, r0, r1, c0, c1 int) {
+	_, cols := f.winoStored()
+	for r := r0; r < r1; r++ {
+		wr, ur := w[r*9*cols:(r+1)*9*cols], u[(r-r0)*ldu:]
+		if f.layout == OHIW { // [rows, KH, cols, KW]
+			wino.Filters(ur, uk, wr[c0*3:], 3, 3*cols, c1-c0)
+		} else { // [rows, cols, KH, KW]
+			wino.Filters(ur, uk, wr[c0*9:], 9, 3, c1-c0)
 		}
 	}
 }
@@ -259,40 +287,18 @@ func winoBackFits(g convkern.Geom) bool {
 	return winogradFits(g) && max(g.PT, g.PB, g.PL, g.PR) <= 2
 }
 
-// backwardWinograd delivers x's gradient for a frozen weight w (OHIW
-// [O, 3, C, 3]): the input gradient of a stride-1 3x3 convolution is the
-// 3x3 convolution of dy [B, O, Ho, Wo], padded by 2 minus each side's
-// padding, with the weight turned half a turn and its channels swapped
-// (wt [C, O, 3, 3]), which runs on the Winograd path like the forward.
-func (f *conv2d) backwardWinograd(dy, w []float32) {
+// backwardWinograd delivers x's gradient for a frozen weight: the input
+// gradient of a stride-1 3x3 convolution is the 3x3 convolution of dy
+// [B, O, Ho, Wo], padded by 2 minus each side's padding, with the weight
+// turned half a turn and its channels swapped, which runs on the Winograd
+// path like the forward, reading the weight as stored (see winoGEMMs).
+func (f *conv2d) backwardWinograd(dy []float32) {
 	g := f.g
-	wt := f.e.scratch(g.C * g.O * 9) // [C, O, KH, KW]
-	// In tiles of 16 input by 16 output channels, so that the reads (runs
-	// of 48 values along c) and the writes (runs of 144 along o) stay in L1.
-	const tile = 16
-	f.e.par((g.C+tile-1)/tile, 1, func(lo, hi int) {
-		for c0 := lo * tile; c0 < min(hi*tile, g.C); c0 += tile {
-			c1 := min(c0+tile, g.C)
-			for o0 := 0; o0 < g.O; o0 += tile {
-				for o := o0; o < min(o0+tile, g.O); o++ {
-					for kh := range 3 {
-						src := w[(o*3+2-kh)*g.C*3:][:g.C*3] // row 2-kh of w[o, :, :, :]
-						for c := c0; c < c1; c++ {
-							d := wt[(c*g.O+o)*9+kh*3:][:3]
-							d[0], d[1], d[2] = src[c*3+2], src[c*3+1], src[c*3]
-						}
-					}
-				}
-			}
-		}
-	})
 	gt := convkern.Geom{B: g.B, C: g.O, H: g.Ho, W: g.Wo, O: g.C, KH: 3, KW: 3, S: 1,
 		PT: 2 - g.PT, PB: 2 - g.PB, PL: 2 - g.PL, PR: 2 - g.PR, Ho: g.H, Wo: g.W}
 	x, _ := tensor.New(dy, g.B, g.O, g.Ho, g.Wo) // same numel by construction
-	wtt, _ := tensor.New(wt, g.C, g.O, 3, 3)     // same numel by construction
-	back := &conv2d{e: f.e, x: x, w: wtt, g: gt, layout: OIHW, path: pathWinograd, budget: f.budget}
+	back := &conv2d{e: f.e, x: x, w: f.w, g: gt, layout: f.layout, path: pathWinograd, budget: f.budget, turned: true}
 	dx := f.e.scratch(g.B * g.C * g.H * g.W) // [B, C, H, W]
 	back.forwardWinograd(dx, 0)
-	f.e.release(wt)
 	f.e.accGrad(f.x, dx)
 }

@@ -14,8 +14,9 @@ import (
 // GEMMs through Gemm, as on a BLAS backend.
 type plainGemm struct{ backend.Backend }
 
-// TestWinogradPlainGemm forces the Winograd path onto a backend without
-// APacker, which Conv2D itself does not pick it for.
+// TestWinogradPlainGemm forces the Winograd path, forward and input
+// gradient, onto a backend without APacker, which Conv2D itself does not
+// pick it for.
 func TestWinogradPlainGemm(t *testing.T) {
 	e := NewEngine(plainGemm{testEngine().B})
 	if e.winograd() {
@@ -32,9 +33,13 @@ func TestWinogradPlainGemm(t *testing.T) {
 			continue
 		}
 		want, _ := refConv2D(x.Data(), c.x, w.Data(), c.w, nil, c.p)
+		xp := param(t, r, c.x...)
 		for _, path := range []convPath{pathWinograd, pathWinogradRows} {
 			y := must(t)(conv2dPath(e, x, w, tensor.Tensor{}, c.p, path))
 			checkClose(t, fmt.Sprintf("%v path %d", c, path), y.Data(), want, 1e-6*float64(c.w[1]*9), 1e-5)
+			// a frozen weight: the input gradient takes the Winograd path
+			gradCheck(t, func() (tensor.Tensor, error) { return conv2dPath(e, xp, w, tensor.Tensor{}, c.p, path) },
+				named{"x", xp}, named{"frozen w", w})
 		}
 	}
 }

@@ -71,6 +71,17 @@ func Filters(u []float32, ldk int, w []float32, ldw, rs, n int) {
 	}
 }
 
+// Turned returns the position of G g Gᵀ that holds position k of the
+// transformed filter turned half a turn (g'[i][j] = g[2-i][2-j]), as the
+// input gradient of a convolution reads it: G J = P G, where J reverses
+// three rows and P swaps G's first and last (the middle two are
+// symmetric), so G g' Gᵀ = P (G g Gᵀ) Pᵀ, a permutation of the 16
+// positions that is its own inverse.
+func Turned(k int) int {
+	p := [4]int{3, 1, 2, 0}
+	return 4*p[k/4] + p[k%4]
+}
+
 // gRow returns the first three values of G (a, b, c)ᵀ; the fourth is c.
 func gRow(a, b, c float32) (float32, float32, float32) {
 	return a, (a + b + c) * 0.5, (a - b + c) * 0.5

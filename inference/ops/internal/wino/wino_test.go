@@ -122,6 +122,31 @@ func TestFilter(t *testing.T) {
 	}
 }
 
+// TestTurned checks Turned against the float64 transform of filters
+// turned half a turn, and that it is a permutation (its own inverse).
+func TestTurned(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const n = 5
+	w := randVec(r, 9*n)
+	u := make([]float32, 16*n)
+	Filters(u, n, w, 9, 3, n)
+	for f := range n {
+		for k := range 16 {
+			if Turned(Turned(k)) != k {
+				t.Fatalf("Turned(Turned(%d)) = %d", k, Turned(Turned(k)))
+			}
+			i, j := k/4, k%4
+			var want float64 // (G g' Gᵀ)[i][j], g'[p][q] = g[2-p][2-q]
+			for p := range 3 {
+				for q := range 3 {
+					want += gm[i][p] * float64(w[f*9+(2-p)*3+2-q]) * gm[j][q]
+				}
+			}
+			near(t, fmt.Sprintf("turned filter %d position %d", f, k), u[Turned(k)*n+f], want)
+		}
+	}
+}
+
 // vecModes runs f once for each set of vector kernels this CPU has (the
 // AVX-512 and AVX2 ones together, AVX2 alone, none), restoring the
 // detected ones after.
