@@ -150,17 +150,9 @@ func (f *geglu) Backward(gy mat.Tensor) error {
 	}
 	dy, d := tensor.Float32s(gy), f.d
 	gx := f.e.scratch(f.x.Size()) // [rows, 2D]
-	f.rows(func(r, j0 int, a, g, s []float32) {
+	f.rows(func(r, j0 int, a, g, _ []float32) {
 		n := len(a)
-		dys, da, dg := dy[r*d+j0:r*d+j0+n], gx[r*2*d+j0:r*2*d+j0+n], gx[r*2*d+d+j0:r*2*d+d+j0+n]
-		vmath.Phis(s, g)
-		for j, v := range g {
-			da[j] = dys[j] * v * s[j] // dy * gelu(g)
-		}
-		geluGrad(dg, g, s)
-		for j := range dg {
-			dg[j] *= dys[j] * a[j]
-		}
+		vmath.GEGLUGrads(gx[r*2*d+j0:][:n], gx[r*2*d+d+j0:][:n], a, g, dy[r*d+j0:][:n])
 	})
 	f.e.accGrad(f.x, gx)
 	return nil

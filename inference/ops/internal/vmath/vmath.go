@@ -1,6 +1,6 @@
-// Package vmath computes exp, the logistic sigmoid and the standard normal
-// CDF over float32 slices for the elementwise operators (SiLU, GELU,
-// GEGLU), eight lanes at a time with AVX2+FMA where the CPU has them, and
+// Package vmath computes exp, the logistic sigmoid, the standard normal
+// CDF and GEGLU's gradients over float32 slices for the elementwise
+// operators (SiLU, GELU, GEGLU), eight lanes at a time with AVX2+FMA where the CPU has them, and
 // with scalar float64 code otherwise and for the tails. The standard
 // library's math.Erf costs ~30 ns an element, which made GELU as slow as
 // the GEMM around it; the vector kernels take about 1-3 ns.
@@ -14,6 +14,8 @@ const (
 	ln2lo  = 1.90821492927058770002e-10 // ln 2 - ln2hi
 	round  = 6755399441055744.0         // 1.5*2^52: adding it rounds to an integer
 	sqrt12 = 0.70710678118654752440     // 1/sqrt(2)
+
+	invSqrt2Pi = 0.3989422804014327 // 1/sqrt(2 pi), the standard normal density at 0
 )
 
 // Exp returns e^x with a relative error below 1e-10 (it flushes results
@@ -82,5 +84,17 @@ func Sigmoids(dst, x []float32, alpha float32) {
 func Phis(dst, x []float32) {
 	for i := phiVec(dst, x); i < len(x); i++ {
 		dst[i] = float32(Phi(float64(x[i])))
+	}
+}
+
+// GEGLUGrads sets, for y = a*GELU(g) and its gradient dy, da[i] =
+// dy[i]*GELU(g[i]) and dg[i] = dy[i]*a[i]*GELU'(g[i]), where GELU(x) =
+// x*Phi(x) and GELU'(x) = Phi(x) + x*pdf(x). All slices have len(g).
+func GEGLUGrads(da, dg, a, g, dy []float32) {
+	for i := gegluGradVec(da, dg, a, g, dy); i < len(g); i++ {
+		v := float64(g[i])
+		phi := Phi(v)
+		da[i] = float32(float64(dy[i]) * v * phi)
+		dg[i] = float32(float64(dy[i]) * float64(a[i]) * (phi + v*Exp(-0.5*v*v)*invSqrt2Pi))
 	}
 }

@@ -125,6 +125,27 @@ func testSlices(t *testing.T) {
 	Phis(got[:len(y)], y)
 	checkSlice(t, "Phis", y, got[:len(y)], phi, func(v float64) float64 { return 5e-7 + 1e-7*v*v })
 
+	// GEGLU's gradients, against float64: dy*GELU(g) and dy*a*GELU'(g),
+	// with a and dy of either sign.
+	g := grid(20003, -12, 9)
+	a, dy := grid(len(g), -2, 3), grid(len(g), 1.5, -1)
+	da, dg := make([]float32, len(g)), make([]float32, len(g))
+	GEGLUGrads(da, dg, a, g, dy)
+	for i, v := range g {
+		x := float64(v)
+		phi := phi(x)
+		pdf := math.Exp(-x*x/2) / math.Sqrt(2*math.Pi)
+		wantA := float64(dy[i]) * x * phi
+		wantG := float64(dy[i]) * float64(a[i]) * (phi + x*pdf)
+		// both as sums of terms of size up to |dy*a*x*pdf| and |dy*a*Phi|
+		scale := math.Abs(float64(dy[i])) * (1 + math.Abs(float64(a[i]))) * (1 + math.Abs(x))
+		tol := 1e-37 + (5e-7+1e-7*x*x)*scale
+		if math.Abs(float64(da[i])-wantA) > tol || math.Abs(float64(dg[i])-wantG) > tol {
+			t.Fatalf("GEGLUGrads(a %g, g %g, dy %g) = %g, %g; want %g, %g (vector kernels: %v)",
+				a[i], v, dy[i], da[i], dg[i], wantA, wantG, hasAVX2)
+		}
+	}
+
 	// in place, short slices (scalar only), NaN
 	z := grid(13, -3, 3)
 	want := append([]float32(nil), z...)
@@ -155,6 +176,13 @@ func BenchmarkSlices(b *testing.B) {
 		b.SetBytes(4 * 4096)
 		for b.Loop() {
 			Phis(y, x)
+		}
+	})
+	b.Run("geglu-grads", func(b *testing.B) {
+		da, dg := make([]float32, len(x)), make([]float32, len(x))
+		b.SetBytes(4 * 4096)
+		for b.Loop() {
+			GEGLUGrads(da, dg, y, x, x)
 		}
 	})
 }
