@@ -40,7 +40,7 @@ func trainBenchFlags(fs *flag.FlagSet) trainBenchFlagValues {
 			"side by side at each size, with their ratio, allocations and peak resident memory"),
 		recompute: fs.String("recompute", "auto", "--train: activation recomputation, auto (as training decides: on above one 512×512 sample per pass), on or off"),
 		noLimit:   fs.Bool("no-memory-limit", false, "--train: do not set the Go memory limit that perfusion train sets"),
-		profile:   fs.String("cpuprofile", "", "--train: write a CPU profile of the training samples (every size) to this file"),
+		profile:   fs.String("cpuprofile", "", "--train: write a CPU profile of the timed runs (forwards and training samples; every size, a file each) to this file"),
 	}
 }
 
@@ -67,7 +67,7 @@ type trainBenchRow struct {
 	fwdCPU, sampleCPU      time.Duration // process CPU time (user + system) of the same reps (0: unknown)
 	fwdAlloc, sampleAlloc  uint64        // bytes allocated by one (the last)
 	fwdMallocs, sampleMall uint64        // allocations by one (the last)
-	fwdPeak, samplePeak    int64         // peak RSS over the phase (0: unknown)
+	fwdPeak, samplePeak    int64         // peak RSS over the first forward, over every sample (0: unknown)
 }
 
 // allocsOf runs fn and returns the bytes and objects it allocated.
@@ -77,18 +77,6 @@ func allocsOf(fn func() error) (bytes, mallocs uint64, err error) {
 	err = fn()
 	runtime.ReadMemStats(&b)
 	return b.TotalAlloc - a.TotalAlloc, b.Mallocs - a.Mallocs, err
-}
-
-// phasePeak resets the peak RSS (where the system allows), runs fn and
-// returns the peak over it; without a reset the process peak so far.
-func phasePeak(fn func() error) (int64, error) {
-	runtime.GC()
-	perf.ResetPeakRSS() // best effort: elsewhere the peak is the process's
-	if err := fn(); err != nil {
-		return 0, err
-	}
-	peak, _ := perf.PeakRSS()
-	return peak, nil
 }
 
 // runTrainBench is `perfusion bench --train`.
@@ -136,68 +124,78 @@ func runTrainBench(ctx context.Context, opt perf.Options, to trainBenchOptions, 
 	return writeTrainBench(stdout, b, opt, rows)
 }
 
-// trainBenchSize measures one size: reps forwards and reps samples, the
-// fastest of each kept. class is the superordinate word, one token. A
-// CPU profile of the samples goes to the file prof unless it is "".
+// trainBenchSize measures one size: reps forwards and reps samples,
+// interleaved (forward, sample, forward, ...) so that a machine that slows
+// down or speeds up over the run moves both alike, the fastest of each
+// kept. class is the superordinate word, one token. A CPU profile of the
+// runs (both kinds; pprof's -focus=Sample picks the samples) goes to the
+// file prof unless it is "".
 func trainBenchSize(ctx context.Context, p *pipeline.Pipeline, m edit.Metric, class string, s train.Settings, reps int, prof string, logf func(string, ...any)) (trainBenchRow, error) {
 	row := trainBenchRow{size: s.Size, recompute: s.Recomputes()}
 	pb, err := train.NewProbe(p, m, class, s)
 	if err != nil {
 		return row, err
 	}
-	var fwds, samples []time.Duration
-	row.fwdPeak, err = phasePeak(func() error {
-		for range reps {
-			run, err := pb.ForwardPass()
-			if err != nil {
-				return err
-			}
-			start, c0 := time.Now(), processCPU()
-			row.fwdAlloc, row.fwdMallocs, err = allocsOf(func() error { return run(ctx) })
-			if err != nil {
-				return err
-			}
-			d, c := time.Since(start), processCPU()-c0
-			if len(fwds) == 0 || d < slices.Min(fwds) {
-				row.fwdCPU = c // of the fastest
-			}
-			fwds = append(fwds, d)
-			logf("%d px: UNet forward %.2f s", s.Size, d.Seconds())
+	if prof != "" {
+		stop, err := startProfile(prof)
+		if err != nil {
+			return row, err
 		}
-		return nil
-	})
-	if err != nil {
-		return row, err
+		defer stop()
 	}
-	row.samplePeak, err = phasePeak(func() error {
-		if prof != "" {
-			stop, err := startProfile(prof)
-			if err != nil {
-				return err
-			}
-			defer stop()
+	// timed runs fn, keeping its time in *ds and, when it is the fastest
+	// so far, its CPU time in *cpu, and raising *peak to the peak RSS over
+	// it unless peak is nil; it returns the run's time. No collection is
+	// forced between runs, as training forces none between samples: after
+	// one, the runtime hands the freed pages back to the system and the
+	// next sample maps them again (a 512 px sample then took 7.9-9.0 s
+	// instead of 6.0-6.7).
+	timed := func(fn func() error, ds *[]time.Duration, cpu *time.Duration, alloc, mallocs *uint64, peak *int64) (time.Duration, error) {
+		if peak != nil {
+			perf.ResetPeakRSS() // best effort: elsewhere the peak is the process's
 		}
-		for range reps {
-			start, c0 := time.Now(), processCPU()
-			var err error
-			row.sampleAlloc, row.sampleMall, err = allocsOf(func() error {
-				_, err := pb.Sample(ctx)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			d, c := time.Since(start), processCPU()-c0
-			if len(samples) == 0 || d < slices.Min(samples) {
-				row.sampleCPU = c // of the fastest
-			}
-			samples = append(samples, d)
-			logf("%d px: training sample %.2f s", s.Size, samples[len(samples)-1].Seconds())
+		start, c0 := time.Now(), processCPU()
+		var err error
+		*alloc, *mallocs, err = allocsOf(fn)
+		if err != nil {
+			return 0, err
 		}
-		return nil
-	})
-	if err != nil {
-		return row, err
+		d, c := time.Since(start), processCPU()-c0
+		if pk, _ := perf.PeakRSS(); peak != nil && pk > *peak {
+			*peak = pk
+		}
+		if len(*ds) == 0 || d < slices.Min(*ds) {
+			*cpu = c
+		}
+		*ds = append(*ds, d)
+		return d, nil
+	}
+	var fwds, samples []time.Duration
+	runtime.GC() // before the first forward, whose peak RSS is reported
+	for i := range reps {
+		run, err := pb.ForwardPass()
+		if err != nil {
+			return row, err
+		}
+		// The forward's peak is the first one's: later ones start with
+		// the pages a sample's activations left mapped.
+		fwdPeak := &row.fwdPeak
+		if i > 0 {
+			fwdPeak = nil
+		}
+		f, err := timed(func() error { return run(ctx) }, &fwds, &row.fwdCPU, &row.fwdAlloc, &row.fwdMallocs, fwdPeak)
+		if err != nil {
+			return row, err
+		}
+		logf("%d px: UNet forward %.2f s", s.Size, f.Seconds())
+		d, err := timed(func() error {
+			_, err := pb.Sample(ctx)
+			return err
+		}, &samples, &row.sampleCPU, &row.sampleAlloc, &row.sampleMall, &row.samplePeak)
+		if err != nil {
+			return row, err
+		}
+		logf("%d px: training sample %.2f s (%.2f× the forward before it)", s.Size, d.Seconds(), d.Seconds()/f.Seconds())
 	}
 	row.forward, row.sample = slices.Min(fwds), slices.Min(samples)
 	return row, nil
@@ -230,7 +228,8 @@ func writeTrainBench(w io.Writer, b *perf.Bench, opt perf.Options, rows []trainB
 	fmt.Fprintf(w, "Perfusion training on SD1.5 shapes (random %s weights, %.2f GB held), batch 1, best of %d; %d threads\n",
 		b.DType, float64(b.P.WeightBytes())/1e9, opt.Reps, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(w, "A sample is the text encoder with the concept's embedding, the edited UNet forward, and the backward pass to the embedding and every o*_V;\n")
-	fmt.Fprintf(w, "the forward is one plain UNet pass of the same latents. Peak RSS is the process's over each phase (weights included).\n")
+	fmt.Fprintf(w, "the forward is one plain UNet pass of the same latents. The runs alternate, a forward first.\n")
+	fmt.Fprintf(w, "Peak RSS is the process's (weights included) over the first forward, and over the samples.\n")
 	fmt.Fprintf(w, "CPU is the process's user + system time in the fastest run of each: on a shared machine its ratio is steadier than the wall time's.\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "size\trecompute\tforward\tsample\tsample/forward\tCPU forward\tCPU sample\tCPU ratio\tsamples/s\tforward allocs\tsample allocs\tpeak RSS forward\tpeak RSS sample\t")

@@ -60,8 +60,14 @@ func TestTrainBenchSize(t *testing.T) {
 	if row.forward <= 0 || row.sample <= 0 || row.sampleAlloc == 0 || row.fwdAlloc == 0 || !row.recompute {
 		t.Errorf("row %+v", row)
 	}
-	if strings.Count(log.String(), "\n") != 4 {
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	if len(lines) != 4 {
 		t.Errorf("log %q, want 2 forwards and 2 samples", log.String())
+	}
+	for i, l := range lines { // alternating, a forward first
+		if want := []string{"UNet forward", "training sample"}[i%2]; !strings.Contains(l, want) {
+			t.Errorf("log line %d %q, want %q", i, l, want)
+		}
 	}
 	var out bytes.Buffer
 	if err := writeTrainBench(&out, &perf.Bench{P: p, DType: "F32"}, perf.Options{Reps: 2}, []trainBenchRow{row}); err != nil {
