@@ -36,12 +36,13 @@ func (f *add) Forward() (mat.Tensor, error) {
 }
 
 func (f *add) Backward(gy mat.Tensor) error {
-	// spago copies a delivered gradient, so both operands can get gy itself
-	g := tensor.Float32s(gy)
-	for _, t := range []tensor.Tensor{f.a, f.b} {
-		if t.RequiresGrad() {
-			tensor.AccGrad(t.Node(), g)
-		}
+	// spago copies a delivered gradient, so a can get gy itself; b then
+	// takes the buffer (handOn), the last read of it
+	if f.a.RequiresGrad() {
+		tensor.AccGrad(f.a.Node(), tensor.Float32s(gy))
+	}
+	if f.b.RequiresGrad() {
+		f.e.handOn(f.b, gy)
 	}
 	return nil
 }
@@ -81,7 +82,7 @@ func (f *addChannel) Forward() (mat.Tensor, error) {
 func (f *addChannel) Backward(gy mat.Tensor) error {
 	g := tensor.Float32s(gy)
 	if f.x.RequiresGrad() {
-		tensor.AccGrad(f.x.Node(), g)
+		defer f.e.handOn(f.x, gy) // after the last read of g
 	}
 	if f.c.RequiresGrad() {
 		dc := f.e.scratch(f.c.Size()) // [B*C]

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"math"
+	"runtime"
 	"testing"
 
 	"github.com/nlpodyssey/spago/ag"
@@ -83,5 +84,54 @@ func TestBackwardDropsInnerGradients(t *testing.T) {
 		if want := 2 * s * (1 + float64(v)*(1-s)); math.Abs(float64(g[i])-want) > 1e-5 {
 			t.Fatalf("dy/dx[%d] = %g, want %g", i, g[i], want)
 		}
+	}
+}
+
+// TestHandOn checks the gradients where operators pass their own output
+// gradient on whole (handOn): a sum's second operand and a residual take
+// the buffer, while other gradients of the same node are added into it,
+// and the same node twice gets both.
+func TestHandOn(t *testing.T) {
+	e := testEngine()
+	r := newRand(62)
+	x, w, b := param(t, r, 6, 5), param(t, r, 5, 5), param(t, r, 5)
+	fwd := func() (tensor.Tensor, error) {
+		h := must(t)(e.Scale(x, 1.5))
+		a := must(t)(e.Scale(h, 2))
+		l := must(t)(e.LinearAdd(h, w, b, h)) // h: input and residual
+		s := must(t)(e.Add(a, l))             // l takes s's gradient
+		return e.Add(s, s)
+	}
+	gradCheck(t, fwd, named{"x", x}, named{"w", w}, named{"b", b})
+}
+
+// TestHandOnCopiesNothing checks that a residual's gradient is the
+// result's own buffer passed on, not a copy: a backward pass through a
+// chain of residual sums allocates less than one gradient's size.
+func TestHandOnCopiesNothing(t *testing.T) {
+	e := testEngine()
+	r := newRand(63)
+	const n = 1 << 20 // 4 MB a gradient
+	x := param(t, r, n)
+	c := frozen(r, n)
+	pass := func() uint64 {
+		y := x
+		for range 4 {
+			y = must(t)(e.Add(c, y)) // y takes the sum's gradient
+		}
+		seed := make([]float32, n)
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		e.accGrad(y, seed) // taken as is
+		if err := ag.Backward(y.Node()); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&m1)
+		x.ZeroGrad()
+		return m1.TotalAlloc - m0.TotalAlloc
+	}
+	pass() // the pool fills
+	if got := pass(); got >= 4*n {
+		t.Errorf("backward allocated %d bytes, want under one gradient (%d): a copy was made", got, 4*n)
 	}
 }

@@ -201,7 +201,7 @@ func (e *Engine) ConvOIHW(x, w tensor.Tensor, p Conv2DParams) bool {
 func (f *conv2d) Backward(gy mat.Tensor) error {
 	g, dy := f.g, tensor.Float32s(gy) // [B, O, Ho, Wo]
 	if f.r.Valid() && f.r.RequiresGrad() {
-		tensor.AccGrad(f.r.Node(), dy) // spago copies a delivered gradient
+		defer f.e.handOn(f.r, gy) // after the last read of dy
 	}
 	if f.b.Valid() && f.b.RequiresGrad() {
 		db := f.e.scratch(g.O)

@@ -92,12 +92,19 @@ func (d *dropGrad) Forward() (mat.Tensor, error) {
 }
 
 func (d *dropGrad) Backward(gy mat.Tensor) error {
-	err := d.AutoGradFunction.Backward(gy)
-	if d.out == nil {
-		return err
+	own, ok := gy.(*mat.Dense[float32])
+	if !ok || d.out == nil || own != d.out.Grad() {
+		return d.AutoGradFunction.Backward(gy)
 	}
 	// The gradient belongs to the result alone: a buffer an operator
 	// handed over (accGrad) or spago's copy of one delivered otherwise.
+	// The operator may pass it on whole to an operand (handOn).
+	og := &ownGrad{Dense: own}
+	err := d.AutoGradFunction.Backward(og)
+	if og.given {
+		d.out.ZeroGrad() // the buffer is the operand's gradient now
+		return err
+	}
 	if g, ok := d.out.Grad().(*mat.Dense[float32]); ok && d.e != nil {
 		d.out.ZeroGrad()
 		d.e.release(tensor.Float32s(g))
@@ -169,6 +176,32 @@ func (e *Engine) par(n, minPer int, fn func(lo, hi int)) {
 	e.B.Parallel(chunks, func(c0, c1 int) {
 		fn(c0*n/chunks, c1*n/chunks)
 	})
+}
+
+// ownGrad is an operator's output gradient as dropGrad hands it to the
+// operator's Backward: a buffer only the result's node holds, which the
+// operator may pass on whole to one operand (handOn).
+type ownGrad struct {
+	*mat.Dense[float32]
+	given bool // an operand's node took the buffer as its gradient
+}
+
+// handOn delivers gy, the gradient Backward received, to t as its
+// gradient unchanged (a residual, a sum's operand): where gy is the
+// result's own buffer (ownGrad) and t has no gradient yet, t's node takes
+// the buffer itself, which spago would copy into a fresh one (an
+// allocation the runtime zeroes, then a pass over the values, both
+// serial). It must be the operator's last read of gy: another operand of
+// t's may add into the buffer at once.
+func (e *Engine) handOn(t tensor.Tensor, gy mat.Tensor) {
+	og, ok := gy.(*ownGrad)
+	if !ok || og.given {
+		tensor.AccGrad(t.Node(), tensor.Float32s(gy))
+		return
+	}
+	h := &handOver{Dense: og.Dense}
+	t.Node().AccGrad(h)
+	og.given = h.taken
 }
 
 // accGrad delivers g, a scratch buffer the caller gives up, as a gradient

@@ -91,7 +91,7 @@ func (e *Engine) initRows(y []float32, b, r tensor.Tensor, m, n int) float32 {
 func (f *linear) Backward(gy mat.Tensor) error {
 	g := tensor.Float32s(gy) // [M, Out]
 	if f.r.Valid() && f.r.RequiresGrad() {
-		tensor.AccGrad(f.r.Node(), g) // spago copies a delivered gradient
+		defer f.e.handOn(f.r, gy) // after the last read of g
 	}
 	if f.x.RequiresGrad() {
 		gx := f.e.scratch(f.m * f.in) // [M, In] = gy W

@@ -85,7 +85,7 @@ func (f *tokenLinear) Backward(gy mat.Tensor) error {
 		defer w.release()
 	}
 	if f.r.Valid() && f.r.RequiresGrad() {
-		tensor.AccGrad(f.r.Node(), dy) // spago copies a delivered gradient
+		defer f.e.handOn(f.r, gy) // after the last read of dy
 	}
 	needB := f.b.Valid() && f.b.RequiresGrad()
 	if f.fromTokens { // dy [B, O, N]
