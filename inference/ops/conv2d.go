@@ -181,11 +181,13 @@ func (f *conv2d) Forward() (mat.Tensor, error) {
 }
 
 // ConvOIHW reports whether Conv2DAdd(x, w, b, r, p) with p.Layout OIHW
-// multiplies w's rows as stored: 1x1 convolutions and small images (the
-// batched path). Such a convolution takes a float16 w (a
-// tensor.HalfHolder) without a float32 copy when e.HalfGemm, and costs
-// no reordering as float32; any other convolution computes in the OHIW
-// layout and is better given its weight that way.
+// reads w as stored: 1x1 convolutions and small images (the batched path)
+// multiply its rows in that order, and take a float16 w (a
+// tensor.HalfHolder) without a float32 copy when e.HalfGemm; the Winograd
+// path transforms its filters from either layout, so a float16 w costs
+// it a plain conversion rather than one that reorders too. Any other
+// convolution computes in the OHIW layout and is better given its weight
+// that way.
 func (e *Engine) ConvOIHW(x, w tensor.Tensor, p Conv2DParams) bool {
 	if p.Layout != OIHW {
 		return false
@@ -195,7 +197,7 @@ func (e *Engine) ConvOIHW(x, w tensor.Tensor, p Conv2DParams) bool {
 		return false
 	}
 	path := pathOf(g, e.winograd())
-	return path == pathDirect || path == pathBatched
+	return path == pathDirect || path == pathBatched || path == pathWinograd
 }
 
 func (f *conv2d) Backward(gy mat.Tensor) error {
