@@ -323,6 +323,35 @@ GLOBL invsqrt2pi<>(SB), RODATA|NOPTR, $32
 	VPSLLD       $23, K, K; \
 	VPADDD       K, R, X
 
+// PHI8 sets P = Phi(X), the standard normal CDF, for 8 float32 lanes of X
+// (kept); A, B and T are scratch: with z = |x|/sqrt2 and t = 1/(1+z/2),
+// h = 0.5*t*e^(P(t) - z^2) is 0.5*erfc(z) (P: Numerical Recipes'
+// erfcc), and Phi = x < 0 ? h : 1-h.
+#define PHI8(X, P, A, B, T) \
+	VANDPS       absmask<>(SB), X, A; \
+	VMULPS       rsqrt2<>(SB), A, A; \
+	VMULPS       half<>(SB), A, B; \
+	VADDPS       one<>(SB), B, B; \
+	VMOVUPS      one<>(SB), P; \
+	VDIVPS       B, P, T; \
+	VMOVUPS      p9<>(SB), P; \
+	VFMADD213PS  p8<>(SB), T, P; \
+	VFMADD213PS  p7<>(SB), T, P; \
+	VFMADD213PS  p6<>(SB), T, P; \
+	VFMADD213PS  p5<>(SB), T, P; \
+	VFMADD213PS  p4<>(SB), T, P; \
+	VFMADD213PS  p3<>(SB), T, P; \
+	VFMADD213PS  p2<>(SB), T, P; \
+	VFMADD213PS  p1<>(SB), T, P; \
+	VFMADD213PS  p0<>(SB), T, P; \
+	VFNMADD231PS A, A, P; \
+	EXP8(P, A, B); \
+	VMULPS       T, P, P; \
+	VMULPS       half<>(SB), P, P; \
+	VMOVUPS      one<>(SB), B; \
+	VSUBPS       P, B, B; \
+	VBLENDVPS    X, P, B, P
+
 // func expAVX2(dst, src *float32, n int)
 // dst[i] = e^src[i] for i < n, n a multiple of 8.
 TEXT ·expAVX2(SB), NOSPLIT, $0-24
@@ -374,8 +403,7 @@ sigdone:
 
 // func phiAVX2(dst, src *float32, n int)
 // dst[i] = Phi(src[i]), the standard normal CDF, for i < n, n a multiple
-// of 8: with z = |x|/sqrt2 and t = 1/(1+z/2), h = 0.5*t*e^(P(t) - z^2) is
-// 0.5*erfc(z) (P: Numerical Recipes' erfcc), and Phi = x < 0 ? h : 1-h.
+// of 8 (PHI8).
 TEXT ·phiAVX2(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
@@ -384,31 +412,9 @@ TEXT ·phiAVX2(SB), NOSPLIT, $0-24
 	JZ   phidone
 
 philoop:
-	VMOVUPS      (SI), Y6
-	VANDPS       absmask<>(SB), Y6, Y0
-	VMULPS       rsqrt2<>(SB), Y0, Y0
-	VMULPS       half<>(SB), Y0, Y1
-	VADDPS       one<>(SB), Y1, Y1
-	VMOVUPS      one<>(SB), Y2
-	VDIVPS       Y1, Y2, Y7
-	VMOVUPS      p9<>(SB), Y2
-	VFMADD213PS  p8<>(SB), Y7, Y2
-	VFMADD213PS  p7<>(SB), Y7, Y2
-	VFMADD213PS  p6<>(SB), Y7, Y2
-	VFMADD213PS  p5<>(SB), Y7, Y2
-	VFMADD213PS  p4<>(SB), Y7, Y2
-	VFMADD213PS  p3<>(SB), Y7, Y2
-	VFMADD213PS  p2<>(SB), Y7, Y2
-	VFMADD213PS  p1<>(SB), Y7, Y2
-	VFMADD213PS  p0<>(SB), Y7, Y2
-	VFNMADD231PS Y0, Y0, Y2
-	EXP8(Y2, Y0, Y1)
-	VMULPS       Y7, Y2, Y2
-	VMULPS       half<>(SB), Y2, Y2
-	VMOVUPS      one<>(SB), Y3
-	VSUBPS       Y2, Y3, Y3
-	VBLENDVPS    Y6, Y2, Y3, Y3
-	VMOVUPS      Y3, (DI)
+	VMOVUPS (SI), Y6
+	PHI8(Y6, Y3, Y0, Y1, Y7)
+	VMOVUPS Y3, (DI)
 	ADDQ         $32, SI
 	ADDQ         $32, DI
 	DECQ         CX
@@ -422,7 +428,7 @@ phidone:
 // func gegluGradAVX2(da, dg, a, gate, dy *float32, n int)
 // For i < n, n a multiple of 8, with g = gate[i]: da[i] = dy[i]*g*Phi(g)
 // and dg[i] = dy[i]*a[i]*(Phi(g) + g*pdf(g)), the gradients of
-// a*GELU(gate), in one pass: Phi as in phiAVX2, pdf from one more e^x.
+// a*GELU(gate), in one pass: Phi by PHI8, pdf from one more e^x.
 TEXT ·gegluGradAVX2(SB), NOSPLIT, $0-48
 	MOVQ da+0(FP), DI
 	MOVQ dg+8(FP), DX
@@ -435,29 +441,7 @@ TEXT ·gegluGradAVX2(SB), NOSPLIT, $0-48
 
 ggloop:
 	VMOVUPS      (SI), Y6
-	VANDPS       absmask<>(SB), Y6, Y0
-	VMULPS       rsqrt2<>(SB), Y0, Y0
-	VMULPS       half<>(SB), Y0, Y1
-	VADDPS       one<>(SB), Y1, Y1
-	VMOVUPS      one<>(SB), Y2
-	VDIVPS       Y1, Y2, Y7
-	VMOVUPS      p9<>(SB), Y2
-	VFMADD213PS  p8<>(SB), Y7, Y2
-	VFMADD213PS  p7<>(SB), Y7, Y2
-	VFMADD213PS  p6<>(SB), Y7, Y2
-	VFMADD213PS  p5<>(SB), Y7, Y2
-	VFMADD213PS  p4<>(SB), Y7, Y2
-	VFMADD213PS  p3<>(SB), Y7, Y2
-	VFMADD213PS  p2<>(SB), Y7, Y2
-	VFMADD213PS  p1<>(SB), Y7, Y2
-	VFMADD213PS  p0<>(SB), Y7, Y2
-	VFNMADD231PS Y0, Y0, Y2
-	EXP8(Y2, Y0, Y1)
-	VMULPS       Y7, Y2, Y2
-	VMULPS       half<>(SB), Y2, Y2
-	VMOVUPS      one<>(SB), Y3
-	VSUBPS       Y2, Y3, Y3
-	VBLENDVPS    Y6, Y2, Y3, Y3        // Y3 = Phi(g)
+	PHI8(Y6, Y3, Y0, Y1, Y7)           // Y3 = Phi(g)
 	VMULPS       neghalf<>(SB), Y6, Y4
 	VMULPS       Y6, Y4, Y4
 	EXP8(Y4, Y0, Y1)                   // Y4 = e^(-g*g/2)
