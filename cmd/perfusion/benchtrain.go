@@ -161,8 +161,9 @@ func trainBenchSize(ctx context.Context, p *pipeline.Pipeline, m edit.Metric, cl
 			return 0, err
 		}
 		d, c := time.Since(start), processCPU()-c0
-		if pk, _ := perf.PeakRSS(); peak != nil && pk > *peak {
-			*peak = pk
+		if peak != nil {
+			pk, _ := perf.PeakRSS()
+			*peak = max(*peak, pk)
 		}
 		if len(*ds) == 0 || d < slices.Min(*ds) {
 			*cpu = c

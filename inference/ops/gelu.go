@@ -67,32 +67,11 @@ func (f *gelu) Backward(gy mat.Tensor) error {
 			}
 			return
 		}
-		geluGrad(d, xs, s)
-		for i := range d {
-			d[i] *= gs[i]
-		}
+		vmath.GELUGrads(d, xs, gs, s)
 	})
 	f.e.accGrad(f.x, gx)
 	return nil
 }
-
-// geluGrad sets d = GELU'(x) = Phi(x) + x*pdf(x); s is scratch (len(x)).
-func geluGrad(d, x, s []float32) {
-	for i, v := range x {
-		s[i] = -0.5 * v * v
-	}
-	vmath.Exps(s, s) // sqrt(2 pi) * pdf
-	for i, v := range x {
-		d[i] = v * s[i] * invSqrt2Pi
-	}
-	vmath.Phis(s, x)
-	for i := range d {
-		d[i] += s[i]
-	}
-}
-
-// invSqrt2Pi is 1/sqrt(2 pi), the standard normal density at 0.
-const invSqrt2Pi = 0.3989422804014327
 
 // GEGLU is the gated GELU of the SD feed-forward (Shazeer, "GLU Variants
 // Improve Transformer", 2020): x [..., 2D] splits into a = x[..., :D] and

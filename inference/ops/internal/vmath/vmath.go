@@ -1,7 +1,8 @@
 // Package vmath computes exp, the logistic sigmoid, the standard normal
-// CDF and GEGLU's gradients over float32 slices for the elementwise
-// operators (SiLU, GELU, GEGLU), eight lanes at a time with AVX2+FMA where the CPU has them, and
-// with scalar float64 code otherwise and for the tails. The standard
+// CDF and the gradients of GELU and GEGLU over float32 slices for the
+// elementwise operators (SiLU, GELU, GEGLU), eight lanes at a time with
+// AVX2+FMA where the CPU has them, and with scalar float64 code otherwise
+// and for the tails. The standard
 // library's math.Erf costs ~30 ns an element, which made GELU as slow as
 // the GEMM around it; the vector kernels take about 1-3 ns.
 package vmath
@@ -84,6 +85,22 @@ func Sigmoids(dst, x []float32, alpha float32) {
 func Phis(dst, x []float32) {
 	for i := phiVec(dst, x); i < len(x); i++ {
 		dst[i] = float32(Phi(float64(x[i])))
+	}
+}
+
+// GELUGrads sets dx[i] = dy[i]*GELU'(x[i]), GELU'(x) = Phi(x) + x*pdf(x);
+// s is scratch. All slices have len(x).
+func GELUGrads(dx, x, dy, s []float32) {
+	for i, v := range x {
+		s[i] = -0.5 * v * v
+	}
+	Exps(s, s) // sqrt(2 pi) * pdf
+	for i, v := range x {
+		dx[i] = v * s[i] * invSqrt2Pi
+	}
+	Phis(s, x)
+	for i := range dx {
+		dx[i] = (dx[i] + s[i]) * dy[i]
 	}
 }
 

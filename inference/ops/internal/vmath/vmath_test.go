@@ -146,6 +146,18 @@ func testSlices(t *testing.T) {
 		}
 	}
 
+	// GELU's gradient, against float64, dy of either sign.
+	gx := make([]float32, len(g))
+	GELUGrads(gx, g, dy, make([]float32, len(g)))
+	for i, v := range g {
+		x := float64(v)
+		want := float64(dy[i]) * (phi(x) + x*math.Exp(-x*x/2)/math.Sqrt(2*math.Pi))
+		tol := 1e-37 + (5e-7+1e-7*x*x)*math.Abs(float64(dy[i]))*(1+math.Abs(x))
+		if math.Abs(float64(gx[i])-want) > tol {
+			t.Fatalf("GELUGrads(%g, dy %g) = %g, want %g (vector kernels: %v)", v, dy[i], gx[i], want, hasAVX2)
+		}
+	}
+
 	// in place, short slices (scalar only), NaN
 	z := grid(13, -3, 3)
 	want := append([]float32(nil), z...)
